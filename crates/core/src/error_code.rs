@@ -1,0 +1,61 @@
+//! The error codes of DESIGN.md's JSON error body, shared by the web tier (HTTP errors)
+//! and the worker (why a photo failed), so a user sees the same words either way.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    InvalidRecipe,
+    InvalidRequest,
+    UnsupportedFormat,
+    EmptyFile,
+    FileTooLarge,
+    TooManyPixels,
+    TooManyPhotos,
+    PayloadTooLarge,
+    NotFound,
+    RateLimited,
+    Unavailable,
+    InsufficientStorage,
+    Internal,
+    /// A photo that passed the upload checks but could not be decoded or processed.
+    ProcessingFailed,
+    /// A photo whose message was dead-lettered after too many attempts.
+    GaveUp,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidRecipe => "invalid_recipe",
+            Self::InvalidRequest => "invalid_request",
+            Self::UnsupportedFormat => "unsupported_format",
+            Self::EmptyFile => "empty_file",
+            Self::FileTooLarge => "file_too_large",
+            Self::TooManyPixels => "too_many_pixels",
+            Self::TooManyPhotos => "too_many_photos",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::NotFound => "not_found",
+            Self::RateLimited => "rate_limited",
+            Self::Unavailable => "unavailable",
+            Self::InsufficientStorage => "insufficient_storage",
+            Self::Internal => "internal",
+            Self::ProcessingFailed => "processing_failed",
+            Self::GaveUp => "gave_up",
+        }
+    }
+}
+
+/// `{"code", "message"}`: the error body of the API and the reason a photo failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PhotoError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl PhotoError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { code, message: message.into() }
+    }
+}

@@ -1,0 +1,164 @@
+//! What the store holds about a job: the job manifest, one manifest per photo, and the
+//! photo's state events. Events are immutable documents, one per (attempt, state), so
+//! several status processes can record updates concurrently without losing any, and the
+//! current state is simply the greatest (attempt, rank) present — a late "processing"
+//! can never overwrite "done".
+
+use crate::error_code::PhotoError;
+use crate::ids::{JobId, PhotoId};
+use crate::recipe::Recipe;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+pub const MANIFEST_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobManifest {
+    pub v: u32,
+    pub id: JobId,
+    pub created_at: u64,
+    pub owner_token_sha256: String,
+    pub recipe: Recipe,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PhotoManifest {
+    pub v: u32,
+    pub job_id: JobId,
+    pub id: PhotoId,
+    /// The uploaded file name, sanitised for display (never used in a store key).
+    pub name: String,
+    pub content_type: String,
+    pub size: u64,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub added_at: u64,
+    /// Order within its upload batch, so the job page lists photos as they were chosen.
+    pub position: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PhotoState {
+    Queued,
+    Processing,
+    Failed,
+    Done,
+    Cancelled,
+}
+
+impl PhotoState {
+    /// Order of states within one attempt. `done` outranks `failed`: if both are recorded
+    /// for one attempt (a dead-lettered duplicate of a message that did succeed), the
+    /// outputs exist and the photo is done.
+    pub fn rank(self) -> u8 {
+        match self {
+            Self::Queued => 0,
+            Self::Processing => 1,
+            Self::Failed => 2,
+            Self::Done => 3,
+            Self::Cancelled => 4,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Processing => "processing",
+            Self::Failed => "failed",
+            Self::Done => "done",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Queued, Self::Processing, Self::Failed, Self::Done, Self::Cancelled]
+            .into_iter()
+            .find(|state| state.as_str() == text)
+    }
+
+    pub fn is_finished(self) -> bool {
+        matches!(self, Self::Done | Self::Failed | Self::Cancelled)
+    }
+}
+
+impl fmt::Display for PhotoState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where a photo's state stands: compared by attempt first, then by state rank.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Progress {
+    pub attempt: u32,
+    pub rank: u8,
+}
+
+impl Progress {
+    pub fn of(attempt: u32, state: PhotoState) -> Self {
+        Self { attempt, rank: state.rank() }
+    }
+}
+
+/// One recorded state of one attempt of a photo.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventDoc {
+    pub v: u32,
+    pub attempt: u32,
+    pub state: PhotoState,
+    pub at: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<PhotoError>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outputs: Vec<OutputInfo>,
+    /// For a `queued` event of a reprocessing: the recipe this attempt runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipe: Option<Recipe>,
+}
+
+impl EventDoc {
+    pub fn new(attempt: u32, state: PhotoState) -> Self {
+        Self { v: MANIFEST_VERSION, attempt, state, at: crate::now_millis(), stage: None, error: None, outputs: Vec::new(), recipe: None }
+    }
+}
+
+/// One stored output of a done photo: `result`, `thumb` or `preview`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputInfo {
+    pub name: String,
+    pub key: String,
+    pub content_type: String,
+    pub width: u32,
+    pub height: u32,
+    pub size: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_state_never_goes_backwards_within_an_attempt() {
+        let done = Progress::of(1, PhotoState::Done);
+        assert!(Progress::of(1, PhotoState::Processing) < done);
+        assert!(Progress::of(1, PhotoState::Failed) < done);
+        assert!(Progress::of(1, PhotoState::Queued) < Progress::of(1, PhotoState::Processing));
+    }
+
+    #[test]
+    fn a_retry_starts_a_new_attempt_that_outranks_the_old_one() {
+        assert!(Progress::of(1, PhotoState::Done) < Progress::of(2, PhotoState::Queued));
+        assert!(Progress::of(1, PhotoState::Failed) < Progress::of(2, PhotoState::Queued));
+    }
+
+    #[test]
+    fn states_round_trip_through_their_names() {
+        for state in [PhotoState::Queued, PhotoState::Processing, PhotoState::Failed, PhotoState::Done, PhotoState::Cancelled] {
+            assert_eq!(PhotoState::parse(state.as_str()), Some(state));
+        }
+        assert_eq!(PhotoState::parse("finished"), None);
+    }
+}

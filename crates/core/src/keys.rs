@@ -1,0 +1,127 @@
+//! Where things live in the object store. Every key is built here from generated ids and
+//! fixed names — never from user input — so no upload can name its way out of its job.
+//!
+//! ```text
+//! jobs/<job>/job.json                                  job manifest
+//! jobs/<job>/batches/<sha256 of Idempotency-Key>.json  replies to add-photo batches
+//! jobs/<job>/photos/<photo>/photo.json                 photo manifest
+//! jobs/<job>/photos/<photo>/original                   the upload, as received
+//! jobs/<job>/photos/<photo>/a<attempt>/<name>.<ext>    outputs and intermediates of an attempt
+//! jobs/<job>/photos/<photo>/events/<attempt>-<rank>-<state>.json   state events
+//! ```
+
+use crate::ids::{JobId, PhotoId};
+use crate::job::{PhotoState, Progress};
+
+pub fn job_prefix(job: &JobId) -> String {
+    format!("jobs/{job}/")
+}
+
+pub fn job_manifest(job: &JobId) -> String {
+    format!("jobs/{job}/job.json")
+}
+
+pub fn batch_reply(job: &JobId, idempotency_key_sha256: &str) -> String {
+    format!("jobs/{job}/batches/{idempotency_key_sha256}.json")
+}
+
+pub fn photos_prefix(job: &JobId) -> String {
+    format!("jobs/{job}/photos/")
+}
+
+pub fn photo_prefix(job: &JobId, photo: &PhotoId) -> String {
+    format!("jobs/{job}/photos/{photo}/")
+}
+
+pub fn photo_manifest(job: &JobId, photo: &PhotoId) -> String {
+    format!("jobs/{job}/photos/{photo}/photo.json")
+}
+
+pub fn original(job: &JobId, photo: &PhotoId) -> String {
+    format!("jobs/{job}/photos/{photo}/original")
+}
+
+/// An output (`result`, `thumb`, `preview`) of one attempt. Redelivered messages of the
+/// same attempt write the same keys, so at-least-once delivery produces no duplicates.
+pub fn output(job: &JobId, photo: &PhotoId, attempt: u32, name: &str, extension: &str) -> String {
+    format!("jobs/{job}/photos/{photo}/a{attempt}/{name}.{extension}")
+}
+
+/// The lossless image a pipeline segment hands to the next one.
+pub fn intermediate(job: &JobId, photo: &PhotoId, attempt: u32, after_segment: usize) -> String {
+    format!("jobs/{job}/photos/{photo}/a{attempt}/segment-{after_segment}.png")
+}
+
+pub fn event(job: &JobId, photo: &PhotoId, attempt: u32, state: PhotoState) -> String {
+    format!("jobs/{job}/photos/{photo}/events/{attempt:06}-{}-{state}.json", state.rank())
+}
+
+/// What a key under [`photos_prefix`] is, as far as the job view cares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PhotoKey {
+    Manifest { photo: PhotoId },
+    Event { photo: PhotoId, attempt: u32, state: PhotoState },
+    Other,
+}
+
+impl PhotoKey {
+    pub fn progress(&self) -> Option<Progress> {
+        match self {
+            Self::Event { attempt, state, .. } => Some(Progress::of(*attempt, *state)),
+            _ => None,
+        }
+    }
+}
+
+pub fn classify(job: &JobId, key: &str) -> PhotoKey {
+    let prefix = photos_prefix(job);
+    let Some(rest) = key.strip_prefix(&prefix) else { return PhotoKey::Other };
+    let mut parts = rest.split('/');
+    let Some(photo) = parts.next().and_then(|p| PhotoId::parse(p).ok()) else { return PhotoKey::Other };
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some("photo.json"), None, None) => PhotoKey::Manifest { photo },
+        (Some("events"), Some(file), None) => parse_event_file(file)
+            .map(|(attempt, state)| PhotoKey::Event { photo, attempt, state })
+            .unwrap_or(PhotoKey::Other),
+        _ => PhotoKey::Other,
+    }
+}
+
+fn parse_event_file(file: &str) -> Option<(u32, PhotoState)> {
+    let stem = file.strip_suffix(".json")?;
+    let mut fields = stem.splitn(3, '-');
+    let attempt = fields.next()?.parse().ok()?;
+    let _rank = fields.next()?;
+    let state = PhotoState::parse(fields.next()?)?;
+    Some((attempt, state))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_keys_parse_back() {
+        let (job, photo) = (JobId::generate(), PhotoId::generate());
+        let key = event(&job, &photo, 12, PhotoState::Done);
+        assert_eq!(classify(&job, &key), PhotoKey::Event { photo: photo.clone(), attempt: 12, state: PhotoState::Done });
+        assert_eq!(classify(&job, &photo_manifest(&job, &photo)), PhotoKey::Manifest { photo: photo.clone() });
+        assert_eq!(classify(&job, &original(&job, &photo)), PhotoKey::Other);
+        assert_eq!(classify(&JobId::generate(), &key), PhotoKey::Other);
+    }
+
+    #[test]
+    fn event_keys_sort_like_their_progress() {
+        let (job, photo) = (JobId::generate(), PhotoId::generate());
+        let mut keys = vec![
+            event(&job, &photo, 2, PhotoState::Queued),
+            event(&job, &photo, 1, PhotoState::Done),
+            event(&job, &photo, 1, PhotoState::Processing),
+        ];
+        keys.sort();
+        let progress: Vec<_> = keys.iter().filter_map(|k| classify(&job, k).progress()).collect();
+        let mut sorted = progress.clone();
+        sorted.sort();
+        assert_eq!(progress, sorted);
+    }
+}

@@ -1,0 +1,168 @@
+//! Queue messages. Versioned JSON envelopes that carry ids and keys, never image bytes
+//! (an SQS message is at most 256 KiB). A message that does not parse, or carries a
+//! version this build does not know, is a [`MessageError`]: consumers delete it at once,
+//! because retrying cannot make it parse.
+
+use crate::error_code::PhotoError;
+use crate::ids::{JobId, PhotoId};
+use crate::job::OutputInfo;
+use crate::plan::Segment;
+use crate::recipe::Recipe;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+pub const MESSAGE_VERSION: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MessageError {
+    #[error("message is not valid JSON of the expected shape: {0}")]
+    Malformed(#[from] serde_json::Error),
+    #[error("message version {found} is not supported (this build speaks version {MESSAGE_VERSION})")]
+    UnsupportedVersion { found: u64 },
+}
+
+/// Process `plan[segment]` of this photo's recipe. Segment 0 reads the original; later
+/// segments read the intermediate image the previous segment wrote.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PhotoRequest {
+    pub v: u32,
+    pub job_id: JobId,
+    pub photo_id: PhotoId,
+    pub attempt: u32,
+    pub recipe: Recipe,
+    pub plan: Vec<Segment>,
+    pub segment: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PhotoResponse {
+    pub v: u32,
+    pub job_id: JobId,
+    pub photo_id: PhotoId,
+    pub attempt: u32,
+    #[serde(flatten)]
+    pub update: PhotoUpdate,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum PhotoUpdate {
+    Processing { stage: String },
+    Done { outputs: Vec<OutputInfo> },
+    Failed { error: PhotoError },
+}
+
+fn check_version(body: &str) -> Result<(), MessageError> {
+    #[derive(Deserialize)]
+    struct Versioned {
+        v: u64,
+    }
+    let Versioned { v } = serde_json::from_str(body)?;
+    if v == u64::from(MESSAGE_VERSION) {
+        Ok(())
+    } else {
+        Err(MessageError::UnsupportedVersion { found: v })
+    }
+}
+
+impl PhotoRequest {
+    pub fn new(job_id: JobId, photo_id: PhotoId, attempt: u32, recipe: Recipe, plan: Vec<Segment>) -> Self {
+        Self { v: MESSAGE_VERSION, job_id, photo_id, attempt, recipe, plan, segment: 0 }
+    }
+
+    pub fn decode(body: &str) -> Result<Self, MessageError> {
+        check_version(body)?;
+        Ok(serde_json::from_str(body)?)
+    }
+
+    pub fn encode(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    pub fn current_segment(&self) -> Option<&Segment> {
+        self.plan.get(self.segment)
+    }
+
+    pub fn is_last_segment(&self) -> bool {
+        self.segment + 1 >= self.plan.len()
+    }
+
+    /// The same photo, handed to the next segment of its plan.
+    pub fn forwarded(&self) -> Option<Self> {
+        (!self.is_last_segment()).then(|| Self { segment: self.segment + 1, ..self.clone() })
+    }
+
+    /// Message attributes, so one photo can be followed across processes in logs.
+    pub fn attributes(&self) -> BTreeMap<String, String> {
+        trace_attributes(&self.job_id, &self.photo_id, self.attempt)
+    }
+}
+
+impl PhotoResponse {
+    pub fn new(job_id: JobId, photo_id: PhotoId, attempt: u32, update: PhotoUpdate) -> Self {
+        Self { v: MESSAGE_VERSION, job_id, photo_id, attempt, update }
+    }
+
+    pub fn decode(body: &str) -> Result<Self, MessageError> {
+        check_version(body)?;
+        Ok(serde_json::from_str(body)?)
+    }
+
+    pub fn encode(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    pub fn attributes(&self) -> BTreeMap<String, String> {
+        trace_attributes(&self.job_id, &self.photo_id, self.attempt)
+    }
+}
+
+fn trace_attributes(job_id: &JobId, photo_id: &PhotoId, attempt: u32) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("job_id".to_owned(), job_id.to_string()),
+        ("photo_id".to_owned(), photo_id.to_string()),
+        ("attempt".to_owned(), attempt.to_string()),
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::StageMap;
+
+    #[test]
+    fn request_round_trips_and_forwards_through_its_plan() {
+        let recipe = Recipe::from_json(r#"{"ops":[{"op":"redeye"},{"op":"thumbnail","size":64}]}"#).expect("valid");
+        let plan = StageMap::default().plan(&recipe);
+        let request = PhotoRequest::new(JobId::generate(), PhotoId::generate(), 1, recipe, plan);
+        let decoded = PhotoRequest::decode(&request.encode()).expect("decodes");
+        assert_eq!(decoded, request);
+        assert_eq!(decoded.current_segment().map(|s| s.stage.as_str()), Some("slow"));
+        let next = decoded.forwarded().expect("has a second segment");
+        assert_eq!(next.current_segment().map(|s| s.stage.as_str()), Some("quick"));
+        assert!(next.forwarded().is_none());
+    }
+
+    #[test]
+    fn rejects_garbage_and_unknown_versions() {
+        assert!(matches!(PhotoRequest::decode("{{nope"), Err(MessageError::Malformed(_))));
+        assert!(matches!(
+            PhotoResponse::decode(r#"{"v":7,"anything":1}"#),
+            Err(MessageError::UnsupportedVersion { found: 7 })
+        ));
+        assert!(matches!(PhotoResponse::decode(r#"{"v":1,"job_id":"x"}"#), Err(MessageError::Malformed(_))));
+    }
+
+    #[test]
+    fn response_states_are_tagged() {
+        let response = PhotoResponse::new(
+            JobId::generate(),
+            PhotoId::generate(),
+            2,
+            PhotoUpdate::Processing { stage: "quick".into() },
+        );
+        let json: serde_json::Value = serde_json::from_str(&response.encode()).expect("json");
+        assert_eq!(json["state"], "processing");
+        assert_eq!(json["attempt"], 2);
+    }
+}

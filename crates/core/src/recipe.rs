@@ -1,0 +1,442 @@
+//! The recipe: which operations to apply to a photo, in order, and how to encode the result
+//! (DESIGN.md "Recipe"). Parsing is strict — an unknown op, an unknown key, a missing or
+//! out-of-range parameter is a [`RecipeError`] naming the offending field — because a
+//! recipe that is wrong should fail at upload, not on a worker minutes later.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+pub const MAX_OPS: usize = 16;
+pub const MAX_REGIONS: usize = 64;
+pub const MAX_CAPTION_CHARS: usize = 200;
+pub const MAX_BORDER_WIDTH: u32 = 2000;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct RecipeError {
+    /// Where the problem is, as a path into the recipe JSON (`ops[1].size`).
+    pub field: String,
+    pub message: String,
+}
+
+impl RecipeError {
+    fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { field: field.into(), message: message.into() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recipe {
+    pub ops: Vec<Operation>,
+    #[serde(default)]
+    pub format: OutputFormat,
+    #[serde(default = "default_quality")]
+    pub quality: u8,
+}
+
+fn default_quality() -> u8 {
+    85
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputFormat {
+    #[default]
+    Jpeg,
+    Png,
+    Webp,
+}
+
+impl OutputFormat {
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Jpeg => "jpg",
+            Self::Png => "png",
+            Self::Webp => "webp",
+        }
+    }
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Jpeg => "image/jpeg",
+            Self::Png => "image/png",
+            Self::Webp => "image/webp",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Region {
+    pub x: u32,
+    pub y: u32,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// `#rrggbb`, parsed once so operations never see text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Color(pub [u8; 3]);
+
+impl TryFrom<String> for Color {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        let hex = text.strip_prefix('#').filter(|hex| hex.len() == 6 && hex.is_ascii());
+        let channel = |i: usize| hex.and_then(|hex| u8::from_str_radix(&hex[i..i + 2], 16).ok());
+        match (channel(0), channel(2), channel(4)) {
+            (Some(r), Some(g), Some(b)) => Ok(Color([r, g, b])),
+            _ => Err(format!("expected a colour as \"#rrggbb\", got {text:?}")),
+        }
+    }
+}
+
+impl From<Color> for String {
+    fn from(color: Color) -> String {
+        let [r, g, b] = color.0;
+        format!("#{r:02x}{g:02x}{b:02x}")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecolorMode {
+    Grayscale,
+    Sepia,
+    Tint,
+    Hue,
+    AutoLevels,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Flip {
+    Horizontal,
+    Vertical,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaptionPosition {
+    Bottom,
+    Top,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Border {
+    pub width: u32,
+    pub color: Color,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Caption {
+    pub text: String,
+    #[serde(default = "default_caption_position")]
+    pub position: CaptionPosition,
+}
+
+fn default_caption_position() -> CaptionPosition {
+    CaptionPosition::Bottom
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Operation {
+    Thumbnail {
+        size: u32,
+    },
+    Crop {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        x: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        y: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        width: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        height: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        aspect: Option<String>,
+    },
+    Redeye {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        regions: Option<Vec<Region>>,
+    },
+    WhitenTeeth {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        regions: Option<Vec<Region>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        strength: Option<f32>,
+    },
+    Recolor {
+        mode: RecolorMode,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        color: Option<Color>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        strength: Option<f32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        degrees: Option<f32>,
+    },
+    Customize(Customize),
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Customize {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub brightness: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contrast: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub saturation: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sharpen: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotate: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flip: Option<Flip>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub border: Option<Border>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caption: Option<Caption>,
+}
+
+/// A crop as the imaging code wants it: validated, one of the two forms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CropSpec {
+    Box(Region),
+    Aspect { width: u32, height: u32 },
+}
+
+impl Operation {
+    /// The name used in recipes, stage maps and metrics labels.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Thumbnail { .. } => "thumbnail",
+            Self::Crop { .. } => "crop",
+            Self::Redeye { .. } => "redeye",
+            Self::WhitenTeeth { .. } => "whiten_teeth",
+            Self::Recolor { .. } => "recolor",
+            Self::Customize(_) => "customize",
+        }
+    }
+
+    pub const NAMES: [&'static str; 6] =
+        ["thumbnail", "crop", "redeye", "whiten_teeth", "recolor", "customize"];
+}
+
+impl Recipe {
+    /// Parses and validates a recipe from JSON text.
+    pub fn from_json(text: &str) -> Result<Self, RecipeError> {
+        let deserializer = &mut serde_json::Deserializer::from_str(text);
+        let recipe: Recipe = serde_path_to_error::deserialize(deserializer).map_err(|error| {
+            let path = error.path().to_string();
+            let field = if path == "." { "recipe".to_owned() } else { path };
+            RecipeError::new(field, error.into_inner().to_string())
+        })?;
+        recipe.validate()?;
+        Ok(recipe)
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    pub fn validate(&self) -> Result<(), RecipeError> {
+        if self.ops.is_empty() || self.ops.len() > MAX_OPS {
+            return Err(RecipeError::new(
+                "ops",
+                format!("must hold 1 to {MAX_OPS} operations, got {}", self.ops.len()),
+            ));
+        }
+        if !(1..=100).contains(&self.quality) {
+            return Err(RecipeError::new("quality", format!("must be 1–100, got {}", self.quality)));
+        }
+        for (index, op) in self.ops.iter().enumerate() {
+            validate_op(op, &format!("ops[{index}]"))?;
+        }
+        Ok(())
+    }
+}
+
+fn in_range(field: String, value: f32, low: f32, high: f32) -> Result<(), RecipeError> {
+    if value.is_finite() && (low..=high).contains(&value) {
+        Ok(())
+    } else {
+        Err(RecipeError::new(field, format!("must be between {low} and {high}, got {value}")))
+    }
+}
+
+fn validate_regions(path: &str, regions: &Option<Vec<Region>>) -> Result<(), RecipeError> {
+    let Some(regions) = regions else { return Ok(()) };
+    if regions.len() > MAX_REGIONS {
+        return Err(RecipeError::new(
+            format!("{path}.regions"),
+            format!("at most {MAX_REGIONS} regions, got {}", regions.len()),
+        ));
+    }
+    for (index, region) in regions.iter().enumerate() {
+        if region.width == 0 || region.height == 0 {
+            return Err(RecipeError::new(
+                format!("{path}.regions[{index}]"),
+                "width and height must be at least 1",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn validate_op(op: &Operation, path: &str) -> Result<(), RecipeError> {
+    match op {
+        Operation::Thumbnail { size } => {
+            if !(1..=4096).contains(size) {
+                return Err(RecipeError::new(format!("{path}.size"), format!("must be 1–4096, got {size}")));
+            }
+        }
+        Operation::Crop { .. } => {
+            crop_spec(op, path)?;
+        }
+        Operation::Redeye { regions } => validate_regions(path, regions)?,
+        Operation::WhitenTeeth { regions, strength } => {
+            validate_regions(path, regions)?;
+            if let Some(strength) = strength {
+                in_range(format!("{path}.strength"), *strength, 0.0, 1.0)?;
+            }
+        }
+        Operation::Recolor { mode, color, strength, degrees } => {
+            let unexpected = |name: &str| {
+                RecipeError::new(format!("{path}.{name}"), format!("is not a parameter of mode {mode:?}"))
+            };
+            match mode {
+                RecolorMode::Tint => {
+                    if color.is_none() {
+                        return Err(RecipeError::new(format!("{path}.color"), "tint needs a colour \"#rrggbb\""));
+                    }
+                    if let Some(strength) = strength {
+                        in_range(format!("{path}.strength"), *strength, 0.0, 1.0)?;
+                    }
+                    if degrees.is_some() {
+                        return Err(unexpected("degrees"));
+                    }
+                }
+                RecolorMode::Hue => {
+                    let Some(degrees) = degrees else {
+                        return Err(RecipeError::new(format!("{path}.degrees"), "hue needs degrees (−360 to 360)"));
+                    };
+                    in_range(format!("{path}.degrees"), *degrees, -360.0, 360.0)?;
+                    if color.is_some() {
+                        return Err(unexpected("color"));
+                    }
+                    if strength.is_some() {
+                        return Err(unexpected("strength"));
+                    }
+                }
+                RecolorMode::Grayscale | RecolorMode::Sepia | RecolorMode::AutoLevels => {
+                    for (name, present) in [("color", color.is_some()), ("strength", strength.is_some()), ("degrees", degrees.is_some())] {
+                        if present {
+                            return Err(unexpected(name));
+                        }
+                    }
+                }
+            }
+        }
+        Operation::Customize(customize) => validate_customize(customize, path)?,
+    }
+    Ok(())
+}
+
+fn validate_customize(customize: &Customize, path: &str) -> Result<(), RecipeError> {
+    let Customize { brightness, contrast, saturation, sharpen, rotate, flip, border, caption } = customize;
+    for (name, value) in [("brightness", brightness), ("contrast", contrast), ("saturation", saturation)] {
+        if let Some(value) = value {
+            in_range(format!("{path}.{name}"), *value, -1.0, 1.0)?;
+        }
+    }
+    if let Some(sharpen) = sharpen {
+        in_range(format!("{path}.sharpen"), *sharpen, 0.0, 2.0)?;
+    }
+    if let Some(rotate) = rotate {
+        if ![90, 180, 270].contains(rotate) {
+            return Err(RecipeError::new(format!("{path}.rotate"), format!("must be 90, 180 or 270, got {rotate}")));
+        }
+    }
+    if let Some(border) = border {
+        if !(1..=MAX_BORDER_WIDTH).contains(&border.width) {
+            return Err(RecipeError::new(
+                format!("{path}.border.width"),
+                format!("must be 1–{MAX_BORDER_WIDTH}, got {}", border.width),
+            ));
+        }
+    }
+    if let Some(caption) = caption {
+        let chars = caption.text.chars().count();
+        if caption.text.trim().is_empty() || chars > MAX_CAPTION_CHARS {
+            return Err(RecipeError::new(
+                format!("{path}.caption.text"),
+                format!("must be 1–{MAX_CAPTION_CHARS} characters, got {chars}"),
+            ));
+        }
+    }
+    let nothing_set = brightness.is_none()
+        && contrast.is_none()
+        && saturation.is_none()
+        && sharpen.is_none()
+        && rotate.is_none()
+        && flip.is_none()
+        && border.is_none()
+        && caption.is_none();
+    if nothing_set {
+        return Err(RecipeError::new(path, "customize needs at least one adjustment"));
+    }
+    Ok(())
+}
+
+/// The validated form of a `crop` operation.
+pub fn crop_spec(op: &Operation, path: &str) -> Result<CropSpec, RecipeError> {
+    let Operation::Crop { x, y, width, height, aspect } = op else {
+        return Err(RecipeError::new(path, "not a crop"));
+    };
+    let has_box = [x, y, width, height].iter().any(|v| v.is_some());
+    match (aspect, has_box) {
+        (Some(_), true) => Err(RecipeError::new(path, "give either x, y, width, height or aspect, not both")),
+        (None, false) => Err(RecipeError::new(path, "crop needs x, y, width, height or aspect")),
+        (Some(aspect), false) => {
+            let parsed = aspect.split_once(':').and_then(|(w, h)| {
+                Some((w.trim().parse::<u32>().ok()?, h.trim().parse::<u32>().ok()?))
+            });
+            match parsed {
+                Some((w, h)) if w > 0 && h > 0 && w <= 1000 && h <= 1000 => Ok(CropSpec::Aspect { width: w, height: h }),
+                _ => Err(RecipeError::new(
+                    format!("{path}.aspect"),
+                    format!("expected \"W:H\" with positive integers up to 1000, got {aspect:?}"),
+                )),
+            }
+        }
+        (None, true) => {
+            let field = |name: &str, value: &Option<u32>| {
+                value.ok_or_else(|| RecipeError::new(format!("{path}.{name}"), "missing: a box crop needs x, y, width and height"))
+            };
+            let region = Region {
+                x: field("x", x)?,
+                y: field("y", y)?,
+                width: field("width", width)?,
+                height: field("height", height)?,
+            };
+            if region.width == 0 || region.height == 0 {
+                return Err(RecipeError::new(format!("{path}.width"), "width and height must be at least 1"));
+            }
+            Ok(CropSpec::Box(region))
+        }
+    }
+}
+
+impl fmt::Display for OutputFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.extension())
+    }
+}
+
+#[cfg(test)]
+#[path = "recipe_tests.rs"]
+mod tests;

@@ -1,0 +1,63 @@
+use super::*;
+
+fn error_of(json: &str) -> RecipeError {
+    match Recipe::from_json(json) {
+        Ok(recipe) => panic!("accepted {json}: {recipe:?}"),
+        Err(error) => error,
+    }
+}
+
+#[test]
+fn parses_the_design_example() {
+    let recipe = Recipe::from_json(
+        r#"{"ops": [{"op": "redeye"}, {"op": "crop", "aspect": "4:3"},
+            {"op": "recolor", "mode": "sepia"}, {"op": "thumbnail", "size": 256}],
+            "format": "jpeg", "quality": 85}"#,
+    )
+    .expect("valid recipe");
+    assert_eq!(recipe.ops.len(), 4);
+    assert_eq!(recipe.format, OutputFormat::Jpeg);
+    assert_eq!(crop_spec(&recipe.ops[1], "ops[1]"), Ok(CropSpec::Aspect { width: 4, height: 3 }));
+}
+
+#[test]
+fn defaults_format_and_quality() {
+    let recipe = Recipe::from_json(r#"{"ops":[{"op":"thumbnail","size":10}]}"#).expect("valid");
+    assert_eq!((recipe.format, recipe.quality), (OutputFormat::Jpeg, 85));
+}
+
+#[test]
+fn round_trips_through_json() {
+    let text = r##"{"ops":[{"op":"customize","brightness":0.2,"border":{"width":4,"color":"#ff0000"},"caption":{"text":"hi"}},{"op":"recolor","mode":"tint","color":"#336699"}],"format":"png"}"##;
+    let recipe = Recipe::from_json(text).expect("valid");
+    assert_eq!(Recipe::from_json(&recipe.to_json()), Ok(recipe));
+}
+
+#[test]
+fn names_the_offending_field() {
+    assert_eq!(error_of(r#"{"ops":[{"op":"thumbnail","size":0}]}"#).field, "ops[0].size");
+    assert_eq!(error_of(r#"{"ops":[{"op":"crop","aspect":"4:3"},{"op":"thumbnail","size":5000}]}"#).field, "ops[1].size");
+    assert_eq!(error_of(r#"{"ops":[]}"#).field, "ops");
+    assert_eq!(error_of(r#"{"ops":[{"op":"thumbnail","size":5}],"quality":0}"#).field, "quality");
+    assert_eq!(error_of(r#"{"ops":[{"op":"crop","aspect":"4:0"}]}"#).field, "ops[0].aspect");
+    assert_eq!(error_of(r#"{"ops":[{"op":"crop","x":1,"y":1,"width":3}]}"#).field, "ops[0].height");
+    assert_eq!(error_of(r#"{"ops":[{"op":"recolor","mode":"tint"}]}"#).field, "ops[0].color");
+    assert_eq!(error_of(r#"{"ops":[{"op":"recolor","mode":"hue","degrees":400}]}"#).field, "ops[0].degrees");
+    assert_eq!(error_of(r#"{"ops":[{"op":"customize","rotate":45}]}"#).field, "ops[0].rotate");
+    assert_eq!(error_of(r#"{"ops":[{"op":"customize","contrast":1.5}]}"#).field, "ops[0].contrast");
+    assert_eq!(error_of(r#"{"ops":[{"op":"whiten_teeth","strength":2}]}"#).field, "ops[0].strength");
+}
+
+#[test]
+fn rejects_unknown_ops_keys_and_garbage() {
+    let unknown_op = error_of(r#"{"ops":[{"op":"sparkle"}]}"#);
+    assert!(unknown_op.message.contains("sparkle"), "{unknown_op}");
+    let unknown_key = error_of(r#"{"ops":[{"op":"thumbnail","size":5,"sise":4}]}"#);
+    assert!(unknown_key.message.contains("sise"), "{unknown_key}");
+    let top = error_of(r#"{"ops":[{"op":"thumbnail","size":5}],"colour":"red"}"#);
+    assert!(top.message.contains("colour"), "{top}");
+    error_of("not json");
+    error_of(r#"{"ops":[{"op":"thumbnail","size":-3}]}"#);
+    error_of(r#"{"ops":[{"op":"recolor","mode":"tint","color":"red"}]}"#);
+    error_of(r#"{"ops":[{"op":"customize"}]}"#);
+}

@@ -1,0 +1,217 @@
+//! The job view: what the job page and `GET /api/v1/jobs/<id>` show. Assembled from the
+//! job manifest, the photo manifests and each photo's latest state event; pure, so the
+//! rules (job state from photo states, photo order, output URLs) are tested here.
+
+use crate::error_code::PhotoError;
+use crate::ids::{JobId, PhotoId};
+use crate::job::{EventDoc, JobManifest, PhotoManifest, PhotoState};
+use crate::recipe::Recipe;
+use serde::Serialize;
+use std::time::{Duration, UNIX_EPOCH};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    Queued,
+    Processing,
+    Done,
+    Partial,
+    Failed,
+    Cancelled,
+}
+
+impl JobState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Processing => "processing",
+            Self::Done => "done",
+            Self::Partial => "partial",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn is_finished(self) -> bool {
+        !matches!(self, Self::Queued | Self::Processing)
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub queued: usize,
+    pub processing: usize,
+    pub done: usize,
+    pub failed: usize,
+    pub cancelled: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OutputView {
+    pub name: String,
+    pub url: String,
+    pub content_type: String,
+    pub width: u32,
+    pub height: u32,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PhotoView {
+    pub id: PhotoId,
+    pub name: String,
+    pub state: PhotoState,
+    pub stage: Option<String>,
+    pub attempt: u32,
+    pub error: Option<PhotoError>,
+    pub outputs: Vec<OutputView>,
+    pub original_url: String,
+    #[serde(skip)]
+    pub sort_key: (u64, u32),
+}
+
+impl PhotoView {
+    pub fn output(&self, name: &str) -> Option<&OutputView> {
+        self.outputs.iter().find(|output| output.name == name)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct JobView {
+    pub id: JobId,
+    pub state: JobState,
+    pub created_at: String,
+    pub counts: Counts,
+    pub recipe: Recipe,
+    pub photos: Vec<PhotoView>,
+}
+
+pub fn photo_url(job: &JobId, photo: &PhotoId, name: &str) -> String {
+    format!("/jobs/{job}/photos/{photo}/{name}")
+}
+
+pub fn job_state(counts: &Counts, photo_count: usize) -> JobState {
+    let finished = counts.done + counts.failed + counts.cancelled;
+    if photo_count == 0 || counts.queued == photo_count {
+        JobState::Queued
+    } else if finished < photo_count {
+        JobState::Processing
+    } else if counts.cancelled > 0 && counts.done + counts.failed == 0 {
+        JobState::Cancelled
+    } else if counts.done == photo_count {
+        JobState::Done
+    } else if counts.done == 0 {
+        JobState::Failed
+    } else {
+        JobState::Partial
+    }
+}
+
+/// Builds the view. `photos` pairs each photo manifest with its latest event, if any
+/// (a photo with no event yet is queued in attempt 1).
+pub fn assemble(job: &JobManifest, photos: Vec<(PhotoManifest, Option<EventDoc>)>) -> JobView {
+    let mut counts = Counts::default();
+    let mut views: Vec<PhotoView> = photos
+        .into_iter()
+        .map(|(manifest, event)| {
+            let (state, attempt) = event.as_ref().map_or((PhotoState::Queued, 1), |e| (e.state, e.attempt));
+            match state {
+                PhotoState::Queued => counts.queued += 1,
+                PhotoState::Processing => counts.processing += 1,
+                PhotoState::Done => counts.done += 1,
+                PhotoState::Failed => counts.failed += 1,
+                PhotoState::Cancelled => counts.cancelled += 1,
+            }
+            let event = event.unwrap_or_else(|| crate::job::EventDoc::new(1, PhotoState::Queued));
+            let outputs = if state == PhotoState::Done {
+                event
+                    .outputs
+                    .iter()
+                    .map(|output| OutputView {
+                        name: output.name.clone(),
+                        url: photo_url(&job.id, &manifest.id, &output.name),
+                        content_type: output.content_type.clone(),
+                        width: output.width,
+                        height: output.height,
+                        size: output.size,
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            PhotoView {
+                original_url: photo_url(&job.id, &manifest.id, "original"),
+                id: manifest.id,
+                name: manifest.name,
+                state,
+                stage: event.stage,
+                attempt,
+                error: if state == PhotoState::Failed { event.error } else { None },
+                outputs,
+                sort_key: (manifest.added_at, manifest.position),
+            }
+        })
+        .collect();
+    views.sort_by(|a, b| a.sort_key.cmp(&b.sort_key).then_with(|| a.id.cmp(&b.id)));
+    JobView {
+        id: job.id.clone(),
+        state: job_state(&counts, views.len()),
+        created_at: humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(job.created_at)).to_string(),
+        counts,
+        recipe: job.recipe.clone(),
+        photos: views,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counts(queued: usize, processing: usize, done: usize, failed: usize) -> Counts {
+        Counts { queued, processing, done, failed, cancelled: 0 }
+    }
+
+    #[test]
+    fn job_state_follows_its_photos() {
+        assert_eq!(job_state(&counts(3, 0, 0, 0), 3), JobState::Queued);
+        assert_eq!(job_state(&counts(2, 1, 0, 0), 3), JobState::Processing);
+        assert_eq!(job_state(&counts(1, 0, 2, 0), 3), JobState::Processing);
+        assert_eq!(job_state(&counts(0, 0, 3, 0), 3), JobState::Done);
+        assert_eq!(job_state(&counts(0, 0, 2, 1), 3), JobState::Partial);
+        assert_eq!(job_state(&counts(0, 0, 0, 3), 3), JobState::Failed);
+    }
+
+    #[test]
+    fn photos_keep_upload_order_and_only_done_photos_have_outputs() {
+        let recipe = Recipe::from_json(r#"{"ops":[{"op":"thumbnail","size":8}]}"#).expect("valid");
+        let job = JobManifest { v: 1, id: JobId::generate(), created_at: 0, owner_token_sha256: String::new(), recipe };
+        let photo = |position: u32| PhotoManifest {
+            v: 1,
+            job_id: job.id.clone(),
+            id: PhotoId::generate(),
+            name: format!("p{position}.jpg"),
+            content_type: "image/jpeg".into(),
+            size: 1,
+            width: None,
+            height: None,
+            added_at: 5,
+            position,
+        };
+        let mut done = EventDoc::new(1, PhotoState::Done);
+        done.outputs.push(crate::job::OutputInfo {
+            name: "result".into(),
+            key: "k".into(),
+            content_type: "image/jpeg".into(),
+            width: 8,
+            height: 6,
+            size: 10,
+        });
+        let view = assemble(&job, vec![(photo(1), Some(done)), (photo(0), None)]);
+        assert_eq!(view.photos[0].name, "p0.jpg");
+        assert_eq!(view.photos[0].state, PhotoState::Queued);
+        assert!(view.photos[0].outputs.is_empty());
+        assert_eq!(view.photos[1].outputs[0].url, photo_url(&job.id, &view.photos[1].id, "result"));
+        assert_eq!(view.state, JobState::Processing);
+        assert_eq!(view.created_at, "1970-01-01T00:00:00Z");
+    }
+}
