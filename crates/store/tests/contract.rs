@@ -1,0 +1,137 @@
+//! The object-store contract, written once and run against every implementation.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! Each backend module below builds a fresh, empty store and runs every check.
+
+use bytes::Bytes;
+use darkroom_store::{delete_prefix, ObjectStore, PutOutcome};
+use futures::TryStreamExt;
+
+async fn put_then_get_returns_the_same_bytes(store: &dyn ObjectStore) {
+    store.put("a/b/one.bin", Bytes::from_static(b"hello"), "application/octet-stream").await.unwrap();
+    assert_eq!(store.get("a/b/one.bin").await.unwrap(), Bytes::from_static(b"hello"));
+    store.put("a/b/one.bin", Bytes::from_static(b"replaced"), "application/octet-stream").await.unwrap();
+    assert_eq!(store.get("a/b/one.bin").await.unwrap(), Bytes::from_static(b"replaced"));
+    assert_eq!(store.head("a/b/one.bin").await.unwrap().map(|m| m.size), Some(8));
+}
+
+async fn missing_objects_are_not_found(store: &dyn ObjectStore) {
+    assert!(store.get("nothing/here").await.unwrap_err().is_not_found());
+    assert!(store.head("nothing/here").await.unwrap().is_none());
+    store.delete("nothing/here").await.unwrap();
+}
+
+async fn put_if_absent_never_overwrites(store: &dyn ObjectStore) {
+    let first = store.put_if_absent("once/key", Bytes::from_static(b"first"), "text/plain").await.unwrap();
+    let second = store.put_if_absent("once/key", Bytes::from_static(b"second"), "text/plain").await.unwrap();
+    assert_eq!((first, second), (PutOutcome::Created, PutOutcome::AlreadyExists));
+    assert_eq!(store.get("once/key").await.unwrap(), Bytes::from_static(b"first"));
+}
+
+async fn concurrent_put_if_absent_has_one_winner(store: &dyn ObjectStore) {
+    let attempts = (0..8).map(|i| store.put_if_absent("race/key", Bytes::from(format!("writer {i}")), "text/plain"));
+    let outcomes = futures::future::join_all(attempts).await;
+    let created = outcomes.iter().filter(|o| matches!(o, Ok(PutOutcome::Created))).count();
+    assert_eq!(created, 1, "{outcomes:?}");
+}
+
+async fn list_returns_keys_under_a_prefix_sorted(store: &dyn ObjectStore) {
+    for key in ["l/x/2", "l/x/1", "l/x/sub/3", "l/y/4", "l/xz"] {
+        store.put(key, Bytes::from_static(b"."), "text/plain").await.unwrap();
+    }
+    let keys: Vec<String> = store.list("l/x/").await.unwrap().into_iter().map(|m| m.key).collect();
+    assert_eq!(keys, ["l/x/1", "l/x/2", "l/x/sub/3"]);
+    let keys: Vec<String> = store.list("l/x").await.unwrap().into_iter().map(|m| m.key).collect();
+    assert_eq!(keys, ["l/x/1", "l/x/2", "l/x/sub/3", "l/xz"]);
+    assert!(store.list("l/none/").await.unwrap().is_empty());
+}
+
+async fn streamed_upload_appears_only_when_finished(store: &dyn ObjectStore) {
+    let mut upload = store.start_upload("up/big", "application/octet-stream").await.unwrap();
+    let chunk = Bytes::from(vec![7u8; 1 << 20]);
+    for _ in 0..3 {
+        upload.write(chunk.clone()).await.unwrap();
+    }
+    assert!(store.head("up/big").await.unwrap().is_none(), "visible before finish");
+    assert_eq!(upload.finish().await.unwrap(), 3 << 20);
+    let (meta, stream) = store.get_stream("up/big").await.unwrap();
+    assert_eq!(meta.size, 3 << 20);
+    let chunks: Vec<Bytes> = stream.try_collect().await.unwrap();
+    assert_eq!(chunks.iter().map(Bytes::len).sum::<usize>(), 3 << 20);
+    assert!(chunks.iter().all(|c| c.iter().all(|&b| b == 7)));
+
+    let mut aborted = store.start_upload("up/aborted", "application/octet-stream").await.unwrap();
+    aborted.write(chunk).await.unwrap();
+    aborted.abort().await;
+    assert!(store.head("up/aborted").await.unwrap().is_none());
+}
+
+async fn delete_is_final_and_prefix_delete_removes_everything(store: &dyn ObjectStore) {
+    for key in ["d/1", "d/2/3", "d/2/4"] {
+        store.put(key, Bytes::from_static(b"."), "text/plain").await.unwrap();
+    }
+    store.delete("d/1").await.unwrap();
+    assert!(store.head("d/1").await.unwrap().is_none());
+    assert_eq!(delete_prefix(store, "d/").await.unwrap(), 2);
+    assert!(store.list("d/").await.unwrap().is_empty());
+    // The emptied directories may be re-used at once.
+    store.put("d/2/5", Bytes::from_static(b"."), "text/plain").await.unwrap();
+    assert!(store.head("d/2/5").await.unwrap().is_some());
+}
+
+async fn rejects_keys_that_escape(store: &dyn ObjectStore) {
+    for key in ["../outside", "a/../../b", "/abs", ""] {
+        assert!(store.put(key, Bytes::from_static(b"."), "text/plain").await.is_err(), "{key:?} accepted");
+        assert!(store.get(key).await.is_err());
+    }
+}
+
+async fn check_succeeds_on_a_healthy_store(store: &dyn ObjectStore) {
+    store.check().await.unwrap();
+}
+
+macro_rules! contract_tests {
+    ($make:path) => {
+        contract_tests!(@each $make;
+            put_then_get_returns_the_same_bytes,
+            missing_objects_are_not_found,
+            put_if_absent_never_overwrites,
+            concurrent_put_if_absent_has_one_winner,
+            list_returns_keys_under_a_prefix_sorted,
+            streamed_upload_appears_only_when_finished,
+            delete_is_final_and_prefix_delete_removes_everything,
+            rejects_keys_that_escape,
+            check_succeeds_on_a_healthy_store);
+    };
+    (@each $make:path; $($name:ident),*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let Some((store, _guard)) = $make().await else { return };
+                super::$name(store.as_ref()).await;
+            }
+        )*
+    };
+}
+
+mod local {
+    use super::*;
+
+    async fn make() -> Option<(Box<dyn ObjectStore>, tempfile::TempDir)> {
+        let dir = tempfile::tempdir().unwrap();
+        let store = darkroom_store::LocalStore::open(dir.path()).unwrap();
+        Some((Box::new(store), dir))
+    }
+
+    contract_tests!(make);
+
+    #[tokio::test]
+    async fn a_dropped_upload_leaves_no_temp_file() {
+        let (store, dir) = make().await.unwrap();
+        let mut upload = store.start_upload("x/y", "text/plain").await.unwrap();
+        upload.write(Bytes::from_static(b"partial")).await.unwrap();
+        drop(upload);
+        assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+        assert!(store.head("x/y").await.unwrap().is_none());
+    }
+}
