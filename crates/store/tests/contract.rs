@@ -1,7 +1,7 @@
 //! The object-store contract, written once and run against every implementation.
+//! Each backend module below builds a fresh, empty store and runs every check.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-//! Each backend module below builds a fresh, empty store and runs every check.
 
 use bytes::Bytes;
 use darkroom_store::{delete_prefix, ObjectStore, PutOutcome};

@@ -1,0 +1,259 @@
+//! The queue contract (DESIGN.md "Queue semantics"), written once and run against every
+//! implementation: each backend module provides a fresh backend, and each check makes its
+//! own uniquely named queues, so the same checks can share one LocalStack.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use darkroom_queue::{OutgoingMessage, Queue, QueueBackend, QueueSpec};
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const SHORT: Duration = Duration::from_secs(1);
+
+fn unique(name: &str) -> String {
+    format!("contract-{name}-{:08x}", rand::random::<u32>())
+}
+
+async fn make_queue(backend: &dyn QueueBackend, name: &str, visibility: Duration, max_receives: u32) -> (Arc<dyn Queue>, Arc<dyn Queue>) {
+    let name = unique(name);
+    let dlq = format!("{name}-dlq");
+    backend.create_queue(&QueueSpec::dead_letter(&dlq, visibility)).await.unwrap();
+    backend
+        .create_queue(&QueueSpec { name: name.clone(), visibility_timeout: visibility, max_receive_count: max_receives, dead_letter_queue: Some(dlq.clone()) })
+        .await
+        .unwrap();
+    (backend.open(&name).await.unwrap(), backend.open(&dlq).await.unwrap())
+}
+
+fn message(body: &str) -> OutgoingMessage {
+    OutgoingMessage::new(body, BTreeMap::from([("job_id".to_owned(), "j1".to_owned())]))
+}
+
+async fn receive_one(queue: &dyn Queue, wait: Duration) -> Option<darkroom_queue::ReceivedMessage> {
+    let mut batch = queue.receive(1, wait).await.unwrap();
+    assert!(batch.len() <= 1);
+    batch.pop()
+}
+
+async fn delivers_body_and_attributes(backend: &dyn QueueBackend) {
+    let (queue, _) = make_queue(backend, "deliver", Duration::from_secs(30), 5).await;
+    queue.send(message("hello")).await.unwrap();
+    let got = receive_one(queue.as_ref(), Duration::from_secs(5)).await.expect("message delivered");
+    assert_eq!(got.body, "hello");
+    assert_eq!(got.attributes.get("job_id").map(String::as_str), Some("j1"));
+    assert_eq!(got.receive_count, 1);
+    queue.delete(&got.receipt_handle).await.unwrap();
+}
+
+async fn visibility_hides_a_received_message(backend: &dyn QueueBackend) {
+    let (queue, _) = make_queue(backend, "hide", Duration::from_secs(30), 5).await;
+    queue.send(message("once")).await.unwrap();
+    assert!(receive_one(queue.as_ref(), Duration::from_secs(5)).await.is_some());
+    assert!(receive_one(queue.as_ref(), SHORT).await.is_none(), "a received message was delivered again within its visibility timeout");
+    let counts = queue.counts().await.unwrap();
+    assert_eq!((counts.visible, counts.in_flight), (0, 1));
+}
+
+async fn expiry_redelivers_with_a_higher_receive_count(backend: &dyn QueueBackend) {
+    let (queue, _) = make_queue(backend, "expire", SHORT, 5).await;
+    queue.send(message("again")).await.unwrap();
+    let first = receive_one(queue.as_ref(), Duration::from_secs(5)).await.unwrap();
+    // Not deleted: it must come back once the visibility timeout lapses.
+    let second = receive_one(queue.as_ref(), Duration::from_secs(10)).await.expect("redelivered after the visibility timeout");
+    assert_eq!(second.message_id, first.message_id);
+    assert_eq!(second.receive_count, 2);
+    assert_ne!(second.receipt_handle, first.receipt_handle);
+}
+
+async fn delete_is_final(backend: &dyn QueueBackend) {
+    let (queue, _) = make_queue(backend, "delete", SHORT, 5).await;
+    queue.send(message("gone")).await.unwrap();
+    let got = receive_one(queue.as_ref(), Duration::from_secs(5)).await.unwrap();
+    queue.delete(&got.receipt_handle).await.unwrap();
+    assert!(receive_one(queue.as_ref(), Duration::from_secs(3)).await.is_none(), "a deleted message came back");
+    let counts = queue.counts().await.unwrap();
+    assert_eq!((counts.visible, counts.in_flight), (0, 0));
+}
+
+async fn change_visibility_extends_and_releases(backend: &dyn QueueBackend) {
+    let (queue, _) = make_queue(backend, "heartbeat", Duration::from_secs(2), 5).await;
+    queue.send(message("slow photo")).await.unwrap();
+    let got = receive_one(queue.as_ref(), Duration::from_secs(5)).await.unwrap();
+    queue.change_visibility(&got.receipt_handle, Duration::from_secs(30)).await.unwrap();
+    assert!(receive_one(queue.as_ref(), Duration::from_secs(4)).await.is_none(), "an extended message reappeared");
+    queue.change_visibility(&got.receipt_handle, Duration::ZERO).await.unwrap();
+    let again = receive_one(queue.as_ref(), Duration::from_secs(5)).await.expect("released message is visible at once");
+    assert_eq!(again.receive_count, 2);
+}
+
+async fn a_stale_receipt_handle_deletes_nothing(backend: &dyn QueueBackend) {
+    let (queue, _) = make_queue(backend, "stale", SHORT, 5).await;
+    queue.send(message("contested")).await.unwrap();
+    let first = receive_one(queue.as_ref(), Duration::from_secs(5)).await.unwrap();
+    let second = receive_one(queue.as_ref(), Duration::from_secs(10)).await.unwrap();
+    assert!(queue.change_visibility(&first.receipt_handle, Duration::from_secs(30)).await.is_err() || backend_is_lenient());
+    let _ = queue.delete(&first.receipt_handle).await;
+    queue.change_visibility(&second.receipt_handle, Duration::ZERO).await.unwrap();
+    let third = receive_one(queue.as_ref(), Duration::from_secs(5)).await;
+    assert!(third.is_some(), "a stale receipt handle deleted a message another consumer holds");
+}
+
+/// SQS accepts a visibility change on a superseded handle in some cases; the embedded queue
+/// refuses it. Both are safe: the message stays with its current holder.
+fn backend_is_lenient() -> bool {
+    std::env::var("DARKROOM_CONTRACT_BACKEND").is_ok_and(|b| b == "sqs")
+}
+
+async fn dead_letters_after_max_receives(backend: &dyn QueueBackend) {
+    let (queue, dlq) = make_queue(backend, "poison", Duration::from_secs(30), 2).await;
+    queue.send(message("poison")).await.unwrap();
+    for expected_count in 1..=2 {
+        let got = receive_one(queue.as_ref(), Duration::from_secs(5)).await.unwrap();
+        assert_eq!(got.receive_count, expected_count);
+        queue.change_visibility(&got.receipt_handle, Duration::ZERO).await.unwrap();
+    }
+    assert!(receive_one(queue.as_ref(), Duration::from_secs(2)).await.is_none(), "received more than max_receive_count times");
+    let dead = receive_one(dlq.as_ref(), Duration::from_secs(10)).await.expect("message is in the dead-letter queue");
+    assert_eq!(dead.body, "poison");
+    assert_eq!(dead.attributes.get("job_id").map(String::as_str), Some("j1"));
+}
+
+async fn long_poll_returns_early_on_arrival(backend: &dyn QueueBackend) {
+    let (queue, _) = make_queue(backend, "longpoll", Duration::from_secs(30), 5).await;
+    let receiver = queue.clone();
+    let started = Instant::now();
+    let waiting = tokio::spawn(async move { receiver.receive(1, Duration::from_secs(20)).await });
+    // Give the receive time to start waiting: the point is that it wakes on arrival.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    queue.send(message("wake up")).await.unwrap();
+    let got = waiting.await.unwrap().unwrap();
+    assert_eq!(got.len(), 1);
+    assert!(started.elapsed() < Duration::from_secs(10), "long poll took {:?}", started.elapsed());
+}
+
+async fn batches_hold_one_to_ten_messages_of_at_most_256_kib(backend: &dyn QueueBackend) {
+    let (queue, _) = make_queue(backend, "batch", Duration::from_secs(30), 5).await;
+    let ten: Vec<_> = (0..10).map(|i| message(&format!("m{i}"))).collect();
+    queue.send_batch(&ten).await.unwrap();
+    let eleven: Vec<_> = (0..11).map(|i| message(&format!("m{i}"))).collect();
+    assert!(queue.send_batch(&eleven).await.is_err());
+    assert!(queue.send(message(&"x".repeat(256 * 1024 + 1))).await.is_err());
+    let mut seen = HashSet::new();
+    while seen.len() < 10 {
+        let batch = queue.receive(10, Duration::from_secs(5)).await.unwrap();
+        assert!(!batch.is_empty(), "only {} of 10 received", seen.len());
+        for got in batch {
+            assert!(seen.insert(got.body.clone()), "{} delivered twice", got.body);
+            queue.delete(&got.receipt_handle).await.unwrap();
+        }
+    }
+}
+
+async fn opening_a_missing_queue_says_to_run_setup(backend: &dyn QueueBackend) {
+    let error = backend.open(&unique("missing")).await.unwrap_err();
+    assert!(error.to_string().contains("darkroom setup"), "{error}");
+}
+
+macro_rules! contract_tests {
+    ($make:path) => {
+        contract_tests!(@each $make;
+            delivers_body_and_attributes,
+            visibility_hides_a_received_message,
+            expiry_redelivers_with_a_higher_receive_count,
+            delete_is_final,
+            change_visibility_extends_and_releases,
+            a_stale_receipt_handle_deletes_nothing,
+            dead_letters_after_max_receives,
+            long_poll_returns_early_on_arrival,
+            batches_hold_one_to_ten_messages_of_at_most_256_kib,
+            opening_a_missing_queue_says_to_run_setup);
+    };
+    (@each $make:path; $($name:ident),*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let Some((backend, _guard)) = $make().await else { return };
+                super::$name(backend.as_ref()).await;
+            }
+        )*
+    };
+}
+
+mod sqlite {
+    use super::*;
+    use darkroom_queue::SqliteQueues;
+
+    async fn make() -> Option<(Box<dyn QueueBackend>, tempfile::TempDir)> {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = SqliteQueues::open(dir.path().join("queues.sqlite3")).unwrap();
+        Some((Box::new(backend), dir))
+    }
+
+    contract_tests!(make);
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn state_survives_reopening_the_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("queues.sqlite3");
+        {
+            let backend = SqliteQueues::open(&path).unwrap();
+            let (queue, _) = make_queue(&backend, "durable", Duration::from_secs(30), 5).await;
+            queue.send(message("received before the restart")).await.unwrap();
+            queue.send(message("waiting")).await.unwrap();
+            let in_flight = receive_one(queue.as_ref(), Duration::from_secs(1)).await.unwrap();
+            assert_eq!(in_flight.body, "received before the restart");
+            std::fs::write(dir.path().join("name"), queue.name()).unwrap();
+        }
+        let name = std::fs::read_to_string(dir.path().join("name")).unwrap();
+        let reopened = SqliteQueues::open(&path).unwrap();
+        let queue = reopened.open(&name).await.unwrap();
+        let counts = queue.counts().await.unwrap();
+        assert_eq!((counts.visible, counts.in_flight), (1, 1));
+        assert_eq!(receive_one(queue.as_ref(), Duration::from_secs(1)).await.unwrap().body, "waiting");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_second_connection_sees_sends_within_100ms_and_never_shares_a_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("queues.sqlite3");
+        // Two backends on one file stand in for two processes: separate connections, and
+        // no in-process wake-up between them.
+        let sender_side = SqliteQueues::open(&path).unwrap();
+        let receiver_side = SqliteQueues::open(&path).unwrap();
+        let (queue, _) = make_queue(&sender_side, "xproc", Duration::from_secs(30), 5).await;
+        let other = receiver_side.open(queue.name()).await.unwrap();
+        let waiting = tokio::spawn({
+            let other = other.clone();
+            async move {
+                let batch = other.receive(1, Duration::from_secs(20)).await.unwrap();
+                (batch, Instant::now())
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let sent_at = Instant::now();
+        queue.send(message("across")).await.unwrap();
+        let (batch, received_at) = waiting.await.unwrap();
+        assert_eq!(batch.len(), 1);
+        let lag = received_at.duration_since(sent_at);
+        assert!(lag < Duration::from_millis(100) + Duration::from_millis(150), "cross-process lag {lag:?}");
+
+        for i in 0..40 {
+            queue.send(message(&format!("m{i}"))).await.unwrap();
+        }
+        let drain = |q: Arc<dyn Queue>| async move {
+            let mut ids = Vec::new();
+            loop {
+                let batch = q.receive(10, Duration::from_millis(200)).await.unwrap();
+                if batch.is_empty() {
+                    return ids;
+                }
+                ids.extend(batch.into_iter().map(|m| m.message_id));
+            }
+        };
+        let (a, b) = tokio::join!(drain(queue.clone()), drain(other.clone()));
+        let all: HashSet<_> = a.iter().chain(b.iter()).collect();
+        assert_eq!(a.len() + b.len(), 40);
+        assert_eq!(all.len(), 40, "a message was handed to both connections");
+    }
+}
