@@ -1,1 +1,47 @@
-//! placeholder
+//! darkroom's photo operations: pure functions from image to image, plus decoding with
+//! limits and encoding. Knows nothing of queues or stores: the worker hands it bytes and
+//! gets bytes back, the `process` command does the same with files.
+//!
+//! Every error here is permanent — the same bytes and recipe fail the same way on any
+//! worker — so the worker fails the photo at once instead of retrying it.
+
+mod adjust;
+mod codec;
+mod color;
+mod geometry;
+mod pipeline;
+mod resize;
+
+pub use codec::{decode, encode, encode_intermediate, probe, DecodeLimits, Probe, SourceFormat};
+pub use geometry::Frame;
+pub use pipeline::{apply_ops, fit_within, Photo};
+
+use darkroom_core::ErrorCode;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ImagingError {
+    #[error("not an image in a supported format (JPEG, PNG, WebP, GIF, TIFF){detail}")]
+    UnsupportedFormat { detail: String },
+    #[error("{0}")]
+    TooManyPixels(String),
+    #[error("the image could not be decoded ({0}); the file may be truncated or corrupt")]
+    Corrupt(String),
+    #[error("{op}: {message}")]
+    Operation { op: &'static str, message: String },
+    #[error("could not encode the result as {format}: {message}")]
+    Encode { format: &'static str, message: String },
+}
+
+impl ImagingError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::UnsupportedFormat { .. } => ErrorCode::UnsupportedFormat,
+            Self::TooManyPixels(_) => ErrorCode::TooManyPixels,
+            Self::Corrupt(_) | Self::Operation { .. } | Self::Encode { .. } => ErrorCode::ProcessingFailed,
+        }
+    }
+
+    pub(crate) fn op(op: &'static str, message: impl Into<String>) -> Self {
+        Self::Operation { op, message: message.into() }
+    }
+}

@@ -1,0 +1,257 @@
+//! Decoding with limits, and encoding. Formats are sniffed from the bytes, never from a
+//! file name; dimensions are checked against the limits before any pixel buffer is
+//! allocated, so a 50,000×50,000 PNG costs a header read, not 10 GB.
+
+use crate::pipeline::Photo;
+use crate::ImagingError;
+use darkroom_core::{Limits, OutputFormat};
+use image::{DynamicImage, ImageDecoder, ImageEncoder, ImageFormat, ImageReader};
+use std::io::Cursor;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceFormat {
+    Jpeg,
+    Png,
+    Webp,
+    Gif,
+    Tiff,
+}
+
+impl SourceFormat {
+    fn from_image_format(format: ImageFormat) -> Option<Self> {
+        match format {
+            ImageFormat::Jpeg => Some(Self::Jpeg),
+            ImageFormat::Png => Some(Self::Png),
+            ImageFormat::WebP => Some(Self::Webp),
+            ImageFormat::Gif => Some(Self::Gif),
+            ImageFormat::Tiff => Some(Self::Tiff),
+            _ => None,
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Jpeg => "image/jpeg",
+            Self::Png => "image/png",
+            Self::Webp => "image/webp",
+            Self::Gif => "image/gif",
+            Self::Tiff => "image/tiff",
+        }
+    }
+}
+
+/// Decoding limits: the upload limits plus a cap on what the decoder may allocate.
+#[derive(Debug, Clone, Copy)]
+pub struct DecodeLimits {
+    pub limits: Limits,
+    pub max_alloc_bytes: u64,
+}
+
+impl From<Limits> for DecodeLimits {
+    fn from(limits: Limits) -> Self {
+        // Room for the largest allowed photo as 8-bit RGBA, plus decoder scratch space.
+        Self { limits, max_alloc_bytes: limits.max_pixels.saturating_mul(4).saturating_add(256 << 20) }
+    }
+}
+
+/// What the first bytes of a file say about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Probe {
+    pub format: SourceFormat,
+    /// `None` when the header needs more bytes than were given.
+    pub dimensions: Option<(u32, u32)>,
+}
+
+/// Sniffs the format from the leading bytes and, if the header is among them, reads the
+/// declared dimensions. Never decodes pixels.
+pub fn probe(head: &[u8]) -> Result<Probe, ImagingError> {
+    let format = image::guess_format(head)
+        .ok()
+        .and_then(SourceFormat::from_image_format)
+        .ok_or_else(|| ImagingError::UnsupportedFormat { detail: sniff_detail(head) })?;
+    let dimensions = ImageReader::new(Cursor::new(head)).with_guessed_format().ok().and_then(|reader| reader.into_dimensions().ok());
+    Ok(Probe { format, dimensions })
+}
+
+fn sniff_detail(head: &[u8]) -> String {
+    if head.len() >= 12 && &head[4..8] == b"ftyp" {
+        return ": HEIC/HEIF/AVIF photos are not supported yet, export as JPEG".to_owned();
+    }
+    if head.iter().take(512).all(|&b| b.is_ascii_graphic() || b.is_ascii_whitespace()) && !head.is_empty() {
+        return ": the file looks like text".to_owned();
+    }
+    String::new()
+}
+
+fn corrupt(error: image::ImageError) -> ImagingError {
+    match error {
+        image::ImageError::Limits(limit) => ImagingError::TooManyPixels(format!("the image exceeds the decoding limits ({limit})")),
+        image::ImageError::Unsupported(unsupported) => ImagingError::UnsupportedFormat { detail: format!(": {unsupported}") },
+        other => ImagingError::Corrupt(other.to_string()),
+    }
+}
+
+/// Decodes a photo: sniff, check the declared size against the limits, decode, apply the
+/// EXIF orientation, keep the ICC profile. The result is 8-bit RGB, or RGBA if the source
+/// has transparency.
+pub fn decode(bytes: &[u8], limits: DecodeLimits) -> Result<Photo, ImagingError> {
+    let probed = probe(bytes)?;
+    let mut reader = ImageReader::new(Cursor::new(bytes));
+    reader.set_format(match probed.format {
+        SourceFormat::Jpeg => ImageFormat::Jpeg,
+        SourceFormat::Png => ImageFormat::Png,
+        SourceFormat::Webp => ImageFormat::WebP,
+        SourceFormat::Gif => ImageFormat::Gif,
+        SourceFormat::Tiff => ImageFormat::Tiff,
+    });
+    let mut decoder_limits = image::Limits::default();
+    decoder_limits.max_image_width = Some(limits.limits.max_side);
+    decoder_limits.max_image_height = Some(limits.limits.max_side);
+    decoder_limits.max_alloc = Some(limits.max_alloc_bytes);
+    reader.limits(decoder_limits);
+    if probed.format == SourceFormat::Jpeg && !jpeg_is_complete(bytes) {
+        // The JPEG decoder fills a truncated image with grey instead of failing; a photo
+        // cut short in upload must not come out as "done" with half of it missing.
+        return Err(ImagingError::Corrupt("the JPEG data ends before its end-of-image marker".to_owned()));
+    }
+    let mut decoder = reader.into_decoder().map_err(corrupt)?;
+    let (width, height) = decoder.dimensions();
+    limits.limits.check_dimensions(width, height).map_err(ImagingError::TooManyPixels)?;
+    // Metadata problems must not cost the user the photo: fall back to no rotation and no profile.
+    let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
+    let icc_profile = decoder.icc_profile().ok().flatten();
+    let mut image = DynamicImage::from_decoder(decoder).map_err(corrupt)?;
+    image.apply_orientation(orientation);
+    let image = if image.color().has_alpha() {
+        DynamicImage::ImageRgba8(image.into_rgba8())
+    } else {
+        DynamicImage::ImageRgb8(image.into_rgb8())
+    };
+    Ok(Photo::new(image, icc_profile))
+}
+
+/// Walks the JPEG's marker segments from SOI to EOI (skipping entropy-coded data) and
+/// says whether the EOI marker is there. Data after EOI (camera trailers, motion-photo
+/// videos) is allowed.
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    const SOI: u8 = 0xD8;
+    const EOI: u8 = 0xD9;
+    const SOS: u8 = 0xDA;
+    if bytes.len() < 4 || bytes[0] != 0xFF || bytes[1] != SOI {
+        return false;
+    }
+    let mut at = 2;
+    loop {
+        // Find the next marker: 0xFF, optional 0xFF fill bytes, then the marker code.
+        while at < bytes.len() && bytes[at] != 0xFF {
+            at += 1;
+        }
+        while at < bytes.len() && bytes[at] == 0xFF {
+            at += 1;
+        }
+        let Some(&marker) = bytes.get(at) else { return false };
+        at += 1;
+        match marker {
+            EOI => return true,
+            // Standalone markers: restart markers, TEM, and a stray 0x00 (stuffed byte).
+            0x00 | 0x01 | 0xD0..=0xD7 => continue,
+            _ => {
+                let Some(length) = bytes.get(at..at + 2).map(|b| usize::from(u16::from_be_bytes([b[0], b[1]]))) else { return false };
+                if length < 2 {
+                    return false;
+                }
+                at += length;
+                if marker == SOS {
+                    // Entropy-coded data follows: skip to the next real marker, where
+                    // 0xFF 0x00 is a stuffed byte and 0xFF 0xD0..D7 a restart marker.
+                    loop {
+                        while at < bytes.len() && bytes[at] != 0xFF {
+                            at += 1;
+                        }
+                        match bytes.get(at + 1) {
+                            None => return false,
+                            Some(0x00) | Some(0xD0..=0xD7) | Some(0xFF) => at += 1,
+                            Some(_) => break,
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Encodes the photo. EXIF is never written (no GPS, no serial numbers); the ICC profile
+/// is kept so colours stay right.
+pub fn encode(photo: &Photo, format: OutputFormat, quality: u8) -> Result<Vec<u8>, ImagingError> {
+    let mut out = Vec::new();
+    let failed = |message: String| ImagingError::Encode { format: format.extension(), message };
+    match format {
+        OutputFormat::Jpeg => {
+            let rgb = flatten_alpha(&photo.image);
+            let mut encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality.clamp(1, 100));
+            if let Some(icc) = &photo.icc_profile {
+                let _ = encoder.set_icc_profile(icc.clone());
+            }
+            encoder
+                .write_image(rgb.as_raw(), rgb.width(), rgb.height(), image::ExtendedColorType::Rgb8)
+                .map_err(|e| failed(e.to_string()))?;
+        }
+        OutputFormat::Png => {
+            let mut encoder = image::codecs::png::PngEncoder::new_with_quality(
+                &mut out,
+                image::codecs::png::CompressionType::Default,
+                image::codecs::png::FilterType::Adaptive,
+            );
+            if let Some(icc) = &photo.icc_profile {
+                let _ = encoder.set_icc_profile(icc.clone());
+            }
+            write_dynamic(encoder, &photo.image).map_err(|e| failed(e.to_string()))?;
+        }
+        OutputFormat::Webp => {
+            let mut encoder = image::codecs::webp::WebPEncoder::new_lossless(&mut out);
+            if let Some(icc) = &photo.icc_profile {
+                let _ = encoder.set_icc_profile(icc.clone());
+            }
+            write_dynamic(encoder, &photo.image).map_err(|e| failed(e.to_string()))?;
+        }
+    }
+    Ok(out)
+}
+
+/// A fast lossless encoding for the image one pipeline stage hands to the next.
+pub fn encode_intermediate(photo: &Photo) -> Result<Vec<u8>, ImagingError> {
+    let mut out = Vec::new();
+    let mut encoder = image::codecs::png::PngEncoder::new_with_quality(
+        &mut out,
+        image::codecs::png::CompressionType::Fast,
+        image::codecs::png::FilterType::Sub,
+    );
+    if let Some(icc) = &photo.icc_profile {
+        let _ = encoder.set_icc_profile(icc.clone());
+    }
+    write_dynamic(encoder, &photo.image).map_err(|e| ImagingError::Encode { format: "png", message: e.to_string() })?;
+    Ok(out)
+}
+
+fn write_dynamic(encoder: impl ImageEncoder, image: &DynamicImage) -> image::ImageResult<()> {
+    encoder.write_image(image.as_bytes(), image.width(), image.height(), image.color().into())
+}
+
+/// JPEG has no alpha: composite transparent pixels over white rather than dropping alpha
+/// (which would show whatever colour hid under transparency, often black).
+fn flatten_alpha(image: &DynamicImage) -> std::borrow::Cow<'_, image::RgbImage> {
+    match image {
+        DynamicImage::ImageRgb8(rgb) => std::borrow::Cow::Borrowed(rgb),
+        other => {
+            let rgba = other.to_rgba8();
+            let mut rgb = image::RgbImage::new(rgba.width(), rgba.height());
+            for (dst, src) in rgb.pixels_mut().zip(rgba.pixels()) {
+                let alpha = u32::from(src[3]);
+                for channel in 0..3 {
+                    dst[channel] = ((u32::from(src[channel]) * alpha + 255 * (255 - alpha) + 127) / 255) as u8;
+                }
+            }
+            std::borrow::Cow::Owned(rgb)
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! A photo in work, and the recipe operations applied to it in order.
+
+use crate::geometry::Frame;
+use crate::resize::{fit_dimensions, resize_exact};
+use crate::{adjust, color, ImagingError};
+use darkroom_core::recipe::{crop_spec, CropSpec, Operation};
+use image::DynamicImage;
+
+/// A decoded photo: pixels, its colour profile (carried to the output), and where the
+/// original's coordinates are now.
+#[derive(Clone)]
+pub struct Photo {
+    pub image: DynamicImage,
+    pub icc_profile: Option<Vec<u8>>,
+    pub frame: Frame,
+}
+
+impl std::fmt::Debug for Photo {
+    /// Dimensions, not pixels: a failed test must not print megabytes.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Photo")
+            .field("width", &self.width())
+            .field("height", &self.height())
+            .field("color", &self.image.color())
+            .field("icc_profile_bytes", &self.icc_profile.as_ref().map(Vec::len))
+            .finish()
+    }
+}
+
+impl Photo {
+    pub fn new(image: DynamicImage, icc_profile: Option<Vec<u8>>) -> Self {
+        let frame = Frame::identity(image.width(), image.height());
+        Self { image, icc_profile, frame }
+    }
+
+    pub fn width(&self) -> u32 {
+        self.image.width()
+    }
+
+    pub fn height(&self) -> u32 {
+        self.image.height()
+    }
+
+    fn resize_to(&mut self, width: u32, height: u32) -> Result<(), ImagingError> {
+        let sx = f64::from(width) / f64::from(self.width());
+        let sy = f64::from(height) / f64::from(self.height());
+        self.image = resize_exact(&self.image, width, height)?;
+        self.frame = self.frame.scaled(sx, sy);
+        Ok(())
+    }
+
+    fn crop_to(&mut self, x: u32, y: u32, width: u32, height: u32) {
+        self.image = self.image.crop_imm(x, y, width, height);
+        self.frame = self.frame.translated(-f64::from(x), -f64::from(y));
+    }
+}
+
+/// A copy that fits inside `long_side`×`long_side` (never upscaled): thumbs and previews.
+pub fn fit_within(photo: &Photo, long_side: u32) -> Result<Photo, ImagingError> {
+    let (width, height) = fit_dimensions(photo.width(), photo.height(), long_side);
+    let mut fitted = photo.clone();
+    fitted.resize_to(width, height)?;
+    Ok(fitted)
+}
+
+pub fn apply_ops(mut photo: Photo, ops: &[Operation]) -> Result<Photo, ImagingError> {
+    for op in ops {
+        let _span = tracing::debug_span!("op", op = op.name()).entered();
+        apply_op(&mut photo, op)?;
+    }
+    Ok(photo)
+}
+
+fn apply_op(photo: &mut Photo, op: &Operation) -> Result<(), ImagingError> {
+    match op {
+        Operation::Thumbnail { size } => {
+            let (width, height) = fit_dimensions(photo.width(), photo.height(), *size);
+            photo.resize_to(width, height)
+        }
+        Operation::Crop { .. } => crop(photo, op),
+        Operation::Recolor { mode, color, strength, degrees } => {
+            color::recolor(&mut photo.image, *mode, *color, *strength, *degrees);
+            Ok(())
+        }
+        Operation::Customize(settings) => adjust::customize(photo, settings),
+        Operation::Redeye { .. } | Operation::WhitenTeeth { .. } => Err(ImagingError::op(
+            op.name(),
+            "this operation is not available in this build of darkroom yet",
+        )),
+    }
+}
+
+fn crop(photo: &mut Photo, op: &Operation) -> Result<(), ImagingError> {
+    let spec = crop_spec(op, "crop").map_err(|e| ImagingError::op("crop", e.to_string()))?;
+    match spec {
+        CropSpec::Box(region) => {
+            let (original_width, original_height) = (photo.frame.original_width, photo.frame.original_height);
+            let inside = u64::from(region.x) + u64::from(region.width) <= u64::from(original_width)
+                && u64::from(region.y) + u64::from(region.height) <= u64::from(original_height);
+            if !inside {
+                return Err(ImagingError::op(
+                    "crop",
+                    format!(
+                        "the box x={} y={} {}×{} does not lie inside the {original_width}×{original_height} photo",
+                        region.x, region.y, region.width, region.height
+                    ),
+                ));
+            }
+            let mapped = photo.frame.map_region(region.x, region.y, region.width, region.height, photo.width(), photo.height());
+            let (x, y, width, height) =
+                mapped.ok_or_else(|| ImagingError::op("crop", "an earlier operation already removed the whole box"))?;
+            photo.crop_to(x, y, width, height);
+            Ok(())
+        }
+        CropSpec::Aspect { width: aspect_w, height: aspect_h } => {
+            let (width, height) = largest_centred(photo.width(), photo.height(), aspect_w, aspect_h);
+            photo.crop_to((photo.width() - width) / 2, (photo.height() - height) / 2, width, height);
+            Ok(())
+        }
+    }
+}
+
+/// The largest `aspect_w:aspect_h` box inside `width`×`height`; exact when the image
+/// allows it, otherwise the closest whole-pixel size.
+fn largest_centred(width: u32, height: u32, aspect_w: u32, aspect_h: u32) -> (u32, u32) {
+    let (w, h, aw, ah) = (u64::from(width), u64::from(height), u64::from(aspect_w), u64::from(aspect_h));
+    if w * ah >= h * aw {
+        // Too wide: keep the height.
+        let crop_w = ((h * aw + ah / 2) / ah).clamp(1, w);
+        (crop_w as u32, height)
+    } else {
+        let crop_h = ((w * ah + aw / 2) / aw).clamp(1, h);
+        (width, crop_h as u32)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use darkroom_core::Recipe;
+
+    fn photo(width: u32, height: u32) -> Photo {
+        Photo::new(DynamicImage::ImageRgb8(image::RgbImage::from_fn(width, height, |x, y| image::Rgb([x as u8, y as u8, 7]))), None)
+    }
+
+    fn ops(json: &str) -> Vec<Operation> {
+        Recipe::from_json(&format!(r#"{{"ops":[{json}]}}"#)).expect("valid recipe").ops
+    }
+
+    #[test]
+    fn aspect_crop_is_exact_and_centred() {
+        let result = apply_ops(photo(400, 300), &ops(r#"{"op":"crop","aspect":"1:1"}"#)).expect("crops");
+        assert_eq!((result.width(), result.height()), (300, 300));
+        assert_eq!(result.image.to_rgb8().get_pixel(0, 0)[0], 50);
+        let wide = apply_ops(photo(400, 300), &ops(r#"{"op":"crop","aspect":"16:9"}"#)).expect("crops");
+        assert_eq!((wide.width(), wide.height()), (400, 225));
+    }
+
+    #[test]
+    fn box_crop_uses_original_coordinates_even_after_a_resize() {
+        let result = apply_ops(
+            photo(400, 200),
+            &ops(r#"{"op":"thumbnail","size":200},{"op":"crop","x":200,"y":0,"width":200,"height":200}"#),
+        )
+        .expect("crops");
+        assert_eq!((result.width(), result.height()), (100, 100));
+    }
+
+    #[test]
+    fn box_outside_the_photo_is_a_clear_error() {
+        let error = apply_ops(photo(100, 100), &ops(r#"{"op":"crop","x":50,"y":50,"width":60,"height":10}"#)).unwrap_err();
+        assert!(error.to_string().contains("does not lie inside the 100×100 photo"), "{error}");
+    }
+
+    #[test]
+    fn thumbnail_fits_the_long_side_exactly() {
+        let result = apply_ops(photo(300, 200), &ops(r#"{"op":"thumbnail","size":64}"#)).expect("resizes");
+        assert_eq!((result.width(), result.height()), (64, 43));
+    }
+
+    #[test]
+    fn customize_rotates_borders_and_captions() {
+        let result = apply_ops(
+            photo(60, 40),
+            &ops(r##"{"op":"customize","rotate":90,"border":{"width":5,"color":"#ff0000"},"caption":{"text":"Hello"},"brightness":0.1,"contrast":0.2,"saturation":-0.5,"sharpen":1.0,"flip":"vertical"}"##),
+        )
+        .expect("customizes");
+        assert_eq!((result.width(), result.height()), (50, 70));
+        assert_eq!(result.image.to_rgb8().get_pixel(0, 0).0, [255, 0, 0]);
+    }
+}

@@ -1,0 +1,106 @@
+//! Decoding, limits and metadata on real photographs (tests/fixtures, licences beside them).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use darkroom_core::{Limits, OutputFormat, Recipe};
+use darkroom_imaging::{apply_ops, decode, encode, probe, DecodeLimits, ImagingError, SourceFormat};
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(format!("{}/../../tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
+fn limits() -> DecodeLimits {
+    DecodeLimits::from(Limits::default())
+}
+
+/// A tiny PNG file that declares `width`×`height` pixels: a decompression bomb.
+fn png_bomb(width: u32, height: u32) -> Vec<u8> {
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = 0xffff_ffffu32;
+        for &byte in bytes {
+            crc ^= u32::from(byte);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+            }
+        }
+        !crc
+    }
+    let mut ihdr = b"IHDR".to_vec();
+    ihdr.extend_from_slice(&width.to_be_bytes());
+    ihdr.extend_from_slice(&height.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    let idat = b"IDAT\x78\x9c\x63\x00\x00\x00\x01\x00\x01".to_vec();
+    for chunk in [ihdr, idat, b"IEND".to_vec()] {
+        png.extend_from_slice(&(chunk.len() as u32 - 4).to_be_bytes());
+        png.extend_from_slice(&chunk);
+        png.extend_from_slice(&crc32(&chunk).to_be_bytes());
+    }
+    png
+}
+
+#[test]
+fn decodes_real_photos_of_each_format() {
+    let astronaut = decode(&fixture("astronaut.jpg"), limits()).unwrap();
+    assert_eq!((astronaut.width(), astronaut.height()), (512, 512));
+    let coffee = decode(&fixture("coffee.png"), limits()).unwrap();
+    assert_eq!((coffee.width(), coffee.height()), (600, 400));
+    for format in [OutputFormat::Png, OutputFormat::Webp, OutputFormat::Jpeg] {
+        let bytes = encode(&coffee, format, 80).unwrap();
+        let back = decode(&bytes, limits()).unwrap();
+        assert_eq!((back.width(), back.height()), (600, 400), "{format:?}");
+    }
+}
+
+#[test]
+fn exif_rotated_photo_comes_out_upright() {
+    let rotated = decode(&fixture("coffee-exif-rotate90.jpg"), limits()).unwrap();
+    assert_eq!((rotated.width(), rotated.height()), (600, 400));
+    // Upright means it matches the unrotated photo, pixel for pixel (within JPEG noise).
+    let upright = decode(&fixture("coffee.jpg"), limits()).unwrap().image.to_rgb8();
+    let rotated = rotated.image.to_rgb8();
+    let mean_diff: f64 = upright.as_raw().iter().zip(rotated.as_raw()).map(|(a, b)| f64::from(a.abs_diff(*b))).sum::<f64>() / upright.as_raw().len() as f64;
+    assert!(mean_diff < 4.0, "mean difference {mean_diff}");
+}
+
+#[test]
+fn outputs_carry_no_exif() {
+    let photo = decode(&fixture("coffee-exif-rotate90.jpg"), limits()).unwrap();
+    let jpeg = encode(&photo, OutputFormat::Jpeg, 85).unwrap();
+    assert!(!jpeg.windows(6).any(|w| w == b"Exif\0\0"), "output still has an EXIF segment");
+    // And re-decoding it applies no second rotation.
+    let again = decode(&jpeg, limits()).unwrap();
+    assert_eq!((again.width(), again.height()), (600, 400));
+}
+
+#[test]
+fn refuses_a_decompression_bomb_before_allocating() {
+    let bomb = png_bomb(50_000, 50_000);
+    let probed = probe(&bomb).unwrap();
+    assert_eq!(probed.format, SourceFormat::Png);
+    assert_eq!(probed.dimensions, Some((50_000, 50_000)));
+    let error = decode(&bomb, limits()).unwrap_err();
+    assert!(matches!(error, ImagingError::TooManyPixels(_)), "{error:?}");
+}
+
+#[test]
+fn text_named_jpg_is_unsupported() {
+    let error = decode(b"hello, I am not a photo\n", limits()).unwrap_err();
+    assert!(matches!(error, ImagingError::UnsupportedFormat { .. }), "{error:?}");
+    assert!(error.to_string().contains("text"), "{error}");
+}
+
+#[test]
+fn truncated_jpeg_is_a_clear_error() {
+    let whole = fixture("astronaut.jpg");
+    let error = decode(&whole[..whole.len() / 2], limits()).unwrap_err();
+    assert!(matches!(error, ImagingError::Corrupt(_)), "{error:?}");
+    assert!(error.to_string().contains("truncated"), "{error}");
+}
+
+#[test]
+fn a_full_recipe_runs_on_a_real_photo() {
+    let recipe = Recipe::from_json(r#"{"ops":[{"op":"crop","aspect":"4:3"},{"op":"recolor","mode":"sepia"},{"op":"thumbnail","size":256}]}"#).unwrap();
+    let result = apply_ops(decode(&fixture("rocket.jpg"), limits()).unwrap(), &recipe.ops).unwrap();
+    assert_eq!((result.width(), result.height()), (256, 192));
+}
