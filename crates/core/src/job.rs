@@ -88,16 +88,22 @@ impl fmt::Display for PhotoState {
     }
 }
 
-/// Where a photo's state stands: compared by attempt first, then by state rank.
+/// Where a photo's state stands: compared by attempt first, then by state rank, then by
+/// step within the state (the pipeline segment of a `processing` event).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Progress {
     pub attempt: u32,
     pub rank: u8,
+    pub step: u32,
 }
 
 impl Progress {
     pub fn of(attempt: u32, state: PhotoState) -> Self {
-        Self { attempt, rank: state.rank() }
+        Self { attempt, rank: state.rank(), step: 0 }
+    }
+
+    pub fn with_step(self, step: u32) -> Self {
+        Self { step, ..self }
     }
 }
 

@@ -7,7 +7,7 @@
 //! jobs/<job>/photos/<photo>/photo.json                 photo manifest
 //! jobs/<job>/photos/<photo>/original                   the upload, as received
 //! jobs/<job>/photos/<photo>/a<attempt>/<name>.<ext>    outputs and intermediates of an attempt
-//! jobs/<job>/photos/<photo>/events/<attempt>-<rank>-<state>.json   state events
+//! jobs/<job>/photos/<photo>/events/<attempt>-<rank>-<step>-<state>.json   state events
 //! ```
 
 use crate::ids::{JobId, PhotoId};
@@ -52,22 +52,25 @@ pub fn intermediate(job: &JobId, photo: &PhotoId, attempt: u32, after_segment: u
     format!("jobs/{job}/photos/{photo}/a{attempt}/segment-{after_segment}.png")
 }
 
-pub fn event(job: &JobId, photo: &PhotoId, attempt: u32, state: PhotoState) -> String {
-    format!("jobs/{job}/photos/{photo}/events/{attempt:06}-{}-{state}.json", state.rank())
+/// A state event. `step` orders events of one state within an attempt: the pipeline
+/// segment for `processing` (so "processing in slow" follows "processing in quick"), 0
+/// otherwise.
+pub fn event(job: &JobId, photo: &PhotoId, attempt: u32, state: PhotoState, step: u32) -> String {
+    format!("jobs/{job}/photos/{photo}/events/{attempt:06}-{}-{step:03}-{state}.json", state.rank())
 }
 
 /// What a key under [`photos_prefix`] is, as far as the job view cares.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PhotoKey {
     Manifest { photo: PhotoId },
-    Event { photo: PhotoId, attempt: u32, state: PhotoState },
+    Event { photo: PhotoId, attempt: u32, state: PhotoState, step: u32 },
     Other,
 }
 
 impl PhotoKey {
     pub fn progress(&self) -> Option<Progress> {
         match self {
-            Self::Event { attempt, state, .. } => Some(Progress::of(*attempt, *state)),
+            Self::Event { attempt, state, step, .. } => Some(Progress::of(*attempt, *state).with_step(*step)),
             _ => None,
         }
     }
@@ -81,19 +84,20 @@ pub fn classify(job: &JobId, key: &str) -> PhotoKey {
     match (parts.next(), parts.next(), parts.next()) {
         (Some("photo.json"), None, None) => PhotoKey::Manifest { photo },
         (Some("events"), Some(file), None) => parse_event_file(file)
-            .map(|(attempt, state)| PhotoKey::Event { photo, attempt, state })
+            .map(|(attempt, state, step)| PhotoKey::Event { photo, attempt, state, step })
             .unwrap_or(PhotoKey::Other),
         _ => PhotoKey::Other,
     }
 }
 
-fn parse_event_file(file: &str) -> Option<(u32, PhotoState)> {
+fn parse_event_file(file: &str) -> Option<(u32, PhotoState, u32)> {
     let stem = file.strip_suffix(".json")?;
-    let mut fields = stem.splitn(3, '-');
+    let mut fields = stem.splitn(4, '-');
     let attempt = fields.next()?.parse().ok()?;
     let _rank = fields.next()?;
+    let step = fields.next()?.parse().ok()?;
     let state = PhotoState::parse(fields.next()?)?;
-    Some((attempt, state))
+    Some((attempt, state, step))
 }
 
 #[cfg(test)]
@@ -103,8 +107,8 @@ mod tests {
     #[test]
     fn event_keys_parse_back() {
         let (job, photo) = (JobId::generate(), PhotoId::generate());
-        let key = event(&job, &photo, 12, PhotoState::Done);
-        assert_eq!(classify(&job, &key), PhotoKey::Event { photo: photo.clone(), attempt: 12, state: PhotoState::Done });
+        let key = event(&job, &photo, 12, PhotoState::Processing, 2);
+        assert_eq!(classify(&job, &key), PhotoKey::Event { photo: photo.clone(), attempt: 12, state: PhotoState::Processing, step: 2 });
         assert_eq!(classify(&job, &photo_manifest(&job, &photo)), PhotoKey::Manifest { photo: photo.clone() });
         assert_eq!(classify(&job, &original(&job, &photo)), PhotoKey::Other);
         assert_eq!(classify(&JobId::generate(), &key), PhotoKey::Other);
@@ -114,9 +118,10 @@ mod tests {
     fn event_keys_sort_like_their_progress() {
         let (job, photo) = (JobId::generate(), PhotoId::generate());
         let mut keys = vec![
-            event(&job, &photo, 2, PhotoState::Queued),
-            event(&job, &photo, 1, PhotoState::Done),
-            event(&job, &photo, 1, PhotoState::Processing),
+            event(&job, &photo, 2, PhotoState::Queued, 0),
+            event(&job, &photo, 1, PhotoState::Done, 0),
+            event(&job, &photo, 1, PhotoState::Processing, 1),
+            event(&job, &photo, 1, PhotoState::Processing, 0),
         ];
         keys.sort();
         let progress: Vec<_> = keys.iter().filter_map(|k| classify(&job, k).progress()).collect();

@@ -11,6 +11,7 @@ pub mod keys;
 pub mod limits;
 pub mod messages;
 pub mod plan;
+pub mod queue_names;
 pub mod recipe;
 pub mod view;
 
@@ -18,8 +19,9 @@ pub use error_code::{ErrorCode, PhotoError};
 pub use ids::{IdError, JobId, OwnerToken, PhotoId};
 pub use job::{EventDoc, JobManifest, OutputInfo, PhotoManifest, PhotoState};
 pub use limits::Limits;
-pub use messages::{MessageError, PhotoRequest, PhotoResponse, PhotoUpdate};
+pub use messages::{CarriedFrame, MessageError, PhotoRequest, PhotoResponse, PhotoUpdate};
 pub use plan::{Segment, StageMap};
+pub use queue_names::QueueNames;
 pub use recipe::{Operation, OutputFormat, Recipe, RecipeError};
 pub use view::{JobState, JobView, PhotoView};
 

@@ -32,6 +32,22 @@ pub struct PhotoRequest {
     pub recipe: Recipe,
     pub plan: Vec<Segment>,
     pub segment: usize,
+    /// Where the original's coordinates lie in the intermediate image handed over by the
+    /// previous segment, so regions named in original pixels still land right.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frame: Option<CarriedFrame>,
+    /// Outputs earlier segments already stored (the preview), reported when the last
+    /// segment is done.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outputs: Vec<OutputInfo>,
+}
+
+/// An affine map from original coordinates to the current image (see imaging's `Frame`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CarriedFrame {
+    pub matrix: [f64; 6],
+    pub original_width: u32,
+    pub original_height: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -47,7 +63,12 @@ pub struct PhotoResponse {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum PhotoUpdate {
-    Processing { stage: String },
+    Processing {
+        stage: String,
+        /// Which segment of the plan is running (orders "processing" events).
+        #[serde(default)]
+        segment: u32,
+    },
     Done { outputs: Vec<OutputInfo> },
     Failed { error: PhotoError },
 }
@@ -67,7 +88,7 @@ fn check_version(body: &str) -> Result<(), MessageError> {
 
 impl PhotoRequest {
     pub fn new(job_id: JobId, photo_id: PhotoId, attempt: u32, recipe: Recipe, plan: Vec<Segment>) -> Self {
-        Self { v: MESSAGE_VERSION, job_id, photo_id, attempt, recipe, plan, segment: 0 }
+        Self { v: MESSAGE_VERSION, job_id, photo_id, attempt, recipe, plan, segment: 0, frame: None, outputs: Vec::new() }
     }
 
     pub fn decode(body: &str) -> Result<Self, MessageError> {
@@ -88,8 +109,13 @@ impl PhotoRequest {
     }
 
     /// The same photo, handed to the next segment of its plan.
-    pub fn forwarded(&self) -> Option<Self> {
-        (!self.is_last_segment()).then(|| Self { segment: self.segment + 1, ..self.clone() })
+    pub fn forwarded(&self, frame: Option<CarriedFrame>, outputs: Vec<OutputInfo>) -> Option<Self> {
+        (!self.is_last_segment()).then(|| Self { segment: self.segment + 1, frame, outputs, ..self.clone() })
+    }
+
+    /// The operations of the current segment.
+    pub fn current_ops(&self) -> &[crate::recipe::Operation] {
+        self.current_segment().and_then(|s| self.recipe.ops.get(s.first_op..s.end_op)).unwrap_or(&[])
     }
 
     /// Message attributes, so one photo can be followed across processes in logs.
@@ -138,9 +164,10 @@ mod tests {
         let decoded = PhotoRequest::decode(&request.encode()).expect("decodes");
         assert_eq!(decoded, request);
         assert_eq!(decoded.current_segment().map(|s| s.stage.as_str()), Some("slow"));
-        let next = decoded.forwarded().expect("has a second segment");
+        let next = decoded.forwarded(None, Vec::new()).expect("has a second segment");
+        assert_eq!(next.current_ops().len(), 1);
         assert_eq!(next.current_segment().map(|s| s.stage.as_str()), Some("quick"));
-        assert!(next.forwarded().is_none());
+        assert!(next.forwarded(None, Vec::new()).is_none());
     }
 
     #[test]
@@ -159,7 +186,7 @@ mod tests {
             JobId::generate(),
             PhotoId::generate(),
             2,
-            PhotoUpdate::Processing { stage: "quick".into() },
+            PhotoUpdate::Processing { stage: "quick".into(), segment: 0 },
         );
         let json: serde_json::Value = serde_json::from_str(&response.encode()).expect("json");
         assert_eq!(json["state"], "processing");

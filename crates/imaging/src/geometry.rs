@@ -12,6 +12,18 @@ pub struct Frame {
     pub original_height: u32,
 }
 
+impl From<darkroom_core::CarriedFrame> for Frame {
+    fn from(carried: darkroom_core::CarriedFrame) -> Self {
+        Self { m: carried.matrix, original_width: carried.original_width, original_height: carried.original_height }
+    }
+}
+
+impl From<Frame> for darkroom_core::CarriedFrame {
+    fn from(frame: Frame) -> Self {
+        Self { matrix: frame.m, original_width: frame.original_width, original_height: frame.original_height }
+    }
+}
+
 impl Frame {
     pub fn identity(width: u32, height: u32) -> Self {
         Self { m: [1.0, 0.0, 0.0, 0.0, 1.0, 0.0], original_width: width, original_height: height }

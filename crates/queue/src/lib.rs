@@ -5,9 +5,11 @@
 //! ten. The embedded implementation keeps them in SQLite; the SQS one talks to Amazon SQS
 //! or LocalStack. Both pass `tests/contract.rs`. Queues know nothing of photos.
 
+mod directory;
 mod error;
 mod sqlite;
 
+pub use directory::QueueDirectory;
 pub use error::QueueError;
 pub use sqlite::SqliteQueues;
 

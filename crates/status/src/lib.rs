@@ -1,1 +1,222 @@
-//! placeholder
+//! The status process: consumes the Response queue and writes each photo's state into the
+//! job view in the object store; also drains every dead-letter queue, so a photo whose
+//! request was dead-lettered is shown as failed ("gave up after N attempts") instead of
+//! staying "processing" for ever.
+//!
+//! Each update is an immutable event document written with put-if-absent under a key
+//! derived from (photo, attempt, state, step) — see core's `keys` — so redelivered
+//! responses change nothing, several status processes never lose each other's updates,
+//! and a late "processing" can never overwrite "done".
+
+use darkroom_core::job::PhotoState;
+use darkroom_core::{keys, EventDoc, ErrorCode, PhotoError, PhotoRequest, PhotoResponse, PhotoUpdate, QueueNames};
+use darkroom_queue::{Queue, QueueDirectory, QueueError, ReceivedMessage};
+use darkroom_store::json::put_json_if_absent;
+use darkroom_store::{ObjectStore, PutOutcome, StoreError};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+#[derive(Debug, Clone)]
+pub struct StatusSettings {
+    /// Every pipeline stage, so every request dead-letter queue is drained.
+    pub stages: Vec<String>,
+    pub wait_time: Duration,
+    /// Reported to the user when a photo is dead-lettered.
+    pub max_receive_count: u32,
+}
+
+/// What a message turned into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    Recorded,
+    /// Already recorded by an earlier delivery (or another status process).
+    AlreadyRecorded,
+    /// The job was deleted; nothing to record.
+    JobGone,
+    /// Not a message this build understands; deleted.
+    Malformed,
+}
+
+/// Which kind of queue a message came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Responses,
+    RequestDeadLetters,
+    ResponseDeadLetters,
+}
+
+#[derive(Debug)]
+pub struct StatusUpdater {
+    store: Arc<dyn ObjectStore>,
+    queues: QueueDirectory,
+    names: QueueNames,
+    settings: StatusSettings,
+}
+
+impl StatusUpdater {
+    pub fn new(store: Arc<dyn ObjectStore>, queues: QueueDirectory, names: QueueNames, settings: StatusSettings) -> Self {
+        Self { store, queues, names, settings }
+    }
+
+    async fn sources(&self) -> Result<Vec<(Arc<dyn Queue>, Source)>, QueueError> {
+        let responses = self.names.responses();
+        let mut sources = vec![
+            (self.queues.get(&responses).await?, Source::Responses),
+            (self.queues.get(&QueueNames::dead_letter(&responses)).await?, Source::ResponseDeadLetters),
+        ];
+        for stage in &self.settings.stages {
+            let dlq = QueueNames::dead_letter(&self.names.requests(stage));
+            sources.push((self.queues.get(&dlq).await?, Source::RequestDeadLetters));
+        }
+        Ok(sources)
+    }
+
+    /// Opens every queue status reads; fails if `darkroom setup` has not been run.
+    pub async fn check_queues(&self) -> Result<(), QueueError> {
+        self.sources().await.map(|_| ())
+    }
+
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) -> Result<(), QueueError> {
+        let mut loops = JoinSet::new();
+        for (queue, source) in self.sources().await? {
+            let status = self.clone();
+            let shutdown = shutdown.clone();
+            let span = tracing::info_span!("status_loop", queue = queue.name());
+            loops.spawn(async move { status.serve_queue(queue, source, shutdown).await }.instrument(span));
+        }
+        tracing::info!("status started");
+        while loops.join_next().await.is_some() {}
+        tracing::info!("status stopped");
+        Ok(())
+    }
+
+    async fn serve_queue(self: Arc<Self>, queue: Arc<dyn Queue>, source: Source, shutdown: CancellationToken) {
+        let mut failures = 0u32;
+        loop {
+            let received = tokio::select! {
+                received = queue.receive(darkroom_queue::MAX_BATCH, self.settings.wait_time) => received,
+                () = shutdown.cancelled() => return,
+            };
+            match received {
+                Ok(messages) => {
+                    failures = 0;
+                    // A batch is applied concurrently: updates are independent documents.
+                    let status = &self;
+                    let handled = messages.into_iter().map(|message| {
+                        let queue = queue.clone();
+                        async move { status.handle(&queue, source, message).await }
+                    });
+                    futures::future::join_all(handled).await;
+                }
+                Err(error) => {
+                    failures += 1;
+                    let delay = Duration::from_millis(250 << failures.min(7)).min(Duration::from_secs(30));
+                    metrics::counter!("darkroom_receive_failures_total", "queue" => queue.name().to_owned()).increment(1);
+                    tracing::warn!(error.message = %error, retry_in_ms = delay.as_millis() as u64, "receive failed; backing off");
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = shutdown.cancelled() => return,
+                    }
+                }
+            }
+        }
+    }
+
+    async fn handle(&self, queue: &Arc<dyn Queue>, source: Source, message: ReceivedMessage) {
+        let result = match source {
+            Source::Responses | Source::ResponseDeadLetters => self.apply_response_message(&message.body).await,
+            Source::RequestDeadLetters => self.apply_dead_letter(&message.body).await,
+        };
+        match result {
+            Ok(applied) => {
+                metrics::counter!("darkroom_status_updates_total", "result" => format!("{applied:?}")).increment(1);
+                if applied == Applied::Malformed {
+                    // Retrying cannot make it parse: delete it rather than cycle it for ever.
+                    tracing::error!(message_id = %message.message_id, queue = queue.name(), "deleting a malformed message");
+                }
+                if let Err(error) = queue.delete(&message.receipt_handle).await {
+                    tracing::warn!(message_id = %message.message_id, error.message = %error, "could not delete an applied message; its redelivery will change nothing");
+                }
+            }
+            Err(error) => {
+                // Left in the queue: it comes back after the visibility timeout, and after
+                // max_receive_count tries lands in the response DLQ, which is retried too.
+                tracing::warn!(message_id = %message.message_id, error.message = %error, "could not record a status update; it will be retried");
+            }
+        }
+    }
+
+    /// Records one response message.
+    pub async fn apply_response_message(&self, body: &str) -> Result<Applied, StoreError> {
+        let response = match PhotoResponse::decode(body) {
+            Ok(response) => response,
+            Err(error) => {
+                tracing::error!(error.message = %error, "malformed response message");
+                return Ok(Applied::Malformed);
+            }
+        };
+        let (state, step, mut event) = match response.update {
+            PhotoUpdate::Processing { stage, segment } => {
+                let mut event = EventDoc::new(response.attempt, PhotoState::Processing);
+                event.stage = Some(stage);
+                (PhotoState::Processing, segment, event)
+            }
+            PhotoUpdate::Done { outputs } => {
+                let mut event = EventDoc::new(response.attempt, PhotoState::Done);
+                event.outputs = outputs;
+                (PhotoState::Done, 0, event)
+            }
+            PhotoUpdate::Failed { error } => {
+                let mut event = EventDoc::new(response.attempt, PhotoState::Failed);
+                event.error = Some(error);
+                (PhotoState::Failed, 0, event)
+            }
+        };
+        event.attempt = response.attempt;
+        let span = tracing::info_span!("status", job_id = %response.job_id, photo_id = %response.photo_id, attempt = response.attempt, state = %state);
+        self.record(&response.job_id, &response.photo_id, step, event).instrument(span).await
+    }
+
+    /// Records a dead-lettered request as a failed photo.
+    pub async fn apply_dead_letter(&self, body: &str) -> Result<Applied, StoreError> {
+        let request = match PhotoRequest::decode(body) {
+            Ok(request) => request,
+            Err(error) => {
+                tracing::error!(error.message = %error, "malformed message in a request dead-letter queue");
+                return Ok(Applied::Malformed);
+            }
+        };
+        let stage = request.current_segment().map(|s| s.stage.clone()).unwrap_or_default();
+        let mut event = EventDoc::new(request.attempt, PhotoState::Failed);
+        event.stage = Some(stage.clone());
+        event.error = Some(PhotoError::new(
+            ErrorCode::GaveUp,
+            format!(
+                "gave up after {} attempts in the {stage} stage: processing this photo repeatedly crashed or timed out a worker. Retry it, or look for photo_id={} in the worker logs.",
+                self.settings.max_receive_count, request.photo_id
+            ),
+        ));
+        let span = tracing::info_span!("status", job_id = %request.job_id, photo_id = %request.photo_id, attempt = request.attempt, state = "failed");
+        let applied = self.record(&request.job_id, &request.photo_id, 0, event).instrument(span).await?;
+        metrics::counter!("darkroom_dead_letters_total", "stage" => stage).increment(1);
+        Ok(applied)
+    }
+
+    async fn record(&self, job: &darkroom_core::JobId, photo: &darkroom_core::PhotoId, step: u32, event: EventDoc) -> Result<Applied, StoreError> {
+        if self.store.head(&keys::job_manifest(job)).await?.is_none() {
+            tracing::info!("job no longer exists; dropping the update");
+            return Ok(Applied::JobGone);
+        }
+        let key = keys::event(job, photo, event.attempt, event.state, step);
+        match put_json_if_absent(self.store.as_ref(), &key, &event).await? {
+            PutOutcome::Created => {
+                tracing::info!("photo state recorded");
+                Ok(Applied::Recorded)
+            }
+            PutOutcome::AlreadyExists => Ok(Applied::AlreadyRecorded),
+        }
+    }
+}

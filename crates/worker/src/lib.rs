@@ -1,1 +1,211 @@
-//! placeholder
+//! The processing server (the seed's "Photo Processing Server"): long-polls its stages'
+//! request queues, processes each photo on a blocking thread while a heartbeat keeps the
+//! message hidden, stores the outputs, reports to the Response queue (or forwards to the
+//! next stage), and only then deletes the request.
+//!
+//! Workers are interchangeable and stateless: start more to go faster, kill one and its
+//! photo reappears for another after the visibility timeout.
+
+mod handle;
+mod heartbeat;
+pub mod render;
+
+pub use handle::Outcome;
+
+use darkroom_core::{Limits, QueueNames};
+use darkroom_queue::{Queue, QueueDirectory, QueueError};
+use darkroom_store::ObjectStore;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// The stages whose request queues this worker serves.
+    pub stages: Vec<String>,
+    /// Photos in work at once in this process, across all its stages.
+    pub concurrency: usize,
+    pub visibility_timeout: Duration,
+    pub heartbeat_interval: Duration,
+    pub wait_time: Duration,
+    /// On shutdown, how long in-flight photos may take before they are released.
+    pub drain_deadline: Duration,
+    pub limits: Limits,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SettingsError {
+    #[error("--heartbeat-interval ({heartbeat:?}) must be at most a third of --visibility-timeout ({visibility:?}), or a slow photo could be handed to a second worker")]
+    HeartbeatTooSlow { heartbeat: Duration, visibility: Duration },
+    #[error("--heartbeat-interval must be at least 1 second")]
+    HeartbeatTooFast,
+    #[error("--concurrency must be at least 1")]
+    NoConcurrency,
+    #[error("a worker needs at least one stage to serve")]
+    NoStages,
+}
+
+impl WorkerSettings {
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        if self.heartbeat_interval < Duration::from_secs(1) {
+            return Err(SettingsError::HeartbeatTooFast);
+        }
+        if self.heartbeat_interval * 3 > self.visibility_timeout {
+            return Err(SettingsError::HeartbeatTooSlow { heartbeat: self.heartbeat_interval, visibility: self.visibility_timeout });
+        }
+        if self.concurrency == 0 {
+            return Err(SettingsError::NoConcurrency);
+        }
+        if self.stages.is_empty() {
+            return Err(SettingsError::NoStages);
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+pub struct Worker {
+    store: Arc<dyn ObjectStore>,
+    queues: QueueDirectory,
+    names: QueueNames,
+    settings: WorkerSettings,
+    /// Shared by every stage loop of this process, so `concurrency` bounds the process.
+    permits: Arc<Semaphore>,
+}
+
+impl Worker {
+    pub fn new(store: Arc<dyn ObjectStore>, queues: QueueDirectory, names: QueueNames, settings: WorkerSettings) -> Result<Self, SettingsError> {
+        settings.validate()?;
+        let permits = Arc::new(Semaphore::new(settings.concurrency));
+        Ok(Self { store, queues, names, settings, permits })
+    }
+
+    pub fn settings(&self) -> &WorkerSettings {
+        &self.settings
+    }
+
+    /// Opens every queue this worker uses; fails if `darkroom setup` has not been run.
+    pub async fn check_queues(&self) -> Result<Vec<Arc<dyn Queue>>, QueueError> {
+        self.queues.get(&self.names.responses()).await?;
+        let mut queues = Vec::new();
+        for stage in &self.settings.stages {
+            queues.push(self.queues.get(&self.names.requests(stage)).await?);
+        }
+        Ok(queues)
+    }
+
+    /// Serves until `shutdown` is cancelled, then drains: stops receiving, lets in-flight
+    /// photos finish within the drain deadline, releases the rest, and returns.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) -> Result<(), QueueError> {
+        let queues = self.check_queues().await?;
+        let abandon = CancellationToken::new();
+        let mut loops = JoinSet::new();
+        for queue in queues {
+            let worker = self.clone();
+            let (shutdown, abandon) = (shutdown.clone(), abandon.clone());
+            let span = tracing::info_span!("stage_loop", queue = queue.name());
+            loops.spawn(async move { worker.serve_queue(queue, shutdown, abandon).await }.instrument(span));
+        }
+        tracing::info!(stages = ?self.settings.stages, concurrency = self.settings.concurrency, "worker started");
+        while loops.join_next().await.is_some() {}
+        tracing::info!("worker stopped");
+        Ok(())
+    }
+
+    async fn serve_queue(self: Arc<Self>, queue: Arc<dyn Queue>, shutdown: CancellationToken, abandon: CancellationToken) {
+        let mut in_flight = JoinSet::new();
+        let mut failures = 0u32;
+        loop {
+            let permit = tokio::select! {
+                permit = self.permits.clone().acquire_owned() => match permit { Ok(p) => p, Err(_) => break },
+                () = shutdown.cancelled() => break,
+            };
+            // Ask for as many photos as there are free slots (this one included).
+            let want = (1 + self.permits.available_permits()).min(darkroom_queue::MAX_BATCH);
+            let received = tokio::select! {
+                received = queue.receive(want, self.settings.wait_time) => received,
+                () = shutdown.cancelled() => break,
+            };
+            let messages = match received {
+                Ok(messages) => {
+                    failures = 0;
+                    messages
+                }
+                Err(error) => {
+                    failures += 1;
+                    let delay = Duration::from_millis(250 << failures.min(7)).min(Duration::from_secs(30));
+                    metrics::counter!("darkroom_receive_failures_total", "queue" => queue.name().to_owned()).increment(1);
+                    tracing::warn!(error.message = %error, retry_in_ms = delay.as_millis() as u64, "receive failed; backing off");
+                    drop(permit);
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => continue,
+                        () = shutdown.cancelled() => break,
+                    }
+                }
+            };
+            let mut permit = Some(permit);
+            for message in messages {
+                let permit = match permit.take() {
+                    Some(permit) => permit,
+                    None => match self.permits.clone().acquire_owned().await {
+                        Ok(permit) => permit,
+                        Err(_) => break,
+                    },
+                };
+                let worker = self.clone();
+                let queue = queue.clone();
+                let abandon = abandon.clone();
+                in_flight.spawn(
+                    async move {
+                        let _permit = permit;
+                        worker.handle(&queue, message, &abandon).await
+                    }
+                    .in_current_span(),
+                );
+            }
+            // Reap finished tasks so the set does not grow without bound.
+            while in_flight.try_join_next().is_some() {}
+        }
+        self.drain(&mut in_flight, &abandon).await;
+    }
+
+    async fn drain(&self, in_flight: &mut JoinSet<Outcome>, abandon: &CancellationToken) {
+        if in_flight.is_empty() {
+            return;
+        }
+        tracing::info!(photos = in_flight.len(), deadline_seconds = self.settings.drain_deadline.as_secs(), "draining in-flight photos");
+        let finished = tokio::time::timeout(self.settings.drain_deadline, async { while in_flight.join_next().await.is_some() {} }).await;
+        if finished.is_err() {
+            abandon.cancel();
+            while in_flight.join_next().await.is_some() {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> WorkerSettings {
+        WorkerSettings {
+            stages: vec!["quick".into()],
+            concurrency: 2,
+            visibility_timeout: Duration::from_secs(30),
+            heartbeat_interval: Duration::from_secs(10),
+            wait_time: Duration::from_secs(20),
+            drain_deadline: Duration::from_secs(30),
+            limits: Limits::default(),
+        }
+    }
+
+    #[test]
+    fn refuses_a_heartbeat_slower_than_a_third_of_the_visibility_timeout() {
+        assert_eq!(settings().validate(), Ok(()));
+        let slow = WorkerSettings { heartbeat_interval: Duration::from_secs(11), ..settings() };
+        assert!(matches!(slow.validate(), Err(SettingsError::HeartbeatTooSlow { .. })));
+        assert_eq!(WorkerSettings { concurrency: 0, ..settings() }.validate(), Err(SettingsError::NoConcurrency));
+    }
+}

@@ -1,0 +1,46 @@
+//! Queue names (DESIGN.md "Command line and settings"): `<prefix>-requests-<stage>`,
+//! `<prefix>-responses`, each with a `-dlq` twin. setup, docker-compose, the AWS template
+//! and the README all use these names.
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueNames {
+    prefix: String,
+}
+
+impl QueueNames {
+    pub fn new(prefix: impl Into<String>) -> Self {
+        Self { prefix: prefix.into() }
+    }
+
+    pub fn requests(&self, stage: &str) -> String {
+        format!("{}-requests-{stage}", self.prefix)
+    }
+
+    pub fn responses(&self) -> String {
+        format!("{}-responses", self.prefix)
+    }
+
+    pub fn dead_letter(queue: &str) -> String {
+        format!("{queue}-dlq")
+    }
+}
+
+/// SQS allows 1–80 characters of letters, digits, '-' and '_'; the longest name we make
+/// is `<prefix>-requests-<stage>-dlq`.
+pub fn is_valid_prefix(prefix: &str) -> bool {
+    (1..=30).contains(&prefix.len()) && prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_contract() {
+        let names = QueueNames::new("darkroom");
+        assert_eq!(names.requests("quick"), "darkroom-requests-quick");
+        assert_eq!(names.responses(), "darkroom-responses");
+        assert_eq!(QueueNames::dead_letter(&names.requests("slow")), "darkroom-requests-slow-dlq");
+        assert!(is_valid_prefix("darkroom") && !is_valid_prefix("dark room") && !is_valid_prefix(""));
+    }
+}
