@@ -49,6 +49,9 @@ pub struct Counts {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OutputView {
     pub name: String,
+    /// Where the output is stored; not shown to clients, who use `url`.
+    #[serde(skip)]
+    pub key: String,
     pub url: String,
     pub content_type: String,
     pub width: u32,
@@ -129,6 +132,7 @@ pub fn assemble(job: &JobManifest, photos: Vec<(PhotoManifest, Option<EventDoc>)
                     .iter()
                     .map(|output| OutputView {
                         name: output.name.clone(),
+                        key: output.key.clone(),
                         url: photo_url(&job.id, &manifest.id, &output.name),
                         content_type: output.content_type.clone(),
                         width: output.width,

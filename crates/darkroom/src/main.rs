@@ -1,1 +1,58 @@
-fn main() {}
+//! The one darkroom binary: `darkroom serve | web | worker | status | setup | process`.
+//! Parses the settings, sets up logging and metrics, and hands over to the components.
+
+mod backends;
+mod config;
+mod process;
+mod run;
+mod telemetry;
+
+use clap::Parser;
+use config::{Cli, Command};
+use run::Roles;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(error) = telemetry::init_logging(&cli.settings.log, cli.settings.log_format) {
+        eprintln!("darkroom: {error:#}");
+        return ExitCode::from(2);
+    }
+    match start(cli) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(error) => {
+            tracing::error!(error.cause_chain = ?error, "{error:#}");
+            eprintln!("darkroom: {error:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn start(cli: Cli) -> anyhow::Result<bool> {
+    let settings = cli.settings;
+    settings.validate()?;
+    let command = cli.command.unwrap_or(Command::Serve);
+    if let Command::Process { recipe, out, photos } = &command {
+        return process::run(recipe, out, photos, settings.limits());
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let metrics = telemetry::init_metrics();
+        let (roles, stages) = match command {
+            Command::Serve => (Roles { web: true, worker: true, status: true }, Vec::new()),
+            Command::Web => (Roles { web: true, worker: false, status: false }, Vec::new()),
+            Command::Worker { stages } => (Roles { web: false, worker: true, status: false }, stages),
+            Command::Status => (Roles { web: false, worker: false, status: true }, Vec::new()),
+            Command::Setup => {
+                let backends = backends::open(&settings).await?;
+                let queues = backends::setup(&settings, &backends).await?;
+                println!("darkroom setup done: {} queues and their dead-letter queues ready ({})", queues.len(), queues.join(", "));
+                return Ok(true);
+            }
+            Command::Process { .. } => unreachable!("handled above"),
+        };
+        run::run(settings, roles, stages, metrics).await?;
+        Ok(true)
+    })
+}

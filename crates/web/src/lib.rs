@@ -1,1 +1,116 @@
-//! placeholder
+//! The web tier: upload page, job pages, the JSON API and downloads (DESIGN.md "HTTP JSON
+//! API"). It never processes photos and holds no state of its own: originals and job
+//! documents go to the object store, work goes to the request queue, and the job view is
+//! read back from the store. Any number of web processes can serve the same jobs.
+
+mod api;
+mod assets;
+mod downloads;
+mod error;
+mod form;
+mod health;
+pub use health::health_routes;
+mod jobs;
+mod names;
+mod owner;
+mod pages;
+mod upload;
+mod view;
+
+pub use error::ApiError;
+
+use actix_web::{web, App, HttpServer};
+use darkroom_core::{Limits, QueueNames, StageMap};
+use darkroom_queue::QueueDirectory;
+use darkroom_store::ObjectStore;
+use metrics_exporter_prometheus::PrometheusHandle;
+use std::net::TcpListener;
+use std::sync::Arc;
+
+#[derive(Debug, Clone)]
+pub struct WebSettings {
+    pub limits: Limits,
+    /// The largest multipart body accepted in one request (many photos at once).
+    pub max_request_bytes: u64,
+    pub stage_map: StageMap,
+    pub names: QueueNames,
+    /// Uploads handled at once by this process; beyond it, requests get 429.
+    pub max_concurrent_uploads: usize,
+}
+
+/// What every handler shares.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub store: Arc<dyn ObjectStore>,
+    pub queues: QueueDirectory,
+    pub settings: Arc<WebSettings>,
+    pub metrics: Option<PrometheusHandle>,
+    /// Immutable documents (photo manifests, state events) by key: a job view re-reads
+    /// only what changed since the last poll.
+    pub documents: Arc<quick_cache::sync::Cache<String, bytes::Bytes>>,
+    pub upload_slots: Arc<tokio::sync::Semaphore>,
+}
+
+impl AppState {
+    pub fn new(store: Arc<dyn ObjectStore>, queues: QueueDirectory, settings: WebSettings, metrics: Option<PrometheusHandle>) -> Self {
+        let upload_slots = Arc::new(tokio::sync::Semaphore::new(settings.max_concurrent_uploads.max(1)));
+        Self { store, queues, settings: Arc::new(settings), metrics, documents: Arc::new(quick_cache::sync::Cache::new(50_000)), upload_slots }
+    }
+}
+
+/// Routes of the whole web tier, for `App::configure`.
+pub fn routes(config: &mut web::ServiceConfig) {
+    config
+        .service(health::healthz)
+        .service(health::readyz)
+        .service(health::metrics)
+        .service(assets::asset)
+        .service(pages::upload_page)
+        .service(pages::create_job_from_form)
+        .service(pages::job_page)
+        .service(downloads::archive)
+        .service(downloads::api_archive)
+        .service(downloads::photo_file)
+        .service(
+            web::scope("/api/v1")
+                .service(api::create_job)
+                .service(api::get_job)
+                .service(api::delete_job)
+                .service(api::add_photos)
+                .service(api::retry_failed)
+                .service(api::reprocess_photo),
+        )
+        .default_service(web::to(pages::not_found));
+}
+
+/// Binds the web tier to `listener` and returns the running server (await it to serve).
+pub fn build(state: AppState, listener: TcpListener) -> std::io::Result<actix_web::dev::Server> {
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(web::Data::new(state.clone()))
+            .app_data(web::JsonConfig::default().limit(256 * 1024).error_handler(api::json_error))
+            .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::not_found().into()))
+            .wrap(actix_web::middleware::Compress::default())
+            .wrap(tracing_request_logger())
+            .configure(routes)
+    })
+    .listen(listener)?
+    .shutdown_timeout(30)
+    .disable_signals()
+    .run();
+    Ok(server)
+}
+
+fn tracing_request_logger() -> actix_web::middleware::Logger {
+    actix_web::middleware::Logger::new("%r %s %b %Dms").log_target("darkroom::http")
+}
+
+/// Only `/healthz`, `/readyz` and `/metrics`: for worker and status processes.
+pub fn build_health(state: AppState, listener: TcpListener) -> std::io::Result<actix_web::dev::Server> {
+    let server = HttpServer::new(move || App::new().app_data(web::Data::new(state.clone())).configure(health_routes))
+        .listen(listener)?
+        .workers(1)
+        .disable_signals()
+        .run();
+    Ok(server)
+}

@@ -1,0 +1,60 @@
+//! Opens the object store and queues the settings name, and creates what `setup` creates.
+
+use crate::config::{Backend, Settings};
+use anyhow::Context;
+use darkroom_core::{QueueNames, StageMap};
+use darkroom_queue::{QueueBackend, QueueDirectory, QueueSpec, SqliteQueues};
+use darkroom_store::{LocalStore, ObjectStore};
+use std::sync::Arc;
+
+pub struct Backends {
+    pub store: Arc<dyn ObjectStore>,
+    pub queues: QueueDirectory,
+    pub names: QueueNames,
+    pub stage_map: StageMap,
+}
+
+pub async fn open(settings: &Settings) -> anyhow::Result<Backends> {
+    let (store, queue_backend): (Arc<dyn ObjectStore>, Arc<dyn QueueBackend>) = match settings.backend {
+        Backend::Local => {
+            let store = LocalStore::open(settings.data_dir.join("store"))
+                .with_context(|| format!("opening the object store in --data-dir {}", settings.data_dir.display()))?;
+            let queues = SqliteQueues::open(settings.data_dir.join("queues.sqlite3"))
+                .with_context(|| format!("opening the queue database in --data-dir {}", settings.data_dir.display()))?;
+            (Arc::new(store), Arc::new(queues))
+        }
+        Backend::Aws => anyhow::bail!("--backend aws is not available in this build yet; use --backend local"),
+    };
+    Ok(Backends {
+        store,
+        queues: QueueDirectory::new(queue_backend),
+        names: QueueNames::new(settings.queue_prefix.clone()),
+        stage_map: settings.stage_map()?,
+    })
+}
+
+/// Creates every queue (each stage's requests, the responses, and a DLQ for each) with the
+/// configured visibility timeout and redrive; safe to run any number of times.
+pub async fn setup(settings: &Settings, backends: &Backends) -> anyhow::Result<Vec<String>> {
+    let backend = backends.queues.backend();
+    let mut queues: Vec<String> = backends.stage_map.stages().iter().map(|stage| backends.names.requests(stage)).collect();
+    queues.push(backends.names.responses());
+    for name in &queues {
+        let dead_letter = QueueNames::dead_letter(name);
+        backend
+            .create_queue(&QueueSpec::dead_letter(&dead_letter, settings.visibility_timeout))
+            .await
+            .with_context(|| format!("creating queue {dead_letter}"))?;
+        backend
+            .create_queue(&QueueSpec {
+                name: name.clone(),
+                visibility_timeout: settings.visibility_timeout,
+                max_receive_count: settings.max_receive_count,
+                dead_letter_queue: Some(dead_letter.clone()),
+            })
+            .await
+            .with_context(|| format!("creating queue {name}"))?;
+    }
+    backends.store.check().await.context("checking that the object store is writable")?;
+    Ok(queues)
+}

@@ -1,0 +1,215 @@
+//! Every setting, as a flag and an environment variable (DESIGN.md "Command line and
+//! settings"), read once at start-up and validated with errors that name the setting.
+//! Nothing deeper in the code reads the environment.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use darkroom_core::{Limits, StageMap};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "darkroom",
+    version,
+    about = "darkroom: an online photo-processing service built on queues and an object store",
+    long_about = "darkroom processes photos the way the classic EC2 + SQS architecture prescribes: a web tier \
+                  stores uploads and queues one request per photo, interchangeable workers process them, and a \
+                  status process records the results. With no subcommand it runs `serve`: everything in one \
+                  process on the embedded backend (a data directory and an SQLite queue)."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub settings: Settings,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Web, workers for every stage, and status in one process (the default).
+    Serve,
+    /// Only the web tier: upload page, job pages, JSON API, downloads.
+    Web,
+    /// Only a processing server.
+    Worker {
+        /// Stage(s) to serve; repeat for several. Default: every stage of --stage-map.
+        #[arg(long = "stage", env = "DARKROOM_STAGE", value_delimiter = ',')]
+        stages: Vec<String>,
+    },
+    /// Only the status process: Response queue and dead letters into job views.
+    Status,
+    /// Create the bucket/data directory, request and response queues and their DLQs (idempotent).
+    Setup,
+    /// Apply a recipe to local files, without queues or a store: for scripts and benchmarks.
+    Process {
+        /// The recipe, as JSON (see the README).
+        #[arg(long)]
+        recipe: String,
+        /// Directory for the results (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// Photos to process.
+        #[arg(required = true)]
+        photos: Vec<PathBuf>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Backend {
+    /// Data directory + embedded SQLite queue: no cloud, no setup.
+    Local,
+    /// Amazon S3 + SQS (or LocalStack via AWS_ENDPOINT_URL).
+    Aws,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+fn duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|e| format!("{e} (examples: 30s, 500ms, 2m)"))
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// Where photos and queues live. `local` never touches the cloud, whatever AWS variables are set.
+    #[arg(long, env = "DARKROOM_BACKEND", value_enum, default_value = "local", global = true)]
+    pub backend: Backend,
+
+    /// Address the web tier listens on (port 0 picks a free port).
+    #[arg(long, env = "DARKROOM_LISTEN", default_value = "127.0.0.1:8080", global = true)]
+    pub listen: SocketAddr,
+
+    /// Address for /healthz, /readyz and /metrics of a worker or status process.
+    #[arg(long, env = "DARKROOM_METRICS_LISTEN", global = true)]
+    pub metrics_listen: Option<SocketAddr>,
+
+    /// Data directory of the local backend (photos, job documents, queue database).
+    #[arg(long, env = "DARKROOM_DATA_DIR", default_value = "./data", global = true)]
+    pub data_dir: PathBuf,
+
+    /// S3 bucket of the aws backend.
+    #[arg(long, env = "DARKROOM_BUCKET", default_value = "darkroom", global = true)]
+    pub bucket: String,
+
+    /// Queue names are <prefix>-requests-<stage>, <prefix>-responses, each with a -dlq twin.
+    #[arg(long, env = "DARKROOM_QUEUE_PREFIX", default_value = "darkroom", global = true)]
+    pub queue_prefix: String,
+
+    /// Which stage runs which operation, as op=stage pairs; others run in --default-stage.
+    #[arg(long, env = "DARKROOM_STAGE_MAP", default_value = "redeye=slow,whiten_teeth=slow", global = true)]
+    pub stage_map: String,
+
+    /// Stage of every operation not named in --stage-map.
+    #[arg(long, env = "DARKROOM_DEFAULT_STAGE", default_value = "quick", global = true)]
+    pub default_stage: String,
+
+    /// How long a received message stays hidden; a crashed worker's photo reappears after it.
+    #[arg(long, env = "DARKROOM_VISIBILITY_TIMEOUT", default_value = "30s", value_parser = duration, global = true)]
+    pub visibility_timeout: Duration,
+
+    /// How often a worker extends a photo's visibility; at most a third of the timeout.
+    #[arg(long, env = "DARKROOM_HEARTBEAT_INTERVAL", default_value = "10s", value_parser = duration, global = true)]
+    pub heartbeat_interval: Duration,
+
+    /// Deliveries before a message goes to its dead-letter queue (and the photo is shown failed).
+    #[arg(long, env = "DARKROOM_MAX_RECEIVE_COUNT", default_value_t = 5, global = true)]
+    pub max_receive_count: u32,
+
+    /// Long-poll wait of each receive (at most 20s).
+    #[arg(long, env = "DARKROOM_WAIT_TIME", default_value = "20s", value_parser = duration, global = true)]
+    pub wait_time: Duration,
+
+    /// On SIGTERM, how long in-flight photos may take before they are handed back.
+    #[arg(long, env = "DARKROOM_DRAIN_DEADLINE", default_value = "30s", value_parser = duration, global = true)]
+    pub drain_deadline: Duration,
+
+    /// Photos a worker process works on at once (default: one per CPU core).
+    #[arg(long, env = "DARKROOM_CONCURRENCY", global = true)]
+    pub concurrency: Option<usize>,
+
+    /// Largest accepted photo file, in MiB.
+    #[arg(long, env = "DARKROOM_MAX_FILE_MIB", default_value_t = 64, global = true)]
+    pub max_file_mib: u64,
+
+    /// Most photos in one job.
+    #[arg(long, env = "DARKROOM_MAX_PHOTOS", default_value_t = 1000, global = true)]
+    pub max_photos: usize,
+
+    /// Most pixels in one photo, in megapixels.
+    #[arg(long, env = "DARKROOM_MAX_MEGAPIXELS", default_value_t = 120, global = true)]
+    pub max_megapixels: u64,
+
+    /// Longest side of one photo, in pixels.
+    #[arg(long, env = "DARKROOM_MAX_SIDE", default_value_t = 30_000, global = true)]
+    pub max_side: u32,
+
+    /// Largest upload request (many photos at once), in MiB.
+    #[arg(long, env = "DARKROOM_MAX_REQUEST_MIB", default_value_t = 1024, global = true)]
+    pub max_request_mib: u64,
+
+    /// Uploads one web process handles at once; more get 429 with Retry-After.
+    #[arg(long, env = "DARKROOM_MAX_CONCURRENT_UPLOADS", default_value_t = 32, global = true)]
+    pub max_concurrent_uploads: usize,
+
+    /// Log filter, as in RUST_LOG (e.g. `info`, `darkroom_worker=debug`).
+    #[arg(long, env = "DARKROOM_LOG", default_value = "info", global = true)]
+    pub log: String,
+
+    /// Log format on stderr.
+    #[arg(long, env = "DARKROOM_LOG_FORMAT", value_enum, default_value = "text", global = true)]
+    pub log_format: LogFormat,
+}
+
+impl Settings {
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_file_bytes: self.max_file_mib.saturating_mul(1 << 20),
+            max_photos_per_job: self.max_photos,
+            max_pixels: self.max_megapixels.saturating_mul(1_000_000),
+            max_side: self.max_side,
+        }
+    }
+
+    pub fn stage_map(&self) -> anyhow::Result<StageMap> {
+        StageMap::parse(&self.default_stage, &self.stage_map).map_err(|e| anyhow::anyhow!("--stage-map / --default-stage: {e}"))
+    }
+
+    pub fn concurrency(&self) -> usize {
+        self.concurrency.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2))
+    }
+
+    /// Checks what clap cannot: relations between settings, and ranges.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.stage_map()?;
+        if !darkroom_core::queue_names::is_valid_prefix(&self.queue_prefix) {
+            anyhow::bail!("--queue-prefix {:?} must be 1–30 letters, digits, '-' or '_'", self.queue_prefix);
+        }
+        if self.wait_time > Duration::from_secs(20) {
+            anyhow::bail!("--wait-time must be at most 20s (the SQS maximum), got {:?}", self.wait_time);
+        }
+        if self.visibility_timeout < Duration::from_secs(3) || self.visibility_timeout > Duration::from_secs(12 * 3600) {
+            anyhow::bail!("--visibility-timeout must be between 3s and 12h, got {:?}", self.visibility_timeout);
+        }
+        if self.heartbeat_interval * 3 > self.visibility_timeout {
+            anyhow::bail!(
+                "--heartbeat-interval ({:?}) must be at most a third of --visibility-timeout ({:?}): otherwise a slow photo can be handed to a second worker",
+                self.heartbeat_interval,
+                self.visibility_timeout
+            );
+        }
+        if self.max_receive_count == 0 || self.max_receive_count > 1000 {
+            anyhow::bail!("--max-receive-count must be 1–1000, got {}", self.max_receive_count);
+        }
+        if self.max_file_mib == 0 || self.max_photos == 0 || self.max_megapixels == 0 || self.max_side == 0 {
+            anyhow::bail!("--max-file-mib, --max-photos, --max-megapixels and --max-side must be positive");
+        }
+        if self.concurrency == Some(0) {
+            anyhow::bail!("--concurrency must be at least 1");
+        }
+        Ok(())
+    }
+}

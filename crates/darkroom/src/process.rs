@@ -1,0 +1,37 @@
+//! `darkroom process`: a recipe applied to local files with the same imaging code the
+//! workers run, but no queues and no store. One line per photo on stdout; exit status 1
+//! if any photo failed.
+
+use anyhow::Context;
+use darkroom_core::{Limits, Recipe};
+use darkroom_imaging::{apply_ops, decode, encode, DecodeLimits};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+pub fn run(recipe_json: &str, out: &Path, photos: &[PathBuf], limits: Limits) -> anyhow::Result<bool> {
+    let recipe = Recipe::from_json(recipe_json).map_err(|e| anyhow::anyhow!("--recipe: {e}"))?;
+    std::fs::create_dir_all(out).with_context(|| format!("creating --out {}", out.display()))?;
+    let mut all_ok = true;
+    for path in photos {
+        let started = Instant::now();
+        let result = (|| -> anyhow::Result<(PathBuf, u32, u32)> {
+            let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            let photo = decode(&bytes, DecodeLimits::from(limits))?;
+            let photo = apply_ops(photo, &recipe.ops)?;
+            let encoded = encode(&photo, recipe.format, recipe.quality)?;
+            let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("photo");
+            let target = out.join(format!("{stem}.{}", recipe.format.extension()));
+            std::fs::write(&target, encoded).with_context(|| format!("writing {}", target.display()))?;
+            Ok((target, photo.width(), photo.height()))
+        })();
+        let millis = started.elapsed().as_secs_f64() * 1000.0;
+        match result {
+            Ok((target, width, height)) => println!("ok\t{}\t{}\t{width}x{height}\t{millis:.1}ms", path.display(), target.display()),
+            Err(error) => {
+                all_ok = false;
+                println!("failed\t{}\t{error:#}", path.display());
+            }
+        }
+    }
+    Ok(all_ok)
+}

@@ -1,0 +1,138 @@
+//! The long-running commands. `serve` runs the very same web, worker and status components
+//! that separate processes run, connected through the same queues and store.
+
+use crate::backends::{self, Backends};
+use crate::config::Settings;
+use anyhow::Context;
+use darkroom_status::{StatusSettings, StatusUpdater};
+use darkroom_web::{AppState, WebSettings};
+use darkroom_worker::{Worker, WorkerSettings};
+use metrics_exporter_prometheus::PrometheusHandle;
+use std::net::TcpListener;
+use std::sync::Arc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Roles {
+    pub web: bool,
+    pub worker: bool,
+    pub status: bool,
+}
+
+fn web_state(settings: &Settings, backends: &Backends, metrics: Option<PrometheusHandle>) -> AppState {
+    let web_settings = WebSettings {
+        limits: settings.limits(),
+        max_request_bytes: settings.max_request_mib.saturating_mul(1 << 20),
+        stage_map: backends.stage_map.clone(),
+        names: backends.names.clone(),
+        max_concurrent_uploads: settings.max_concurrent_uploads,
+    };
+    AppState::new(backends.store.clone(), backends.queues.clone(), web_settings, metrics)
+}
+
+/// Serves the web tier (or only the health endpoints) on `address`; returns the bound address.
+fn start_http(state: AppState, address: std::net::SocketAddr, health_only: bool, tasks: &mut JoinSet<anyhow::Result<()>>, shutdown: &CancellationToken) -> anyhow::Result<std::net::SocketAddr> {
+    let listener = TcpListener::bind(address).with_context(|| format!("binding {address} (is another darkroom already running there? use --listen)"))?;
+    let bound = listener.local_addr()?;
+    let server = if health_only { darkroom_web::build_health(state, listener)? } else { darkroom_web::build(state, listener)? };
+    let handle = server.handle();
+    let shutdown = shutdown.clone();
+    tasks.spawn(async move {
+        shutdown.cancelled().await;
+        handle.stop(true).await;
+        Ok(())
+    });
+    tasks.spawn(async move { server.await.context("web server failed") });
+    Ok(bound)
+}
+
+pub async fn run(settings: Settings, roles: Roles, stages: Vec<String>, metrics: Option<PrometheusHandle>) -> anyhow::Result<()> {
+    let backends = backends::open(&settings).await?;
+    if roles.web && roles.worker && roles.status && settings.backend == crate::config::Backend::Local {
+        // The embedded mode needs no separate setup step.
+        backends::setup(&settings, &backends).await?;
+    }
+    let shutdown = CancellationToken::new();
+    let mut tasks: JoinSet<anyhow::Result<()>> = JoinSet::new();
+
+    if roles.worker {
+        let stages = if stages.is_empty() { backends.stage_map.stages() } else { stages };
+        let worker = Worker::new(
+            backends.store.clone(),
+            backends.queues.clone(),
+            backends.names.clone(),
+            WorkerSettings {
+                stages,
+                concurrency: settings.concurrency(),
+                visibility_timeout: settings.visibility_timeout,
+                heartbeat_interval: settings.heartbeat_interval,
+                wait_time: settings.wait_time,
+                drain_deadline: settings.drain_deadline,
+                limits: settings.limits(),
+            },
+        )?;
+        worker.check_queues().await.context("opening the worker's queues")?;
+        let token = shutdown.clone();
+        tasks.spawn(async move { Arc::new(worker).run(token).await.context("worker failed") });
+    }
+    if roles.status {
+        let status = StatusUpdater::new(
+            backends.store.clone(),
+            backends.queues.clone(),
+            backends.names.clone(),
+            StatusSettings { stages: backends.stage_map.stages(), wait_time: settings.wait_time, max_receive_count: settings.max_receive_count },
+        );
+        status.check_queues().await.context("opening the status process's queues")?;
+        let token = shutdown.clone();
+        tasks.spawn(async move { Arc::new(status).run(token).await.context("status failed") });
+    }
+    let state = web_state(&settings, &backends, metrics);
+    if roles.web {
+        let bound = start_http(state, settings.listen, false, &mut tasks, &shutdown)?;
+        // The one line on stdout: scripts and tests read the address from it.
+        println!("darkroom listening on http://{bound}");
+        tracing::info!(address = %bound, backend = ?settings.backend, "web tier listening");
+    } else if let Some(address) = settings.metrics_listen {
+        let bound = start_http(state, address, true, &mut tasks, &shutdown)?;
+        println!("darkroom metrics on http://{bound}");
+    }
+
+    let signalled = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down: no new work is taken, in-flight photos are finishing");
+        signalled.cancel();
+    });
+    let mut first_error = None;
+    while let Some(joined) = tasks.join_next().await {
+        let result = joined.map_err(anyhow::Error::from).and_then(|r| r);
+        if let Err(error) = result {
+            tracing::error!(error.message = %error, error.cause_chain = ?error, "component stopped with an error; shutting down");
+            first_error.get_or_insert(error);
+            shutdown.cancel();
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,138 @@
+//! The JSON API, `/api/v1` (DESIGN.md "HTTP JSON API").
+
+use crate::jobs::{self, RecipeSource};
+use crate::owner::{owner_cookie, require_owner};
+use crate::upload::Intake;
+use crate::view::{load_job_or_404, load_view};
+use crate::{ApiError, AppState};
+use actix_multipart::Multipart;
+use actix_web::http::StatusCode;
+use actix_web::{delete, get, post, web, HttpRequest, HttpResponse};
+use darkroom_core::ids::sha256_hex;
+use darkroom_core::{keys, ErrorCode, JobId, PhotoId, Recipe};
+use darkroom_store::json::{get_json, put_json, put_json_if_absent};
+use darkroom_store::PutOutcome;
+use serde_json::json;
+
+pub fn json_error(error: actix_web::error::JsonPayloadError, _request: &HttpRequest) -> actix_web::Error {
+    ApiError::bad_request(ErrorCode::InvalidRequest, format!("the JSON body could not be read: {error}")).into()
+}
+
+/// Holds one of the process's upload slots; a flood of uploads gets 429, not a pile-up.
+pub fn upload_slot(state: &AppState) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+    state.upload_slots.clone().try_acquire_owned().map_err(|_| {
+        ApiError::new(StatusCode::TOO_MANY_REQUESTS, ErrorCode::RateLimited, "too many uploads in progress on this server; try again in a few seconds")
+    })
+}
+
+fn intake_body(job: &JobId, intake: &Intake) -> serde_json::Value {
+    json!({
+        "id": job,
+        "url": format!("/jobs/{job}"),
+        "photos": intake.accepted.iter().map(|p| json!({"id": p.id, "name": p.name})).collect::<Vec<_>>(),
+        "rejected": intake.rejected,
+    })
+}
+
+#[post("/jobs")]
+pub async fn create_job(state: web::Data<AppState>, multipart: Multipart) -> Result<HttpResponse, ApiError> {
+    let _slot = upload_slot(&state)?;
+    let created = jobs::create(&state, multipart, RecipeSource::JsonPart).await?;
+    let job = &created.manifest.id;
+    let mut body = intake_body(job, &created.intake);
+    body["owner_token"] = json!(created.token.as_str());
+    Ok(HttpResponse::Created()
+        .cookie(owner_cookie(job, &created.token))
+        .insert_header(("Location", format!("/api/v1/jobs/{job}")))
+        .json(body))
+}
+
+#[get("/jobs/{job}")]
+pub async fn get_job(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let job = load_job_or_404(&state, &path).await?;
+    let view = load_view(&state, &job).await?;
+    Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(view))
+}
+
+#[delete("/jobs/{job}")]
+pub async fn delete_job(state: web::Data<AppState>, request: HttpRequest, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let job = load_job_or_404(&state, &path).await?;
+    require_owner(&request, &job)?;
+    jobs::delete(&state, &job).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+enum BatchReply {
+    Pending,
+    Done { body: serde_json::Value },
+}
+
+#[post("/jobs/{job}/photos")]
+pub async fn add_photos(state: web::Data<AppState>, request: HttpRequest, path: web::Path<String>, multipart: Multipart) -> Result<HttpResponse, ApiError> {
+    let job = load_job_or_404(&state, &path).await?;
+    require_owner(&request, &job)?;
+    let _slot = upload_slot(&state)?;
+    let idempotency_key = request.headers().get("Idempotency-Key").and_then(|v| v.to_str().ok()).map(str::trim).filter(|k| !k.is_empty());
+    let reply_key = idempotency_key.map(|key| keys::batch_reply(&job.id, &sha256_hex(key.as_bytes())));
+    if let Some(reply_key) = &reply_key {
+        // Claim the key before reading the photos, so a retried batch adds them once.
+        if put_json_if_absent(state.store.as_ref(), reply_key, &BatchReply::Pending).await? == PutOutcome::AlreadyExists {
+            return match get_json::<BatchReply>(state.store.as_ref(), reply_key).await? {
+                BatchReply::Done { body } => Ok(HttpResponse::Created().insert_header(("Idempotent-Replayed", "true")).json(body)),
+                BatchReply::Pending => Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    ErrorCode::InvalidRequest,
+                    "a batch with this Idempotency-Key is still being uploaded; retry it once that request has finished",
+                )),
+            };
+        }
+    }
+    match jobs::add_photos(&state, &job, multipart).await {
+        Ok(intake) => {
+            let body = intake_body(&job.id, &intake);
+            if let Some(reply_key) = &reply_key {
+                put_json(state.store.as_ref(), reply_key, &BatchReply::Done { body: body.clone() }).await?;
+            }
+            Ok(HttpResponse::Created().json(body))
+        }
+        Err(error) => {
+            if let Some(reply_key) = &reply_key {
+                let _ = state.store.delete(reply_key).await;
+            }
+            Err(error)
+        }
+    }
+}
+
+#[post("/jobs/{job}/retry")]
+pub async fn retry_failed(state: web::Data<AppState>, request: HttpRequest, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let job = load_job_or_404(&state, &path).await?;
+    require_owner(&request, &job)?;
+    let retried = jobs::retry_failed(&state, &job).await?;
+    let photos: Vec<_> = retried.iter().map(|(id, attempt)| json!({"id": id, "attempt": attempt})).collect();
+    Ok(HttpResponse::Accepted().json(json!({"retried": photos})))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReprocessBody {
+    recipe: serde_json::Value,
+}
+
+#[post("/jobs/{job}/photos/{photo}/reprocess")]
+pub async fn reprocess_photo(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: web::Json<ReprocessBody>,
+) -> Result<HttpResponse, ApiError> {
+    let (job_text, photo_text) = path.into_inner();
+    let job = load_job_or_404(&state, &job_text).await?;
+    require_owner(&request, &job)?;
+    let photo = PhotoId::parse(&photo_text).map_err(|_| ApiError::not_found())?;
+    let recipe = Recipe::from_json(&body.recipe.to_string()).map_err(|e| ApiError::bad_request(ErrorCode::InvalidRecipe, e.to_string()))?;
+    let attempt = jobs::reprocess(&state, &job, &photo, recipe).await?;
+    Ok(HttpResponse::Accepted().json(json!({"id": photo, "attempt": attempt})))
+}

@@ -1,0 +1,145 @@
+//! Serving photos: one output (`result`, `thumb`, `preview`) or the `original`, streamed
+//! from the store with its detected Content-Type, and every result of a job as one zip,
+//! streamed as it is built so memory holds one photo at a time.
+
+use crate::names::{portable_name, unique_names, with_extension};
+use crate::view::{load_job_or_404, load_photo, load_view};
+use crate::{ApiError, AppState};
+use actix_web::{get, web, HttpResponse};
+use bytes::Bytes;
+use darkroom_core::job::PhotoState;
+use darkroom_core::{keys, PhotoId};
+use std::io::Write;
+
+#[derive(serde::Deserialize)]
+pub struct DownloadQuery {
+    download: Option<String>,
+}
+
+fn attachment(name: &str) -> String {
+    format!("attachment; filename=\"{}\"", portable_name(name))
+}
+
+#[get("/jobs/{job}/photos/{photo}/{output}")]
+pub async fn photo_file(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String, String)>,
+    query: web::Query<DownloadQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (job_text, photo_text, output) = path.into_inner();
+    let job = load_job_or_404(&state, &job_text).await?;
+    let photo = PhotoId::parse(&photo_text).map_err(|_| ApiError::not_found())?;
+    let (manifest, latest) = load_photo(&state, &job.id, &photo).await?.ok_or_else(ApiError::not_found)?;
+    let (key, content_type, file_name) = if output == "original" {
+        (keys::original(&job.id, &photo), manifest.content_type.clone(), manifest.name.clone())
+    } else {
+        let event = latest.filter(|e| e.state == PhotoState::Done).ok_or_else(ApiError::not_found)?;
+        let info = event.outputs.iter().find(|o| o.name == output).ok_or_else(ApiError::not_found)?;
+        let extension = info.key.rsplit('.').next().unwrap_or("jpg");
+        (info.key.clone(), info.content_type.clone(), with_extension(&manifest.name, extension))
+    };
+    let (meta, stream) = match state.store.get_stream(&key).await {
+        Ok(found) => found,
+        Err(error) if error.is_not_found() => return Err(ApiError::not_found()),
+        Err(error) => return Err(error.into()),
+    };
+    let mut response = HttpResponse::Ok();
+    response
+        .content_type(content_type)
+        .insert_header(("Content-Length", meta.size.to_string()))
+        .insert_header(("Cache-Control", "private, no-cache"))
+        .insert_header(("X-Content-Type-Options", "nosniff"));
+    if query.download.is_some() {
+        response.insert_header(("Content-Disposition", attachment(&file_name)));
+    }
+    Ok(response.streaming(futures::StreamExt::map(stream, |chunk| chunk.map_err(std::io::Error::other))))
+}
+
+/// `std::io::Write` into the HTTP response body, for the zip writer on a blocking thread.
+struct ChannelWriter {
+    sender: tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+    buffer: Vec<u8>,
+}
+
+impl ChannelWriter {
+    const CHUNK: usize = 256 * 1024;
+
+    fn send_buffer(&mut self) -> std::io::Result<()> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::take(&mut self.buffer));
+        self.sender.blocking_send(Ok(chunk)).map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away"))
+    }
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buffer.extend_from_slice(data);
+        if self.buffer.len() >= Self::CHUNK {
+            self.send_buffer()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send_buffer()
+    }
+}
+
+#[get("/jobs/{job}/archive.zip")]
+pub async fn archive(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    archive_response(&state, &path).await
+}
+
+#[get("/api/v1/jobs/{job}/archive.zip")]
+pub async fn api_archive(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    archive_response(&state, &path).await
+}
+
+async fn archive_response(state: &AppState, job_text: &str) -> Result<HttpResponse, ApiError> {
+    let job = load_job_or_404(state, job_text).await?;
+    let view = load_view(state, &job).await?;
+    let results: Vec<(String, String)> = view
+        .photos
+        .iter()
+        .filter_map(|photo| {
+            let result = photo.output("result")?;
+            let extension = result.content_type.rsplit('/').next().map(|e| if e == "jpeg" { "jpg" } else { e }).unwrap_or("jpg");
+            Some((portable_name(&with_extension(&photo.name, extension)), result.key.clone()))
+        })
+        .collect();
+    if results.is_empty() {
+        return Err(ApiError::new(actix_web::http::StatusCode::NOT_FOUND, darkroom_core::ErrorCode::NotFound, "no photo of this job is done yet"));
+    }
+    let entry_names = unique_names(&results.iter().map(|(name, _)| name.clone()).collect::<Vec<_>>());
+    let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    let store = state.store.clone();
+    let runtime = tokio::runtime::Handle::current();
+    let job_id = job.id.clone();
+    tokio::task::spawn_blocking(move || {
+        let error_sender = sender.clone();
+        let mut zip = zip::ZipWriter::new_stream(ChannelWriter { sender, buffer: Vec::new() });
+        // Photos are already compressed: storing them is as small and much faster.
+        let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+        let written = (|| -> Result<(), String> {
+            for ((_, key), entry) in results.iter().zip(&entry_names) {
+                let bytes = runtime.block_on(store.get(key)).map_err(|e| e.to_string())?;
+                zip.start_file(entry.as_str(), options).map_err(|e| e.to_string())?;
+                zip.write_all(&bytes).map_err(|e| e.to_string())?;
+            }
+            let mut writer = zip.finish().map_err(|e| e.to_string())?;
+            writer.flush().map_err(|e| e.to_string())
+        })();
+        if let Err(error) = written {
+            tracing::warn!(job_id = %job_id, error.message = %error, "archive stream ended early");
+            let _ = error_sender.blocking_send(Err(std::io::Error::other(error)));
+        }
+    });
+    let body = futures::stream::unfold(receiver, |mut receiver| async move { receiver.recv().await.map(|item| (item, receiver)) });
+    Ok(HttpResponse::Ok()
+        .content_type("application/zip")
+        .insert_header(("Content-Disposition", format!("attachment; filename=\"darkroom-{}.zip\"", job.id)))
+        .insert_header(("Cache-Control", "private, no-store"))
+        .streaming(body))
+}

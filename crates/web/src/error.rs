@@ -1,0 +1,106 @@
+//! The one place HTTP errors are shaped: every 4xx/5xx of the API carries
+//! `{"error": {"code", "message"}}` (DESIGN.md "Errors"), with the status that fits.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use darkroom_core::{ErrorCode, PhotoError};
+use darkroom_queue::QueueError;
+use darkroom_store::json::JsonDocError;
+use darkroom_store::StoreError;
+use std::fmt;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: ErrorCode,
+    pub message: String,
+    /// Extra top-level fields (e.g. `rejected` when no photo of an upload was acceptable).
+    pub extra: Option<(&'static str, serde_json::Value)>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into(), extra: None }
+    }
+
+    pub fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, "no such job, photo or output (or you are not its owner)")
+    }
+
+    pub fn bad_request(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub fn with_extra(mut self, name: &'static str, value: serde_json::Value) -> Self {
+        self.extra = Some((name, value));
+        self
+    }
+
+    pub fn body(&self) -> serde_json::Value {
+        let mut body = serde_json::json!({"error": PhotoError::new(self.code, self.message.clone())});
+        if let (Some((name, value)), Some(object)) = (&self.extra, body.as_object_mut()) {
+            object.insert((*name).to_owned(), value.clone());
+        }
+        body
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.message)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if self.status.is_server_error() {
+            tracing::error!(status = self.status.as_u16(), error.code = self.code.as_str(), error.message = %self.message, "request failed");
+        }
+        let mut response = HttpResponse::build(self.status);
+        if self.status == StatusCode::SERVICE_UNAVAILABLE || self.status == StatusCode::TOO_MANY_REQUESTS {
+            response.insert_header(("Retry-After", "5"));
+        }
+        response.insert_header(("Cache-Control", "no-store")).json(self.body())
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::InsufficientStorage { .. } => Self::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                ErrorCode::InsufficientStorage,
+                "the photo store is full; nothing from this request was kept. Try again later.",
+            ),
+            other if other.is_retryable() => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::Unavailable,
+                format!("the photo store is unavailable ({other}); try again in a few seconds"),
+            ),
+            other => Self::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, format!("object store error: {other}")),
+        }
+    }
+}
+
+impl From<JsonDocError> for ApiError {
+    fn from(error: JsonDocError) -> Self {
+        match error {
+            JsonDocError::Store(store) => store.into(),
+            corrupt => Self::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, corrupt.to_string()),
+        }
+    }
+}
+
+impl From<QueueError> for ApiError {
+    fn from(error: QueueError) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Unavailable,
+            format!("the processing queue is unavailable ({error}); nothing from this request was kept. Try again in a few seconds."),
+        )
+    }
+}

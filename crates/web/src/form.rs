@@ -1,0 +1,136 @@
+//! The recipe of the plain HTML form (no JavaScript needed). Fields are turned into the
+//! same JSON recipe an API client would send and validated by the same parser, so the
+//! form can never accept what the API would refuse. The upload page's script builds the
+//! identical JSON in the browser (static/upload.js: keep the two in step).
+
+use darkroom_core::{Recipe, RecipeError};
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+
+/// Operations in the order the form applies them: face fixes on the full-resolution
+/// photo, then framing and colour, then the size, then decorations at the final size.
+const FORM_ORDER: [&str; 6] = ["redeye", "whiten_teeth", "crop", "recolor", "thumbnail", "customize"];
+
+fn number(fields: &HashMap<String, String>, name: &str) -> Result<Option<f64>, RecipeError> {
+    match fields.get(name).map(|v| v.trim()).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(text) => text
+            .parse::<f64>()
+            .map(Some)
+            .map_err(|_| RecipeError { field: name.to_owned(), message: format!("expected a number, got {text:?}") }),
+    }
+}
+
+fn text<'a>(fields: &'a HashMap<String, String>, name: &str) -> Option<&'a str> {
+    fields.get(name).map(|v| v.trim()).filter(|v| !v.is_empty())
+}
+
+fn checked(fields: &HashMap<String, String>, name: &str) -> bool {
+    fields.get(name).is_some_and(|v| !v.is_empty() && v != "off" && v != "false")
+}
+
+fn integer(value: f64) -> Value {
+    json!(value.round() as i64)
+}
+
+pub fn recipe_from_fields(fields: &HashMap<String, String>) -> Result<Recipe, RecipeError> {
+    let mut ops = Vec::new();
+    for op in FORM_ORDER {
+        if !checked(fields, &format!("op_{op}")) {
+            continue;
+        }
+        let mut spec = Map::new();
+        spec.insert("op".into(), json!(op));
+        match op {
+            "whiten_teeth" => {
+                if let Some(strength) = number(fields, "whiten_strength")? {
+                    spec.insert("strength".into(), json!(strength));
+                }
+            }
+            "crop" => {
+                spec.insert("aspect".into(), json!(text(fields, "crop_aspect").unwrap_or("1:1")));
+            }
+            "recolor" => {
+                let mode = text(fields, "recolor_mode").unwrap_or("grayscale");
+                spec.insert("mode".into(), json!(mode));
+                match mode {
+                    "tint" => {
+                        spec.insert("color".into(), json!(text(fields, "tint_color").unwrap_or("#704214")));
+                        if let Some(strength) = number(fields, "tint_strength")? {
+                            spec.insert("strength".into(), json!(strength));
+                        }
+                    }
+                    "hue" => {
+                        spec.insert("degrees".into(), json!(number(fields, "hue_degrees")?.unwrap_or(0.0)));
+                    }
+                    _ => {}
+                }
+            }
+            "thumbnail" => {
+                spec.insert("size".into(), integer(number(fields, "thumbnail_size")?.unwrap_or(1024.0)));
+            }
+            "customize" => {
+                for name in ["brightness", "contrast", "saturation", "sharpen"] {
+                    if let Some(value) = number(fields, name)?.filter(|v| *v != 0.0) {
+                        spec.insert(name.into(), json!(value));
+                    }
+                }
+                if let Some(rotate) = number(fields, "rotate")?.filter(|v| *v != 0.0) {
+                    spec.insert("rotate".into(), integer(rotate));
+                }
+                if let Some(flip) = text(fields, "flip").filter(|f| *f != "none") {
+                    spec.insert("flip".into(), json!(flip));
+                }
+                if let Some(width) = number(fields, "border_width")?.filter(|w| *w > 0.0) {
+                    spec.insert("border".into(), json!({"width": integer(width), "color": text(fields, "border_color").unwrap_or("#ffffff")}));
+                }
+                if let Some(caption) = text(fields, "caption_text") {
+                    spec.insert("caption".into(), json!({"text": caption, "position": text(fields, "caption_position").unwrap_or("bottom")}));
+                }
+            }
+            _ => {}
+        }
+        ops.push(Value::Object(spec));
+    }
+    let mut recipe = Map::new();
+    recipe.insert("ops".into(), Value::Array(ops));
+    recipe.insert("format".into(), json!(text(fields, "format").unwrap_or("jpeg")));
+    if let Some(quality) = number(fields, "quality")? {
+        recipe.insert("quality".into(), integer(quality));
+    }
+    Recipe::from_json(&Value::Object(recipe).to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn builds_the_recipe_in_form_order() {
+        let recipe = recipe_from_fields(&fields(&[
+            ("op_thumbnail", "on"),
+            ("thumbnail_size", "512"),
+            ("op_crop", "on"),
+            ("crop_aspect", "4:3"),
+            ("op_customize", "on"),
+            ("brightness", "0.2"),
+            ("rotate", "90"),
+            ("flip", "none"),
+            ("format", "png"),
+        ]))
+        .expect("valid");
+        let names: Vec<_> = recipe.ops.iter().map(|op| op.name()).collect();
+        assert_eq!(names, ["crop", "thumbnail", "customize"]);
+        assert_eq!(recipe.format, darkroom_core::OutputFormat::Png);
+    }
+
+    #[test]
+    fn nothing_chosen_is_an_error_naming_ops() {
+        assert_eq!(recipe_from_fields(&fields(&[])).unwrap_err().field, "ops");
+        assert_eq!(recipe_from_fields(&fields(&[("op_thumbnail", "on"), ("thumbnail_size", "big")])).unwrap_err().field, "thumbnail_size");
+    }
+}

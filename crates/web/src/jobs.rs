@@ -1,0 +1,230 @@
+//! What the API and the pages do to jobs: create, add photos, retry, reprocess, delete.
+//! Nothing is acknowledged before it is durable: the originals, the photo manifests and
+//! the job manifest are stored, and the request messages sent, before a job is answered;
+//! if sending fails, everything stored for the request is deleted again (503), so no job
+//! is left looking queued with nothing in the queue.
+
+use crate::upload::{self, AcceptedPhoto, Intake};
+use crate::view::load_photo;
+use crate::{ApiError, AppState};
+use actix_multipart::Multipart;
+use actix_web::http::StatusCode;
+use darkroom_core::job::{PhotoState, MANIFEST_VERSION};
+use darkroom_core::keys::{self, PhotoKey};
+use darkroom_core::{now_millis, EventDoc, ErrorCode, JobId, JobManifest, OwnerToken, PhotoId, PhotoManifest, PhotoRequest, Recipe};
+use darkroom_queue::{OutgoingMessage, QueueError, MAX_BATCH};
+use darkroom_store::json::{get_json, put_json, put_json_if_absent};
+use darkroom_store::{delete_prefix, PutOutcome};
+use futures::{StreamExt, TryStreamExt};
+
+/// Where the recipe of a new job comes from.
+pub enum RecipeSource {
+    /// The API's `recipe` part, JSON.
+    JsonPart,
+    /// The plain HTML form's fields.
+    FormFields,
+}
+
+pub struct CreatedJob {
+    pub manifest: JobManifest,
+    pub token: OwnerToken,
+    pub intake: Intake,
+}
+
+fn recipe_from(source: RecipeSource, intake: &Intake) -> Result<Recipe, ApiError> {
+    let parsed = match source {
+        RecipeSource::JsonPart => {
+            let text = intake
+                .fields
+                .get("recipe")
+                .ok_or_else(|| ApiError::bad_request(ErrorCode::InvalidRecipe, "recipe: missing; send a text part named \"recipe\" holding the recipe JSON"))?;
+            Recipe::from_json(text)
+        }
+        RecipeSource::FormFields => crate::form::recipe_from_fields(&intake.fields),
+    };
+    parsed.map_err(|error| ApiError::bad_request(ErrorCode::InvalidRecipe, error.to_string()))
+}
+
+fn nothing_acceptable(intake: &Intake) -> ApiError {
+    let reasons: Vec<String> = intake.rejected.iter().map(|r| format!("{}: {}", r.name, r.error.message)).collect();
+    let message = if reasons.is_empty() {
+        "no photo was sent; add file parts named \"photos\"".to_owned()
+    } else {
+        format!("no acceptable photo in the upload ({})", reasons.join("; "))
+    };
+    let code = match intake.rejected.as_slice() {
+        [only] => only.error.code,
+        _ => ErrorCode::InvalidRequest,
+    };
+    ApiError::bad_request(code, message).with_extra("rejected", serde_json::to_value(&intake.rejected).unwrap_or_default())
+}
+
+pub async fn create(state: &AppState, multipart: Multipart, source: RecipeSource) -> Result<CreatedJob, ApiError> {
+    let job = JobId::generate();
+    let mut intake = upload::receive(state, &job, multipart, state.settings.limits.max_photos_per_job).await?;
+    let recipe = match recipe_from(source, &intake) {
+        Ok(recipe) => recipe,
+        Err(error) => {
+            intake.discard().await;
+            return Err(error);
+        }
+    };
+    if intake.accepted.is_empty() {
+        intake.discard().await;
+        return Err(nothing_acceptable(&intake));
+    }
+    let token = OwnerToken::generate();
+    let manifest = JobManifest { v: MANIFEST_VERSION, id: job.clone(), created_at: now_millis(), owner_token_sha256: token.sha256_hex(), recipe };
+    let stored = async {
+        write_photo_manifests(state, &job, &intake.accepted).await?;
+        put_json(state.store.as_ref(), &keys::job_manifest(&job), &manifest).await?;
+        let photos: Vec<(PhotoId, u32)> = intake.accepted.iter().map(|p| (p.id.clone(), 1)).collect();
+        enqueue(state, &manifest, &manifest.recipe, &photos).await?;
+        Ok::<_, ApiError>(())
+    }
+    .await;
+    if let Err(error) = stored {
+        intake.discard().await;
+        if let Err(cleanup) = delete_prefix(state.store.as_ref(), &keys::job_prefix(&job)).await {
+            tracing::error!(job_id = %job, error.message = %cleanup, "could not remove a job whose creation failed");
+        }
+        return Err(error);
+    }
+    intake.commit();
+    tracing::info!(job_id = %job, photos = intake.accepted.len(), rejected = intake.rejected.len(), "job created");
+    metrics::counter!("darkroom_jobs_created_total").increment(1);
+    metrics::counter!("darkroom_photos_uploaded_total").increment(intake.accepted.len() as u64);
+    Ok(CreatedJob { manifest, token, intake })
+}
+
+async fn count_photos(state: &AppState, job: &JobId) -> Result<usize, ApiError> {
+    let listed = state.store.list(&keys::photos_prefix(job)).await?;
+    Ok(listed.iter().filter(|o| matches!(keys::classify(job, &o.key), PhotoKey::Manifest { .. })).count())
+}
+
+pub async fn add_photos(state: &AppState, manifest: &JobManifest, multipart: Multipart) -> Result<Intake, ApiError> {
+    let job = &manifest.id;
+    let room = state.settings.limits.max_photos_per_job.saturating_sub(count_photos(state, job).await?);
+    let mut intake = upload::receive(state, job, multipart, room).await?;
+    if intake.accepted.is_empty() {
+        intake.discard().await;
+        return Err(nothing_acceptable(&intake));
+    }
+    let stored = async {
+        write_photo_manifests(state, job, &intake.accepted).await?;
+        let photos: Vec<(PhotoId, u32)> = intake.accepted.iter().map(|p| (p.id.clone(), 1)).collect();
+        enqueue(state, manifest, &manifest.recipe, &photos).await?;
+        Ok::<_, ApiError>(())
+    }
+    .await;
+    if let Err(error) = stored {
+        intake.discard().await;
+        for photo in &intake.accepted {
+            let _ = delete_prefix(state.store.as_ref(), &keys::photo_prefix(job, &photo.id)).await;
+        }
+        return Err(error);
+    }
+    intake.commit();
+    tracing::info!(job_id = %job, photos = intake.accepted.len(), rejected = intake.rejected.len(), "photos added");
+    metrics::counter!("darkroom_photos_uploaded_total").increment(intake.accepted.len() as u64);
+    Ok(intake)
+}
+
+async fn write_photo_manifests(state: &AppState, job: &JobId, photos: &[AcceptedPhoto]) -> Result<(), ApiError> {
+    let added_at = now_millis();
+    futures::stream::iter(photos)
+        .map(|photo| async move {
+            let manifest = PhotoManifest {
+                v: MANIFEST_VERSION,
+                job_id: job.clone(),
+                id: photo.id.clone(),
+                name: photo.name.clone(),
+                content_type: photo.content_type.clone(),
+                size: photo.size,
+                width: photo.dimensions.map(|d| d.0),
+                height: photo.dimensions.map(|d| d.1),
+                added_at,
+                position: photo.position,
+            };
+            put_json(state.store.as_ref(), &keys::photo_manifest(job, &photo.id), &manifest).await
+        })
+        .buffer_unordered(16)
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(())
+}
+
+/// Sends one request per photo to the queue of the recipe's first stage, ten per call.
+async fn enqueue(state: &AppState, job: &JobManifest, recipe: &Recipe, photos: &[(PhotoId, u32)]) -> Result<(), QueueError> {
+    let plan = state.settings.stage_map.plan(recipe);
+    let Some(first) = plan.first() else { return Ok(()) };
+    let queue = state.queues.get(&state.settings.names.requests(&first.stage)).await?;
+    let messages: Vec<OutgoingMessage> = photos
+        .iter()
+        .map(|(photo, attempt)| {
+            let request = PhotoRequest::new(job.id.clone(), photo.clone(), *attempt, recipe.clone(), plan.clone());
+            OutgoingMessage::new(request.encode(), request.attributes())
+        })
+        .collect();
+    for batch in messages.chunks(MAX_BATCH) {
+        queue.send_batch(batch).await?;
+    }
+    Ok(())
+}
+
+/// The recipe an attempt ran: the job's for attempt 1, else the one its queued event names.
+async fn recipe_of_attempt(state: &AppState, job: &JobManifest, photo: &PhotoId, attempt: u32) -> Recipe {
+    if attempt <= 1 {
+        return job.recipe.clone();
+    }
+    let queued: Result<EventDoc, _> = get_json(state.store.as_ref(), &keys::event(&job.id, photo, attempt, PhotoState::Queued, 0)).await;
+    queued.ok().and_then(|event| event.recipe).unwrap_or_else(|| job.recipe.clone())
+}
+
+/// Starts a new attempt of one photo with `recipe`; returns its number.
+async fn start_attempt(state: &AppState, job: &JobManifest, photo: &PhotoId, after: u32, recipe: Recipe) -> Result<u32, ApiError> {
+    let mut attempt = after + 1;
+    // Two concurrent retries may pick the same number; the queued event is written with
+    // put-if-absent, so the loser simply takes the next one.
+    loop {
+        let mut queued = EventDoc::new(attempt, PhotoState::Queued);
+        queued.recipe = Some(recipe.clone());
+        match put_json_if_absent(state.store.as_ref(), &keys::event(&job.id, photo, attempt, PhotoState::Queued, 0), &queued).await? {
+            PutOutcome::Created => break,
+            PutOutcome::AlreadyExists if attempt < after + 10 => attempt += 1,
+            PutOutcome::AlreadyExists => return Err(ApiError::new(StatusCode::CONFLICT, ErrorCode::InvalidRequest, "too many concurrent retries of this photo")),
+        }
+    }
+    enqueue(state, job, &recipe, &[(photo.clone(), attempt)]).await?;
+    Ok(attempt)
+}
+
+/// Re-enqueues every failed photo as a new attempt with the recipe it last ran.
+pub async fn retry_failed(state: &AppState, job: &JobManifest) -> Result<Vec<(PhotoId, u32)>, ApiError> {
+    let view = crate::view::load_view(state, job).await?;
+    let mut retried = Vec::new();
+    for photo in view.photos.iter().filter(|p| p.state == PhotoState::Failed) {
+        let recipe = recipe_of_attempt(state, job, &photo.id, photo.attempt).await;
+        let attempt = start_attempt(state, job, &photo.id, photo.attempt, recipe).await?;
+        tracing::info!(job_id = %job.id, photo_id = %photo.id, attempt, "photo retried");
+        retried.push((photo.id.clone(), attempt));
+    }
+    Ok(retried)
+}
+
+pub async fn reprocess(state: &AppState, job: &JobManifest, photo: &PhotoId, recipe: Recipe) -> Result<u32, ApiError> {
+    let (_, latest) = load_photo(state, &job.id, photo).await?.ok_or_else(ApiError::not_found)?;
+    let current_attempt = latest.map_or(1, |event| event.attempt);
+    let attempt = start_attempt(state, job, photo, current_attempt, recipe).await?;
+    tracing::info!(job_id = %job.id, photo_id = %photo, attempt, "photo reprocessing");
+    Ok(attempt)
+}
+
+/// Deletes the job manifest first — workers and status drop anything of a job without
+/// one, which cancels what is still queued — then every other object of the job.
+pub async fn delete(state: &AppState, job: &JobManifest) -> Result<usize, ApiError> {
+    state.store.delete(&keys::job_manifest(&job.id)).await?;
+    let deleted = delete_prefix(state.store.as_ref(), &keys::job_prefix(&job.id)).await?;
+    tracing::info!(job_id = %job.id, objects = deleted + 1, "job deleted");
+    Ok(deleted + 1)
+}

@@ -1,0 +1,122 @@
+//! Browser pages: the upload page, the plain-form upload (works without JavaScript), and
+//! the job page. Errors on these routes are HTML pages, not JSON.
+
+use crate::jobs::{self, RecipeSource};
+use crate::owner::{is_owner, owner_cookie};
+use crate::view::{load_job_or_404, load_view};
+use crate::{ApiError, AppState};
+use actix_multipart::Multipart;
+use actix_web::http::StatusCode;
+use actix_web::{get, post, web, HttpRequest, HttpResponse, ResponseError};
+use askama::Template;
+use darkroom_core::{JobView, Limits};
+use std::fmt;
+
+#[derive(Template)]
+#[template(path = "upload.html")]
+struct UploadPage {
+    limits: Limits,
+}
+
+#[derive(Template)]
+#[template(path = "job.html")]
+struct JobPage {
+    view: JobView,
+    view_json: String,
+    owner: bool,
+}
+
+impl JobPage {
+    fn percent_finished(&self) -> usize {
+        let total = self.view.photos.len().max(1);
+        (self.view.counts.done + self.view.counts.failed + self.view.counts.cancelled) * 100 / total
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    status: u16,
+    title: &'a str,
+    message: &'a str,
+}
+
+/// An [`ApiError`] shown as an HTML page.
+#[derive(Debug)]
+pub struct PageError(ApiError);
+
+impl From<ApiError> for PageError {
+    fn from(error: ApiError) -> Self {
+        Self(error)
+    }
+}
+
+impl fmt::Display for PageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl ResponseError for PageError {
+    fn status_code(&self) -> StatusCode {
+        self.0.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if self.0.status.is_server_error() {
+            tracing::error!(status = self.0.status.as_u16(), error.message = %self.0.message, "page request failed");
+        }
+        let title = match self.0.status {
+            StatusCode::NOT_FOUND => "Not found",
+            status if status.is_client_error() => "That did not work",
+            _ => "Something went wrong on our side",
+        };
+        html(self.0.status, &ErrorPage { status: self.0.status.as_u16(), title, message: &self.0.message })
+    }
+}
+
+fn html(status: StatusCode, page: &impl Template) -> HttpResponse {
+    match page.render() {
+        Ok(body) => HttpResponse::build(status).content_type("text/html; charset=utf-8").body(body),
+        Err(error) => {
+            tracing::error!(error.message = %error, "template failed to render");
+            HttpResponse::InternalServerError().body("the page could not be rendered")
+        }
+    }
+}
+
+#[get("/")]
+pub async fn upload_page(state: web::Data<AppState>) -> HttpResponse {
+    html(StatusCode::OK, &UploadPage { limits: state.settings.limits })
+}
+
+#[post("/jobs")]
+pub async fn create_job_from_form(state: web::Data<AppState>, multipart: Multipart) -> Result<HttpResponse, PageError> {
+    let _slot = crate::api::upload_slot(&state)?;
+    let created = jobs::create(&state, multipart, RecipeSource::FormFields).await?;
+    let job = &created.manifest.id;
+    Ok(HttpResponse::SeeOther()
+        .cookie(owner_cookie(job, &created.token))
+        .insert_header(("Location", format!("/jobs/{job}")))
+        .finish())
+}
+
+#[get("/jobs/{job}")]
+pub async fn job_page(state: web::Data<AppState>, request: HttpRequest, path: web::Path<String>) -> Result<HttpResponse, PageError> {
+    let job = load_job_or_404(&state, &path).await?;
+    let view = load_view(&state, &job).await?;
+    // `<` escaped so the JSON cannot close the script element it is embedded in.
+    let view_json = serde_json::to_string(&view).unwrap_or_default().replace('<', "\\u003c");
+    let page = JobPage { view, view_json, owner: is_owner(&request, &job) };
+    let mut response = html(StatusCode::OK, &page);
+    response.headers_mut().insert(actix_web::http::header::CACHE_CONTROL, actix_web::http::header::HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+pub async fn not_found(request: HttpRequest) -> HttpResponse {
+    if request.path().starts_with("/api/") {
+        ApiError::not_found().error_response()
+    } else {
+        PageError(ApiError::not_found()).error_response()
+    }
+}

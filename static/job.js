@@ -1,0 +1,106 @@
+// Job page: follows the job live through the JSON API until every photo is finished,
+// shows before/after, and offers the owner's actions (retry failed, delete).
+"use strict";
+
+const POLL_MS = 1500;
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") node.className = v; else if (k.startsWith("data-")) node.setAttribute(k, v); else node[k] = v;
+  }
+  for (const child of children) node.append(child);
+  return node;
+}
+
+function output(photo, name) { return (photo.outputs || []).find((o) => o.name === name); }
+
+function card(photo) {
+  const thumb = output(photo, "thumb");
+  const result = output(photo, "result");
+  const box = el("div", { class: "thumb" }, thumb ? el("img", { src: thumb.url, alt: photo.name, loading: "lazy" }) : el("span", { class: "placeholder" }, photo.state));
+  const node = el("article", { class: `card state-${photo.state}`, "data-photo-id": photo.id }, box,
+    el("div", { class: "meta" }, el("span", { class: "name", title: photo.name }, photo.name), el("span", { class: `badge state-${photo.state}` }, photo.state)));
+  if (photo.error) node.append(el("p", { class: "error" }, photo.error.message));
+  if (result) {
+    node.append(el("p", { class: "links" }, el("a", { href: result.url }, "Result"), " · ", el("a", { href: photo.original_url }, "Original"), " · ", el("a", { href: result.url + "?download=1" }, "Download")));
+    box.addEventListener("click", () => compare(photo));
+  }
+  return node;
+}
+
+function compare(photo) {
+  const dialog = document.getElementById("compare");
+  const preview = output(photo, "preview");
+  const result = output(photo, "result");
+  document.getElementById("compare-name").textContent = photo.name;
+  document.getElementById("compare-before").src = preview ? preview.url : photo.original_url;
+  document.getElementById("compare-after").src = result.url;
+  document.getElementById("compare-download").href = result.url + "?download=1";
+  dialog.showModal();
+}
+
+function render(view) {
+  const c = view.counts;
+  document.getElementById("job-state").textContent = view.state;
+  document.getElementById("job-state").className = `badge state-${view.state}`;
+  document.getElementById("job-counts").textContent = `${c.done} done · ${c.processing} processing · ${c.queued} queued · ${c.failed} failed`;
+  const total = view.photos.length || 1;
+  document.getElementById("job-progress").style.width = `${(100 * (c.done + c.failed + c.cancelled)) / total}%`;
+  const retry = document.getElementById("retry-failed");
+  if (retry) retry.hidden = c.failed === 0;
+  const grid = document.getElementById("photos");
+  const previous = new Map([...grid.children].map((n) => [n.getAttribute("data-photo-id"), n.className]));
+  const fresh = view.photos.map(card);
+  // Replace only cards whose state changed, so images already shown do not flicker.
+  if (grid.children.length !== fresh.length) grid.replaceChildren(...fresh);
+  else fresh.forEach((node, i) => { if (previous.get(node.getAttribute("data-photo-id")) !== node.className || !grid.children[i].querySelector("img") && node.querySelector("img")) grid.children[i].replaceWith(node); });
+  document.title = `Job ${view.state} — darkroom`;
+}
+
+function finished(view) { return !["queued", "processing"].includes(view.state); }
+
+async function poll(jobId) {
+  try {
+    const reply = await fetch(`/api/v1/jobs/${jobId}`, { cache: "no-store" });
+    if (reply.status === 404) { document.getElementById("job-counts").textContent = "This job no longer exists."; return; }
+    if (reply.ok) {
+      const view = await reply.json();
+      render(view);
+      if (finished(view)) return;
+    }
+  } catch (_) { /* network hiccup: try again */ }
+  setTimeout(() => poll(jobId), POLL_MS);
+}
+
+function setup() {
+  const root = document.getElementById("job");
+  const jobId = root.getAttribute("data-job-id");
+  const view = JSON.parse(document.getElementById("job-data").textContent);
+  render(view);
+  const rejected = sessionStorage.getItem(`darkroom-rejected-${jobId}`);
+  if (rejected) {
+    const list = JSON.parse(rejected);
+    if (list.length) root.append(el("p", { class: "status-line error" }, `${list.length} file${list.length === 1 ? " was" : "s were"} not accepted: ` + list.map((r) => `${r.name} (${r.error.message})`).join("; ")));
+    sessionStorage.removeItem(`darkroom-rejected-${jobId}`);
+  }
+  if (!finished(view)) setTimeout(() => poll(jobId), POLL_MS);
+  document.getElementById("copy-link").addEventListener("click", async (e) => {
+    try { await navigator.clipboard.writeText(window.location.href); e.target.textContent = "Link copied"; } catch (_) { window.prompt("Copy this link", window.location.href); }
+  });
+  const retry = document.getElementById("retry-failed");
+  if (retry) retry.addEventListener("click", async () => {
+    retry.disabled = true;
+    await fetch(`/api/v1/jobs/${jobId}/retry`, { method: "POST" });
+    retry.disabled = false;
+    poll(jobId);
+  });
+  const del = document.getElementById("delete-job");
+  if (del) del.addEventListener("click", async () => {
+    if (!window.confirm("Delete this job and every photo in it? This cannot be undone.")) return;
+    const reply = await fetch(`/api/v1/jobs/${jobId}`, { method: "DELETE" });
+    if (reply.status === 204) window.location.href = "/"; else window.alert("The job could not be deleted; try again.");
+  });
+}
+
+document.addEventListener("DOMContentLoaded", setup);
