@@ -106,11 +106,7 @@ impl OwnerToken {
     pub fn matches(&self, stored_sha256_hex: &str) -> bool {
         let presented = self.sha256_hex();
         presented.len() == stored_sha256_hex.len()
-            && presented
-                .bytes()
-                .zip(stored_sha256_hex.bytes())
-                .fold(0u8, |diff, (a, b)| diff | (a ^ b))
-                == 0
+            && presented.bytes().zip(stored_sha256_hex.bytes()).fold(0u8, |diff, (a, b)| diff | (a ^ b)) == 0
     }
 }
 

@@ -127,7 +127,16 @@ pub struct EventDoc {
 
 impl EventDoc {
     pub fn new(attempt: u32, state: PhotoState) -> Self {
-        Self { v: MANIFEST_VERSION, attempt, state, at: crate::now_millis(), stage: None, error: None, outputs: Vec::new(), recipe: None }
+        Self {
+            v: MANIFEST_VERSION,
+            attempt,
+            state,
+            at: crate::now_millis(),
+            stage: None,
+            error: None,
+            outputs: Vec::new(),
+            recipe: None,
+        }
     }
 }
 
@@ -162,7 +171,9 @@ mod tests {
 
     #[test]
     fn states_round_trip_through_their_names() {
-        for state in [PhotoState::Queued, PhotoState::Processing, PhotoState::Failed, PhotoState::Done, PhotoState::Cancelled] {
+        for state in
+            [PhotoState::Queued, PhotoState::Processing, PhotoState::Failed, PhotoState::Done, PhotoState::Cancelled]
+        {
             assert_eq!(PhotoState::parse(state.as_str()), Some(state));
         }
         assert_eq!(PhotoState::parse("finished"), None);

@@ -78,9 +78,13 @@ impl PhotoKey {
 
 pub fn classify(job: &JobId, key: &str) -> PhotoKey {
     let prefix = photos_prefix(job);
-    let Some(rest) = key.strip_prefix(&prefix) else { return PhotoKey::Other };
+    let Some(rest) = key.strip_prefix(&prefix) else {
+        return PhotoKey::Other;
+    };
     let mut parts = rest.split('/');
-    let Some(photo) = parts.next().and_then(|p| PhotoId::parse(p).ok()) else { return PhotoKey::Other };
+    let Some(photo) = parts.next().and_then(|p| PhotoId::parse(p).ok()) else {
+        return PhotoKey::Other;
+    };
     match (parts.next(), parts.next(), parts.next()) {
         (Some("photo.json"), None, None) => PhotoKey::Manifest { photo },
         (Some("events"), Some(file), None) => parse_event_file(file)
@@ -108,7 +112,10 @@ mod tests {
     fn event_keys_parse_back() {
         let (job, photo) = (JobId::generate(), PhotoId::generate());
         let key = event(&job, &photo, 12, PhotoState::Processing, 2);
-        assert_eq!(classify(&job, &key), PhotoKey::Event { photo: photo.clone(), attempt: 12, state: PhotoState::Processing, step: 2 });
+        assert_eq!(
+            classify(&job, &key),
+            PhotoKey::Event { photo: photo.clone(), attempt: 12, state: PhotoState::Processing, step: 2 }
+        );
         assert_eq!(classify(&job, &photo_manifest(&job, &photo)), PhotoKey::Manifest { photo: photo.clone() });
         assert_eq!(classify(&job, &original(&job, &photo)), PhotoKey::Other);
         assert_eq!(classify(&JobId::generate(), &key), PhotoKey::Other);
@@ -117,12 +124,10 @@ mod tests {
     #[test]
     fn event_keys_sort_like_their_progress() {
         let (job, photo) = (JobId::generate(), PhotoId::generate());
-        let mut keys = vec![
-            event(&job, &photo, 2, PhotoState::Queued, 0),
+        let mut keys = [event(&job, &photo, 2, PhotoState::Queued, 0),
             event(&job, &photo, 1, PhotoState::Done, 0),
             event(&job, &photo, 1, PhotoState::Processing, 1),
-            event(&job, &photo, 1, PhotoState::Processing, 0),
-        ];
+            event(&job, &photo, 1, PhotoState::Processing, 0)];
         keys.sort();
         let progress: Vec<_> = keys.iter().filter_map(|k| classify(&job, k).progress()).collect();
         let mut sorted = progress.clone();

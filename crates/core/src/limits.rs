@@ -13,12 +13,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self {
-            max_file_bytes: 64 * 1024 * 1024,
-            max_photos_per_job: 1000,
-            max_pixels: 120_000_000,
-            max_side: 30_000,
-        }
+        Self { max_file_bytes: 64 * 1024 * 1024, max_photos_per_job: 1000, max_pixels: 120_000_000, max_side: 30_000 }
     }
 }
 
@@ -29,10 +24,7 @@ impl Limits {
             return Err(format!("the image declares an empty size ({width}×{height})"));
         }
         if width > self.max_side || height > self.max_side {
-            return Err(format!(
-                "{width}×{height} px exceeds the limit of {} px per side",
-                self.max_side
-            ));
+            return Err(format!("{width}×{height} px exceeds the limit of {} px per side", self.max_side));
         }
         let pixels = u64::from(width) * u64::from(height);
         if pixels > self.max_pixels {

@@ -69,8 +69,12 @@ pub enum PhotoUpdate {
         #[serde(default)]
         segment: u32,
     },
-    Done { outputs: Vec<OutputInfo> },
-    Failed { error: PhotoError },
+    Done {
+        outputs: Vec<OutputInfo>,
+    },
+    Failed {
+        error: PhotoError,
+    },
 }
 
 fn check_version(body: &str) -> Result<(), MessageError> {
@@ -88,7 +92,17 @@ fn check_version(body: &str) -> Result<(), MessageError> {
 
 impl PhotoRequest {
     pub fn new(job_id: JobId, photo_id: PhotoId, attempt: u32, recipe: Recipe, plan: Vec<Segment>) -> Self {
-        Self { v: MESSAGE_VERSION, job_id, photo_id, attempt, recipe, plan, segment: 0, frame: None, outputs: Vec::new() }
+        Self {
+            v: MESSAGE_VERSION,
+            job_id,
+            photo_id,
+            attempt,
+            recipe,
+            plan,
+            segment: 0,
+            frame: None,
+            outputs: Vec::new(),
+        }
     }
 
     pub fn decode(body: &str) -> Result<Self, MessageError> {

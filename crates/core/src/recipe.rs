@@ -222,8 +222,7 @@ impl Operation {
         }
     }
 
-    pub const NAMES: [&'static str; 6] =
-        ["thumbnail", "crop", "redeye", "whiten_teeth", "recolor", "customize"];
+    pub const NAMES: [&'static str; 6] = ["thumbnail", "crop", "redeye", "whiten_teeth", "recolor", "customize"];
 }
 
 impl Recipe {
@@ -269,7 +268,9 @@ fn in_range(field: String, value: f32, low: f32, high: f32) -> Result<(), Recipe
 }
 
 fn validate_regions(path: &str, regions: &Option<Vec<Region>>) -> Result<(), RecipeError> {
-    let Some(regions) = regions else { return Ok(()) };
+    let Some(regions) = regions else {
+        return Ok(());
+    };
     if regions.len() > MAX_REGIONS {
         return Err(RecipeError::new(
             format!("{path}.regions"),
@@ -278,10 +279,7 @@ fn validate_regions(path: &str, regions: &Option<Vec<Region>>) -> Result<(), Rec
     }
     for (index, region) in regions.iter().enumerate() {
         if region.width == 0 || region.height == 0 {
-            return Err(RecipeError::new(
-                format!("{path}.regions[{index}]"),
-                "width and height must be at least 1",
-            ));
+            return Err(RecipeError::new(format!("{path}.regions[{index}]"), "width and height must be at least 1"));
         }
     }
     Ok(())
@@ -305,9 +303,8 @@ fn validate_op(op: &Operation, path: &str) -> Result<(), RecipeError> {
             }
         }
         Operation::Recolor { mode, color, strength, degrees } => {
-            let unexpected = |name: &str| {
-                RecipeError::new(format!("{path}.{name}"), format!("is not a parameter of mode {mode:?}"))
-            };
+            let unexpected =
+                |name: &str| RecipeError::new(format!("{path}.{name}"), format!("is not a parameter of mode {mode:?}"));
             match mode {
                 RecolorMode::Tint => {
                     if color.is_none() {
@@ -333,7 +330,9 @@ fn validate_op(op: &Operation, path: &str) -> Result<(), RecipeError> {
                     }
                 }
                 RecolorMode::Grayscale | RecolorMode::Sepia | RecolorMode::AutoLevels => {
-                    for (name, present) in [("color", color.is_some()), ("strength", strength.is_some()), ("degrees", degrees.is_some())] {
+                    for (name, present) in
+                        [("color", color.is_some()), ("strength", strength.is_some()), ("degrees", degrees.is_some())]
+                    {
                         if present {
                             return Err(unexpected(name));
                         }
@@ -402,11 +401,13 @@ pub fn crop_spec(op: &Operation, path: &str) -> Result<CropSpec, RecipeError> {
         (Some(_), true) => Err(RecipeError::new(path, "give either x, y, width, height or aspect, not both")),
         (None, false) => Err(RecipeError::new(path, "crop needs x, y, width, height or aspect")),
         (Some(aspect), false) => {
-            let parsed = aspect.split_once(':').and_then(|(w, h)| {
-                Some((w.trim().parse::<u32>().ok()?, h.trim().parse::<u32>().ok()?))
-            });
+            let parsed = aspect
+                .split_once(':')
+                .and_then(|(w, h)| Some((w.trim().parse::<u32>().ok()?, h.trim().parse::<u32>().ok()?)));
             match parsed {
-                Some((w, h)) if w > 0 && h > 0 && w <= 1000 && h <= 1000 => Ok(CropSpec::Aspect { width: w, height: h }),
+                Some((w, h)) if w > 0 && h > 0 && w <= 1000 && h <= 1000 => {
+                    Ok(CropSpec::Aspect { width: w, height: h })
+                }
                 _ => Err(RecipeError::new(
                     format!("{path}.aspect"),
                     format!("expected \"W:H\" with positive integers up to 1000, got {aspect:?}"),
@@ -415,7 +416,9 @@ pub fn crop_spec(op: &Operation, path: &str) -> Result<CropSpec, RecipeError> {
         }
         (None, true) => {
             let field = |name: &str, value: &Option<u32>| {
-                value.ok_or_else(|| RecipeError::new(format!("{path}.{name}"), "missing: a box crop needs x, y, width and height"))
+                value.ok_or_else(|| {
+                    RecipeError::new(format!("{path}.{name}"), "missing: a box crop needs x, y, width and height")
+                })
             };
             let region = Region {
                 x: field("x", x)?,

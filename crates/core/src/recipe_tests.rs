@@ -36,7 +36,10 @@ fn round_trips_through_json() {
 #[test]
 fn names_the_offending_field() {
     assert_eq!(error_of(r#"{"ops":[{"op":"thumbnail","size":0}]}"#).field, "ops[0].size");
-    assert_eq!(error_of(r#"{"ops":[{"op":"crop","aspect":"4:3"},{"op":"thumbnail","size":5000}]}"#).field, "ops[1].size");
+    assert_eq!(
+        error_of(r#"{"ops":[{"op":"crop","aspect":"4:3"},{"op":"thumbnail","size":5000}]}"#).field,
+        "ops[1].size"
+    );
     assert_eq!(error_of(r#"{"ops":[]}"#).field, "ops");
     assert_eq!(error_of(r#"{"ops":[{"op":"thumbnail","size":5}],"quality":0}"#).field, "quality");
     assert_eq!(error_of(r#"{"ops":[{"op":"crop","aspect":"4:0"}]}"#).field, "ops[0].aspect");

@@ -23,7 +23,9 @@ pub async fn open(settings: &Settings) -> anyhow::Result<Backends> {
                 .with_context(|| format!("opening the queue database in --data-dir {}", settings.data_dir.display()))?;
             (Arc::new(store), Arc::new(queues))
         }
-        Backend::Aws => anyhow::bail!("--backend aws is not available in this build yet; use --backend local"),
+        Backend::Aws => {
+            anyhow::bail!("--backend aws is not available in this build yet; use --backend local")
+        }
     };
     Ok(Backends {
         store,
@@ -37,7 +39,8 @@ pub async fn open(settings: &Settings) -> anyhow::Result<Backends> {
 /// configured visibility timeout and redrive; safe to run any number of times.
 pub async fn setup(settings: &Settings, backends: &Backends) -> anyhow::Result<Vec<String>> {
     let backend = backends.queues.backend();
-    let mut queues: Vec<String> = backends.stage_map.stages().iter().map(|stage| backends.names.requests(stage)).collect();
+    let mut queues: Vec<String> =
+        backends.stage_map.stages().iter().map(|stage| backends.names.requests(stage)).collect();
     queues.push(backends.names.responses());
     for name in &queues {
         let dead_letter = QueueNames::dead_letter(name);

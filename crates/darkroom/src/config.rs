@@ -175,7 +175,8 @@ impl Settings {
     }
 
     pub fn stage_map(&self) -> anyhow::Result<StageMap> {
-        StageMap::parse(&self.default_stage, &self.stage_map).map_err(|e| anyhow::anyhow!("--stage-map / --default-stage: {e}"))
+        StageMap::parse(&self.default_stage, &self.stage_map)
+            .map_err(|e| anyhow::anyhow!("--stage-map / --default-stage: {e}"))
     }
 
     pub fn concurrency(&self) -> usize {
@@ -191,7 +192,8 @@ impl Settings {
         if self.wait_time > Duration::from_secs(20) {
             anyhow::bail!("--wait-time must be at most 20s (the SQS maximum), got {:?}", self.wait_time);
         }
-        if self.visibility_timeout < Duration::from_secs(3) || self.visibility_timeout > Duration::from_secs(12 * 3600) {
+        if self.visibility_timeout < Duration::from_secs(3) || self.visibility_timeout > Duration::from_secs(12 * 3600)
+        {
             anyhow::bail!("--visibility-timeout must be between 3s and 12h, got {:?}", self.visibility_timeout);
         }
         if self.heartbeat_interval * 3 > self.visibility_timeout {

@@ -47,7 +47,11 @@ fn start(cli: Cli) -> anyhow::Result<bool> {
             Command::Setup => {
                 let backends = backends::open(&settings).await?;
                 let queues = backends::setup(&settings, &backends).await?;
-                println!("darkroom setup done: {} queues and their dead-letter queues ready ({})", queues.len(), queues.join(", "));
+                println!(
+                    "darkroom setup done: {} queues and their dead-letter queues ready ({})",
+                    queues.len(),
+                    queues.join(", ")
+                );
                 return Ok(true);
             }
             Command::Process { .. } => unreachable!("handled above"),

@@ -26,7 +26,9 @@ pub fn run(recipe_json: &str, out: &Path, photos: &[PathBuf], limits: Limits) ->
         })();
         let millis = started.elapsed().as_secs_f64() * 1000.0;
         match result {
-            Ok((target, width, height)) => println!("ok\t{}\t{}\t{width}x{height}\t{millis:.1}ms", path.display(), target.display()),
+            Ok((target, width, height)) => {
+                println!("ok\t{}\t{}\t{width}x{height}\t{millis:.1}ms", path.display(), target.display())
+            }
             Err(error) => {
                 all_ok = false;
                 println!("failed\t{}\t{error:#}", path.display());

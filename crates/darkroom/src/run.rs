@@ -32,10 +32,18 @@ fn web_state(settings: &Settings, backends: &Backends, metrics: Option<Prometheu
 }
 
 /// Serves the web tier (or only the health endpoints) on `address`; returns the bound address.
-fn start_http(state: AppState, address: std::net::SocketAddr, health_only: bool, tasks: &mut JoinSet<anyhow::Result<()>>, shutdown: &CancellationToken) -> anyhow::Result<std::net::SocketAddr> {
-    let listener = TcpListener::bind(address).with_context(|| format!("binding {address} (is another darkroom already running there? use --listen)"))?;
+fn start_http(
+    state: AppState,
+    address: std::net::SocketAddr,
+    health_only: bool,
+    tasks: &mut JoinSet<anyhow::Result<()>>,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<std::net::SocketAddr> {
+    let listener = TcpListener::bind(address)
+        .with_context(|| format!("binding {address} (is another darkroom already running there? use --listen)"))?;
     let bound = listener.local_addr()?;
-    let server = if health_only { darkroom_web::build_health(state, listener)? } else { darkroom_web::build(state, listener)? };
+    let server =
+        if health_only { darkroom_web::build_health(state, listener)? } else { darkroom_web::build(state, listener)? };
     let handle = server.handle();
     let shutdown = shutdown.clone();
     tasks.spawn(async move {
@@ -47,7 +55,12 @@ fn start_http(state: AppState, address: std::net::SocketAddr, health_only: bool,
     Ok(bound)
 }
 
-pub async fn run(settings: Settings, roles: Roles, stages: Vec<String>, metrics: Option<PrometheusHandle>) -> anyhow::Result<()> {
+pub async fn run(
+    settings: Settings,
+    roles: Roles,
+    stages: Vec<String>,
+    metrics: Option<PrometheusHandle>,
+) -> anyhow::Result<()> {
     let backends = backends::open(&settings).await?;
     if roles.web && roles.worker && roles.status && settings.backend == crate::config::Backend::Local {
         // The embedded mode needs no separate setup step.
@@ -81,7 +94,11 @@ pub async fn run(settings: Settings, roles: Roles, stages: Vec<String>, metrics:
             backends.store.clone(),
             backends.queues.clone(),
             backends.names.clone(),
-            StatusSettings { stages: backends.stage_map.stages(), wait_time: settings.wait_time, max_receive_count: settings.max_receive_count },
+            StatusSettings {
+                stages: backends.stage_map.stages(),
+                wait_time: settings.wait_time,
+                max_receive_count: settings.max_receive_count,
+            },
         );
         status.check_queues().await.context("opening the status process's queues")?;
         let token = shutdown.clone();

@@ -70,7 +70,9 @@ pub fn customize(photo: &mut Photo, settings: &Customize) -> Result<(), ImagingE
 /// Unsharp mask: add back `amount` times the difference from a blurred copy.
 fn sharpen(image: &mut DynamicImage, amount: f32) {
     let blurred = image.fast_blur(1.2);
-    let (DynamicImage::ImageRgb8(_) | DynamicImage::ImageRgba8(_)) = image else { return };
+    let (DynamicImage::ImageRgb8(_) | DynamicImage::ImageRgba8(_)) = image else {
+        return;
+    };
     let channels = usize::from(image.color().channel_count());
     let blurred_bytes = blurred.as_bytes().to_vec();
     let bytes: &mut [u8] = match image {
@@ -96,7 +98,9 @@ fn add_border(photo: &mut Photo, border: &Border) -> Result<(), ImagingError> {
     };
     let [r, g, b] = border.color.0;
     let mut framed = match &photo.image {
-        DynamicImage::ImageRgba8(_) => DynamicImage::ImageRgba8(image::RgbaImage::from_pixel(new_width, new_height, image::Rgba([r, g, b, 255]))),
+        DynamicImage::ImageRgba8(_) => {
+            DynamicImage::ImageRgba8(image::RgbaImage::from_pixel(new_width, new_height, image::Rgba([r, g, b, 255])))
+        }
         _ => DynamicImage::ImageRgb8(image::RgbImage::from_pixel(new_width, new_height, image::Rgb([r, g, b]))),
     };
     image::imageops::replace(&mut framed, &photo.image, i64::from(border.width), i64::from(border.width));
@@ -128,7 +132,8 @@ fn blend(image: &mut DynamicImage, x: u32, y: u32, color: [u8; 3], alpha: f32) {
 /// White text on a darkened band across the top or bottom, sized to the photo and shrunk
 /// to fit its width.
 fn draw_caption(image: &mut DynamicImage, caption: &Caption) -> Result<(), ImagingError> {
-    let font = FontRef::try_from_slice(CAPTION_FONT).map_err(|e| ImagingError::op("customize", format!("caption font: {e}")))?;
+    let font = FontRef::try_from_slice(CAPTION_FONT)
+        .map_err(|e| ImagingError::op("customize", format!("caption font: {e}")))?;
     let (width, height) = image.dimensions();
     let text: String = caption.text.chars().filter(|c| !c.is_control()).collect();
     let measure = |size: f32| {
@@ -164,7 +169,8 @@ fn draw_caption(image: &mut DynamicImage, caption: &Caption) -> Result<(), Imagi
     }
     let total = measure(size);
     let mut pen_x = ((width as f32 - total) / 2.0).max(0.0);
-    let baseline = band_top as f32 + (band_height as f32 - (scaled.ascent() - scaled.descent())) / 2.0 + scaled.ascent();
+    let baseline =
+        band_top as f32 + (band_height as f32 - (scaled.ascent() - scaled.descent())) / 2.0 + scaled.ascent();
     let mut previous = None;
     for c in text.chars() {
         let id = scaled.glyph_id(c);

@@ -69,7 +69,8 @@ pub fn probe(head: &[u8]) -> Result<Probe, ImagingError> {
         .ok()
         .and_then(SourceFormat::from_image_format)
         .ok_or_else(|| ImagingError::UnsupportedFormat { detail: sniff_detail(head) })?;
-    let dimensions = ImageReader::new(Cursor::new(head)).with_guessed_format().ok().and_then(|reader| reader.into_dimensions().ok());
+    let dimensions =
+        ImageReader::new(Cursor::new(head)).with_guessed_format().ok().and_then(|reader| reader.into_dimensions().ok());
     Ok(Probe { format, dimensions })
 }
 
@@ -85,8 +86,12 @@ fn sniff_detail(head: &[u8]) -> String {
 
 fn corrupt(error: image::ImageError) -> ImagingError {
     match error {
-        image::ImageError::Limits(limit) => ImagingError::TooManyPixels(format!("the image exceeds the decoding limits ({limit})")),
-        image::ImageError::Unsupported(unsupported) => ImagingError::UnsupportedFormat { detail: format!(": {unsupported}") },
+        image::ImageError::Limits(limit) => {
+            ImagingError::TooManyPixels(format!("the image exceeds the decoding limits ({limit})"))
+        }
+        image::ImageError::Unsupported(unsupported) => {
+            ImagingError::UnsupportedFormat { detail: format!(": {unsupported}") }
+        }
         other => ImagingError::Corrupt(other.to_string()),
     }
 }
@@ -149,14 +154,18 @@ fn jpeg_is_complete(bytes: &[u8]) -> bool {
         while at < bytes.len() && bytes[at] == 0xFF {
             at += 1;
         }
-        let Some(&marker) = bytes.get(at) else { return false };
+        let Some(&marker) = bytes.get(at) else {
+            return false;
+        };
         at += 1;
         match marker {
             EOI => return true,
             // Standalone markers: restart markers, TEM, and a stray 0x00 (stuffed byte).
             0x00 | 0x01 | 0xD0..=0xD7 => continue,
             _ => {
-                let Some(length) = bytes.get(at..at + 2).map(|b| usize::from(u16::from_be_bytes([b[0], b[1]]))) else { return false };
+                let Some(length) = bytes.get(at..at + 2).map(|b| usize::from(u16::from_be_bytes([b[0], b[1]]))) else {
+                    return false;
+                };
                 if length < 2 {
                     return false;
                 }

@@ -72,7 +72,13 @@ pub fn apply_lut(image: &mut DynamicImage, lut: &[[u8; 256]; 3]) {
     map_pixels(image, |[r, g, b]| [lut[0][r as usize], lut[1][g as usize], lut[2][b as usize]]);
 }
 
-pub fn recolor(image: &mut DynamicImage, mode: RecolorMode, color: Option<Color>, strength: Option<f32>, degrees: Option<f32>) {
+pub fn recolor(
+    image: &mut DynamicImage,
+    mode: RecolorMode,
+    color: Option<Color>,
+    strength: Option<f32>,
+    degrees: Option<f32>,
+) {
     match mode {
         RecolorMode::Grayscale => map_pixels(image, |rgb| [luminance_srgb(rgb); 3]),
         RecolorMode::Sepia => map_pixels(image, sepia),
@@ -137,14 +143,19 @@ fn auto_levels(image: &mut DynamicImage) {
         let histogram = &histograms[c];
         let percentile = |from_top: bool| {
             let mut seen = 0;
-            let indices: Box<dyn Iterator<Item = usize>> = if from_top { Box::new((0..256).rev()) } else { Box::new(0..256) };
+            let indices: Box<dyn Iterator<Item = usize>> =
+                if from_top { Box::new((0..256).rev()) } else { Box::new(0..256) };
             for i in indices {
                 seen += histogram[i];
                 if seen > clip {
                     return i;
                 }
             }
-            if from_top { 255 } else { 0 }
+            if from_top {
+                255
+            } else {
+                0
+            }
         };
         let (low, high) = (percentile(false), percentile(true));
         if high <= low {
@@ -161,7 +172,9 @@ mod tests {
     use super::*;
 
     fn sample() -> DynamicImage {
-        DynamicImage::ImageRgb8(image::RgbImage::from_fn(16, 16, |x, y| image::Rgb([(x * 16) as u8, (y * 16) as u8, 200])))
+        DynamicImage::ImageRgb8(image::RgbImage::from_fn(16, 16, |x, y| {
+            image::Rgb([(x * 16) as u8, (y * 16) as u8, 200])
+        }))
     }
 
     #[test]
@@ -188,7 +201,9 @@ mod tests {
 
     #[test]
     fn auto_levels_stretches_a_dull_image() {
-        let mut image = DynamicImage::ImageRgb8(image::RgbImage::from_fn(20, 20, |x, _| image::Rgb([100 + x as u8, 100 + x as u8, 100 + x as u8])));
+        let mut image = DynamicImage::ImageRgb8(image::RgbImage::from_fn(20, 20, |x, _| {
+            image::Rgb([100 + x as u8, 100 + x as u8, 100 + x as u8])
+        }));
         recolor(&mut image, RecolorMode::AutoLevels, None, None, None);
         let rgb = image.to_rgb8();
         let (min, max) = rgb.as_raw().iter().fold((255, 0), |(lo, hi), &v| (lo.min(v), hi.max(v)));

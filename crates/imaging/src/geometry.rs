@@ -33,7 +33,10 @@ impl Frame {
     fn then(self, next: [f64; 6]) -> Self {
         let [a, b, c, d, e, f] = self.m;
         let [p, q, r, s, t, u] = next;
-        Self { m: [p * a + q * d, p * b + q * e, p * c + q * f + r, s * a + t * d, s * b + t * e, s * c + t * f + u], ..self }
+        Self {
+            m: [p * a + q * d, p * b + q * e, p * c + q * f + r, s * a + t * d, s * b + t * e, s * c + t * f + u],
+            ..self
+        }
     }
 
     pub fn scaled(self, sx: f64, sy: f64) -> Self {
@@ -71,12 +74,14 @@ impl Frame {
     /// The rectangle of the current `width`×`height` image covering the original region,
     /// clipped to the image; `None` if nothing of it is left (cropped away).
     pub fn map_region(&self, x: u32, y: u32, w: u32, h: u32, width: u32, height: u32) -> Option<(u32, u32, u32, u32)> {
-        let corners = [(x, y), (x + w, y), (x, y + h), (x + w, y + h)].map(|(px, py)| self.map_point(f64::from(px), f64::from(py)));
+        let corners = [(x, y), (x + w, y), (x, y + h), (x + w, y + h)]
+            .map(|(px, py)| self.map_point(f64::from(px), f64::from(py)));
         let min_x = corners.iter().map(|c| c.0).fold(f64::INFINITY, f64::min).floor().max(0.0);
         let min_y = corners.iter().map(|c| c.1).fold(f64::INFINITY, f64::min).floor().max(0.0);
         let max_x = corners.iter().map(|c| c.0).fold(f64::NEG_INFINITY, f64::max).ceil().min(f64::from(width));
         let max_y = corners.iter().map(|c| c.1).fold(f64::NEG_INFINITY, f64::max).ceil().min(f64::from(height));
-        (max_x > min_x && max_y > min_y).then(|| (min_x as u32, min_y as u32, (max_x - min_x) as u32, (max_y - min_y) as u32))
+        (max_x > min_x && max_y > min_y)
+            .then_some((min_x as u32, min_y as u32, (max_x - min_x) as u32, (max_y - min_y) as u32))
     }
 }
 

@@ -83,10 +83,9 @@ fn apply_op(photo: &mut Photo, op: &Operation) -> Result<(), ImagingError> {
             Ok(())
         }
         Operation::Customize(settings) => adjust::customize(photo, settings),
-        Operation::Redeye { .. } | Operation::WhitenTeeth { .. } => Err(ImagingError::op(
-            op.name(),
-            "this operation is not available in this build of darkroom yet",
-        )),
+        Operation::Redeye { .. } | Operation::WhitenTeeth { .. } => {
+            Err(ImagingError::op(op.name(), "this operation is not available in this build of darkroom yet"))
+        }
     }
 }
 
@@ -106,7 +105,8 @@ fn crop(photo: &mut Photo, op: &Operation) -> Result<(), ImagingError> {
                     ),
                 ));
             }
-            let mapped = photo.frame.map_region(region.x, region.y, region.width, region.height, photo.width(), photo.height());
+            let mapped =
+                photo.frame.map_region(region.x, region.y, region.width, region.height, photo.width(), photo.height());
             let (x, y, width, height) =
                 mapped.ok_or_else(|| ImagingError::op("crop", "an earlier operation already removed the whole box"))?;
             photo.crop_to(x, y, width, height);
@@ -140,7 +140,10 @@ mod tests {
     use darkroom_core::Recipe;
 
     fn photo(width: u32, height: u32) -> Photo {
-        Photo::new(DynamicImage::ImageRgb8(image::RgbImage::from_fn(width, height, |x, y| image::Rgb([x as u8, y as u8, 7]))), None)
+        Photo::new(
+            DynamicImage::ImageRgb8(image::RgbImage::from_fn(width, height, |x, y| image::Rgb([x as u8, y as u8, 7]))),
+            None,
+        )
     }
 
     fn ops(json: &str) -> Vec<Operation> {
@@ -168,7 +171,8 @@ mod tests {
 
     #[test]
     fn box_outside_the_photo_is_a_clear_error() {
-        let error = apply_ops(photo(100, 100), &ops(r#"{"op":"crop","x":50,"y":50,"width":60,"height":10}"#)).unwrap_err();
+        let error =
+            apply_ops(photo(100, 100), &ops(r#"{"op":"crop","x":50,"y":50,"width":60,"height":10}"#)).unwrap_err();
         assert!(error.to_string().contains("does not lie inside the 100×100 photo"), "{error}");
     }
 

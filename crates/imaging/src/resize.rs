@@ -28,9 +28,7 @@ pub fn resize_exact(image: &DynamicImage, width: u32, height: u32) -> Result<Dyn
     }
     let mut resized = DynamicImage::new(width, height, image.color());
     let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3));
-    Resizer::new()
-        .resize(image, &mut resized, &options)
-        .map_err(|e| ImagingError::op("resize", e.to_string()))?;
+    Resizer::new().resize(image, &mut resized, &options).map_err(|e| ImagingError::op("resize", e.to_string()))?;
     Ok(resized)
 }
 

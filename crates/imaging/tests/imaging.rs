@@ -59,7 +59,9 @@ fn exif_rotated_photo_comes_out_upright() {
     // Upright means it matches the unrotated photo, pixel for pixel (within JPEG noise).
     let upright = decode(&fixture("coffee.jpg"), limits()).unwrap().image.to_rgb8();
     let rotated = rotated.image.to_rgb8();
-    let mean_diff: f64 = upright.as_raw().iter().zip(rotated.as_raw()).map(|(a, b)| f64::from(a.abs_diff(*b))).sum::<f64>() / upright.as_raw().len() as f64;
+    let mean_diff: f64 =
+        upright.as_raw().iter().zip(rotated.as_raw()).map(|(a, b)| f64::from(a.abs_diff(*b))).sum::<f64>()
+            / upright.as_raw().len() as f64;
     assert!(mean_diff < 4.0, "mean difference {mean_diff}");
 }
 
@@ -100,7 +102,10 @@ fn truncated_jpeg_is_a_clear_error() {
 
 #[test]
 fn a_full_recipe_runs_on_a_real_photo() {
-    let recipe = Recipe::from_json(r#"{"ops":[{"op":"crop","aspect":"4:3"},{"op":"recolor","mode":"sepia"},{"op":"thumbnail","size":256}]}"#).unwrap();
+    let recipe = Recipe::from_json(
+        r#"{"ops":[{"op":"crop","aspect":"4:3"},{"op":"recolor","mode":"sepia"},{"op":"thumbnail","size":256}]}"#,
+    )
+    .unwrap();
     let result = apply_ops(decode(&fixture("rocket.jpg"), limits()).unwrap(), &recipe.ops).unwrap();
     assert_eq!((result.width(), result.height()), (256, 192));
 }

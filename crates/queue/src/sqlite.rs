@@ -8,7 +8,10 @@
 //! harmless. Long polls wake at once on a send from this process (a `Notify` per queue)
 //! and re-check every 50 ms for sends from other processes.
 
-use crate::{check_batch, OutgoingMessage, Queue, QueueBackend, QueueCounts, QueueError, QueueSpec, ReceiptHandle, ReceivedMessage, MAX_BATCH, MAX_VISIBILITY_TIMEOUT, MAX_WAIT};
+use crate::{
+    check_batch, OutgoingMessage, Queue, QueueBackend, QueueCounts, QueueError, QueueSpec, ReceiptHandle,
+    ReceivedMessage, MAX_BATCH, MAX_VISIBILITY_TIMEOUT, MAX_WAIT,
+};
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::collections::{BTreeMap, HashMap};
@@ -76,8 +79,10 @@ impl SqliteQueues {
         let path = path.as_ref().to_path_buf();
         let label = path.display().to_string();
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| QueueError::Unavailable { queue: label.clone(), message: format!("cannot create {}: {e}", parent.display()) })?;
+            std::fs::create_dir_all(parent).map_err(|e| QueueError::Unavailable {
+                queue: label.clone(),
+                message: format!("cannot create {}: {e}", parent.display()),
+            })?;
         }
         let connection = Connection::open(&path).map_err(|e| db_error(&label, e))?;
         connection.busy_timeout(Duration::from_secs(30)).map_err(|e| db_error(&label, e))?;
@@ -114,9 +119,10 @@ async fn blocking<T: Send + 'static>(
     work: impl FnOnce(&mut Connection) -> Result<T, QueueError> + Send + 'static,
 ) -> Result<T, QueueError> {
     let shared = shared.clone();
-    tokio::task::spawn_blocking(move || work(&mut shared.lock()))
-        .await
-        .map_err(|e| QueueError::Unavailable { queue: queue.to_owned(), message: format!("database task failed: {e}") })?
+    tokio::task::spawn_blocking(move || work(&mut shared.lock())).await.map_err(|e| QueueError::Unavailable {
+        queue: queue.to_owned(),
+        message: format!("database task failed: {e}"),
+    })?
 }
 
 #[derive(Debug, Clone)]
@@ -147,7 +153,10 @@ fn read_attributes(connection: &Connection, name: &str) -> Result<Option<Attribu
 impl QueueBackend for SqliteQueues {
     async fn create_queue(&self, spec: &QueueSpec) -> Result<(), QueueError> {
         if spec.visibility_timeout > MAX_VISIBILITY_TIMEOUT {
-            return Err(QueueError::InvalidSetting { queue: spec.name.clone(), message: "visibility timeout over 12 hours".into() });
+            return Err(QueueError::InvalidSetting {
+                queue: spec.name.clone(),
+                message: "visibility timeout over 12 hours".into(),
+            });
         }
         let spec = spec.clone();
         blocking(&self.shared, &spec.name.clone(), move |connection| {
@@ -285,7 +294,8 @@ impl Queue for SqliteQueue {
     async fn send_batch(&self, messages: &[OutgoingMessage]) -> Result<(), QueueError> {
         check_batch(&self.name, messages)?;
         let name = self.name.clone();
-        let rows: Vec<(String, String)> = messages.iter().map(|m| (m.body.clone(), encode_attributes(&m.attributes))).collect();
+        let rows: Vec<(String, String)> =
+            messages.iter().map(|m| (m.body.clone(), encode_attributes(&m.attributes))).collect();
         blocking(&self.shared, &self.name, move |connection| {
             let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| db_error(&name, e))?;
             let now = now_ms();
@@ -340,7 +350,10 @@ impl Queue for SqliteQueue {
 
     async fn change_visibility(&self, handle: &ReceiptHandle, timeout: Duration) -> Result<(), QueueError> {
         if timeout > MAX_VISIBILITY_TIMEOUT {
-            return Err(QueueError::InvalidSetting { queue: self.name.clone(), message: "visibility timeout over 12 hours".into() });
+            return Err(QueueError::InvalidSetting {
+                queue: self.name.clone(),
+                message: "visibility timeout over 12 hours".into(),
+            });
         }
         let name = self.name.clone();
         let handle = handle.0.clone();

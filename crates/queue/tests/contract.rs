@@ -15,12 +15,22 @@ fn unique(name: &str) -> String {
     format!("contract-{name}-{:08x}", rand::random::<u32>())
 }
 
-async fn make_queue(backend: &dyn QueueBackend, name: &str, visibility: Duration, max_receives: u32) -> (Arc<dyn Queue>, Arc<dyn Queue>) {
+async fn make_queue(
+    backend: &dyn QueueBackend,
+    name: &str,
+    visibility: Duration,
+    max_receives: u32,
+) -> (Arc<dyn Queue>, Arc<dyn Queue>) {
     let name = unique(name);
     let dlq = format!("{name}-dlq");
     backend.create_queue(&QueueSpec::dead_letter(&dlq, visibility)).await.unwrap();
     backend
-        .create_queue(&QueueSpec { name: name.clone(), visibility_timeout: visibility, max_receive_count: max_receives, dead_letter_queue: Some(dlq.clone()) })
+        .create_queue(&QueueSpec {
+            name: name.clone(),
+            visibility_timeout: visibility,
+            max_receive_count: max_receives,
+            dead_letter_queue: Some(dlq.clone()),
+        })
         .await
         .unwrap();
     (backend.open(&name).await.unwrap(), backend.open(&dlq).await.unwrap())
@@ -50,7 +60,10 @@ async fn visibility_hides_a_received_message(backend: &dyn QueueBackend) {
     let (queue, _) = make_queue(backend, "hide", Duration::from_secs(30), 5).await;
     queue.send(message("once")).await.unwrap();
     assert!(receive_one(queue.as_ref(), Duration::from_secs(5)).await.is_some());
-    assert!(receive_one(queue.as_ref(), SHORT).await.is_none(), "a received message was delivered again within its visibility timeout");
+    assert!(
+        receive_one(queue.as_ref(), SHORT).await.is_none(),
+        "a received message was delivered again within its visibility timeout"
+    );
     let counts = queue.counts().await.unwrap();
     assert_eq!((counts.visible, counts.in_flight), (0, 1));
 }
@@ -60,7 +73,8 @@ async fn expiry_redelivers_with_a_higher_receive_count(backend: &dyn QueueBacken
     queue.send(message("again")).await.unwrap();
     let first = receive_one(queue.as_ref(), Duration::from_secs(5)).await.unwrap();
     // Not deleted: it must come back once the visibility timeout lapses.
-    let second = receive_one(queue.as_ref(), Duration::from_secs(10)).await.expect("redelivered after the visibility timeout");
+    let second =
+        receive_one(queue.as_ref(), Duration::from_secs(10)).await.expect("redelivered after the visibility timeout");
     assert_eq!(second.message_id, first.message_id);
     assert_eq!(second.receive_count, 2);
     assert_ne!(second.receipt_handle, first.receipt_handle);
@@ -92,7 +106,9 @@ async fn a_stale_receipt_handle_deletes_nothing(backend: &dyn QueueBackend) {
     queue.send(message("contested")).await.unwrap();
     let first = receive_one(queue.as_ref(), Duration::from_secs(5)).await.unwrap();
     let second = receive_one(queue.as_ref(), Duration::from_secs(10)).await.unwrap();
-    assert!(queue.change_visibility(&first.receipt_handle, Duration::from_secs(30)).await.is_err() || backend_is_lenient());
+    assert!(
+        queue.change_visibility(&first.receipt_handle, Duration::from_secs(30)).await.is_err() || backend_is_lenient()
+    );
     let _ = queue.delete(&first.receipt_handle).await;
     queue.change_visibility(&second.receipt_handle, Duration::ZERO).await.unwrap();
     let third = receive_one(queue.as_ref(), Duration::from_secs(5)).await;
@@ -113,7 +129,10 @@ async fn dead_letters_after_max_receives(backend: &dyn QueueBackend) {
         assert_eq!(got.receive_count, expected_count);
         queue.change_visibility(&got.receipt_handle, Duration::ZERO).await.unwrap();
     }
-    assert!(receive_one(queue.as_ref(), Duration::from_secs(2)).await.is_none(), "received more than max_receive_count times");
+    assert!(
+        receive_one(queue.as_ref(), Duration::from_secs(2)).await.is_none(),
+        "received more than max_receive_count times"
+    );
     let dead = receive_one(dlq.as_ref(), Duration::from_secs(10)).await.expect("message is in the dead-letter queue");
     assert_eq!(dead.body, "poison");
     assert_eq!(dead.attributes.get("job_id").map(String::as_str), Some("j1"));

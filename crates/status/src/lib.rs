@@ -9,7 +9,7 @@
 //! and a late "processing" can never overwrite "done".
 
 use darkroom_core::job::PhotoState;
-use darkroom_core::{keys, EventDoc, ErrorCode, PhotoError, PhotoRequest, PhotoResponse, PhotoUpdate, QueueNames};
+use darkroom_core::{keys, ErrorCode, EventDoc, PhotoError, PhotoRequest, PhotoResponse, PhotoUpdate, QueueNames};
 use darkroom_queue::{Queue, QueueDirectory, QueueError, ReceivedMessage};
 use darkroom_store::json::put_json_if_absent;
 use darkroom_store::{ObjectStore, PutOutcome, StoreError};
@@ -57,7 +57,12 @@ pub struct StatusUpdater {
 }
 
 impl StatusUpdater {
-    pub fn new(store: Arc<dyn ObjectStore>, queues: QueueDirectory, names: QueueNames, settings: StatusSettings) -> Self {
+    pub fn new(
+        store: Arc<dyn ObjectStore>,
+        queues: QueueDirectory,
+        names: QueueNames,
+        settings: StatusSettings,
+    ) -> Self {
         Self { store, queues, names, settings }
     }
 
@@ -114,7 +119,8 @@ impl StatusUpdater {
                 Err(error) => {
                     failures += 1;
                     let delay = Duration::from_millis(250 << failures.min(7)).min(Duration::from_secs(30));
-                    metrics::counter!("darkroom_receive_failures_total", "queue" => queue.name().to_owned()).increment(1);
+                    metrics::counter!("darkroom_receive_failures_total", "queue" => queue.name().to_owned())
+                        .increment(1);
                     tracing::warn!(error.message = %error, retry_in_ms = delay.as_millis() as u64, "receive failed; backing off");
                     tokio::select! {
                         () = tokio::time::sleep(delay) => {}
@@ -205,7 +211,13 @@ impl StatusUpdater {
         Ok(applied)
     }
 
-    async fn record(&self, job: &darkroom_core::JobId, photo: &darkroom_core::PhotoId, step: u32, event: EventDoc) -> Result<Applied, StoreError> {
+    async fn record(
+        &self,
+        job: &darkroom_core::JobId,
+        photo: &darkroom_core::PhotoId,
+        step: u32,
+        event: EventDoc,
+    ) -> Result<Applied, StoreError> {
         if self.store.head(&keys::job_manifest(job)).await?.is_none() {
             tracing::info!("job no longer exists; dropping the update");
             return Ok(Applied::JobGone);

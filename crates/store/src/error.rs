@@ -34,7 +34,9 @@ impl StoreError {
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Unavailable { .. } | Self::InsufficientStorage { .. } => true,
-            Self::Io { source, .. } => !matches!(source.kind(), io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData),
+            Self::Io { source, .. } => {
+                !matches!(source.kind(), io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData)
+            }
             Self::NotFound { .. } | Self::InvalidKey { .. } | Self::Refused { .. } => false,
         }
     }
@@ -42,7 +44,9 @@ impl StoreError {
     pub(crate) fn io(operation: &'static str, key: &str, source: io::Error) -> Self {
         match source.kind() {
             io::ErrorKind::NotFound => Self::NotFound { key: key.to_owned() },
-            io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => Self::InsufficientStorage { key: key.to_owned() },
+            io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => {
+                Self::InsufficientStorage { key: key.to_owned() }
+            }
             _ => Self::Io { operation, key: key.to_owned(), source },
         }
     }

@@ -35,6 +35,10 @@ pub async fn put_json<T: Serialize>(store: &dyn ObjectStore, key: &str, value: &
     store.put(key, encode(value), "application/json").await
 }
 
-pub async fn put_json_if_absent<T: Serialize>(store: &dyn ObjectStore, key: &str, value: &T) -> Result<PutOutcome, StoreError> {
+pub async fn put_json_if_absent<T: Serialize>(
+    store: &dyn ObjectStore,
+    key: &str,
+    value: &T,
+) -> Result<PutOutcome, StoreError> {
     store.put_if_absent(key, encode(value), "application/json").await
 }

@@ -29,7 +29,10 @@ pub fn validate_key(key: &str) -> Result<(), StoreError> {
     if !key.bytes().all(allowed) {
         return Err(invalid(key, "only A-Z, a-z, 0-9, '-', '_', '.' and '/' are allowed"));
     }
-    if key.split('/').any(|segment| segment.is_empty() || segment == "." || segment == ".." || segment.starts_with(".tmp")) {
+    if key
+        .split('/')
+        .any(|segment| segment.is_empty() || segment == "." || segment == ".." || segment.starts_with(".tmp"))
+    {
         return Err(invalid(key, "empty, '.', '..' or '.tmp' path segments are not allowed"));
     }
     Ok(())

@@ -53,10 +53,17 @@ impl LocalStore {
 /// Temp files older than a day belong to writers that crashed; younger ones may belong to
 /// another process's upload in progress.
 fn sweep_stale_temp_files(tmp: &Path) {
-    let Ok(entries) = fs::read_dir(tmp) else { return };
+    let Ok(entries) = fs::read_dir(tmp) else {
+        return;
+    };
     let day = std::time::Duration::from_secs(24 * 3600);
     for entry in entries.flatten() {
-        let old = entry.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok()).is_some_and(|age| age > day);
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > day);
         if old {
             let _ = fs::remove_file(entry.path());
         }
@@ -250,8 +257,12 @@ fn walk(root: &Path, dir: &Path, found: &mut Vec<ObjectMeta>) -> io::Result<()> 
         if file_type.is_dir() {
             walk(root, &path, found)?;
         } else if file_type.is_file() {
-            let Ok(relative) = path.strip_prefix(root) else { continue };
-            let Some(key) = relative.to_str() else { continue };
+            let Ok(relative) = path.strip_prefix(root) else {
+                continue;
+            };
+            let Some(key) = relative.to_str() else {
+                continue;
+            };
             let size = match entry.metadata() {
                 Ok(meta) => meta.len(),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
@@ -274,7 +285,10 @@ struct LocalUpload {
 #[async_trait]
 impl Upload for LocalUpload {
     async fn write(&mut self, chunk: Bytes) -> Result<(), StoreError> {
-        let file = self.file.as_mut().ok_or_else(|| StoreError::Unavailable { operation: "upload", message: "upload already finished".into() })?;
+        let file = self.file.as_mut().ok_or_else(|| StoreError::Unavailable {
+            operation: "upload",
+            message: "upload already finished".into(),
+        })?;
         file.write_all(&chunk).await.map_err(|e| StoreError::io("upload", &self.key, e))?;
         self.size += chunk.len() as u64;
         Ok(())

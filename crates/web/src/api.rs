@@ -21,7 +21,11 @@ pub fn json_error(error: actix_web::error::JsonPayloadError, _request: &HttpRequ
 /// Holds one of the process's upload slots; a flood of uploads gets 429, not a pile-up.
 pub fn upload_slot(state: &AppState) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
     state.upload_slots.clone().try_acquire_owned().map_err(|_| {
-        ApiError::new(StatusCode::TOO_MANY_REQUESTS, ErrorCode::RateLimited, "too many uploads in progress on this server; try again in a few seconds")
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::RateLimited,
+            "too many uploads in progress on this server; try again in a few seconds",
+        )
     })
 }
 
@@ -55,7 +59,11 @@ pub async fn get_job(state: web::Data<AppState>, path: web::Path<String>) -> Res
 }
 
 #[delete("/jobs/{job}")]
-pub async fn delete_job(state: web::Data<AppState>, request: HttpRequest, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn delete_job(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let job = load_job_or_404(&state, &path).await?;
     require_owner(&request, &job)?;
     jobs::delete(&state, &job).await?;
@@ -70,15 +78,22 @@ enum BatchReply {
 }
 
 #[post("/jobs/{job}/photos")]
-pub async fn add_photos(state: web::Data<AppState>, request: HttpRequest, path: web::Path<String>, multipart: Multipart) -> Result<HttpResponse, ApiError> {
+pub async fn add_photos(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: web::Path<String>,
+    multipart: Multipart,
+) -> Result<HttpResponse, ApiError> {
     let job = load_job_or_404(&state, &path).await?;
     require_owner(&request, &job)?;
     let _slot = upload_slot(&state)?;
-    let idempotency_key = request.headers().get("Idempotency-Key").and_then(|v| v.to_str().ok()).map(str::trim).filter(|k| !k.is_empty());
+    let idempotency_key =
+        request.headers().get("Idempotency-Key").and_then(|v| v.to_str().ok()).map(str::trim).filter(|k| !k.is_empty());
     let reply_key = idempotency_key.map(|key| keys::batch_reply(&job.id, &sha256_hex(key.as_bytes())));
     if let Some(reply_key) = &reply_key {
         // Claim the key before reading the photos, so a retried batch adds them once.
-        if put_json_if_absent(state.store.as_ref(), reply_key, &BatchReply::Pending).await? == PutOutcome::AlreadyExists {
+        if put_json_if_absent(state.store.as_ref(), reply_key, &BatchReply::Pending).await? == PutOutcome::AlreadyExists
+        {
             return match get_json::<BatchReply>(state.store.as_ref(), reply_key).await? {
                 BatchReply::Done { body } => Ok(HttpResponse::Created().insert_header(("Idempotent-Replayed", "true")).json(body)),
                 BatchReply::Pending => Err(ApiError::new(
@@ -107,7 +122,11 @@ pub async fn add_photos(state: web::Data<AppState>, request: HttpRequest, path: 
 }
 
 #[post("/jobs/{job}/retry")]
-pub async fn retry_failed(state: web::Data<AppState>, request: HttpRequest, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn retry_failed(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let job = load_job_or_404(&state, &path).await?;
     require_owner(&request, &job)?;
     let retried = jobs::retry_failed(&state, &job).await?;
@@ -132,7 +151,8 @@ pub async fn reprocess_photo(
     let job = load_job_or_404(&state, &job_text).await?;
     require_owner(&request, &job)?;
     let photo = PhotoId::parse(&photo_text).map_err(|_| ApiError::not_found())?;
-    let recipe = Recipe::from_json(&body.recipe.to_string()).map_err(|e| ApiError::bad_request(ErrorCode::InvalidRecipe, e.to_string()))?;
+    let recipe = Recipe::from_json(&body.recipe.to_string())
+        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidRecipe, e.to_string()))?;
     let attempt = jobs::reprocess(&state, &job, &photo, recipe).await?;
     Ok(HttpResponse::Accepted().json(json!({"id": photo, "attempt": attempt})))
 }

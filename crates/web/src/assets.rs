@@ -10,8 +10,16 @@ struct Asset {
 
 const ASSETS: &[Asset] = &[
     Asset { name: "app.css", content_type: "text/css; charset=utf-8", body: include_str!("../../../static/app.css") },
-    Asset { name: "upload.js", content_type: "text/javascript; charset=utf-8", body: include_str!("../../../static/upload.js") },
-    Asset { name: "job.js", content_type: "text/javascript; charset=utf-8", body: include_str!("../../../static/job.js") },
+    Asset {
+        name: "upload.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../../../static/upload.js"),
+    },
+    Asset {
+        name: "job.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../../../static/job.js"),
+    },
     Asset { name: "favicon.svg", content_type: "image/svg+xml", body: include_str!("../../../static/favicon.svg") },
 ];
 

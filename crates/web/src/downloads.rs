@@ -69,7 +69,9 @@ impl ChannelWriter {
             return Ok(());
         }
         let chunk = Bytes::from(std::mem::take(&mut self.buffer));
-        self.sender.blocking_send(Ok(chunk)).map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away"))
+        self.sender
+            .blocking_send(Ok(chunk))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away"))
     }
 }
 
@@ -105,12 +107,17 @@ async fn archive_response(state: &AppState, job_text: &str) -> Result<HttpRespon
         .iter()
         .filter_map(|photo| {
             let result = photo.output("result")?;
-            let extension = result.content_type.rsplit('/').next().map(|e| if e == "jpeg" { "jpg" } else { e }).unwrap_or("jpg");
+            let extension =
+                result.content_type.rsplit('/').next().map(|e| if e == "jpeg" { "jpg" } else { e }).unwrap_or("jpg");
             Some((portable_name(&with_extension(&photo.name, extension)), result.key.clone()))
         })
         .collect();
     if results.is_empty() {
-        return Err(ApiError::new(actix_web::http::StatusCode::NOT_FOUND, darkroom_core::ErrorCode::NotFound, "no photo of this job is done yet"));
+        return Err(ApiError::new(
+            actix_web::http::StatusCode::NOT_FOUND,
+            darkroom_core::ErrorCode::NotFound,
+            "no photo of this job is done yet",
+        ));
     }
     let entry_names = unique_names(&results.iter().map(|(name, _)| name.clone()).collect::<Vec<_>>());
     let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
@@ -136,7 +143,11 @@ async fn archive_response(state: &AppState, job_text: &str) -> Result<HttpRespon
             let _ = error_sender.blocking_send(Err(std::io::Error::other(error)));
         }
     });
-    let body = futures::stream::unfold(receiver, |mut receiver| async move { receiver.recv().await.map(|item| (item, receiver)) });
+    let body =
+        futures::stream::unfold(
+            receiver,
+            |mut receiver| async move { receiver.recv().await.map(|item| (item, receiver)) },
+        );
     Ok(HttpResponse::Ok()
         .content_type("application/zip")
         .insert_header(("Content-Disposition", format!("attachment; filename=\"darkroom-{}.zip\"", job.id)))

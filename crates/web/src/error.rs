@@ -81,7 +81,11 @@ impl From<StoreError> for ApiError {
                 ErrorCode::Unavailable,
                 format!("the photo store is unavailable ({other}); try again in a few seconds"),
             ),
-            other => Self::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, format!("object store error: {other}")),
+            other => Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                ErrorCode::Internal,
+                format!("object store error: {other}"),
+            ),
         }
     }
 }

@@ -82,10 +82,16 @@ pub fn recipe_from_fields(fields: &HashMap<String, String>) -> Result<Recipe, Re
                     spec.insert("flip".into(), json!(flip));
                 }
                 if let Some(width) = number(fields, "border_width")?.filter(|w| *w > 0.0) {
-                    spec.insert("border".into(), json!({"width": integer(width), "color": text(fields, "border_color").unwrap_or("#ffffff")}));
+                    spec.insert(
+                        "border".into(),
+                        json!({"width": integer(width), "color": text(fields, "border_color").unwrap_or("#ffffff")}),
+                    );
                 }
                 if let Some(caption) = text(fields, "caption_text") {
-                    spec.insert("caption".into(), json!({"text": caption, "position": text(fields, "caption_position").unwrap_or("bottom")}));
+                    spec.insert(
+                        "caption".into(),
+                        json!({"text": caption, "position": text(fields, "caption_position").unwrap_or("bottom")}),
+                    );
                 }
             }
             _ => {}
@@ -131,6 +137,9 @@ mod tests {
     #[test]
     fn nothing_chosen_is_an_error_naming_ops() {
         assert_eq!(recipe_from_fields(&fields(&[])).unwrap_err().field, "ops");
-        assert_eq!(recipe_from_fields(&fields(&[("op_thumbnail", "on"), ("thumbnail_size", "big")])).unwrap_err().field, "thumbnail_size");
+        assert_eq!(
+            recipe_from_fields(&fields(&[("op_thumbnail", "on"), ("thumbnail_size", "big")])).unwrap_err().field,
+            "thumbnail_size"
+        );
     }
 }

@@ -40,9 +40,13 @@ async fn queue_depths(state: &AppState) -> Result<serde_json::Map<String, serde_
 
 #[get("/readyz")]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    state.store.check().await.map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable, format!("object store not ready: {e}")))?;
+    state.store.check().await.map_err(|e| {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable, format!("object store not ready: {e}"))
+    })?;
     let depths = queue_depths(&state).await?;
-    Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(json!({"status": "ready", "queues": depths})))
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(json!({"status": "ready", "queues": depths})))
 }
 
 #[get("/metrics")]

@@ -11,7 +11,9 @@ use actix_multipart::Multipart;
 use actix_web::http::StatusCode;
 use darkroom_core::job::{PhotoState, MANIFEST_VERSION};
 use darkroom_core::keys::{self, PhotoKey};
-use darkroom_core::{now_millis, EventDoc, ErrorCode, JobId, JobManifest, OwnerToken, PhotoId, PhotoManifest, PhotoRequest, Recipe};
+use darkroom_core::{
+    now_millis, ErrorCode, EventDoc, JobId, JobManifest, OwnerToken, PhotoId, PhotoManifest, PhotoRequest, Recipe,
+};
 use darkroom_queue::{OutgoingMessage, QueueError, MAX_BATCH};
 use darkroom_store::json::{get_json, put_json, put_json_if_absent};
 use darkroom_store::{delete_prefix, PutOutcome};
@@ -34,10 +36,12 @@ pub struct CreatedJob {
 fn recipe_from(source: RecipeSource, intake: &Intake) -> Result<Recipe, ApiError> {
     let parsed = match source {
         RecipeSource::JsonPart => {
-            let text = intake
-                .fields
-                .get("recipe")
-                .ok_or_else(|| ApiError::bad_request(ErrorCode::InvalidRecipe, "recipe: missing; send a text part named \"recipe\" holding the recipe JSON"))?;
+            let text = intake.fields.get("recipe").ok_or_else(|| {
+                ApiError::bad_request(
+                    ErrorCode::InvalidRecipe,
+                    "recipe: missing; send a text part named \"recipe\" holding the recipe JSON",
+                )
+            })?;
             Recipe::from_json(text)
         }
         RecipeSource::FormFields => crate::form::recipe_from_fields(&intake.fields),
@@ -56,7 +60,8 @@ fn nothing_acceptable(intake: &Intake) -> ApiError {
         [only] => only.error.code,
         _ => ErrorCode::InvalidRequest,
     };
-    ApiError::bad_request(code, message).with_extra("rejected", serde_json::to_value(&intake.rejected).unwrap_or_default())
+    ApiError::bad_request(code, message)
+        .with_extra("rejected", serde_json::to_value(&intake.rejected).unwrap_or_default())
 }
 
 pub async fn create(state: &AppState, multipart: Multipart, source: RecipeSource) -> Result<CreatedJob, ApiError> {
@@ -74,7 +79,13 @@ pub async fn create(state: &AppState, multipart: Multipart, source: RecipeSource
         return Err(nothing_acceptable(&intake));
     }
     let token = OwnerToken::generate();
-    let manifest = JobManifest { v: MANIFEST_VERSION, id: job.clone(), created_at: now_millis(), owner_token_sha256: token.sha256_hex(), recipe };
+    let manifest = JobManifest {
+        v: MANIFEST_VERSION,
+        id: job.clone(),
+        created_at: now_millis(),
+        owner_token_sha256: token.sha256_hex(),
+        recipe,
+    };
     let stored = async {
         write_photo_manifests(state, &job, &intake.accepted).await?;
         put_json(state.store.as_ref(), &keys::job_manifest(&job), &manifest).await?;
@@ -155,9 +166,16 @@ async fn write_photo_manifests(state: &AppState, job: &JobId, photos: &[Accepted
 }
 
 /// Sends one request per photo to the queue of the recipe's first stage, ten per call.
-async fn enqueue(state: &AppState, job: &JobManifest, recipe: &Recipe, photos: &[(PhotoId, u32)]) -> Result<(), QueueError> {
+async fn enqueue(
+    state: &AppState,
+    job: &JobManifest,
+    recipe: &Recipe,
+    photos: &[(PhotoId, u32)],
+) -> Result<(), QueueError> {
     let plan = state.settings.stage_map.plan(recipe);
-    let Some(first) = plan.first() else { return Ok(()) };
+    let Some(first) = plan.first() else {
+        return Ok(());
+    };
     let queue = state.queues.get(&state.settings.names.requests(&first.stage)).await?;
     let messages: Vec<OutgoingMessage> = photos
         .iter()
@@ -177,22 +195,41 @@ async fn recipe_of_attempt(state: &AppState, job: &JobManifest, photo: &PhotoId,
     if attempt <= 1 {
         return job.recipe.clone();
     }
-    let queued: Result<EventDoc, _> = get_json(state.store.as_ref(), &keys::event(&job.id, photo, attempt, PhotoState::Queued, 0)).await;
+    let queued: Result<EventDoc, _> =
+        get_json(state.store.as_ref(), &keys::event(&job.id, photo, attempt, PhotoState::Queued, 0)).await;
     queued.ok().and_then(|event| event.recipe).unwrap_or_else(|| job.recipe.clone())
 }
 
 /// Starts a new attempt of one photo with `recipe`; returns its number.
-async fn start_attempt(state: &AppState, job: &JobManifest, photo: &PhotoId, after: u32, recipe: Recipe) -> Result<u32, ApiError> {
+async fn start_attempt(
+    state: &AppState,
+    job: &JobManifest,
+    photo: &PhotoId,
+    after: u32,
+    recipe: Recipe,
+) -> Result<u32, ApiError> {
     let mut attempt = after + 1;
     // Two concurrent retries may pick the same number; the queued event is written with
     // put-if-absent, so the loser simply takes the next one.
     loop {
         let mut queued = EventDoc::new(attempt, PhotoState::Queued);
         queued.recipe = Some(recipe.clone());
-        match put_json_if_absent(state.store.as_ref(), &keys::event(&job.id, photo, attempt, PhotoState::Queued, 0), &queued).await? {
+        match put_json_if_absent(
+            state.store.as_ref(),
+            &keys::event(&job.id, photo, attempt, PhotoState::Queued, 0),
+            &queued,
+        )
+        .await?
+        {
             PutOutcome::Created => break,
             PutOutcome::AlreadyExists if attempt < after + 10 => attempt += 1,
-            PutOutcome::AlreadyExists => return Err(ApiError::new(StatusCode::CONFLICT, ErrorCode::InvalidRequest, "too many concurrent retries of this photo")),
+            PutOutcome::AlreadyExists => {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    ErrorCode::InvalidRequest,
+                    "too many concurrent retries of this photo",
+                ))
+            }
         }
     }
     enqueue(state, job, &recipe, &[(photo.clone(), attempt)]).await?;

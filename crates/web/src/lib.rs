@@ -52,9 +52,21 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(store: Arc<dyn ObjectStore>, queues: QueueDirectory, settings: WebSettings, metrics: Option<PrometheusHandle>) -> Self {
+    pub fn new(
+        store: Arc<dyn ObjectStore>,
+        queues: QueueDirectory,
+        settings: WebSettings,
+        metrics: Option<PrometheusHandle>,
+    ) -> Self {
         let upload_slots = Arc::new(tokio::sync::Semaphore::new(settings.max_concurrent_uploads.max(1)));
-        Self { store, queues, settings: Arc::new(settings), metrics, documents: Arc::new(quick_cache::sync::Cache::new(50_000)), upload_slots }
+        Self {
+            store,
+            queues,
+            settings: Arc::new(settings),
+            metrics,
+            documents: Arc::new(quick_cache::sync::Cache::new(50_000)),
+            upload_slots,
+        }
     }
 }
 

@@ -18,12 +18,14 @@ pub fn display_name(uploaded: Option<&str>) -> String {
 /// A name safe on every file system and in a Content-Disposition header: letters, digits,
 /// spaces, '.', '-', '_', '(' and ')'; anything else becomes '_'.
 pub fn portable_name(display: &str) -> String {
-    let safe: String = display
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || " .-_()".contains(c) { c } else { '_' })
-        .collect();
+    let safe: String =
+        display.chars().map(|c| if c.is_ascii_alphanumeric() || " .-_()".contains(c) { c } else { '_' }).collect();
     let safe = safe.trim().trim_start_matches('.').to_owned();
-    if safe.is_empty() { "photo".to_owned() } else { safe }
+    if safe.is_empty() {
+        "photo".to_owned()
+    } else {
+        safe
+    }
 }
 
 /// `name` with its extension replaced by `extension`.

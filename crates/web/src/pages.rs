@@ -102,14 +102,20 @@ pub async fn create_job_from_form(state: web::Data<AppState>, multipart: Multipa
 }
 
 #[get("/jobs/{job}")]
-pub async fn job_page(state: web::Data<AppState>, request: HttpRequest, path: web::Path<String>) -> Result<HttpResponse, PageError> {
+pub async fn job_page(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
     let job = load_job_or_404(&state, &path).await?;
     let view = load_view(&state, &job).await?;
     // `<` escaped so the JSON cannot close the script element it is embedded in.
     let view_json = serde_json::to_string(&view).unwrap_or_default().replace('<', "\\u003c");
     let page = JobPage { view, view_json, owner: is_owner(&request, &job) };
     let mut response = html(StatusCode::OK, &page);
-    response.headers_mut().insert(actix_web::http::header::CACHE_CONTROL, actix_web::http::header::HeaderValue::from_static("no-store"));
+    response
+        .headers_mut()
+        .insert(actix_web::http::header::CACHE_CONTROL, actix_web::http::header::HeaderValue::from_static("no-store"));
     Ok(response)
 }
 

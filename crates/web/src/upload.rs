@@ -158,11 +158,15 @@ async fn read_text(field: &mut Field, received: &mut u64, limit: u64) -> Result<
     while let Some(chunk) = field.try_next().await.map_err(multipart_error)? {
         count(received, &chunk, limit)?;
         if text.len() + chunk.len() > MAX_TEXT_FIELD_BYTES {
-            return Err(ApiError::bad_request(ErrorCode::InvalidRequest, format!("form field {:?} is over 64 KiB", field.name().unwrap_or(""))));
+            return Err(ApiError::bad_request(
+                ErrorCode::InvalidRequest,
+                format!("form field {:?} is over 64 KiB", field.name().unwrap_or("")),
+            ));
         }
         text.extend_from_slice(&chunk);
     }
-    String::from_utf8(text.to_vec()).map_err(|_| ApiError::bad_request(ErrorCode::InvalidRequest, "form fields must be UTF-8 text"))
+    String::from_utf8(text.to_vec())
+        .map_err(|_| ApiError::bad_request(ErrorCode::InvalidRequest, "form fields must be UTF-8 text"))
 }
 
 /// Judges one file and, if acceptable, streams it into the store. The outer error aborts
@@ -208,20 +212,23 @@ async fn store_photo(
         Some((width, height)) => {
             if let Err(reason) = limits.check_dimensions(width, height) {
                 if !finished {
-                drain(field, received, request_limit).await?;
-            }
+                    drain(field, received, request_limit).await?;
+                }
                 return reject(PhotoError::new(ErrorCode::TooManyPixels, reason));
             }
         }
         None if finished => {
-            return reject(PhotoError::new(ErrorCode::UnsupportedFormat, "the image header could not be read; the file is truncated or corrupt"));
+            return reject(PhotoError::new(
+                ErrorCode::UnsupportedFormat,
+                "the image header could not be read; the file is truncated or corrupt",
+            ));
         }
         None => {}
     }
     if head.len() as u64 > limits.max_file_bytes {
         if !finished {
-                drain(field, received, request_limit).await?;
-            }
+            drain(field, received, request_limit).await?;
+        }
         return reject(too_large(limits.max_file_bytes));
     }
 
@@ -245,7 +252,14 @@ async fn store_photo(
         upload.write(chunk).await?;
     }
     upload.finish().await?;
-    Ok(Ok(AcceptedPhoto { id, name: String::new(), content_type: content_type.to_owned(), size, dimensions: probed.dimensions, position }))
+    Ok(Ok(AcceptedPhoto {
+        id,
+        name: String::new(),
+        content_type: content_type.to_owned(),
+        size,
+        dimensions: probed.dimensions,
+        position,
+    }))
 }
 
 fn too_large(max: u64) -> PhotoError {

@@ -39,7 +39,11 @@ async fn immutable_doc<T: DeserializeOwned>(state: &AppState, key: &str) -> Resu
         }
     };
     serde_json::from_slice(&bytes).map_err(|e| {
-        ApiError::new(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR, darkroom_core::ErrorCode::Internal, format!("document {key:?} is corrupt: {e}"))
+        ApiError::new(
+            actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
+            darkroom_core::ErrorCode::Internal,
+            format!("document {key:?} is corrupt: {e}"),
+        )
     })
 }
 
@@ -73,25 +77,32 @@ fn index_photo_keys(job: &JobId, listed: Vec<darkroom_store::ObjectMeta>) -> BTr
 pub async fn load_view(state: &AppState, job: &JobManifest) -> Result<JobView, ApiError> {
     let listed = state.store.list(&keys::photos_prefix(&job.id)).await?;
     let photos = index_photo_keys(&job.id, listed);
-    let pairs: Vec<(PhotoManifest, Option<EventDoc>)> = futures::stream::iter(photos.into_iter().filter(|(_, keys)| keys.has_manifest))
-        .map(|(photo, photo_keys)| async move {
-            let manifest: PhotoManifest = immutable_doc(state, &keys::photo_manifest(&job.id, &photo)).await?;
-            let event = match photo_keys.latest_event {
-                Some((_, key)) => Some(immutable_doc::<EventDoc>(state, &key).await?),
-                None => None,
-            };
-            Ok::<_, ApiError>((manifest, event))
-        })
-        .buffer_unordered(PARALLEL_READS)
-        .try_collect()
-        .await?;
+    let pairs: Vec<(PhotoManifest, Option<EventDoc>)> =
+        futures::stream::iter(photos.into_iter().filter(|(_, keys)| keys.has_manifest))
+            .map(|(photo, photo_keys)| async move {
+                let manifest: PhotoManifest = immutable_doc(state, &keys::photo_manifest(&job.id, &photo)).await?;
+                let event = match photo_keys.latest_event {
+                    Some((_, key)) => Some(immutable_doc::<EventDoc>(state, &key).await?),
+                    None => None,
+                };
+                Ok::<_, ApiError>((manifest, event))
+            })
+            .buffer_unordered(PARALLEL_READS)
+            .try_collect()
+            .await?;
     Ok(darkroom_core::view::assemble(job, pairs))
 }
 
 /// One photo's manifest and latest event; `None` if the job has no such photo.
-pub async fn load_photo(state: &AppState, job: &JobId, photo: &PhotoId) -> Result<Option<(PhotoManifest, Option<EventDoc>)>, ApiError> {
+pub async fn load_photo(
+    state: &AppState,
+    job: &JobId,
+    photo: &PhotoId,
+) -> Result<Option<(PhotoManifest, Option<EventDoc>)>, ApiError> {
     let listed = state.store.list(&keys::photo_prefix(job, photo)).await?;
-    let Some(photo_keys) = index_photo_keys(job, listed).remove(photo) else { return Ok(None) };
+    let Some(photo_keys) = index_photo_keys(job, listed).remove(photo) else {
+        return Ok(None);
+    };
     if !photo_keys.has_manifest {
         return Ok(None);
     }

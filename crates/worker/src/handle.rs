@@ -91,7 +91,12 @@ fn retry_delay(receive_count: u32) -> Duration {
 impl Worker {
     /// Processes one received request message. `abandon` is cancelled when shutdown's
     /// drain deadline passes: the message is then released for another worker.
-    pub async fn handle(&self, queue: &Arc<dyn Queue>, message: ReceivedMessage, abandon: &CancellationToken) -> Outcome {
+    pub async fn handle(
+        &self,
+        queue: &Arc<dyn Queue>,
+        message: ReceivedMessage,
+        abandon: &CancellationToken,
+    ) -> Outcome {
         let request = match PhotoRequest::decode(&message.body) {
             Ok(request) => request,
             Err(error) => {
@@ -105,13 +110,25 @@ impl Worker {
         let stage = request.current_segment().map(|s| s.stage.clone()).unwrap_or_default();
         let span = tracing::info_span!("photo", job_id = %request.job_id, photo_id = %request.photo_id, stage = %stage, attempt = request.attempt, receive_count = message.receive_count);
         let outcome = self.handle_request(queue, &message, &request, abandon).instrument(span.clone()).await;
-        metrics::counter!("darkroom_photos_processed_total", "stage" => stage, "outcome" => outcome.label()).increment(1);
+        metrics::counter!("darkroom_photos_processed_total", "stage" => stage, "outcome" => outcome.label())
+            .increment(1);
         span.in_scope(|| tracing::info!(outcome = outcome.label(), "message handled"));
         outcome
     }
 
-    async fn handle_request(&self, queue: &Arc<dyn Queue>, message: &ReceivedMessage, request: &PhotoRequest, abandon: &CancellationToken) -> Outcome {
-        let heartbeat = Heartbeat::start(queue.clone(), message.receipt_handle.clone(), self.settings.visibility_timeout, self.settings.heartbeat_interval);
+    async fn handle_request(
+        &self,
+        queue: &Arc<dyn Queue>,
+        message: &ReceivedMessage,
+        request: &PhotoRequest,
+        abandon: &CancellationToken,
+    ) -> Outcome {
+        let heartbeat = Heartbeat::start(
+            queue.clone(),
+            message.receipt_handle.clone(),
+            self.settings.visibility_timeout,
+            self.settings.heartbeat_interval,
+        );
         let result = tokio::select! {
             result = self.run_segment(request) => result,
             () = abandon.cancelled() => Err(StepError::Abandoned),
@@ -187,11 +204,17 @@ impl Worker {
             }
         }
         let Some(segment) = request.current_segment().cloned() else {
-            return Err(StepError::Permanent(PhotoError::new(ErrorCode::Internal, "the request names a pipeline segment its plan does not have")));
+            return Err(StepError::Permanent(PhotoError::new(
+                ErrorCode::Internal,
+                "the request names a pipeline segment its plan does not have",
+            )));
         };
-        self.respond(request, PhotoUpdate::Processing { stage: segment.stage.clone(), segment: request.segment as u32 })
-            .await
-            .map_err(|e| transient("reporting progress", e))?;
+        self.respond(
+            request,
+            PhotoUpdate::Processing { stage: segment.stage.clone(), segment: request.segment as u32 },
+        )
+        .await
+        .map_err(|e| transient("reporting progress", e))?;
 
         let input_key = match request.segment {
             0 => keys::original(job, photo),
@@ -201,7 +224,10 @@ impl Worker {
             Ok(bytes) => bytes,
             Err(error) if error.is_not_found() => {
                 // The job manifest exists, so this is not a deletion in progress.
-                return Err(StepError::Permanent(PhotoError::new(ErrorCode::Internal, "the photo's input is missing from the store")));
+                return Err(StepError::Permanent(PhotoError::new(
+                    ErrorCode::Internal,
+                    "the photo's input is missing from the store",
+                )));
             }
             Err(error) => return Err(store_error("reading the photo", error)),
         };
@@ -223,13 +249,16 @@ impl Worker {
             Err(join) if join.is_panic() => return Err(StepError::Panicked(panic_message(join))),
             Err(join) => return Err(transient("image task", join)),
         };
-        metrics::histogram!("darkroom_segment_seconds", "stage" => segment.stage.clone()).record(started.elapsed().as_secs_f64());
+        metrics::histogram!("darkroom_segment_seconds", "stage" => segment.stage.clone())
+            .record(started.elapsed().as_secs_f64());
 
         let mut outputs = request.outputs.clone();
         outputs.extend(self.store_outputs(request, &rendered).await?);
         match request.forwarded(Some(rendered.frame), outputs.clone()) {
             None => {
-                self.respond(request, PhotoUpdate::Done { outputs }).await.map_err(|e| transient("reporting completion", e))?;
+                self.respond(request, PhotoUpdate::Done { outputs })
+                    .await
+                    .map_err(|e| transient("reporting completion", e))?;
                 Ok(Step::Finished)
             }
             Some(next) => {
@@ -239,7 +268,11 @@ impl Worker {
                     .await
                     .map_err(|e| store_error("storing the intermediate image", e))?;
                 let next_stage = next.current_segment().map(|s| s.stage.clone()).unwrap_or_default();
-                let queue = self.queues.get(&self.names.requests(&next_stage)).await.map_err(|e| transient("opening the next stage's queue", e))?;
+                let queue = self
+                    .queues
+                    .get(&self.names.requests(&next_stage))
+                    .await
+                    .map_err(|e| transient("opening the next stage's queue", e))?;
                 queue
                     .send(OutgoingMessage::new(next.encode(), next.attributes()))
                     .await
@@ -253,7 +286,8 @@ impl Worker {
     async fn store_outputs(&self, request: &PhotoRequest, rendered: &Rendered) -> Result<Vec<OutputInfo>, StepError> {
         let mut outputs = Vec::new();
         for file in &rendered.files {
-            let key = keys::output(&request.job_id, &request.photo_id, request.attempt, file.name, file.format.extension());
+            let key =
+                keys::output(&request.job_id, &request.photo_id, request.attempt, file.name, file.format.extension());
             let size = file.bytes.len() as u64;
             self.store
                 .put(&key, file.bytes.clone().into(), file.format.content_type())

@@ -13,7 +13,12 @@ pub struct Heartbeat {
 }
 
 impl Heartbeat {
-    pub fn start(queue: Arc<dyn Queue>, handle: ReceiptHandle, visibility_timeout: Duration, interval: Duration) -> Self {
+    pub fn start(
+        queue: Arc<dyn Queue>,
+        handle: ReceiptHandle,
+        visibility_timeout: Duration,
+        interval: Duration,
+    ) -> Self {
         let task = tokio::spawn(
             async move {
                 let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);

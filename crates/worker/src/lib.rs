@@ -54,7 +54,10 @@ impl WorkerSettings {
             return Err(SettingsError::HeartbeatTooFast);
         }
         if self.heartbeat_interval * 3 > self.visibility_timeout {
-            return Err(SettingsError::HeartbeatTooSlow { heartbeat: self.heartbeat_interval, visibility: self.visibility_timeout });
+            return Err(SettingsError::HeartbeatTooSlow {
+                heartbeat: self.heartbeat_interval,
+                visibility: self.visibility_timeout,
+            });
         }
         if self.concurrency == 0 {
             return Err(SettingsError::NoConcurrency);
@@ -77,7 +80,12 @@ pub struct Worker {
 }
 
 impl Worker {
-    pub fn new(store: Arc<dyn ObjectStore>, queues: QueueDirectory, names: QueueNames, settings: WorkerSettings) -> Result<Self, SettingsError> {
+    pub fn new(
+        store: Arc<dyn ObjectStore>,
+        queues: QueueDirectory,
+        names: QueueNames,
+        settings: WorkerSettings,
+    ) -> Result<Self, SettingsError> {
         settings.validate()?;
         let permits = Arc::new(Semaphore::new(settings.concurrency));
         Ok(Self { store, queues, names, settings, permits })
@@ -115,7 +123,12 @@ impl Worker {
         Ok(())
     }
 
-    async fn serve_queue(self: Arc<Self>, queue: Arc<dyn Queue>, shutdown: CancellationToken, abandon: CancellationToken) {
+    async fn serve_queue(
+        self: Arc<Self>,
+        queue: Arc<dyn Queue>,
+        shutdown: CancellationToken,
+        abandon: CancellationToken,
+    ) {
         let mut in_flight = JoinSet::new();
         let mut failures = 0u32;
         loop {
@@ -137,7 +150,8 @@ impl Worker {
                 Err(error) => {
                     failures += 1;
                     let delay = Duration::from_millis(250 << failures.min(7)).min(Duration::from_secs(30));
-                    metrics::counter!("darkroom_receive_failures_total", "queue" => queue.name().to_owned()).increment(1);
+                    metrics::counter!("darkroom_receive_failures_total", "queue" => queue.name().to_owned())
+                        .increment(1);
                     tracing::warn!(error.message = %error, retry_in_ms = delay.as_millis() as u64, "receive failed; backing off");
                     drop(permit);
                     tokio::select! {
@@ -176,8 +190,15 @@ impl Worker {
         if in_flight.is_empty() {
             return;
         }
-        tracing::info!(photos = in_flight.len(), deadline_seconds = self.settings.drain_deadline.as_secs(), "draining in-flight photos");
-        let finished = tokio::time::timeout(self.settings.drain_deadline, async { while in_flight.join_next().await.is_some() {} }).await;
+        tracing::info!(
+            photos = in_flight.len(),
+            deadline_seconds = self.settings.drain_deadline.as_secs(),
+            "draining in-flight photos"
+        );
+        let finished = tokio::time::timeout(self.settings.drain_deadline, async {
+            while in_flight.join_next().await.is_some() {}
+        })
+        .await;
         if finished.is_err() {
             abandon.cancel();
             while in_flight.join_next().await.is_some() {}

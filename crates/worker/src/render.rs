@@ -42,7 +42,13 @@ pub struct Rendered {
 }
 
 fn file(name: &'static str, photo: &Photo, format: OutputFormat, quality: u8) -> Result<RenderedFile, ImagingError> {
-    Ok(RenderedFile { name, format, bytes: encode(photo, format, quality)?, width: photo.width(), height: photo.height() })
+    Ok(RenderedFile {
+        name,
+        format,
+        bytes: encode(photo, format, quality)?,
+        width: photo.width(),
+        height: photo.height(),
+    })
 }
 
 pub fn render(input: RenderInput) -> Result<Rendered, ImagingError> {

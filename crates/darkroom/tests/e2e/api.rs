@@ -1,0 +1,266 @@
+//! The HTTP API and pages of `darkroom serve`, against real photos.
+
+use crate::helpers::*;
+use image::GenericImageView;
+use std::time::Duration;
+
+const RECIPE: &str = r#"{"ops":[{"op":"crop","aspect":"4:3"},{"op":"recolor","mode":"grayscale"},{"op":"thumbnail","size":300}],"format":"jpeg","quality":90}"#;
+
+const PHOTOS: [&str; 5] = ["astronaut.jpg", "chelsea.jpg", "coffee.png", "rocket.jpg", "coffee-exif-rotate90.jpg"];
+
+#[test]
+fn serve_processes_a_job_of_real_photos_end_to_end() {
+    let app = TestApp::serve(&[]);
+    let files: Vec<(&str, Vec<u8>)> = PHOTOS.iter().map(|name| (*name, fixture(name))).collect();
+    let refs: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (*n, b.as_slice())).collect();
+    let created = create_job(app.server.url(), RECIPE, &refs);
+    assert_eq!(created.status, 201, "{}", created.text());
+    let job = created.json();
+    assert_eq!(job["photos"].as_array().unwrap().len(), PHOTOS.len());
+    assert!(job["owner_token"].as_str().unwrap().len() >= 26);
+    assert!(created.header("set-cookie").unwrap().contains("HttpOnly"));
+
+    let view = wait_for_job(app.server.url(), job["id"].as_str().unwrap(), Duration::from_secs(120));
+    assert_eq!(view["state"], "done", "{view:#}");
+    assert_eq!(view["counts"]["done"], PHOTOS.len());
+    let names: Vec<&str> = view["photos"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(names, PHOTOS, "photos keep their upload order");
+    for photo in view["photos"].as_array().unwrap() {
+        // Every fixture is wider than 4:3 or square, and upright after EXIF orientation:
+        // the 4:3 crop fitted into 300 px is 300×225 for all of them.
+        let result = get(&app.url(output_url(photo, "result")));
+        assert_eq!(result.status, 200);
+        assert_eq!(result.header("content-type"), Some("image/jpeg"));
+        let image = decode(&result.body);
+        assert_eq!(image.dimensions(), (300, 225), "{}", photo["name"]);
+        let rgb = image.to_rgb8();
+        let max_channel_spread =
+            rgb.pixels().map(|p| p[0].max(p[1]).max(p[2]) - p[0].min(p[1]).min(p[2])).max().unwrap();
+        assert!(max_channel_spread <= 8, "grayscale result has colour ({max_channel_spread}) in {}", photo["name"]);
+
+        let thumb = decode(&get(&app.url(output_url(photo, "thumb"))).body);
+        assert!(thumb.width().max(thumb.height()) <= 256);
+        let preview = decode(&get(&app.url(output_url(photo, "preview"))).body);
+        assert!(preview.width() >= 400, "the preview is the uncropped original");
+        let original = get(&app.url(photo["original_url"].as_str().unwrap()));
+        assert_eq!(original.status, 200);
+    }
+
+    let archive = get(&app.url(&format!("/api/v1/jobs/{}/archive.zip", job["id"].as_str().unwrap())));
+    assert_eq!(archive.status, 200);
+    assert_eq!(archive.header("content-type"), Some("application/zip"));
+    let entries = zip_entry_names(&archive.body);
+    // Results are JPEG, so coffee.png is coffee.jpg inside the archive.
+    assert_eq!(entries, ["astronaut.jpg", "chelsea.jpg", "coffee.jpg", "rocket.jpg", "coffee-exif-rotate90.jpg"]);
+
+    let page = get(&app.url(job["url"].as_str().unwrap()));
+    assert_eq!(page.status, 200);
+    assert!(page.text().contains("astronaut.jpg"));
+}
+
+/// Entry names from a zip's central directory.
+fn zip_entry_names(bytes: &[u8]) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut at = 0;
+    while let Some(offset) = bytes[at..].windows(4).position(|w| w == b"PK\x01\x02") {
+        let header = at + offset;
+        let name_len = u16::from_le_bytes([bytes[header + 28], bytes[header + 29]]) as usize;
+        names.push(String::from_utf8_lossy(&bytes[header + 46..header + 46 + name_len]).into_owned());
+        at = header + 46 + name_len;
+    }
+    names
+}
+
+#[test]
+fn a_corrupt_photo_fails_with_a_reason_while_the_others_finish() {
+    let app = TestApp::serve(&[]);
+    let whole = fixture("astronaut.jpg");
+    let truncated = &whole[..whole.len() * 6 / 10];
+    let created = create_job(
+        app.server.url(),
+        r#"{"ops":[{"op":"thumbnail","size":128}]}"#,
+        &[
+            ("good.jpg", &fixture("chelsea.jpg")),
+            ("cut-short.jpg", truncated),
+            ("also-good.png", &fixture("coffee.png")),
+        ],
+    );
+    assert_eq!(created.status, 201, "{}", created.text());
+    let view = wait_for_job(app.server.url(), created.json()["id"].as_str().unwrap(), Duration::from_secs(120));
+    assert_eq!(view["state"], "partial", "{view:#}");
+    let photos = view["photos"].as_array().unwrap();
+    let broken = photos.iter().find(|p| p["name"] == "cut-short.jpg").unwrap();
+    assert_eq!(broken["state"], "failed");
+    assert_eq!(broken["error"]["code"], "processing_failed");
+    assert!(broken["error"]["message"].as_str().unwrap().contains("truncated"), "{broken:#}");
+    assert!(broken["outputs"].as_array().unwrap().is_empty());
+    for good in photos.iter().filter(|p| p["name"] != "cut-short.jpg") {
+        assert_eq!(good["state"], "done", "{good:#}");
+    }
+
+    // Retrying starts a new attempt; the same bytes fail the same way, again with a reason.
+    let job_id = view["id"].as_str().unwrap();
+    let token = created.json()["owner_token"].as_str().unwrap().to_owned();
+    let retry =
+        post(&app.url(&format!("/api/v1/jobs/{job_id}/retry")), &[("X-Owner-Token", &token)], "application/json", b"");
+    assert_eq!(retry.status, 202, "{}", retry.text());
+    assert_eq!(retry.json()["retried"][0]["attempt"], 2);
+    let view = wait_for_view(app.server.url(), job_id, Duration::from_secs(60), |v| {
+        v["photos"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "cut-short.jpg" && p["attempt"] == 2 && p["state"] == "failed")
+    });
+    assert_eq!(view["state"], "partial");
+}
+
+#[test]
+fn bad_requests_get_clear_json_errors() {
+    let app = TestApp::serve(&[]);
+    let base = app.server.url();
+
+    let unknown = get(&format!("{base}/api/v1/jobs/0123456789abcdefghjkmnpqrs"));
+    assert_eq!(unknown.status, 404);
+    assert_eq!(unknown.json()["error"]["code"], "not_found");
+    assert_eq!(get(&format!("{base}/api/v1/jobs/not-an-id")).json()["error"]["code"], "not_found");
+
+    let malformed =
+        create_job(base, r#"{"ops":[{"op":"thumbnail","size":0}]}"#, &[("a.jpg", &fixture("astronaut.jpg"))]);
+    assert_eq!(malformed.status, 400);
+    assert_eq!(malformed.json()["error"]["code"], "invalid_recipe");
+    assert!(malformed.json()["error"]["message"].as_str().unwrap().contains("ops[0].size"), "{}", malformed.text());
+
+    let not_json = create_job(base, "{not json", &[("a.jpg", &fixture("astronaut.jpg"))]);
+    assert_eq!(not_json.status, 400);
+    assert_eq!(not_json.json()["error"]["code"], "invalid_recipe");
+
+    // Each file is judged on its own bytes; the acceptable one goes on.
+    let bomb = png_bomb(50_000, 50_000);
+    let mixed = create_job(
+        base,
+        r#"{"ops":[{"op":"thumbnail","size":64}]}"#,
+        &[
+            ("empty.jpg", b""),
+            ("notes.jpg", b"just some text, not a photo"),
+            ("bomb.png", &bomb),
+            ("ok.jpg", &fixture("chelsea.jpg")),
+        ],
+    );
+    assert_eq!(mixed.status, 201, "{}", mixed.text());
+    let body = mixed.json();
+    assert_eq!(body["photos"].as_array().unwrap().len(), 1);
+    let codes: Vec<&str> =
+        body["rejected"].as_array().unwrap().iter().map(|r| r["error"]["code"].as_str().unwrap()).collect();
+    assert_eq!(codes, ["empty_file", "unsupported_format", "too_many_pixels"]);
+
+    let nothing = create_job(base, r#"{"ops":[{"op":"thumbnail","size":64}]}"#, &[("notes.jpg", b"text")]);
+    assert_eq!(nothing.status, 400);
+    assert_eq!(nothing.json()["rejected"].as_array().unwrap().len(), 1);
+
+    let missing_page = get(&format!("{base}/jobs/0123456789abcdefghjkmnpqrs"));
+    assert_eq!(missing_page.status, 404);
+    assert!(missing_page.header("content-type").unwrap().starts_with("text/html"));
+
+    // Nothing of the refused uploads was kept.
+    let jobs_dir = app.data.path().join("store/objects/jobs");
+    let jobs = std::fs::read_dir(&jobs_dir).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(jobs, 1, "only the job with an acceptable photo exists");
+}
+
+/// A PNG file that declares `width`×`height` pixels in a few dozen bytes.
+pub fn png_bomb(width: u32, height: u32) -> Vec<u8> {
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = 0xffff_ffffu32;
+        for &byte in bytes {
+            crc ^= u32::from(byte);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+            }
+        }
+        !crc
+    }
+    let mut ihdr = b"IHDR".to_vec();
+    ihdr.extend_from_slice(&width.to_be_bytes());
+    ihdr.extend_from_slice(&height.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    for chunk in [ihdr, b"IDAT\x78\x9c\x63\x00\x00\x00\x01\x00\x01".to_vec(), b"IEND".to_vec()] {
+        png.extend_from_slice(&(chunk.len() as u32 - 4).to_be_bytes());
+        png.extend_from_slice(&chunk);
+        png.extend_from_slice(&crc32(&chunk).to_be_bytes());
+    }
+    png
+}
+
+#[test]
+fn only_the_owner_changes_a_job_and_batches_are_idempotent() {
+    let app = TestApp::serve(&[]);
+    let base = app.server.url();
+    let created = create_job(base, r#"{"ops":[{"op":"thumbnail","size":64}]}"#, &[("a.jpg", &fixture("chelsea.jpg"))]);
+    let job = created.json();
+    let (id, token) = (job["id"].as_str().unwrap(), job["owner_token"].as_str().unwrap());
+
+    let (content_type, body) = multipart(&[Part::File("photos", "b.jpg", &fixture("rocket.jpg"))]);
+    let add_url = format!("{base}/api/v1/jobs/{id}/photos");
+    assert_eq!(post(&add_url, &[("X-Owner-Token", "wrong")], &content_type, &body).status, 404);
+    let first = post(&add_url, &[("X-Owner-Token", token), ("Idempotency-Key", "batch-1")], &content_type, &body);
+    assert_eq!(first.status, 201, "{}", first.text());
+    let again = post(&add_url, &[("X-Owner-Token", token), ("Idempotency-Key", "batch-1")], &content_type, &body);
+    assert_eq!(again.status, 201);
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    assert_eq!(again.json()["photos"], first.json()["photos"]);
+    let view = wait_for_job(base, id, Duration::from_secs(60));
+    assert_eq!(view["photos"].as_array().unwrap().len(), 2, "the retried batch was added once");
+
+    // Reprocess one photo with another recipe: a new attempt, new output size.
+    let photo_id = view["photos"][0]["id"].as_str().unwrap();
+    let reprocess_url = format!("{base}/api/v1/jobs/{id}/photos/{photo_id}/reprocess");
+    let bad =
+        post(&reprocess_url, &[("X-Owner-Token", token)], "application/json", br#"{"recipe":{"ops":[{"op":"spin"}]}}"#);
+    assert_eq!(bad.status, 400);
+    assert_eq!(bad.json()["error"]["code"], "invalid_recipe");
+    let reprocessed = post(
+        &reprocess_url,
+        &[("X-Owner-Token", token)],
+        "application/json",
+        br#"{"recipe":{"ops":[{"op":"thumbnail","size":32}],"format":"png"}}"#,
+    );
+    assert_eq!(reprocessed.status, 202, "{}", reprocessed.text());
+    let view = wait_for_view(base, id, Duration::from_secs(60), |v| {
+        v["photos"][0]["attempt"] == 2 && v["photos"][0]["state"] == "done"
+    });
+    let result = get(&format!("{base}{}", output_url(&view["photos"][0], "result")));
+    assert_eq!(result.header("content-type"), Some("image/png"));
+    assert_eq!(decode(&result.body).width().max(decode(&result.body).height()), 32);
+
+    assert_eq!(delete(&format!("{base}/api/v1/jobs/{id}"), &[]).status, 404, "no token, no delete");
+    assert_eq!(delete(&format!("{base}/api/v1/jobs/{id}"), &[("X-Owner-Token", token)]).status, 204);
+    assert_eq!(get(&format!("{base}/api/v1/jobs/{id}")).status, 404);
+    let left = std::fs::read_dir(app.data.path().join("store/objects/jobs")).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(left, 0, "every object of the job was deleted");
+}
+
+#[test]
+fn the_plain_html_form_creates_a_job_without_javascript() {
+    let app = TestApp::serve(&[]);
+    let page = get(&app.url("/"));
+    assert_eq!(page.status, 200);
+    assert!(page.text().contains("enctype=\"multipart/form-data\""));
+    let (content_type, body) = multipart(&[
+        Part::Text("op_thumbnail", "on"),
+        Part::Text("thumbnail_size", "100"),
+        Part::Text("op_recolor", "on"),
+        Part::Text("recolor_mode", "sepia"),
+        Part::Text("format", "jpeg"),
+        Part::File("photos", "cat.jpg", &fixture("chelsea.jpg")),
+    ]);
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).max_redirects(0).build().into();
+    let response = agent.post(&app.url("/jobs")).header("Content-Type", &content_type).send(&body[..]).unwrap();
+    assert_eq!(response.status().as_u16(), 303);
+    let location = response.headers().get("location").unwrap().to_str().unwrap().to_owned();
+    let job_id = location.strip_prefix("/jobs/").unwrap();
+    let view = wait_for_job(app.server.url(), job_id, Duration::from_secs(60));
+    assert_eq!(view["state"], "done");
+    assert_eq!(view["recipe"]["ops"][0]["mode"], "sepia");
+}

@@ -1,0 +1,244 @@
+//! A `TestApp` that runs the real binary, and small HTTP and multipart helpers.
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_darkroom");
+
+pub fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(fixture_path(name)).unwrap()
+}
+
+pub fn fixture_path(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures").join(name)
+}
+
+/// Settings that keep tests quick: short timeouts so redelivery takes seconds.
+pub const FAST: &[&str] =
+    &["--visibility-timeout", "6s", "--heartbeat-interval", "2s", "--wait-time", "2s", "--drain-deadline", "5s"];
+
+/// A running darkroom process; killed when dropped.
+pub struct Process {
+    pub child: Child,
+    /// The address it printed on stdout, if it serves HTTP.
+    pub url: Option<String>,
+}
+
+impl Process {
+    /// Starts `darkroom <args>` and, if `expect_url`, waits for its "listening on" line.
+    pub fn start(data_dir: &Path, args: &[&str], expect_url: bool) -> Self {
+        let mut command = Command::new(BIN);
+        command
+            .args(args)
+            .args(["--data-dir", data_dir.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+            .env("DARKROOM_LOG", std::env::var("DARKROOM_TEST_LOG").unwrap_or_else(|_| "warn".to_owned()))
+            .env_remove("DARKROOM_BACKEND")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = command.spawn().expect("darkroom binary starts");
+        let stdout = child.stdout.take().unwrap();
+        let (sender, receiver) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) =
+                    line.strip_prefix("darkroom listening on ").or_else(|| line.strip_prefix("darkroom metrics on "))
+                {
+                    let _ = sender.send(url.to_owned());
+                }
+            }
+        });
+        let url = expect_url.then(|| match receiver.recv_timeout(Duration::from_secs(60)) {
+            Ok(url) => url,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("darkroom {args:?} did not report its address");
+            }
+        });
+        Self { child, url }
+    }
+
+    pub fn url(&self) -> &str {
+        self.url.as_deref().unwrap()
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    #[allow(dead_code)]
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `darkroom serve` in a fresh data directory.
+pub struct TestApp {
+    pub server: Process,
+    pub data: tempfile::TempDir,
+}
+
+impl TestApp {
+    pub fn serve(extra: &[&str]) -> Self {
+        let data = tempfile::tempdir().unwrap();
+        let mut args = vec!["serve"];
+        args.extend_from_slice(FAST);
+        args.extend_from_slice(extra);
+        let server = Process::start(data.path(), &args, true);
+        Self { server, data }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.server.url())
+    }
+}
+
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into()
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|_| panic!("not JSON (HTTP {}): {}", self.status, String::from_utf8_lossy(&self.body)))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+fn reply(response: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
+    let mut response = response.expect("HTTP request completes");
+    let status = response.status().as_u16();
+    let headers =
+        response.headers().iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned())).collect();
+    let body = response.body_mut().with_config().limit(512 << 20).read_to_vec().unwrap();
+    Reply { status, headers, body }
+}
+
+pub fn get(url: &str) -> Reply {
+    reply(agent().get(url).call())
+}
+
+pub fn post(url: &str, headers: &[(&str, &str)], content_type: &str, body: &[u8]) -> Reply {
+    let mut request = agent().post(url).header("Content-Type", content_type);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    reply(request.send(body))
+}
+
+pub fn delete(url: &str, headers: &[(&str, &str)]) -> Reply {
+    let mut request = agent().delete(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    reply(request.call())
+}
+
+pub enum Part<'a> {
+    Text(&'a str, &'a str),
+    File(&'a str, &'a str, &'a [u8]),
+}
+
+/// A multipart/form-data body: (content type, bytes).
+pub fn multipart(parts: &[Part<'_>]) -> (String, Vec<u8>) {
+    let boundary = format!("darkroom-test-{:016x}", rand_u64());
+    let mut body = Vec::new();
+    for part in parts {
+        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        match part {
+            Part::Text(name, value) => {
+                body.extend_from_slice(format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes());
+                body.extend_from_slice(value.as_bytes());
+            }
+            Part::File(name, file_name, bytes) => {
+                body.extend_from_slice(
+                    format!("Content-Disposition: form-data; name=\"{name}\"; filename=\"{file_name}\"\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes(),
+                );
+                body.extend_from_slice(bytes);
+            }
+        }
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+fn rand_u64() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
+        ^ u64::from(std::process::id())
+}
+
+/// Creates a job through the API; returns the reply (201 expected by most callers).
+pub fn create_job(base: &str, recipe: &str, files: &[(&str, &[u8])]) -> Reply {
+    let mut parts = vec![Part::Text("recipe", recipe)];
+    parts.extend(files.iter().map(|(name, bytes)| Part::File("photos", name, bytes)));
+    let (content_type, body) = multipart(&parts);
+    post(&format!("{base}/api/v1/jobs"), &[], &content_type, &body)
+}
+
+/// Polls the job until it is finished (the job's state is not queued/processing).
+pub fn wait_for_job(base: &str, job_id: &str, within: Duration) -> Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let view = get(&format!("{base}/api/v1/jobs/{job_id}")).json();
+        let state = view["state"].as_str().unwrap_or("").to_owned();
+        if !["queued", "processing"].contains(&state.as_str()) {
+            return view;
+        }
+        assert!(Instant::now() < deadline, "job {job_id} not finished within {within:?}: {view:#}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Polls until `condition` holds on the job view.
+pub fn wait_for_view(base: &str, job_id: &str, within: Duration, condition: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let view = get(&format!("{base}/api/v1/jobs/{job_id}")).json();
+        if condition(&view) {
+            return view;
+        }
+        assert!(Instant::now() < deadline, "condition not met within {within:?}: {view:#}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+pub fn output_url<'a>(photo: &'a Value, name: &str) -> &'a str {
+    photo["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} output: {photo:#}"))["url"]
+        .as_str()
+        .unwrap()
+}
+
+pub fn decode(bytes: &[u8]) -> image::DynamicImage {
+    image::load_from_memory(bytes).expect("output decodes")
+}

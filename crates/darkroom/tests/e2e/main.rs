@@ -1,0 +1,9 @@
+//! End-to-end tests: the real `darkroom` binary, started on a free port with a temporary
+//! data directory, spoken to over HTTP. One test binary for the crate (see Cargo.toml).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod api;
+mod helpers;
+mod pipeline;
+mod processes;
