@@ -124,10 +124,12 @@ mod tests {
     #[test]
     fn event_keys_sort_like_their_progress() {
         let (job, photo) = (JobId::generate(), PhotoId::generate());
-        let mut keys = [event(&job, &photo, 2, PhotoState::Queued, 0),
+        let mut keys = [
+            event(&job, &photo, 2, PhotoState::Queued, 0),
             event(&job, &photo, 1, PhotoState::Done, 0),
             event(&job, &photo, 1, PhotoState::Processing, 1),
-            event(&job, &photo, 1, PhotoState::Processing, 0)];
+            event(&job, &photo, 1, PhotoState::Processing, 0),
+        ];
         keys.sort();
         let progress: Vec<_> = keys.iter().filter_map(|k| classify(&job, k).progress()).collect();
         let mut sorted = progress.clone();

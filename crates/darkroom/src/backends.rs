@@ -8,6 +8,9 @@ use darkroom_store::{LocalStore, ObjectStore};
 use std::sync::Arc;
 
 pub struct Backends {
+    /// The S3 bucket, for `setup` to create (aws backend only).
+    #[cfg(feature = "aws")]
+    pub bucket: Option<(darkroom_store::S3Store, Option<String>)>,
     pub store: Arc<dyn ObjectStore>,
     pub queues: QueueDirectory,
     pub names: QueueNames,
@@ -15,6 +18,8 @@ pub struct Backends {
 }
 
 pub async fn open(settings: &Settings) -> anyhow::Result<Backends> {
+    #[cfg(feature = "aws")]
+    let mut bucket = None;
     let (store, queue_backend): (Arc<dyn ObjectStore>, Arc<dyn QueueBackend>) = match settings.backend {
         Backend::Local => {
             let store = LocalStore::open(settings.data_dir.join("store"))
@@ -23,11 +28,20 @@ pub async fn open(settings: &Settings) -> anyhow::Result<Backends> {
                 .with_context(|| format!("opening the queue database in --data-dir {}", settings.data_dir.display()))?;
             (Arc::new(store), Arc::new(queues))
         }
+        #[cfg(feature = "aws")]
         Backend::Aws => {
-            anyhow::bail!("--backend aws is not available in this build yet; use --backend local")
+            let aws = crate::aws::connect(&settings.bucket).await?;
+            bucket = Some((aws.store.clone(), aws.region));
+            (Arc::new(aws.store), Arc::new(aws.queues))
         }
+        #[cfg(not(feature = "aws"))]
+        Backend::Aws => anyhow::bail!(
+            "this darkroom was built without the AWS backend: rebuild with `cargo build --release --features aws` (the Docker image has it)"
+        ),
     };
     Ok(Backends {
+        #[cfg(feature = "aws")]
+        bucket,
         store,
         queues: QueueDirectory::new(queue_backend),
         names: QueueNames::new(settings.queue_prefix.clone()),
@@ -38,6 +52,15 @@ pub async fn open(settings: &Settings) -> anyhow::Result<Backends> {
 /// Creates every queue (each stage's requests, the responses, and a DLQ for each) with the
 /// configured visibility timeout and redrive; safe to run any number of times.
 pub async fn setup(settings: &Settings, backends: &Backends) -> anyhow::Result<Vec<String>> {
+    #[cfg(feature = "aws")]
+    if let Some((store, region)) = &backends.bucket {
+        store.create_bucket(region.as_deref()).await.with_context(|| {
+            format!(
+                "creating bucket {:?} (check the credentials' permissions, or pick another --bucket)",
+                store.bucket()
+            )
+        })?;
+    }
     let backend = backends.queues.backend();
     let mut queues: Vec<String> =
         backends.stage_map.stages().iter().map(|stage| backends.names.requests(stage)).collect();

@@ -1,6 +1,8 @@
 //! The one darkroom binary: `darkroom serve | web | worker | status | setup | process`.
 //! Parses the settings, sets up logging and metrics, and hands over to the components.
 
+#[cfg(feature = "aws")]
+mod aws;
 mod backends;
 mod config;
 mod process;

@@ -80,8 +80,12 @@ impl Frame {
         let min_y = corners.iter().map(|c| c.1).fold(f64::INFINITY, f64::min).floor().max(0.0);
         let max_x = corners.iter().map(|c| c.0).fold(f64::NEG_INFINITY, f64::max).ceil().min(f64::from(width));
         let max_y = corners.iter().map(|c| c.1).fold(f64::NEG_INFINITY, f64::max).ceil().min(f64::from(height));
-        (max_x > min_x && max_y > min_y)
-            .then_some((min_x as u32, min_y as u32, (max_x - min_x) as u32, (max_y - min_y) as u32))
+        (max_x > min_x && max_y > min_y).then_some((
+            min_x as u32,
+            min_y as u32,
+            (max_x - min_x) as u32,
+            (max_y - min_y) as u32,
+        ))
     }
 }
 

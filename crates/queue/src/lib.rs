@@ -8,10 +8,16 @@
 mod directory;
 mod error;
 mod sqlite;
+#[cfg(feature = "sqs")]
+mod sqs;
 
+#[cfg(feature = "sqs")]
+pub use aws_sdk_sqs;
 pub use directory::QueueDirectory;
 pub use error::QueueError;
 pub use sqlite::SqliteQueues;
+#[cfg(feature = "sqs")]
+pub use sqs::SqsQueues;
 
 use async_trait::async_trait;
 use std::collections::BTreeMap;

@@ -8,10 +8,16 @@ mod error;
 pub mod json;
 mod key;
 mod local;
+#[cfg(feature = "s3")]
+mod s3;
 
+#[cfg(feature = "s3")]
+pub use aws_sdk_s3;
 pub use error::StoreError;
 pub use key::{validate_key, validate_prefix};
 pub use local::LocalStore;
+#[cfg(feature = "s3")]
+pub use s3::S3Store;
 
 use async_trait::async_trait;
 use bytes::Bytes;
