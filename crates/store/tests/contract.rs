@@ -47,21 +47,24 @@ async fn list_returns_keys_under_a_prefix_sorted(store: &dyn ObjectStore) {
 }
 
 async fn streamed_upload_appears_only_when_finished(store: &dyn ObjectStore) {
+    // Nine MiB: more than one 8 MiB part of an S3 multipart upload.
     let mut upload = store.start_upload("up/big", "application/octet-stream").await.unwrap();
     let chunk = Bytes::from(vec![7u8; 1 << 20]);
-    for _ in 0..3 {
+    for _ in 0..9 {
         upload.write(chunk.clone()).await.unwrap();
     }
     assert!(store.head("up/big").await.unwrap().is_none(), "visible before finish");
-    assert_eq!(upload.finish().await.unwrap(), 3 << 20);
+    assert_eq!(upload.finish().await.unwrap(), 9 << 20);
     let (meta, stream) = store.get_stream("up/big").await.unwrap();
-    assert_eq!(meta.size, 3 << 20);
+    assert_eq!(meta.size, 9 << 20);
     let chunks: Vec<Bytes> = stream.try_collect().await.unwrap();
-    assert_eq!(chunks.iter().map(Bytes::len).sum::<usize>(), 3 << 20);
+    assert_eq!(chunks.iter().map(Bytes::len).sum::<usize>(), 9 << 20);
     assert!(chunks.iter().all(|c| c.iter().all(|&b| b == 7)));
 
     let mut aborted = store.start_upload("up/aborted", "application/octet-stream").await.unwrap();
-    aborted.write(chunk).await.unwrap();
+    for _ in 0..9 {
+        aborted.write(chunk.clone()).await.unwrap();
+    }
     aborted.abort().await;
     assert!(store.head("up/aborted").await.unwrap().is_none());
 }
@@ -133,5 +136,61 @@ mod local {
         drop(upload);
         assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
         assert!(store.head("x/y").await.unwrap().is_none());
+    }
+}
+
+/// The LocalStack endpoint, if the suite should run against it. `./test.sh` starts
+/// LocalStack and sets both variables, so there a missing endpoint is a failure, not a skip.
+fn localstack_endpoint() -> Option<String> {
+    match std::env::var("DARKROOM_TEST_LOCALSTACK") {
+        Ok(endpoint) if !endpoint.is_empty() => Some(endpoint),
+        _ if std::env::var("DARKROOM_REQUIRE_LOCALSTACK").is_ok_and(|v| v == "1") => {
+            panic!("DARKROOM_REQUIRE_LOCALSTACK=1 but DARKROOM_TEST_LOCALSTACK is not set")
+        }
+        _ => {
+            eprintln!("skipping: DARKROOM_TEST_LOCALSTACK is not set (./test.sh sets it)");
+            None
+        }
+    }
+}
+
+#[cfg(feature = "s3")]
+mod s3 {
+    use super::*;
+    use darkroom_store::aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+    use darkroom_store::S3Store;
+
+    async fn make() -> Option<(Box<dyn ObjectStore>, ())> {
+        let endpoint = localstack_endpoint()?;
+        let config = darkroom_store::aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .endpoint_url(endpoint)
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("test", "test", None, None, "contract-tests"))
+            .force_path_style(true)
+            .build();
+        let bucket = format!("contract-{:08x}", rand::random::<u32>());
+        let store = S3Store::new(darkroom_store::aws_sdk_s3::Client::from_conf(config), bucket);
+        store.create_bucket(None).await.unwrap();
+        Some((Box::new(store), ()))
+    }
+
+    contract_tests!(make);
+
+    #[tokio::test]
+    async fn a_missing_bucket_says_to_run_setup() {
+        let Some((store, _)) = make().await else { return };
+        let endpoint = localstack_endpoint().unwrap();
+        let config = darkroom_store::aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .endpoint_url(endpoint)
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("test", "test", None, None, "contract-tests"))
+            .force_path_style(true)
+            .build();
+        let missing = S3Store::new(darkroom_store::aws_sdk_s3::Client::from_conf(config), "no-such-bucket-darkroom");
+        let error = missing.check().await.unwrap_err();
+        assert!(error.to_string().contains("darkroom setup"), "{error}");
+        drop(store);
     }
 }
