@@ -1,11 +1,37 @@
 #!/usr/bin/env bash
 # darkroom's full test suite: `./test.sh` from a fresh clone.
 #
-# Runs every crate's unit, contract and end-to-end tests in the dev profile. Installs
-# nothing it does not need; see README.md "Testing".
+# - starts LocalStack (S3 + SQS) on this host, installing it once into a cached virtualenv
+#   (deploy/localstack/localstack.sh), and stops it again at the end;
+# - runs every crate's unit, contract and end-to-end tests in the dev profile, with the AWS
+#   backend built in, so the contract and end-to-end suites run on the embedded backend AND
+#   on LocalStack.
+#
+# Extra arguments go to `cargo test` (e.g. `./test.sh -p darkroom-queue`).
+# DARKROOM_SKIP_LOCALSTACK=1 runs the embedded-backend tests only (no Python needed).
 set -euo pipefail
 cd "$(dirname "$0")"
-
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
-echo "== darkroom tests: cargo $(cargo --version | cut -d' ' -f2)"
-cargo test --workspace --locked "$@"
+
+started_localstack=0
+cleanup() {
+  if [ "$started_localstack" = 1 ]; then deploy/localstack/localstack.sh stop || true; fi
+}
+trap cleanup EXIT
+
+if [ "${DARKROOM_SKIP_LOCALSTACK:-0}" != 1 ]; then
+  if ! deploy/localstack/localstack.sh status; then
+    # Build while LocalStack installs and starts: both take minutes on a fresh machine.
+    deploy/localstack/localstack.sh start &
+    localstack_pid=$!
+    started_localstack=1
+    cargo test --workspace --locked --features darkroom/aws --no-run
+    wait "$localstack_pid"
+  fi
+  export DARKROOM_TEST_LOCALSTACK="http://127.0.0.1:${DARKROOM_LOCALSTACK_PORT:-4566}"
+  export DARKROOM_REQUIRE_LOCALSTACK=1
+else
+  echo "DARKROOM_SKIP_LOCALSTACK=1: LocalStack variants of the tests are skipped" >&2
+fi
+
+cargo test --workspace --locked --features darkroom/aws "$@"

@@ -155,6 +155,10 @@ pub struct Settings {
     #[arg(long, env = "DARKROOM_MAX_CONCURRENT_UPLOADS", default_value_t = 32, global = true)]
     pub max_concurrent_uploads: usize,
 
+    /// Run `setup` (create bucket and queues) before starting; always done by `serve` on the local backend.
+    #[arg(long, env = "DARKROOM_AUTO_SETUP", global = true)]
+    pub auto_setup: bool,
+
     /// Log filter, as in RUST_LOG (e.g. `info`, `darkroom_worker=debug`).
     #[arg(long, env = "DARKROOM_LOG", default_value = "info", global = true)]
     pub log: String,

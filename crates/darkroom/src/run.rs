@@ -62,7 +62,8 @@ pub async fn run(
     metrics: Option<PrometheusHandle>,
 ) -> anyhow::Result<()> {
     let backends = backends::open(&settings).await?;
-    if roles.web && roles.worker && roles.status && settings.backend == crate::config::Backend::Local {
+    let embedded_serve = roles.web && roles.worker && roles.status && settings.backend == crate::config::Backend::Local;
+    if embedded_serve || settings.auto_setup {
         // The embedded mode needs no separate setup step.
         backends::setup(&settings, &backends).await?;
     }

@@ -4,13 +4,20 @@ use crate::helpers::*;
 use image::GenericImageView;
 use std::time::Duration;
 
+crate::on_every_backend!(
+    serve_processes_a_job_of_real_photos_end_to_end,
+    a_corrupt_photo_fails_with_a_reason_while_the_others_finish,
+    bad_requests_get_clear_json_errors,
+    only_the_owner_changes_a_job_and_batches_are_idempotent,
+    the_plain_html_form_creates_a_job_without_javascript,
+);
+
 const RECIPE: &str = r#"{"ops":[{"op":"crop","aspect":"4:3"},{"op":"recolor","mode":"grayscale"},{"op":"thumbnail","size":300}],"format":"jpeg","quality":90}"#;
 
 const PHOTOS: [&str; 5] = ["astronaut.jpg", "chelsea.jpg", "coffee.png", "rocket.jpg", "coffee-exif-rotate90.jpg"];
 
-#[test]
-fn serve_processes_a_job_of_real_photos_end_to_end() {
-    let app = TestApp::serve(&[]);
+fn serve_processes_a_job_of_real_photos_end_to_end(backend: Backend) {
+    let app = TestApp::serve(&backend, &[]);
     let files: Vec<(&str, Vec<u8>)> = PHOTOS.iter().map(|name| (*name, fixture(name))).collect();
     let refs: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (*n, b.as_slice())).collect();
     let created = create_job(app.server.url(), RECIPE, &refs);
@@ -71,9 +78,8 @@ fn zip_entry_names(bytes: &[u8]) -> Vec<String> {
     names
 }
 
-#[test]
-fn a_corrupt_photo_fails_with_a_reason_while_the_others_finish() {
-    let app = TestApp::serve(&[]);
+fn a_corrupt_photo_fails_with_a_reason_while_the_others_finish(backend: Backend) {
+    let app = TestApp::serve(&backend, &[]);
     let whole = fixture("astronaut.jpg");
     let truncated = &whole[..whole.len() * 6 / 10];
     let created = create_job(
@@ -115,9 +121,8 @@ fn a_corrupt_photo_fails_with_a_reason_while_the_others_finish() {
     assert_eq!(view["state"], "partial");
 }
 
-#[test]
-fn bad_requests_get_clear_json_errors() {
-    let app = TestApp::serve(&[]);
+fn bad_requests_get_clear_json_errors(backend: Backend) {
+    let app = TestApp::serve(&backend, &[]);
     let base = app.server.url();
 
     let unknown = get(&format!("{base}/api/v1/jobs/0123456789abcdefghjkmnpqrs"));
@@ -163,9 +168,9 @@ fn bad_requests_get_clear_json_errors() {
     assert!(missing_page.header("content-type").unwrap().starts_with("text/html"));
 
     // Nothing of the refused uploads was kept.
-    let jobs_dir = app.data.path().join("store/objects/jobs");
-    let jobs = std::fs::read_dir(&jobs_dir).map(|d| d.count()).unwrap_or(0);
-    assert_eq!(jobs, 1, "only the job with an acceptable photo exists");
+    if let Some(jobs) = app.stored_jobs() {
+        assert_eq!(jobs, 1, "only the job with an acceptable photo exists");
+    }
 }
 
 /// A PNG file that declares `width`×`height` pixels in a few dozen bytes.
@@ -193,9 +198,8 @@ pub fn png_bomb(width: u32, height: u32) -> Vec<u8> {
     png
 }
 
-#[test]
-fn only_the_owner_changes_a_job_and_batches_are_idempotent() {
-    let app = TestApp::serve(&[]);
+fn only_the_owner_changes_a_job_and_batches_are_idempotent(backend: Backend) {
+    let app = TestApp::serve(&backend, &[]);
     let base = app.server.url();
     let created = create_job(base, r#"{"ops":[{"op":"thumbnail","size":64}]}"#, &[("a.jpg", &fixture("chelsea.jpg"))]);
     let job = created.json();
@@ -237,13 +241,13 @@ fn only_the_owner_changes_a_job_and_batches_are_idempotent() {
     assert_eq!(delete(&format!("{base}/api/v1/jobs/{id}"), &[]).status, 404, "no token, no delete");
     assert_eq!(delete(&format!("{base}/api/v1/jobs/{id}"), &[("X-Owner-Token", token)]).status, 204);
     assert_eq!(get(&format!("{base}/api/v1/jobs/{id}")).status, 404);
-    let left = std::fs::read_dir(app.data.path().join("store/objects/jobs")).map(|d| d.count()).unwrap_or(0);
-    assert_eq!(left, 0, "every object of the job was deleted");
+    if let Some(left) = app.stored_jobs() {
+        assert_eq!(left, 0, "every object of the job was deleted");
+    }
 }
 
-#[test]
-fn the_plain_html_form_creates_a_job_without_javascript() {
-    let app = TestApp::serve(&[]);
+fn the_plain_html_form_creates_a_job_without_javascript(backend: Backend) {
+    let app = TestApp::serve(&backend, &[]);
     let page = get(&app.url("/"));
     assert_eq!(page.status, 200);
     assert!(page.text().contains("enctype=\"multipart/form-data\""));

@@ -17,6 +17,80 @@ pub fn fixture_path(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures").join(name)
 }
 
+/// Where a test's darkroom keeps photos and queues.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// The embedded backend in a temporary data directory.
+    Local,
+    /// S3 and SQS on LocalStack, with a bucket and queue prefix of the test's own.
+    LocalStack { endpoint: String, bucket: String, prefix: String },
+}
+
+impl Backend {
+    /// LocalStack, if the suite runs against it (`./test.sh` starts it and requires it).
+    pub fn localstack() -> Option<Self> {
+        let endpoint = match std::env::var("DARKROOM_TEST_LOCALSTACK") {
+            Ok(endpoint) if !endpoint.is_empty() => endpoint,
+            _ if std::env::var("DARKROOM_REQUIRE_LOCALSTACK").is_ok_and(|v| v == "1") => {
+                panic!("DARKROOM_REQUIRE_LOCALSTACK=1 but DARKROOM_TEST_LOCALSTACK is not set")
+            }
+            _ => {
+                eprintln!("skipping: DARKROOM_TEST_LOCALSTACK is not set (./test.sh sets it)");
+                return None;
+            }
+        };
+        let id = format!("{:08x}", rand_u64() as u32);
+        Some(Self::LocalStack { endpoint, bucket: format!("e2e-{id}"), prefix: format!("e2e{id}") })
+    }
+
+    pub fn is_local(&self) -> bool {
+        matches!(self, Self::Local)
+    }
+
+    fn configure(&self, command: &mut Command) {
+        command.env_remove("DARKROOM_BACKEND").env_remove("AWS_ENDPOINT_URL");
+        if let Self::LocalStack { endpoint, bucket, prefix } = self {
+            command
+                .args(["--backend", "aws", "--bucket", bucket, "--queue-prefix", prefix])
+                .env("AWS_ENDPOINT_URL", endpoint)
+                .env("AWS_REGION", "us-east-1")
+                .env("AWS_ACCESS_KEY_ID", "test")
+                .env("AWS_SECRET_ACCESS_KEY", "test");
+        }
+    }
+
+    /// Runs `darkroom setup` for this backend.
+    pub fn setup(&self, data_dir: &Path) {
+        let mut command = Command::new(BIN);
+        command.args(["setup", "--data-dir", data_dir.to_str().unwrap()]);
+        self.configure(&mut command);
+        let output = command.output().unwrap();
+        assert!(output.status.success(), "setup failed: {}", String::from_utf8_lossy(&output.stderr));
+    }
+}
+
+/// Generates `<test>::local` and `<test>::localstack` from `fn <test>(backend: Backend)`.
+#[macro_export]
+macro_rules! on_every_backend {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[test]
+                fn local() {
+                    super::$name(crate::helpers::Backend::Local);
+                }
+
+                #[test]
+                fn localstack() {
+                    if let Some(backend) = crate::helpers::Backend::localstack() {
+                        super::$name(backend);
+                    }
+                }
+            }
+        )*
+    };
+}
+
 /// Settings that keep tests quick: short timeouts so redelivery takes seconds.
 pub const FAST: &[&str] =
     &["--visibility-timeout", "6s", "--heartbeat-interval", "2s", "--wait-time", "2s", "--drain-deadline", "5s"];
@@ -30,13 +104,13 @@ pub struct Process {
 
 impl Process {
     /// Starts `darkroom <args>` and, if `expect_url`, waits for its "listening on" line.
-    pub fn start(data_dir: &Path, args: &[&str], expect_url: bool) -> Self {
+    pub fn start(backend: &Backend, data_dir: &Path, args: &[&str], expect_url: bool) -> Self {
         let mut command = Command::new(BIN);
+        backend.configure(&mut command);
         command
             .args(args)
             .args(["--data-dir", data_dir.to_str().unwrap(), "--listen", "127.0.0.1:0"])
             .env("DARKROOM_LOG", std::env::var("DARKROOM_TEST_LOG").unwrap_or_else(|_| "warn".to_owned()))
-            .env_remove("DARKROOM_BACKEND")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         let mut child = command.spawn().expect("darkroom binary starts");
@@ -80,20 +154,26 @@ impl Drop for Process {
     }
 }
 
-/// `darkroom serve` in a fresh data directory.
+/// `darkroom serve` with a fresh data directory (or bucket and queues).
 pub struct TestApp {
     pub server: Process,
     pub data: tempfile::TempDir,
+    pub backend: Backend,
 }
 
 impl TestApp {
-    pub fn serve(extra: &[&str]) -> Self {
+    pub fn serve(backend: &Backend, extra: &[&str]) -> Self {
         let data = tempfile::tempdir().unwrap();
-        let mut args = vec!["serve"];
+        let mut args = vec!["serve", "--auto-setup"];
         args.extend_from_slice(FAST);
         args.extend_from_slice(extra);
-        let server = Process::start(data.path(), &args, true);
-        Self { server, data }
+        let server = Process::start(backend, data.path(), &args, true);
+        Self { server, data, backend: backend.clone() }
+    }
+
+    /// How many jobs have objects in the store, where the test can look (local backend).
+    pub fn stored_jobs(&self) -> Option<usize> {
+        self.backend.is_local().then(|| std::fs::read_dir(self.data.path().join("store/objects/jobs")).map(|d| d.count()).unwrap_or(0))
     }
 
     pub fn url(&self, path: &str) -> String {

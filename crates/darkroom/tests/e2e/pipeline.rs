@@ -5,10 +5,11 @@ use crate::helpers::*;
 use image::GenericImageView;
 use std::time::Duration;
 
-#[test]
-fn a_recipe_spanning_stages_is_forwarded_between_stage_queues() {
-    // recolor runs in its own stage here, so crop → recolor → box crop is quick → slow → quick.
-    let app = TestApp::serve(&["--stage-map", "recolor=slow"]);
+crate::on_every_backend!(a_recipe_spanning_stages_is_forwarded_between_stage_queues);
+
+fn a_recipe_spanning_stages_is_forwarded_between_stage_queues(backend: Backend) {
+    // recolor runs in its own stage here, so thumbnail → recolor → box crop is quick → slow → quick.
+    let app = TestApp::serve(&backend, &["--stage-map", "recolor=slow"]);
     let recipe = r#"{"ops":[{"op":"thumbnail","size":320},{"op":"recolor","mode":"grayscale"},{"op":"crop","x":0,"y":0,"width":320,"height":213}]}"#;
     let created = create_job(app.server.url(), recipe, &[("rocket.jpg", &fixture("rocket.jpg"))]);
     assert_eq!(created.status, 201, "{}", created.text());

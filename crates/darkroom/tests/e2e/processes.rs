@@ -4,24 +4,22 @@
 use crate::helpers::*;
 use std::time::Duration;
 
-#[test]
-fn separate_web_worker_and_status_processes_share_one_data_dir() {
+crate::on_every_backend!(separate_web_worker_and_status_processes_share_one_store_and_queues);
+
+fn separate_web_worker_and_status_processes_share_one_store_and_queues(backend: Backend) {
     let data = tempfile::tempdir().unwrap();
-    let setup =
-        std::process::Command::new(BIN).args(["setup", "--data-dir", data.path().to_str().unwrap()]).output().unwrap();
-    assert!(setup.status.success(), "{}", String::from_utf8_lossy(&setup.stderr));
-    assert!(String::from_utf8_lossy(&setup.stdout).contains("darkroom-requests-quick"));
+    backend.setup(data.path());
 
     let mut args = vec!["web"];
     args.extend_from_slice(FAST);
-    let web = Process::start(data.path(), &args, true);
+    let web = Process::start(&backend, data.path(), &args, true);
     let mut worker_args = vec!["worker", "--metrics-listen", "127.0.0.1:0"];
     worker_args.extend_from_slice(FAST);
-    let worker_a = Process::start(data.path(), &worker_args, true);
-    let _worker_b = Process::start(data.path(), &worker_args, true);
+    let worker_a = Process::start(&backend, data.path(), &worker_args, true);
+    let _worker_b = Process::start(&backend, data.path(), &worker_args, true);
     let mut status_args = vec!["status"];
     status_args.extend_from_slice(FAST);
-    let _status = Process::start(data.path(), &status_args, false);
+    let _status = Process::start(&backend, data.path(), &status_args, false);
 
     let photos = ["astronaut.jpg", "chelsea.jpg", "rocket.jpg", "coffee.jpg"];
     let files: Vec<(&str, Vec<u8>)> = photos.iter().map(|n| (*n, fixture(n))).collect();
@@ -39,7 +37,8 @@ fn separate_web_worker_and_status_processes_share_one_data_dir() {
     assert_eq!(get(&format!("{}/healthz", worker_a.url())).status, 200);
     let ready = get(&format!("{}/readyz", worker_a.url()));
     assert_eq!(ready.status, 200, "{}", ready.text());
-    assert_eq!(ready.json()["queues"]["darkroom-requests-quick"]["visible"], 0);
+    let quick = ready.json()["queues"].as_object().unwrap().iter().find(|(name, _)| name.ends_with("-requests-quick")).unwrap().1.clone();
+    assert_eq!(quick["visible"], 0);
     let metrics = get(&format!("{}/metrics", worker_a.url())).text();
     assert!(metrics.contains("darkroom_queue_backlog"), "{metrics}");
 }
