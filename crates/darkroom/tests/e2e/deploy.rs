@@ -73,3 +73,34 @@ fn dockerfile_is_multi_stage_non_root_and_builds_the_aws_backend() {
     assert_ne!(user.trim(), "USER root");
     assert!(dockerfile.contains("ENTRYPOINT [\"darkroom\"]"));
 }
+
+#[test]
+fn aws_template_uses_the_contract_queue_names_with_dead_letter_queues() {
+    let mut documents = YamlLoader::load_from_str(&repository_file("deploy/aws/darkroom.yaml")).expect("template parses");
+    let template = documents.remove(0);
+    let resources = template["Resources"].as_hash().unwrap();
+    let mut queue_names = Vec::new();
+    for (_, resource) in resources {
+        if resource["Type"].as_str() == Some("AWS::SQS::Queue") {
+            queue_names.push(resource["Properties"]["QueueName"]["Fn::Sub"].as_str().unwrap().to_owned());
+            let redrive = &resource["Properties"]["RedrivePolicy"];
+            if !redrive.is_badvalue() {
+                assert!(!redrive["deadLetterTargetArn"].is_badvalue() && !redrive["maxReceiveCount"].is_badvalue());
+            }
+        }
+    }
+    queue_names.sort();
+    let expected = ["requests-quick", "requests-quick-dlq", "requests-slow", "requests-slow-dlq", "responses", "responses-dlq"]
+        .map(|suffix| format!("${{QueuePrefix}}-{suffix}"));
+    assert_eq!(queue_names, expected);
+    // Each role's instances run a real darkroom subcommand.
+    for (_, resource) in resources {
+        if resource["Type"].as_str() == Some("AWS::EC2::LaunchTemplate") {
+            let script = resource["Properties"]["LaunchTemplateData"]["UserData"]["Fn::Base64"]["Fn::Sub"].as_str().unwrap();
+            let command = script.split("${Image} ").nth(1).unwrap().trim();
+            let args: Vec<&str> = command.split_whitespace().collect();
+            let help = std::process::Command::new(BIN).args(&args).arg("--help").output().unwrap();
+            assert!(help.status.success(), "launch template runs `darkroom {command}`");
+        }
+    }
+}
