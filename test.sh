@@ -25,7 +25,7 @@ if [ "${DARKROOM_SKIP_LOCALSTACK:-0}" != 1 ]; then
     deploy/localstack/localstack.sh start &
     localstack_pid=$!
     started_localstack=1
-    cargo test --workspace --locked --features darkroom/aws --no-run
+    cargo test --workspace --locked --features darkroom/aws,darkroom/fault-injection --no-run
     wait "$localstack_pid"
   fi
   export DARKROOM_TEST_LOCALSTACK="http://127.0.0.1:${DARKROOM_LOCALSTACK_PORT:-4566}"
@@ -34,4 +34,4 @@ else
   echo "DARKROOM_SKIP_LOCALSTACK=1: LocalStack variants of the tests are skipped" >&2
 fi
 
-cargo test --workspace --locked --features darkroom/aws "$@"
+cargo test --workspace --locked --features darkroom/aws,darkroom/fault-injection "$@"

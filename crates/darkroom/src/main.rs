@@ -20,6 +20,12 @@ fn main() -> ExitCode {
         eprintln!("darkroom: {error:#}");
         return ExitCode::from(2);
     }
+    // A panic inside a photo operation is caught and the photo retried; log it as an
+    // error with its context instead of a bare message on stderr.
+    std::panic::set_hook(Box::new(|info| {
+        let location = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
+        tracing::error!(panic.location = %location, "panic: {}", info.payload().downcast_ref::<&str>().copied().or_else(|| info.payload().downcast_ref::<String>().map(String::as_str)).unwrap_or("(no message)"));
+    }));
     match start(cli) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),

@@ -114,7 +114,10 @@ async fn a_stale_receipt_handle_never_fails_the_current_holder(backend: &dyn Que
     let _ = queue.change_visibility(&first.receipt_handle, Duration::from_secs(30)).await;
     let _ = queue.delete(&first.receipt_handle).await;
     queue.delete(&second.receipt_handle).await.unwrap();
-    assert!(receive_one(queue.as_ref(), Duration::from_secs(3)).await.is_none(), "the message survived its holder's delete");
+    assert!(
+        receive_one(queue.as_ref(), Duration::from_secs(3)).await.is_none(),
+        "the message survived its holder's delete"
+    );
 }
 
 async fn dead_letters_after_max_receives(backend: &dyn QueueBackend) {
@@ -217,7 +220,10 @@ mod sqlite {
         assert!(queue.change_visibility(&first.receipt_handle, Duration::from_secs(30)).await.is_err());
         queue.delete(&first.receipt_handle).await.unwrap();
         queue.change_visibility(&second.receipt_handle, Duration::ZERO).await.unwrap();
-        assert!(receive_one(queue.as_ref(), Duration::from_secs(5)).await.is_some(), "a stale handle deleted the message");
+        assert!(
+            receive_one(queue.as_ref(), Duration::from_secs(5)).await.is_some(),
+            "a stale handle deleted the message"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

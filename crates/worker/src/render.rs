@@ -52,6 +52,8 @@ fn file(name: &'static str, photo: &Photo, format: OutputFormat, quality: u8) ->
 }
 
 pub fn render(input: RenderInput) -> Result<Rendered, ImagingError> {
+    #[cfg(feature = "fault-injection")]
+    inject_faults(&input.ops);
     let mut photo = decode(&input.bytes, input.limits)?;
     if let Some(frame) = input.frame {
         photo.frame = frame.into();
@@ -71,4 +73,22 @@ pub fn render(input: RenderInput) -> Result<Rendered, ImagingError> {
         intermediate = Some(encode_intermediate(&photo)?);
     }
     Ok(Rendered { files, intermediate, frame: photo.frame.into() })
+}
+
+/// Test hook (feature `fault-injection`): misbehave on request, so the fault-tolerance tests
+/// can make a photo crash or stall a worker.
+#[cfg(feature = "fault-injection")]
+fn inject_faults(ops: &[Operation]) {
+    for op in ops {
+        let Operation::Customize(settings) = op else { continue };
+        let Some(fault) = settings.caption.as_ref().and_then(|c| c.text.strip_prefix("darkroom-fault:")) else {
+            continue;
+        };
+        if fault == "panic" {
+            panic!("injected fault: panic");
+        }
+        if let Some(millis) = fault.strip_prefix("sleep=").and_then(|ms| ms.parse().ok()) {
+            std::thread::sleep(std::time::Duration::from_millis(millis));
+        }
+    }
 }

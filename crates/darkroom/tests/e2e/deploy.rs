@@ -11,7 +11,8 @@ fn repository_file(name: &str) -> String {
 }
 
 fn compose() -> Yaml {
-    let mut documents = YamlLoader::load_from_str(&repository_file("docker-compose.yml")).expect("docker-compose.yml parses");
+    let mut documents =
+        YamlLoader::load_from_str(&repository_file("docker-compose.yml")).expect("docker-compose.yml parses");
     documents.remove(0)
 }
 
@@ -26,15 +27,23 @@ fn compose_services_run_real_darkroom_subcommands() {
         assert_eq!(service["image"].as_str(), Some("darkroom:local"), "{name}");
         let command: Vec<&str> = service["command"].as_vec().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
         let help = std::process::Command::new(BIN).args(&command).arg("--help").output().unwrap();
-        assert!(help.status.success(), "service {name} runs `darkroom {}`, which this binary does not have", command.join(" "));
+        assert!(
+            help.status.success(),
+            "service {name} runs `darkroom {}`, which this binary does not have",
+            command.join(" ")
+        );
         let environment = &service["environment"];
         assert_eq!(environment["DARKROOM_BACKEND"].as_str(), Some("aws"), "{name}");
         assert_eq!(environment["AWS_ENDPOINT_URL"].as_str(), Some("http://localstack:4566"), "{name}");
-        for variable in ["AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "DARKROOM_BUCKET", "DARKROOM_QUEUE_PREFIX"] {
+        for variable in
+            ["AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "DARKROOM_BUCKET", "DARKROOM_QUEUE_PREFIX"]
+        {
             assert!(environment[variable].as_str().is_some(), "{name} lacks {variable}");
         }
         // Every setting the compose file sets must be one the binary reads.
-        let help_text = String::from_utf8_lossy(&std::process::Command::new(BIN).arg("--help").output().unwrap().stdout).into_owned();
+        let help_text =
+            String::from_utf8_lossy(&std::process::Command::new(BIN).arg("--help").output().unwrap().stdout)
+                .into_owned();
         for (key, _) in environment.as_hash().unwrap() {
             let key = key.as_str().unwrap();
             if key.starts_with("DARKROOM_") {
@@ -42,7 +51,10 @@ fn compose_services_run_real_darkroom_subcommands() {
             }
         }
     }
-    assert!(services["build"].is_badvalue() && services["setup"]["build"]["dockerfile"].as_str() == Some("deploy/Dockerfile"));
+    assert!(
+        services["build"].is_badvalue()
+            && services["setup"]["build"]["dockerfile"].as_str() == Some("deploy/Dockerfile")
+    );
 }
 
 #[test]
@@ -55,12 +67,19 @@ fn compose_starts_things_in_order_and_checks_their_health() {
     assert!(!localstack["healthcheck"]["test"].is_badvalue());
     assert_eq!(services["setup"]["depends_on"]["localstack"]["condition"].as_str(), Some("service_healthy"));
     for name in ["web", "worker", "status"] {
-        assert_eq!(services[name]["depends_on"]["setup"]["condition"].as_str(), Some("service_completed_successfully"), "{name}");
+        assert_eq!(
+            services[name]["depends_on"]["setup"]["condition"].as_str(),
+            Some("service_completed_successfully"),
+            "{name}"
+        );
         let check = services[name]["healthcheck"]["test"].as_vec().unwrap();
         assert!(check.iter().any(|part| part.as_str().is_some_and(|p| p.ends_with("/readyz"))), "{name} health check");
     }
     assert_eq!(services["web"]["ports"][0].as_str(), Some("8080:8080"));
-    assert!(services["worker"]["ports"].is_badvalue(), "a worker with host ports cannot be scaled with --scale worker=N");
+    assert!(
+        services["worker"]["ports"].is_badvalue(),
+        "a worker with host ports cannot be scaled with --scale worker=N"
+    );
 }
 
 #[test]
@@ -76,7 +95,8 @@ fn dockerfile_is_multi_stage_non_root_and_builds_the_aws_backend() {
 
 #[test]
 fn aws_template_uses_the_contract_queue_names_with_dead_letter_queues() {
-    let mut documents = YamlLoader::load_from_str(&repository_file("deploy/aws/darkroom.yaml")).expect("template parses");
+    let mut documents =
+        YamlLoader::load_from_str(&repository_file("deploy/aws/darkroom.yaml")).expect("template parses");
     let template = documents.remove(0);
     let resources = template["Resources"].as_hash().unwrap();
     let mut queue_names = Vec::new();
@@ -90,13 +110,15 @@ fn aws_template_uses_the_contract_queue_names_with_dead_letter_queues() {
         }
     }
     queue_names.sort();
-    let expected = ["requests-quick", "requests-quick-dlq", "requests-slow", "requests-slow-dlq", "responses", "responses-dlq"]
-        .map(|suffix| format!("${{QueuePrefix}}-{suffix}"));
+    let expected =
+        ["requests-quick", "requests-quick-dlq", "requests-slow", "requests-slow-dlq", "responses", "responses-dlq"]
+            .map(|suffix| format!("${{QueuePrefix}}-{suffix}"));
     assert_eq!(queue_names, expected);
     // Each role's instances run a real darkroom subcommand.
     for (_, resource) in resources {
         if resource["Type"].as_str() == Some("AWS::EC2::LaunchTemplate") {
-            let script = resource["Properties"]["LaunchTemplateData"]["UserData"]["Fn::Base64"]["Fn::Sub"].as_str().unwrap();
+            let script =
+                resource["Properties"]["LaunchTemplateData"]["UserData"]["Fn::Base64"]["Fn::Sub"].as_str().unwrap();
             let command = script.split("${Image} ").nth(1).unwrap().trim();
             let args: Vec<&str> = command.split_whitespace().collect();
             let help = std::process::Command::new(BIN).args(&args).arg("--help").output().unwrap();

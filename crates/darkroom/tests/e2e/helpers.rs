@@ -61,8 +61,13 @@ impl Backend {
 
     /// Runs `darkroom setup` for this backend.
     pub fn setup(&self, data_dir: &Path) {
+        self.setup_with(data_dir, &[]);
+    }
+
+    /// Runs `darkroom setup` with extra settings (e.g. `--max-receive-count`).
+    pub fn setup_with(&self, data_dir: &Path, extra: &[&str]) {
         let mut command = Command::new(BIN);
-        command.args(["setup", "--data-dir", data_dir.to_str().unwrap()]);
+        command.args(["setup", "--data-dir", data_dir.to_str().unwrap()]).args(FAST).args(extra);
         self.configure(&mut command);
         let output = command.output().unwrap();
         assert!(output.status.success(), "setup failed: {}", String::from_utf8_lossy(&output.stderr));
@@ -140,7 +145,6 @@ impl Process {
     }
 
     /// Sends SIGTERM and waits for the exit status.
-    #[allow(dead_code)]
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
         self.child.wait().unwrap()
@@ -173,7 +177,9 @@ impl TestApp {
 
     /// How many jobs have objects in the store, where the test can look (local backend).
     pub fn stored_jobs(&self) -> Option<usize> {
-        self.backend.is_local().then(|| std::fs::read_dir(self.data.path().join("store/objects/jobs")).map(|d| d.count()).unwrap_or(0))
+        self.backend
+            .is_local()
+            .then(|| std::fs::read_dir(self.data.path().join("store/objects/jobs")).map(|d| d.count()).unwrap_or(0))
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -5,6 +5,7 @@
 
 mod api;
 mod deploy;
+mod faults;
 mod helpers;
 mod pipeline;
 mod processes;

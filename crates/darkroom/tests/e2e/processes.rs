@@ -37,7 +37,14 @@ fn separate_web_worker_and_status_processes_share_one_store_and_queues(backend: 
     assert_eq!(get(&format!("{}/healthz", worker_a.url())).status, 200);
     let ready = get(&format!("{}/readyz", worker_a.url()));
     assert_eq!(ready.status, 200, "{}", ready.text());
-    let quick = ready.json()["queues"].as_object().unwrap().iter().find(|(name, _)| name.ends_with("-requests-quick")).unwrap().1.clone();
+    let quick = ready.json()["queues"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .find(|(name, _)| name.ends_with("-requests-quick"))
+        .unwrap()
+        .1
+        .clone();
     assert_eq!(quick["visible"], 0);
     let metrics = get(&format!("{}/metrics", worker_a.url())).text();
     assert!(metrics.contains("darkroom_queue_backlog"), "{metrics}");

@@ -1,0 +1,251 @@
+//! At-least-once, proven with real processes: workers killed mid-photo, photos slower
+//! than the visibility timeout, poison photos, malformed messages, SIGTERM with photos in
+//! flight, kill -9 of everything. Faults are injected with the `fault-injection` feature
+//! (a caption "darkroom-fault:sleep=<ms>" stalls a worker, "darkroom-fault:panic" panics it).
+
+use crate::helpers::*;
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+crate::on_every_backend!(
+    a_killed_worker_s_photo_is_finished_by_another_with_identical_output,
+    a_photo_slower_than_the_visibility_timeout_is_processed_once,
+    a_poison_photo_is_dead_lettered_and_shown_failed_while_others_finish,
+    sigterm_finishes_or_hands_back_photos_in_flight,
+);
+
+fn sleepy_recipe(millis: u64) -> String {
+    format!(
+        r#"{{"ops":[{{"op":"thumbnail","size":96}},{{"op":"customize","caption":{{"text":"darkroom-fault:sleep={millis}"}}}}]}}"#
+    )
+}
+
+/// web + status + workers sharing one store and set of queues.
+struct Cluster {
+    backend: Backend,
+    data: tempfile::TempDir,
+    web: Process,
+    _status: Process,
+    workers: Vec<Process>,
+    extra: Vec<String>,
+}
+
+impl Cluster {
+    fn start(backend: &Backend, workers: usize, extra: &[&str]) -> Self {
+        let data = tempfile::tempdir().unwrap();
+        backend.setup_with(data.path(), extra);
+        let extra: Vec<String> = extra.iter().map(|s| (*s).to_owned()).collect();
+        let web = Process::start(backend, data.path(), &args("web", &[], &extra), true);
+        let status = Process::start(backend, data.path(), &args("status", &[], &extra), false);
+        let mut cluster = Self { backend: backend.clone(), data, web, _status: status, workers: Vec::new(), extra };
+        for _ in 0..workers {
+            cluster.add_worker();
+        }
+        cluster
+    }
+
+    fn add_worker(&mut self) -> usize {
+        let worker = Process::start(
+            &self.backend,
+            self.data.path(),
+            &args("worker", &["--concurrency", "1", "--metrics-listen", "127.0.0.1:0"], &self.extra),
+            true,
+        );
+        self.workers.push(worker);
+        self.workers.len() - 1
+    }
+
+    fn url(&self) -> &str {
+        self.web.url()
+    }
+}
+
+fn args<'a>(command: &'a str, own: &[&'a str], extra: &'a [String]) -> Vec<&'a str> {
+    let mut all = vec![command];
+    all.extend_from_slice(FAST);
+    all.extend_from_slice(own);
+    all.extend(extra.iter().map(String::as_str));
+    all
+}
+
+/// `darkroom_photos_processed_total` of one worker, by outcome.
+fn outcomes(worker: &Process) -> HashMap<String, u64> {
+    let text = get(&format!("{}/metrics", worker.url())).text();
+    let mut counts = HashMap::new();
+    for line in text.lines().filter(|l| l.starts_with("darkroom_photos_processed_total{")) {
+        let outcome = line.split("outcome=\"").nth(1).and_then(|rest| rest.split('"').next()).unwrap_or("").to_owned();
+        let value: u64 = line.rsplit(' ').next().and_then(|v| v.parse().ok()).unwrap_or(0);
+        *counts.entry(outcome).or_insert(0) += value;
+    }
+    counts
+}
+
+/// The sum of one counter over all its labels, from a process's /metrics.
+fn counter(process: &Process, name: &str) -> u64 {
+    let text = get(&format!("{}/metrics", process.url())).text();
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<u64>().ok()))
+        .sum()
+}
+
+fn photo_state(view: &serde_json::Value, index: usize) -> &str {
+    view["photos"][index]["state"].as_str().unwrap_or("")
+}
+
+fn a_killed_worker_s_photo_is_finished_by_another_with_identical_output(backend: Backend) {
+    let mut cluster = Cluster::start(&backend, 1, &[]);
+    let recipe = sleepy_recipe(3000);
+    let photo = fixture("chelsea.jpg");
+    let created = create_job(cluster.url(), &recipe, &[("cat.jpg", &photo)]);
+    assert_eq!(created.status, 201, "{}", created.text());
+    let job = created.json()["id"].as_str().unwrap().to_owned();
+    wait_for_view(cluster.url(), &job, Duration::from_secs(60), |v| photo_state(v, 0) == "processing");
+
+    // SIGKILL between receive and delete: no chance to clean up.
+    cluster.workers[0].child.kill().unwrap();
+    cluster.workers[0].child.wait().unwrap();
+    let replacement = cluster.add_worker();
+    let view = wait_for_job(cluster.url(), &job, Duration::from_secs(90));
+    assert_eq!(view["state"], "done", "{view:#}");
+    assert_eq!(view["photos"][0]["attempt"], 1, "redelivery is the same attempt, not a retry");
+    assert_eq!(outcomes(&cluster.workers[replacement]).get("completed"), Some(&1));
+
+    // The redone photo is byte for byte what one uninterrupted run produces.
+    let result = get(&format!("{}{}", cluster.url(), output_url(&view["photos"][0], "result"))).body;
+    let reference = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(BIN)
+        .args(["process", "--recipe", &recipe, "--out", reference.path().to_str().unwrap()])
+        .arg(fixture_path("chelsea.jpg"))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stdout));
+    assert_eq!(result, std::fs::read(reference.path().join("chelsea.jpg")).unwrap(), "outputs differ after redelivery");
+}
+
+fn a_photo_slower_than_the_visibility_timeout_is_processed_once(backend: Backend) {
+    // 9 s of work against a 6 s visibility timeout: only the heartbeat (every 2 s) keeps
+    // the second worker from receiving the same photo.
+    let cluster = Cluster::start(&backend, 2, &[]);
+    let created = create_job(cluster.url(), &sleepy_recipe(9000), &[("slow.jpg", &fixture("rocket.jpg"))]);
+    let job = created.json()["id"].as_str().unwrap().to_owned();
+    let view = wait_for_job(cluster.url(), &job, Duration::from_secs(90));
+    assert_eq!(view["state"], "done", "{view:#}");
+    let totals: Vec<HashMap<String, u64>> = cluster.workers.iter().map(outcomes).collect();
+    let handled: u64 = totals.iter().flat_map(|t| t.values()).sum();
+    let completed: u64 = totals.iter().filter_map(|t| t.get("completed")).sum();
+    assert_eq!((handled, completed), (1, 1), "the photo was received more than once: {totals:?}");
+}
+
+fn a_poison_photo_is_dead_lettered_and_shown_failed_while_others_finish(backend: Backend) {
+    let cluster = Cluster::start(&backend, 1, &["--max-receive-count", "2"]);
+    let created = create_job(
+        cluster.url(),
+        r#"{"ops":[{"op":"thumbnail","size":64}]}"#,
+        &[("fine.jpg", &fixture("chelsea.jpg")), ("poison.jpg", &fixture("rocket.jpg"))],
+    );
+    let body = created.json();
+    let (job, token) = (body["id"].as_str().unwrap().to_owned(), body["owner_token"].as_str().unwrap().to_owned());
+    wait_for_job(cluster.url(), &job, Duration::from_secs(60));
+    // Reprocess one photo with a recipe that panics the worker every time.
+    let poison = body["photos"][1]["id"].as_str().unwrap();
+    let reprocess = post(
+        &format!("{}/api/v1/jobs/{job}/photos/{poison}/reprocess", cluster.url()),
+        &[("X-Owner-Token", &token)],
+        "application/json",
+        br#"{"recipe":{"ops":[{"op":"customize","caption":{"text":"darkroom-fault:panic"}}]}}"#,
+    );
+    assert_eq!(reprocess.status, 202, "{}", reprocess.text());
+    let view = wait_for_view(cluster.url(), &job, Duration::from_secs(90), |v| photo_state(v, 1) == "failed");
+    let failed = &view["photos"][1];
+    assert_eq!(failed["attempt"], 2);
+    assert_eq!(failed["error"]["code"], "gave_up");
+    assert!(failed["error"]["message"].as_str().unwrap().contains("gave up after 2 attempts"), "{failed:#}");
+    assert_eq!(photo_state(&view, 0), "done");
+    assert_eq!(view["state"], "partial");
+    // The worker survived both panics and still serves.
+    assert_eq!(get(&format!("{}/healthz", cluster.workers[0].url())).status, 200);
+    assert_eq!(outcomes(&cluster.workers[0]).get("panicked"), Some(&2));
+}
+
+fn sigterm_finishes_or_hands_back_photos_in_flight(backend: Backend) {
+    let mut cluster = Cluster::start(&backend, 1, &[]);
+    // A photo that finishes within the drain deadline (5 s) is finished before exit.
+    let quick = create_job(cluster.url(), &sleepy_recipe(2000), &[("a.jpg", &fixture("chelsea.jpg"))]).json();
+    let quick_job = quick["id"].as_str().unwrap().to_owned();
+    wait_for_view(cluster.url(), &quick_job, Duration::from_secs(60), |v| photo_state(v, 0) == "processing");
+    let stopping = Instant::now();
+    let status = cluster.workers[0].terminate();
+    assert!(status.success(), "worker exited with {status}");
+    assert!(stopping.elapsed() < Duration::from_secs(5), "drain took {:?}", stopping.elapsed());
+    let view = wait_for_job(cluster.url(), &quick_job, Duration::from_secs(30));
+    assert_eq!(view["state"], "done", "the photo in flight at SIGTERM was finished: {view:#}");
+
+    // A photo that outlasts the deadline is handed back at once and finished by another worker.
+    let second = cluster.add_worker();
+    let slow = create_job(cluster.url(), &sleepy_recipe(9000), &[("b.jpg", &fixture("rocket.jpg"))]).json();
+    let slow_job = slow["id"].as_str().unwrap().to_owned();
+    wait_for_view(cluster.url(), &slow_job, Duration::from_secs(60), |v| photo_state(v, 0) == "processing");
+    let stopping = Instant::now();
+    assert!(cluster.workers[second].terminate().success());
+    let drain = stopping.elapsed();
+    assert!(drain >= Duration::from_secs(4) && drain < Duration::from_secs(9), "drain deadline not kept: {drain:?}");
+    assert_eq!(get(&format!("{}/api/v1/jobs/{slow_job}", cluster.url())).json()["photos"][0]["state"], "processing");
+    let third = cluster.add_worker();
+    let view = wait_for_job(cluster.url(), &slow_job, Duration::from_secs(60));
+    assert_eq!(view["state"], "done");
+    assert_eq!(outcomes(&cluster.workers[third]).get("completed"), Some(&1));
+}
+
+#[test]
+fn a_malformed_message_is_deleted_at_once_not_retried_forever() {
+    let cluster = Cluster::start(&Backend::Local, 1, &[]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        use darkroom_queue::{OutgoingMessage, QueueBackend};
+        let queues = darkroom_queue::SqliteQueues::open(cluster.data.path().join("queues.sqlite3")).unwrap();
+        let requests = queues.open("darkroom-requests-quick").await.unwrap();
+        let dead_letters = queues.open("darkroom-requests-quick-dlq").await.unwrap();
+        requests.send(OutgoingMessage::new("this is not JSON", Default::default())).await.unwrap();
+        requests.send(OutgoingMessage::new(r#"{"v":99,"from":"the future"}"#, Default::default())).await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let counts = requests.counts().await.unwrap();
+            if counts.visible == 0 && counts.in_flight == 0 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "malformed messages still queued: {counts:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(dead_letters.counts().await.unwrap().visible, 0, "deleted, not dead-lettered after retries");
+    });
+    assert_eq!(counter(&cluster.workers[0], "darkroom_messages_malformed_total"), 2);
+    assert!(outcomes(&cluster.workers[0]).is_empty(), "no photo was processed");
+}
+
+#[test]
+fn acknowledged_uploads_survive_kill_9_of_every_process() {
+    let data = tempfile::tempdir().unwrap();
+    let start = |data: &Path| {
+        let mut args = vec!["serve", "--concurrency", "1"];
+        args.extend_from_slice(FAST);
+        Process::start(&Backend::Local, data, &args, true)
+    };
+    let mut first = start(data.path());
+    let photos = ["astronaut.jpg", "chelsea.jpg", "rocket.jpg", "coffee.jpg"];
+    let files: Vec<(&str, Vec<u8>)> = photos.iter().map(|n| (*n, fixture(n))).collect();
+    let refs: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (*n, b.as_slice())).collect();
+    let created = create_job(first.url(), &sleepy_recipe(1500), &refs);
+    assert_eq!(created.status, 201);
+    let job = created.json()["id"].as_str().unwrap().to_owned();
+    wait_for_view(first.url(), &job, Duration::from_secs(60), |v| v["counts"]["processing"] == 1);
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+
+    let second = start(data.path());
+    let view = wait_for_job(second.url(), &job, Duration::from_secs(120));
+    assert_eq!(view["state"], "done", "{view:#}");
+    assert_eq!(view["counts"]["done"], photos.len());
+    assert!(view["photos"].as_array().unwrap().iter().all(|p| p["attempt"] == 1));
+}
