@@ -7,6 +7,9 @@
 #   backend built in, so the contract and end-to-end suites run on the embedded backend AND
 #   on LocalStack.
 #
+# - installs Debian's Chromium (when run as root) and playwright-core (npm) for the browser
+#   test of the upload and job pages;
+#
 # Extra arguments go to `cargo test` (e.g. `./test.sh -p darkroom-queue`).
 # DARKROOM_SKIP_LOCALSTACK=1 runs the embedded-backend tests only (no Python needed).
 set -euo pipefail
@@ -18,6 +21,20 @@ cleanup() {
   if [ "$started_localstack" = 1 ]; then deploy/localstack/localstack.sh stop || true; fi
 }
 trap cleanup EXIT
+
+# The browser test: Debian's Chromium and playwright-core (no browser download).
+if [ "${DARKROOM_SKIP_BROWSER:-0}" != 1 ]; then
+  if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "== installing Chromium (Debian package) for the browser test"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+      || echo "could not install Chromium; the browser test will fail" >&2
+  fi
+  if command -v npm >/dev/null && [ ! -d tests/browser/node_modules/playwright-core ]; then
+    echo "== installing playwright-core for the browser test"
+    (cd tests/browser && npm ci --no-audit --no-fund --silent)
+  fi
+  export DARKROOM_REQUIRE_BROWSER=1
+fi
 
 if [ "${DARKROOM_SKIP_LOCALSTACK:-0}" != 1 ]; then
   if ! deploy/localstack/localstack.sh status; then

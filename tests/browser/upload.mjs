@@ -1,0 +1,61 @@
+// A person's visit, in headless Chromium: choose ten photos on the upload page, pick
+// operations, submit, watch the job page until every photo is done, open a before/after
+// view, and download the zip. Usage: node upload.mjs <base-url> <fixtures-dir> <screenshot-dir>
+import { chromium } from "playwright-core";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+
+const [base, fixtures, screenshots] = process.argv.slice(2);
+const fail = (message) => { console.error(`FAIL: ${message}`); process.exit(1); };
+
+const names = ["astronaut.jpg", "chelsea.jpg", "coffee.jpg", "rocket.jpg", "coffee.png"];
+const files = Array.from({ length: 10 }, (_, i) => {
+  const name = names[i % names.length];
+  const [stem, ext] = name.split(".");
+  return { name: `${stem}-${i + 1}.${ext}`, mimeType: ext === "png" ? "image/png" : "image/jpeg", buffer: readFileSync(join(fixtures, name)) };
+});
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"],
+});
+try {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  const errors = [];
+  page.on("pageerror", (error) => errors.push(error.message));
+  await page.goto(base + "/");
+  await page.setInputFiles("#photos", files);
+  const summary = await page.textContent("#file-summary");
+  if (!summary.includes("10 photos")) fail(`file summary says ${summary}`);
+  await page.check("input[name=op_recolor]");
+  await page.selectOption("select[name=recolor_mode]", "sepia");
+  await page.fill("input[name=thumbnail_size]", "400");
+  await page.screenshot({ path: join(screenshots, "upload.png") });
+  await Promise.all([page.waitForURL(/\/jobs\/[0-9a-z]{26}$/, { timeout: 60000 }), page.click("#submit")]);
+  const jobUrl = page.url();
+
+  await page.waitForFunction(() => document.getElementById("job-state").textContent === "done", null, { timeout: 120000 });
+  const done = await page.locator("#photos article.state-done").count();
+  if (done !== 10) fail(`${done} of 10 photos shown done`);
+  const thumbs = await page.$$eval("#photos article img", (imgs) => imgs.filter((img) => img.complete && img.naturalWidth > 0).length);
+  if (thumbs !== 10) fail(`${thumbs} of 10 thumbnails loaded`);
+  await page.screenshot({ path: join(screenshots, "job.png"), fullPage: true });
+
+  await page.click("#photos article .thumb");
+  await page.waitForFunction(() => {
+    const [before, after] = ["compare-before", "compare-after"].map((id) => document.getElementById(id));
+    return document.getElementById("compare").open && before.complete && before.naturalWidth > 0 && after.complete && after.naturalWidth > 0;
+  }, null, { timeout: 30000 });
+  const sizes = await page.evaluate(() => ["compare-before", "compare-after"].map((id) => document.getElementById(id).naturalWidth));
+  await page.screenshot({ path: join(screenshots, "compare.png") });
+
+  const archive = await page.request.get(await page.getAttribute("#download-all", "href").then((href) => new URL(href, jobUrl).href));
+  if (archive.status() !== 200 || archive.headers()["content-type"] !== "application/zip") fail(`archive: HTTP ${archive.status()}`);
+  const zip = await archive.body();
+  const entries = zip.toString("latin1").split("PK\x01\x02").length - 1;
+  if (entries !== 10) fail(`archive has ${entries} entries`);
+  if (errors.length) fail(`script errors on the pages: ${errors.join("; ")}`);
+  console.log(JSON.stringify({ job: jobUrl, done, thumbs, before_width: sizes[0], after_width: sizes[1], archive_entries: entries }));
+} finally {
+  await browser.close();
+}
