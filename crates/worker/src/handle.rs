@@ -108,6 +108,9 @@ impl Worker {
             }
         };
         let stage = request.current_segment().map(|s| s.stage.clone()).unwrap_or_default();
+        if message.receive_count > 1 {
+            metrics::counter!("darkroom_redeliveries_total", "stage" => stage.clone()).increment(1);
+        }
         let span = tracing::info_span!("photo", job_id = %request.job_id, photo_id = %request.photo_id, stage = %stage, attempt = request.attempt, receive_count = message.receive_count);
         let outcome = self.handle_request(queue, &message, &request, abandon).instrument(span.clone()).await;
         metrics::counter!("darkroom_photos_processed_total", "stage" => stage, "outcome" => outcome.label())
@@ -241,6 +244,7 @@ impl Worker {
             frame: request.frame,
             limits: self.settings.limits.into(),
         };
+        let _cpu_slot = self.cpu_slots.acquire().await.map_err(|e| transient("waiting for a CPU slot", e))?;
         let started = std::time::Instant::now();
         let span = tracing::Span::current();
         let rendered = match tokio::task::spawn_blocking(move || span.in_scope(|| render(input))).await {

@@ -75,8 +75,10 @@ pub struct Worker {
     queues: QueueDirectory,
     names: QueueNames,
     settings: WorkerSettings,
-    /// Shared by every stage loop of this process, so `concurrency` bounds the process.
-    permits: Arc<Semaphore>,
+    /// Image work in progress, across every stage of this process: `concurrency` bounds
+    /// the CPU a process uses. Each stage loop also bounds its own messages in flight (see
+    /// `serve_queue`), so an idle stage's long poll never holds a slot another stage needs.
+    cpu_slots: Arc<Semaphore>,
 }
 
 impl Worker {
@@ -87,8 +89,8 @@ impl Worker {
         settings: WorkerSettings,
     ) -> Result<Self, SettingsError> {
         settings.validate()?;
-        let permits = Arc::new(Semaphore::new(settings.concurrency));
-        Ok(Self { store, queues, names, settings, permits })
+        let cpu_slots = Arc::new(Semaphore::new(settings.concurrency));
+        Ok(Self { store, queues, names, settings, cpu_slots })
     }
 
     pub fn settings(&self) -> &WorkerSettings {
@@ -131,13 +133,16 @@ impl Worker {
     ) {
         let mut in_flight = JoinSet::new();
         let mut failures = 0u32;
+        // Messages of this stage in flight. A received message waiting for a CPU slot keeps
+        // its heartbeat, so it is never handed to a second worker meanwhile.
+        let permits = Arc::new(Semaphore::new(self.settings.concurrency));
         loop {
             let permit = tokio::select! {
-                permit = self.permits.clone().acquire_owned() => match permit { Ok(p) => p, Err(_) => break },
+                permit = permits.clone().acquire_owned() => match permit { Ok(p) => p, Err(_) => break },
                 () = shutdown.cancelled() => break,
             };
             // Ask for as many photos as there are free slots (this one included).
-            let want = (1 + self.permits.available_permits()).min(darkroom_queue::MAX_BATCH);
+            let want = (1 + permits.available_permits()).min(darkroom_queue::MAX_BATCH);
             let received = tokio::select! {
                 received = queue.receive(want, self.settings.wait_time) => received,
                 () = shutdown.cancelled() => break,
@@ -164,7 +169,7 @@ impl Worker {
             for message in messages {
                 let permit = match permit.take() {
                     Some(permit) => permit,
-                    None => match self.permits.clone().acquire_owned().await {
+                    None => match permits.clone().acquire_owned().await {
                         Ok(permit) => permit,
                         Err(_) => break,
                     },

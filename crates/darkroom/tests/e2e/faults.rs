@@ -249,3 +249,148 @@ fn acknowledged_uploads_survive_kill_9_of_every_process() {
     assert_eq!(view["counts"]["done"], photos.len());
     assert!(view["photos"].as_array().unwrap().iter().all(|p| p["attempt"] == 1));
 }
+
+/// Every event document of a job in the local store, by photo: the user-visible history.
+fn event_files(data: &Path, job: &str) -> HashMap<String, Vec<String>> {
+    let mut events: HashMap<String, Vec<String>> = HashMap::new();
+    let photos = data.join("store/objects/jobs").join(job).join("photos");
+    for photo in std::fs::read_dir(photos).unwrap().flatten() {
+        let mut names: Vec<String> = std::fs::read_dir(photo.path().join("events"))
+            .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .unwrap_or_default();
+        names.sort();
+        events.insert(photo.file_name().to_string_lossy().into_owned(), names);
+    }
+    events
+}
+
+#[test]
+fn duplicate_deliveries_write_the_same_keys_and_one_done_transition() {
+    use darkroom_core::{JobId, PhotoId, PhotoRequest, Recipe, StageMap};
+    use darkroom_queue::{OutgoingMessage, QueueBackend};
+    let cluster = Cluster::start(&Backend::Local, 2, &[]);
+    let recipe_text = r#"{"ops":[{"op":"thumbnail","size":80}]}"#;
+    let created = create_job(cluster.url(), recipe_text, &[("cat.jpg", &fixture("chelsea.jpg"))]).json();
+    let (job, photo) =
+        (created["id"].as_str().unwrap().to_owned(), created["photos"][0]["id"].as_str().unwrap().to_owned());
+    let recipe = Recipe::from_json(recipe_text).unwrap();
+    let request = PhotoRequest::new(
+        JobId::parse(&job).unwrap(),
+        PhotoId::parse(&photo).unwrap(),
+        1,
+        recipe.clone(),
+        StageMap::default().plan(&recipe),
+    );
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let send_copy = || {
+        runtime.block_on(async {
+            let queues = darkroom_queue::SqliteQueues::open(cluster.data.path().join("queues.sqlite3")).unwrap();
+            let requests = queues.open("darkroom-requests-quick").await.unwrap();
+            requests.send(OutgoingMessage::new(request.encode(), request.attributes())).await.unwrap();
+        })
+    };
+    // A copy while the original may still be in work (two workers can take one each)...
+    send_copy();
+    let view = wait_for_job(cluster.url(), &job, Duration::from_secs(60));
+    assert_eq!(view["state"], "done");
+    let result_before = get(&format!("{}{}", cluster.url(), output_url(&view["photos"][0], "result"))).body;
+    // ... and a copy long after the photo is done and its message deleted.
+    send_copy();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while cluster.workers.iter().map(|w| outcomes(w).values().sum::<u64>()).sum::<u64>() < 3 {
+        assert!(Instant::now() < deadline, "the late copy was never handled");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let events = event_files(cluster.data.path(), &job);
+    let done: Vec<&String> = events[&photo].iter().filter(|e| e.ends_with("-done.json")).collect();
+    assert_eq!(done.len(), 1, "one done transition: {events:?}");
+    let outputs = std::fs::read_dir(
+        cluster.data.path().join("store/objects/jobs").join(&job).join("photos").join(&photo).join("a1"),
+    )
+    .unwrap()
+    .count();
+    assert_eq!(outputs, 3, "the same three output keys, whatever the number of deliveries");
+    let view = get(&format!("{}/api/v1/jobs/{job}", cluster.url())).json();
+    assert_eq!(view["photos"][0]["state"], "done");
+    assert_eq!(get(&format!("{}{}", cluster.url(), output_url(&view["photos"][0], "result"))).body, result_before);
+    let duplicates: u64 = cluster.workers.iter().filter_map(|w| outcomes(w).get("duplicate").copied()).sum();
+    assert!(duplicates >= 1, "the late copy was recognised as a duplicate");
+}
+
+/// 200 photos while a driver kills and restarts workers at random moments: every photo
+/// ends done exactly once, with no orphan objects. Prints the figures.
+#[test]
+fn soak_200_photos_through_random_worker_kills() {
+    const PHOTOS: usize = 200;
+    const KILLS: usize = 6;
+    let started = Instant::now();
+    let mut cluster = Cluster::start(&Backend::Local, 3, &[]);
+    let photo = fixture("chelsea.jpg");
+    let recipe = r#"{"ops":[{"op":"thumbnail","size":64},{"op":"recolor","mode":"sepia"}]}"#;
+    let names: Vec<String> = (0..PHOTOS).map(|i| format!("p{i:03}.jpg")).collect();
+    let first: Vec<(&str, &[u8])> = names[..50].iter().map(|n| (n.as_str(), photo.as_slice())).collect();
+    let created = create_job(cluster.url(), recipe, &first).json();
+    let (job, token) =
+        (created["id"].as_str().unwrap().to_owned(), created["owner_token"].as_str().unwrap().to_owned());
+    for batch in names[50..].chunks(50) {
+        let parts: Vec<Part<'_>> = batch.iter().map(|n| Part::File("photos", n, &photo)).collect();
+        let (content_type, body) = multipart(&parts);
+        let added = post(
+            &format!("{}/api/v1/jobs/{job}/photos", cluster.url()),
+            &[("X-Owner-Token", &token)],
+            &content_type,
+            &body,
+        );
+        assert_eq!(added.status, 201, "{}", added.text());
+    }
+
+    let mut kills = 0;
+    let mut seed = u64::from(std::process::id());
+    let mut random = move |bound: u64| {
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (seed >> 33) % bound
+    };
+    while kills < KILLS {
+        std::thread::sleep(Duration::from_millis(300 + random(700)));
+        let view = get(&format!("{}/api/v1/jobs/{job}", cluster.url())).json();
+        if view["state"] == "done" {
+            break;
+        }
+        let victim = random(cluster.workers.len() as u64) as usize;
+        cluster.workers[victim].child.kill().unwrap();
+        cluster.workers[victim].child.wait().unwrap();
+        let replacement = cluster.add_worker();
+        cluster.workers.swap(victim, replacement);
+        cluster.workers.pop();
+        kills += 1;
+    }
+    let view = wait_for_job(cluster.url(), &job, Duration::from_secs(240));
+    let wall = started.elapsed();
+    assert_eq!(view["state"], "done", "{}", view["counts"]);
+    assert_eq!(view["counts"]["done"], PHOTOS);
+    let photos = view["photos"].as_array().unwrap();
+    assert_eq!(photos.len(), PHOTOS, "no photo shown twice or lost");
+    assert!(photos.iter().all(|p| p["attempt"] == 1));
+
+    let events = event_files(cluster.data.path(), &job);
+    assert_eq!(events.len(), PHOTOS);
+    for (photo, names) in &events {
+        assert_eq!(names.iter().filter(|n| n.ends_with("-done.json")).count(), 1, "{photo}: {names:?}");
+        assert!(!names.iter().any(|n| n.ends_with("-failed.json")), "{photo}: {names:?}");
+        let dir = cluster.data.path().join("store/objects/jobs").join(&job).join("photos").join(photo);
+        let mut objects: Vec<String> =
+            std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+        objects.sort();
+        assert_eq!(objects, ["a1", "events", "original", "photo.json"], "{photo}");
+        assert_eq!(
+            std::fs::read_dir(dir.join("a1")).unwrap().count(),
+            3,
+            "{photo}: result, thumb, preview and nothing else"
+        );
+    }
+    let redeliveries: u64 = cluster.workers.iter().map(|w| counter(w, "darkroom_redeliveries_total")).sum();
+    eprintln!(
+        "soak: {PHOTOS} photos, {kills} worker kills, {redeliveries} redeliveries seen by the surviving workers, wall time {:.1} s",
+        wall.as_secs_f64()
+    );
+}
