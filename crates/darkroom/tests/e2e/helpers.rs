@@ -82,12 +82,12 @@ macro_rules! on_every_backend {
             mod $name {
                 #[test]
                 fn local() {
-                    super::$name(crate::helpers::Backend::Local);
+                    super::$name($crate::helpers::Backend::Local);
                 }
 
                 #[test]
                 fn localstack() {
-                    if let Some(backend) = crate::helpers::Backend::localstack() {
+                    if let Some(backend) = $crate::helpers::Backend::localstack() {
                         super::$name(backend);
                     }
                 }
