@@ -8,9 +8,11 @@
 mod adjust;
 mod codec;
 mod color;
+pub mod faces;
 mod geometry;
 mod pipeline;
 mod resize;
+pub mod retouch;
 
 pub use codec::{decode, encode, encode_intermediate, probe, DecodeLimits, Probe, SourceFormat};
 pub use geometry::Frame;

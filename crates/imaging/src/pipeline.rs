@@ -83,8 +83,13 @@ fn apply_op(photo: &mut Photo, op: &Operation) -> Result<(), ImagingError> {
             Ok(())
         }
         Operation::Customize(settings) => adjust::customize(photo, settings),
-        Operation::Redeye { .. } | Operation::WhitenTeeth { .. } => {
-            Err(ImagingError::op(op.name(), "this operation is not available in this build of darkroom yet"))
+        Operation::Redeye { regions } => {
+            crate::retouch::reduce_red_eye(photo, regions);
+            Ok(())
+        }
+        Operation::WhitenTeeth { regions, strength } => {
+            crate::retouch::whiten_teeth(photo, regions, strength.unwrap_or(0.5));
+            Ok(())
         }
     }
 }
