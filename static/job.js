@@ -24,7 +24,6 @@ function card(photo) {
   if (photo.error) node.append(el("p", { class: "error" }, photo.error.message));
   if (result) {
     node.append(el("p", { class: "links" }, el("a", { href: result.url }, "Result"), " · ", el("a", { href: photo.original_url }, "Original"), " · ", el("a", { href: result.url + "?download=1" }, "Download")));
-    box.addEventListener("click", () => compare(photo));
   }
   return node;
 }
@@ -40,7 +39,12 @@ function compare(photo) {
   dialog.showModal();
 }
 
+// The newest view, for the before/after dialog: cards may have been rendered by the
+// server or by this script, so clicks are handled once, on the grid.
+let latestView = null;
+
 function render(view) {
+  latestView = view;
   const c = view.counts;
   document.getElementById("job-state").textContent = view.state;
   document.getElementById("job-state").className = `badge state-${view.state}`;
@@ -85,6 +89,12 @@ function setup() {
     sessionStorage.removeItem(`darkroom-rejected-${jobId}`);
   }
   if (!finished(view)) setTimeout(() => poll(jobId), POLL_MS);
+  document.getElementById("photos").addEventListener("click", (event) => {
+    const card = event.target.closest("article");
+    if (!card || !event.target.closest(".thumb")) return;
+    const photo = latestView && latestView.photos.find((p) => p.id === card.getAttribute("data-photo-id"));
+    if (photo && output(photo, "result")) compare(photo);
+  });
   document.getElementById("copy-link").addEventListener("click", async (e) => {
     try { await navigator.clipboard.writeText(window.location.href); e.target.textContent = "Link copied"; } catch (_) { window.prompt("Copy this link", window.location.href); }
   });

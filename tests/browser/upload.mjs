@@ -37,12 +37,14 @@ try {
   await page.waitForFunction(() => document.getElementById("job-state").textContent === "done", null, { timeout: 120000 });
   const done = await page.locator("#photos article.state-done").count();
   if (done !== 10) fail(`${done} of 10 photos shown done`);
-  // The last cards' thumbnails may still be loading when the state turns done: wait for them.
+  // Thumbnails load lazily, as a person scrolls: scroll down, then wait for the last ones.
+  await page.evaluate(() => window.scrollTo(0, document.body.scrollHeight));
   const loaded = () => document.querySelectorAll("#photos article img").length === 10
     && [...document.querySelectorAll("#photos article img")].every((img) => img.complete && img.naturalWidth > 0);
   await page.waitForFunction(loaded, null, { timeout: 30000 }).catch(() => {});
   const thumbs = await page.$$eval("#photos article img", (imgs) => imgs.filter((img) => img.complete && img.naturalWidth > 0).length);
   if (thumbs !== 10) fail(`${thumbs} of 10 thumbnails loaded`);
+  await page.evaluate(() => window.scrollTo(0, 0));
   await page.screenshot({ path: join(screenshots, "job.png"), fullPage: true });
 
   await page.click("#photos article .thumb");
