@@ -264,3 +264,71 @@ fn flatten_alpha(image: &DynamicImage) -> std::borrow::Cow<'_, image::RgbImage> 
         }
     }
 }
+
+/// Decodes a photo that will be shown at most `needed_long_side` px large. JPEGs are
+/// decoded at reduced scale (DCT scaling: 1/2, 1/4 or 1/8) to the smallest size whose long
+/// side is still at least that — a 24 MP photo bound for a 256 px thumbnail never decodes
+/// in full. The photo's frame records the scale, so original-pixel regions stay right.
+/// Other formats, and JPEGs the scaled decoder cannot take, decode in full.
+pub fn decode_at_least(bytes: &[u8], limits: DecodeLimits, needed_long_side: u32) -> Result<Photo, ImagingError> {
+    if probe(bytes)?.format == SourceFormat::Jpeg && jpeg_is_complete(bytes) {
+        if let Some(decoded) = decode_scaled_jpeg(bytes, limits, needed_long_side) {
+            return decoded;
+        }
+    }
+    decode(bytes, limits)
+}
+
+fn decode_scaled_jpeg(
+    bytes: &[u8],
+    limits: DecodeLimits,
+    needed_long_side: u32,
+) -> Option<Result<Photo, ImagingError>> {
+    use image::metadata::Orientation;
+    let mut decoder = jpeg_decoder::Decoder::new(Cursor::new(bytes));
+    decoder.read_info().ok()?;
+    let info = decoder.info()?;
+    let (width, height) = (u32::from(info.width), u32::from(info.height));
+    if let Err(reason) = limits.limits.check_dimensions(width, height) {
+        return Some(Err(ImagingError::TooManyPixels(reason)));
+    }
+    let long_side = width.max(height);
+    if needed_long_side.saturating_mul(2) > long_side {
+        return None; // not even a 1/2 scale would do: nothing to gain
+    }
+    let gray = match info.pixel_format {
+        jpeg_decoder::PixelFormat::RGB24 => false,
+        jpeg_decoder::PixelFormat::L8 => true,
+        _ => return None, // CMYK and 16-bit: the full decoder handles them
+    };
+    let factor = f64::from(needed_long_side) / f64::from(long_side);
+    let request = |side: u32| ((f64::from(side) * factor).ceil() as u32).clamp(1, u32::from(u16::MAX)) as u16;
+    let (scaled_width, scaled_height) = decoder.scale(request(width), request(height)).ok()?;
+    decoder.set_max_decoding_buffer_size(usize::try_from(limits.max_alloc_bytes).unwrap_or(usize::MAX));
+    let orientation = decoder.exif_data().and_then(Orientation::from_exif_chunk).unwrap_or(Orientation::NoTransforms);
+    let icc_profile = decoder.icc_profile();
+    let pixels = match decoder.decode() {
+        Ok(pixels) => pixels,
+        Err(error) => return Some(Err(ImagingError::Corrupt(error.to_string()))),
+    };
+    let (w, h) = (u32::from(scaled_width), u32::from(scaled_height));
+    let image = if gray {
+        image::GrayImage::from_raw(w, h, pixels).map(|g| DynamicImage::ImageLuma8(g).into_rgb8())
+    } else {
+        image::RgbImage::from_raw(w, h, pixels)
+    };
+    let mut image = DynamicImage::ImageRgb8(image?);
+    image.apply_orientation(orientation);
+    let swaps_axes = matches!(
+        orientation,
+        Orientation::Rotate90 | Orientation::Rotate270 | Orientation::Rotate90FlipH | Orientation::Rotate270FlipH
+    );
+    let (original_width, original_height) = if swaps_axes { (height, width) } else { (width, height) };
+    let mut photo = Photo::new(image, icc_profile);
+    photo.frame = crate::Frame::identity(original_width, original_height).scaled(
+        f64::from(photo.width()) / f64::from(original_width),
+        f64::from(photo.height()) / f64::from(original_height),
+    );
+    tracing::debug!(width, height, scaled_width, scaled_height, "JPEG decoded at reduced scale");
+    Some(Ok(photo))
+}

@@ -14,7 +14,7 @@ mod pipeline;
 mod resize;
 pub mod retouch;
 
-pub use codec::{decode, encode, encode_intermediate, probe, DecodeLimits, Probe, SourceFormat};
+pub use codec::{decode, decode_at_least, encode, encode_intermediate, probe, DecodeLimits, Probe, SourceFormat};
 pub use geometry::Frame;
 pub use pipeline::{apply_ops, fit_within, Photo};
 

@@ -109,3 +109,32 @@ fn a_full_recipe_runs_on_a_real_photo() {
     let result = apply_ops(decode(&fixture("rocket.jpg"), limits()).unwrap(), &recipe.ops).unwrap();
     assert_eq!((result.width(), result.height()), (256, 192));
 }
+
+#[test]
+fn jpeg_shrink_on_load_keeps_enough_pixels_and_the_same_picture() {
+    use darkroom_imaging::decode_at_least;
+    let bytes = fixture("astronaut.jpg");
+    let scaled = decode_at_least(&bytes, limits(), 100).unwrap();
+    assert!(scaled.width() >= 100 && scaled.width() < 200, "decoded at {}×{}", scaled.width(), scaled.height());
+    let recipe = Recipe::from_json(r#"{"ops":[{"op":"thumbnail","size":100}]}"#).unwrap();
+    let fast = apply_ops(scaled, &recipe.ops).unwrap().image.to_rgb8();
+    let full = apply_ops(decode(&bytes, limits()).unwrap(), &recipe.ops).unwrap().image.to_rgb8();
+    assert_eq!(fast.dimensions(), full.dimensions());
+    let mean_diff: f64 = fast.as_raw().iter().zip(full.as_raw()).map(|(a, b)| f64::from(a.abs_diff(*b))).sum::<f64>()
+        / fast.as_raw().len() as f64;
+    assert!(mean_diff < 3.0, "shrink-on-load result differs by {mean_diff:.2} on average");
+}
+
+#[test]
+fn shrink_on_load_keeps_orientation_and_original_coordinates() {
+    use darkroom_imaging::decode_at_least;
+    let scaled = decode_at_least(&fixture("coffee-exif-rotate90.jpg"), limits(), 150).unwrap();
+    assert!(scaled.width() > scaled.height(), "upright: {}×{}", scaled.width(), scaled.height());
+    assert_eq!((scaled.frame.original_width, scaled.frame.original_height), (600, 400));
+    // A box in original pixels lands on the same part of the smaller image.
+    let recipe = Recipe::from_json(r#"{"ops":[{"op":"crop","x":300,"y":200,"width":300,"height":200}]}"#).unwrap();
+    let cropped = apply_ops(scaled.clone(), &recipe.ops).unwrap();
+    assert_eq!((cropped.width() * 2, cropped.height() * 2), (scaled.width(), scaled.height()));
+    // Photos too small to gain from it decode in full.
+    assert_eq!(decode_at_least(&fixture("chelsea.jpg"), limits(), 300).unwrap().width(), 451);
+}
