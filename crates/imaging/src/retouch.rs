@@ -16,7 +16,7 @@ fn work_areas(photo: &Photo, regions: &Option<Vec<Region>>, locate: impl Fn(&Are
             .filter_map(|r| photo.frame.map_region(r.x, r.y, r.width, r.height, photo.width(), photo.height()))
             .map(|(x, y, width, height)| Area { x: x as f32, y: y as f32, width: width as f32, height: height as f32 })
             .collect(),
-        None => faces::detect_faces(&photo.image).iter().flat_map(|face| locate(face)).collect(),
+        None => faces::detect_faces(&photo.image).iter().flat_map(&locate).collect(),
     }
 }
 
