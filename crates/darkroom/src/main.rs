@@ -40,31 +40,29 @@ fn main() -> ExitCode {
 fn start(cli: Cli) -> anyhow::Result<bool> {
     let settings = cli.settings;
     settings.validate()?;
-    let command = cli.command.unwrap_or(Command::Serve);
-    if let Command::Process { recipe, out, photos } = &command {
-        return process::run(recipe, out, photos, settings.limits());
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(async move {
+    let (roles, stages) = match cli.command.unwrap_or(Command::Serve) {
+        // No runtime, queues or store: a recipe applied to local files.
+        Command::Process { recipe, out, photos } => return process::run(&recipe, &out, &photos, settings.limits()),
+        Command::Setup => return runtime()?.block_on(setup(&settings)),
+        Command::Serve => (Roles { web: true, worker: true, status: true }, Vec::new()),
+        Command::Web => (Roles { web: true, worker: false, status: false }, Vec::new()),
+        Command::Worker { stages } => (Roles { web: false, worker: true, status: false }, stages),
+        Command::Status => (Roles { web: false, worker: false, status: true }, Vec::new()),
+    };
+    runtime()?.block_on(async move {
         let metrics = telemetry::init_metrics();
-        let (roles, stages) = match command {
-            Command::Serve => (Roles { web: true, worker: true, status: true }, Vec::new()),
-            Command::Web => (Roles { web: true, worker: false, status: false }, Vec::new()),
-            Command::Worker { stages } => (Roles { web: false, worker: true, status: false }, stages),
-            Command::Status => (Roles { web: false, worker: false, status: true }, Vec::new()),
-            Command::Setup => {
-                let backends = backends::open(&settings).await?;
-                let queues = backends::setup(&settings, &backends).await?;
-                println!(
-                    "darkroom setup done: {} queues and their dead-letter queues ready ({})",
-                    queues.len(),
-                    queues.join(", ")
-                );
-                return Ok(true);
-            }
-            Command::Process { .. } => unreachable!("handled above"),
-        };
         run::run(settings, roles, stages, metrics).await?;
         Ok(true)
     })
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+async fn setup(settings: &config::Settings) -> anyhow::Result<bool> {
+    let backends = backends::open(settings).await?;
+    let queues = backends::setup(settings, &backends).await?;
+    println!("darkroom setup done: {} queues and their dead-letter queues ready ({})", queues.len(), queues.join(", "));
+    Ok(true)
 }
