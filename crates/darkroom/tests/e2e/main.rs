@@ -10,3 +10,4 @@ mod faults;
 mod helpers;
 mod pipeline;
 mod processes;
+mod worker_steps;
