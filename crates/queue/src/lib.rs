@@ -5,6 +5,7 @@
 //! ten. The embedded implementation keeps them in SQLite; the SQS one talks to Amazon SQS
 //! or LocalStack. Both pass `tests/contract.rs`. Queues know nothing of photos.
 
+mod backoff;
 mod directory;
 mod error;
 mod sqlite;
@@ -13,6 +14,7 @@ mod sqs;
 
 #[cfg(feature = "sqs")]
 pub use aws_sdk_sqs;
+pub use backoff::ReceiveBackoff;
 pub use directory::QueueDirectory;
 pub use error::QueueError;
 pub use sqlite::SqliteQueues;

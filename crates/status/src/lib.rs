@@ -99,7 +99,7 @@ impl StatusUpdater {
     }
 
     async fn serve_queue(self: Arc<Self>, queue: Arc<dyn Queue>, source: Source, shutdown: CancellationToken) {
-        let mut failures = 0u32;
+        let mut backoff = darkroom_queue::ReceiveBackoff::default();
         loop {
             let received = tokio::select! {
                 received = queue.receive(darkroom_queue::MAX_BATCH, self.settings.wait_time) => received,
@@ -107,7 +107,7 @@ impl StatusUpdater {
             };
             match received {
                 Ok(messages) => {
-                    failures = 0;
+                    backoff.succeeded();
                     // A batch is applied concurrently: updates are independent documents.
                     let status = &self;
                     let handled = messages.into_iter().map(|message| {
@@ -117,11 +117,7 @@ impl StatusUpdater {
                     futures::future::join_all(handled).await;
                 }
                 Err(error) => {
-                    failures += 1;
-                    let delay = Duration::from_millis(250 << failures.min(7)).min(Duration::from_secs(30));
-                    metrics::counter!("darkroom_receive_failures_total", "queue" => queue.name().to_owned())
-                        .increment(1);
-                    tracing::warn!(error.message = %error, retry_in_ms = delay.as_millis() as u64, "receive failed; backing off");
+                    let delay = backoff.failed(queue.name(), &error);
                     tokio::select! {
                         () = tokio::time::sleep(delay) => {}
                         () = shutdown.cancelled() => return,

@@ -160,8 +160,8 @@ mod s3 {
     use darkroom_store::aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
     use darkroom_store::S3Store;
 
-    async fn make() -> Option<(Box<dyn ObjectStore>, ())> {
-        let endpoint = localstack_endpoint()?;
+    /// An S3 client for LocalStack.
+    fn client(endpoint: String) -> darkroom_store::aws_sdk_s3::Client {
         let config = darkroom_store::aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .endpoint_url(endpoint)
@@ -169,8 +169,12 @@ mod s3 {
             .credentials_provider(Credentials::new("test", "test", None, None, "contract-tests"))
             .force_path_style(true)
             .build();
+        darkroom_store::aws_sdk_s3::Client::from_conf(config)
+    }
+
+    async fn make() -> Option<(Box<dyn ObjectStore>, ())> {
         let bucket = format!("contract-{:08x}", rand::random::<u32>());
-        let store = S3Store::new(darkroom_store::aws_sdk_s3::Client::from_conf(config), bucket);
+        let store = S3Store::new(client(localstack_endpoint()?), bucket);
         store.create_bucket(None).await.unwrap();
         Some((Box::new(store), ()))
     }
@@ -179,18 +183,9 @@ mod s3 {
 
     #[tokio::test]
     async fn a_missing_bucket_says_to_run_setup() {
-        let Some((store, _)) = make().await else { return };
-        let endpoint = localstack_endpoint().unwrap();
-        let config = darkroom_store::aws_sdk_s3::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .endpoint_url(endpoint)
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("test", "test", None, None, "contract-tests"))
-            .force_path_style(true)
-            .build();
-        let missing = S3Store::new(darkroom_store::aws_sdk_s3::Client::from_conf(config), "no-such-bucket-darkroom");
+        let Some(endpoint) = localstack_endpoint() else { return };
+        let missing = S3Store::new(client(endpoint), "no-such-bucket-darkroom");
         let error = missing.check().await.unwrap_err();
         assert!(error.to_string().contains("darkroom setup"), "{error}");
-        drop(store);
     }
 }

@@ -132,7 +132,7 @@ impl Worker {
         abandon: CancellationToken,
     ) {
         let mut in_flight = JoinSet::new();
-        let mut failures = 0u32;
+        let mut backoff = darkroom_queue::ReceiveBackoff::default();
         // Messages of this stage in flight. A received message waiting for a CPU slot keeps
         // its heartbeat, so it is never handed to a second worker meanwhile.
         let permits = Arc::new(Semaphore::new(self.settings.concurrency));
@@ -149,15 +149,11 @@ impl Worker {
             };
             let messages = match received {
                 Ok(messages) => {
-                    failures = 0;
+                    backoff.succeeded();
                     messages
                 }
                 Err(error) => {
-                    failures += 1;
-                    let delay = Duration::from_millis(250 << failures.min(7)).min(Duration::from_secs(30));
-                    metrics::counter!("darkroom_receive_failures_total", "queue" => queue.name().to_owned())
-                        .increment(1);
-                    tracing::warn!(error.message = %error, retry_in_ms = delay.as_millis() as u64, "receive failed; backing off");
+                    let delay = backoff.failed(queue.name(), &error);
                     drop(permit);
                     tokio::select! {
                         () = tokio::time::sleep(delay) => continue,

@@ -141,7 +141,7 @@ fn bad_requests_get_clear_json_errors(backend: Backend) {
     assert_eq!(not_json.json()["error"]["code"], "invalid_recipe");
 
     // Each file is judged on its own bytes; the acceptable one goes on.
-    let bomb = png_bomb(50_000, 50_000);
+    let bomb = fixture("bomb-50000x50000.png");
     let mixed = create_job(
         base,
         r#"{"ops":[{"op":"thumbnail","size":64}]}"#,
@@ -171,31 +171,6 @@ fn bad_requests_get_clear_json_errors(backend: Backend) {
     if let Some(jobs) = app.stored_jobs() {
         assert_eq!(jobs, 1, "only the job with an acceptable photo exists");
     }
-}
-
-/// A PNG file that declares `width`×`height` pixels in a few dozen bytes.
-pub fn png_bomb(width: u32, height: u32) -> Vec<u8> {
-    fn crc32(bytes: &[u8]) -> u32 {
-        let mut crc = 0xffff_ffffu32;
-        for &byte in bytes {
-            crc ^= u32::from(byte);
-            for _ in 0..8 {
-                crc = if crc & 1 == 1 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
-            }
-        }
-        !crc
-    }
-    let mut ihdr = b"IHDR".to_vec();
-    ihdr.extend_from_slice(&width.to_be_bytes());
-    ihdr.extend_from_slice(&height.to_be_bytes());
-    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
-    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
-    for chunk in [ihdr, b"IDAT\x78\x9c\x63\x00\x00\x00\x01\x00\x01".to_vec(), b"IEND".to_vec()] {
-        png.extend_from_slice(&(chunk.len() as u32 - 4).to_be_bytes());
-        png.extend_from_slice(&chunk);
-        png.extend_from_slice(&crc32(&chunk).to_be_bytes());
-    }
-    png
 }
 
 fn only_the_owner_changes_a_job_and_batches_are_idempotent(backend: Backend) {
