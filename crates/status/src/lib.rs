@@ -160,25 +160,24 @@ impl StatusUpdater {
                 return Ok(Applied::Malformed);
             }
         };
-        let (state, step, mut event) = match response.update {
+        let (step, event) = match response.update {
             PhotoUpdate::Processing { stage, segment } => {
                 let mut event = EventDoc::new(response.attempt, PhotoState::Processing);
                 event.stage = Some(stage);
-                (PhotoState::Processing, segment, event)
+                (segment, event)
             }
             PhotoUpdate::Done { outputs } => {
                 let mut event = EventDoc::new(response.attempt, PhotoState::Done);
                 event.outputs = outputs;
-                (PhotoState::Done, 0, event)
+                (0, event)
             }
             PhotoUpdate::Failed { error } => {
                 let mut event = EventDoc::new(response.attempt, PhotoState::Failed);
                 event.error = Some(error);
-                (PhotoState::Failed, 0, event)
+                (0, event)
             }
         };
-        event.attempt = response.attempt;
-        let span = tracing::info_span!("status", job_id = %response.job_id, photo_id = %response.photo_id, attempt = response.attempt, state = %state);
+        let span = tracing::info_span!("status", job_id = %response.job_id, photo_id = %response.photo_id, attempt = response.attempt, state = %event.state);
         self.record(&response.job_id, &response.photo_id, step, event).instrument(span).await
     }
 

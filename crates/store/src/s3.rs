@@ -63,6 +63,17 @@ impl S3Store {
         &self.bucket
     }
 
+    async fn get_object(&self, key: &str) -> Result<aws_sdk_s3::operation::get_object::GetObjectOutput, StoreError> {
+        validate_key(key)?;
+        self.client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| classify("get", key, &self.bucket, e))
+    }
+
     /// Creates the bucket if it does not exist (for `darkroom setup`).
     pub async fn create_bucket(&self, region: Option<&str>) -> Result<(), StoreError> {
         if self.client.head_bucket().bucket(&self.bucket).send().await.is_ok() {
@@ -136,15 +147,7 @@ impl ObjectStore for S3Store {
     }
 
     async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
-        validate_key(key)?;
-        let object = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| classify("get", key, &self.bucket, e))?;
+        let object = self.get_object(key).await?;
         let body = object
             .body
             .collect()
@@ -154,15 +157,7 @@ impl ObjectStore for S3Store {
     }
 
     async fn get_stream(&self, key: &str) -> Result<(ObjectMeta, ByteStream), StoreError> {
-        validate_key(key)?;
-        let object = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| classify("get", key, &self.bucket, e))?;
+        let object = self.get_object(key).await?;
         let size = object.content_length().unwrap_or(0).max(0) as u64;
         let stream = futures::stream::unfold(object.body, |mut body| async move {
             match body.try_next().await {

@@ -29,6 +29,17 @@ pub fn upload_slot(state: &AppState) -> Result<tokio::sync::OwnedSemaphorePermit
     })
 }
 
+/// The job, if it exists and the request proves ownership; the same 404 otherwise.
+async fn load_owned_job(
+    state: &AppState,
+    request: &HttpRequest,
+    job_text: &str,
+) -> Result<darkroom_core::JobManifest, ApiError> {
+    let job = load_job_or_404(state, job_text).await?;
+    require_owner(request, &job)?;
+    Ok(job)
+}
+
 fn intake_body(job: &JobId, intake: &Intake) -> serde_json::Value {
     json!({
         "id": job,
@@ -64,8 +75,7 @@ pub async fn delete_job(
     request: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let job = load_job_or_404(&state, &path).await?;
-    require_owner(&request, &job)?;
+    let job = load_owned_job(&state, &request, &path).await?;
     jobs::delete(&state, &job).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -84,8 +94,7 @@ pub async fn add_photos(
     path: web::Path<String>,
     multipart: Multipart,
 ) -> Result<HttpResponse, ApiError> {
-    let job = load_job_or_404(&state, &path).await?;
-    require_owner(&request, &job)?;
+    let job = load_owned_job(&state, &request, &path).await?;
     let _slot = upload_slot(&state)?;
     let idempotency_key =
         request.headers().get("Idempotency-Key").and_then(|v| v.to_str().ok()).map(str::trim).filter(|k| !k.is_empty());
@@ -127,8 +136,7 @@ pub async fn retry_failed(
     request: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let job = load_job_or_404(&state, &path).await?;
-    require_owner(&request, &job)?;
+    let job = load_owned_job(&state, &request, &path).await?;
     let retried = jobs::retry_failed(&state, &job).await?;
     let photos: Vec<_> = retried.iter().map(|(id, attempt)| json!({"id": id, "attempt": attempt})).collect();
     Ok(HttpResponse::Accepted().json(json!({"retried": photos})))
@@ -148,8 +156,7 @@ pub async fn reprocess_photo(
     body: web::Json<ReprocessBody>,
 ) -> Result<HttpResponse, ApiError> {
     let (job_text, photo_text) = path.into_inner();
-    let job = load_job_or_404(&state, &job_text).await?;
-    require_owner(&request, &job)?;
+    let job = load_owned_job(&state, &request, &job_text).await?;
     let photo = PhotoId::parse(&photo_text).map_err(|_| ApiError::not_found())?;
     let recipe = Recipe::from_json(&body.recipe.to_string())
         .map_err(|e| ApiError::bad_request(ErrorCode::InvalidRecipe, e.to_string()))?;
