@@ -12,6 +12,7 @@
 #
 # Extra arguments go to `cargo test` (e.g. `./test.sh -p darkroom-queue`).
 # DARKROOM_SKIP_LOCALSTACK=1 runs the embedded-backend tests only (no Python needed).
+# DARKROOM_SKIP_TURBOJPEG=1 skips the second imaging run with libjpeg-turbo (needs cmake, nasm).
 set -euo pipefail
 cd "$(dirname "$0")"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
@@ -52,3 +53,17 @@ else
 fi
 
 cargo test --workspace --locked --features darkroom/aws,darkroom/fault-injection "$@"
+
+# The imaging tests once more with libjpeg-turbo decoding (feature `turbojpeg`, as the
+# Dockerfile builds it); it needs cmake and nasm.
+if [ "${DARKROOM_SKIP_TURBOJPEG:-0}" != 1 ] && [ $# = 0 ]; then
+  if ! { command -v cmake && command -v nasm; } >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "== installing cmake and nasm (Debian packages) for the turbojpeg build"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cmake nasm >/dev/null
+  fi
+  if { command -v cmake && command -v nasm; } >/dev/null; then
+    cargo test --locked -p darkroom-imaging --features turbojpeg
+  else
+    echo "no cmake/nasm: the turbojpeg variant of the imaging tests is skipped" >&2
+  fi
+fi

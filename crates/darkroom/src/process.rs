@@ -3,9 +3,8 @@
 //! if any photo failed.
 
 use anyhow::Context;
-use darkroom_core::recipe::Operation;
 use darkroom_core::{Limits, Recipe};
-use darkroom_imaging::{apply_ops, decode, decode_at_least, encode, DecodeLimits};
+use darkroom_imaging::{apply_ops, decode_for_ops, encode, DecodeLimits};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -17,11 +16,8 @@ pub fn run(recipe_json: &str, out: &Path, photos: &[PathBuf], limits: Limits) ->
         let started = Instant::now();
         let result = (|| -> anyhow::Result<(PathBuf, u32, u32)> {
             let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-            // A recipe that starts by shrinking lets a JPEG decode at reduced scale.
-            let photo = match recipe.ops.first() {
-                Some(Operation::Thumbnail { size }) => decode_at_least(&bytes, DecodeLimits::from(limits), *size)?,
-                _ => decode(&bytes, DecodeLimits::from(limits))?,
-            };
+            // A recipe that shrinks early lets a JPEG decode at reduced scale.
+            let photo = decode_for_ops(&bytes, DecodeLimits::from(limits), &recipe.ops, 0)?;
             let photo = apply_ops(photo, &recipe.ops)?;
             let encoded = encode(&photo, recipe.format, recipe.quality)?;
             let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("photo");

@@ -4,6 +4,7 @@
 
 use crate::pipeline::Photo;
 use crate::ImagingError;
+use darkroom_core::recipe::Operation;
 use darkroom_core::{Limits, OutputFormat};
 use image::{DynamicImage, ImageDecoder, ImageEncoder, ImageFormat, ImageReader};
 use std::io::Cursor;
@@ -196,13 +197,22 @@ pub fn encode(photo: &Photo, format: OutputFormat, quality: u8) -> Result<Vec<u8
     let failed = |message: String| ImagingError::Encode { format: format.extension(), message };
     match format {
         OutputFormat::Jpeg => {
+            // jpeg-encoder: SIMD forward DCT, libjpeg's quality scale, 4:2:0 chroma below q90
+            // (as libjpeg, libvips and Pillow do), about twice as fast as image's encoder.
             let rgb = flatten_alpha(&photo.image);
-            let mut encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality.clamp(1, 100));
+            let (Ok(width), Ok(height)) = (u16::try_from(rgb.width()), u16::try_from(rgb.height())) else {
+                return Err(failed(format!(
+                    "{}×{} is larger than JPEG allows (65,535 px a side)",
+                    rgb.width(),
+                    rgb.height()
+                )));
+            };
+            let mut encoder = jpeg_encoder::Encoder::new(&mut out, quality.clamp(1, 100));
             if let Some(icc) = &photo.icc_profile {
-                let _ = encoder.set_icc_profile(icc.clone());
+                encoder.add_icc_profile(icc).map_err(|e| failed(format!("ICC profile: {e}")))?;
             }
             encoder
-                .write_image(rgb.as_raw(), rgb.width(), rgb.height(), image::ExtendedColorType::Rgb8)
+                .encode(rgb.as_raw(), width, height, jpeg_encoder::ColorType::Rgb)
                 .map_err(|e| failed(e.to_string()))?;
         }
         OutputFormat::Png => {
@@ -217,11 +227,7 @@ pub fn encode(photo: &Photo, format: OutputFormat, quality: u8) -> Result<Vec<u8
             write_dynamic(encoder, &photo.image).map_err(|e| failed(e.to_string()))?;
         }
         OutputFormat::Webp => {
-            let mut encoder = image::codecs::webp::WebPEncoder::new_lossless(&mut out);
-            if let Some(icc) = &photo.icc_profile {
-                let _ = encoder.set_icc_profile(icc.clone());
-            }
-            write_dynamic(encoder, &photo.image).map_err(|e| failed(e.to_string()))?;
+            out = crate::webp::encode_lossy(&photo.image, quality, photo.icc_profile.as_deref())?;
         }
     }
     Ok(out)
@@ -265,6 +271,28 @@ fn flatten_alpha(image: &DynamicImage) -> std::borrow::Cow<'_, image::RgbImage> 
     }
 }
 
+/// Decodes a photo for `ops`: at reduced scale when they shrink it early enough (see
+/// [`crate::reduced_decode_long_side`]), never below `keep_long_side` (what the caller needs
+/// besides, such as the preview); in full otherwise.
+pub fn decode_for_ops(
+    bytes: &[u8],
+    limits: DecodeLimits,
+    ops: &[Operation],
+    keep_long_side: u32,
+) -> Result<Photo, ImagingError> {
+    let probed = probe(bytes)?;
+    let reduced = match probed.dimensions {
+        Some((width, height)) if probed.format == SourceFormat::Jpeg => {
+            crate::reduced_decode_long_side(ops, width, height).map(|long_side| long_side.max(keep_long_side))
+        }
+        _ => None,
+    };
+    match reduced {
+        Some(long_side) => decode_at_least(bytes, limits, long_side),
+        None => decode(bytes, limits),
+    }
+}
+
 /// Decodes a photo that will be shown at most `needed_long_side` px large. JPEGs are
 /// decoded at reduced scale (DCT scaling: 1/2, 1/4 or 1/8) to the smallest size whose long
 /// side is still at least that — a 24 MP photo bound for a 256 px thumbnail never decodes
@@ -296,28 +324,15 @@ fn decode_scaled_jpeg(
     if needed_long_side.saturating_mul(2) > long_side {
         return None; // not even a 1/2 scale would do: nothing to gain
     }
-    let gray = match info.pixel_format {
-        jpeg_decoder::PixelFormat::RGB24 => false,
-        jpeg_decoder::PixelFormat::L8 => true,
-        _ => return None, // CMYK and 16-bit: the full decoder handles them
-    };
-    let factor = f64::from(needed_long_side) / f64::from(long_side);
-    let request = |side: u32| ((f64::from(side) * factor).ceil() as u32).clamp(1, u32::from(u16::MAX)) as u16;
-    let (scaled_width, scaled_height) = decoder.scale(request(width), request(height)).ok()?;
     decoder.set_max_decoding_buffer_size(usize::try_from(limits.max_alloc_bytes).unwrap_or(usize::MAX));
     let orientation = decoder.exif_data().and_then(Orientation::from_exif_chunk).unwrap_or(Orientation::NoTransforms);
     let icc_profile = decoder.icc_profile();
-    let pixels = match decoder.decode() {
-        Ok(pixels) => pixels,
-        Err(error) => return Some(Err(ImagingError::Corrupt(error.to_string()))),
+    let image = match scaled_pixels(decoder, bytes, needed_long_side)? {
+        Ok(image) => image,
+        Err(error) => return Some(Err(error)),
     };
-    let (w, h) = (u32::from(scaled_width), u32::from(scaled_height));
-    let image = if gray {
-        image::GrayImage::from_raw(w, h, pixels).map(|g| DynamicImage::ImageLuma8(g).into_rgb8())
-    } else {
-        image::RgbImage::from_raw(w, h, pixels)
-    };
-    let mut image = DynamicImage::ImageRgb8(image?);
+    let (scaled_width, scaled_height) = (image.width(), image.height());
+    let mut image = DynamicImage::ImageRgb8(image);
     image.apply_orientation(orientation);
     let swaps_axes = matches!(
         orientation,
@@ -331,4 +346,69 @@ fn decode_scaled_jpeg(
     );
     tracing::debug!(width, height, scaled_width, scaled_height, "JPEG decoded at reduced scale");
     Some(Ok(photo))
+}
+
+/// The pixels of a JPEG at the smallest DCT scale (1/8, 1/4, 1/2) whose long side still
+/// reaches `needed_long_side`, with the pure-Rust decoder. `None` when it cannot do this JPEG
+/// (CMYK, 16-bit): the full decoder takes it then.
+#[cfg(not(feature = "turbojpeg"))]
+fn scaled_pixels(
+    mut decoder: jpeg_decoder::Decoder<Cursor<&[u8]>>,
+    _bytes: &[u8],
+    needed_long_side: u32,
+) -> Option<Result<image::RgbImage, ImagingError>> {
+    let info = decoder.info()?;
+    let (width, height) = (u32::from(info.width), u32::from(info.height));
+    let gray = match info.pixel_format {
+        jpeg_decoder::PixelFormat::RGB24 => false,
+        jpeg_decoder::PixelFormat::L8 => true,
+        _ => return None,
+    };
+    let factor = f64::from(needed_long_side) / f64::from(width.max(height));
+    let request = |side: u32| ((f64::from(side) * factor).ceil() as u32).clamp(1, u32::from(u16::MAX)) as u16;
+    let (scaled_width, scaled_height) = decoder.scale(request(width), request(height)).ok()?;
+    let pixels = match decoder.decode() {
+        Ok(pixels) => pixels,
+        Err(error) => return Some(Err(ImagingError::Corrupt(error.to_string()))),
+    };
+    let (w, h) = (u32::from(scaled_width), u32::from(scaled_height));
+    let image = if gray {
+        image::GrayImage::from_raw(w, h, pixels).map(|g| DynamicImage::ImageLuma8(g).into_rgb8())
+    } else {
+        image::RgbImage::from_raw(w, h, pixels)
+    };
+    image.map(Ok)
+}
+
+/// The same with libjpeg-turbo (feature `turbojpeg`): its SIMD Huffman and IDCT code decode
+/// about 1.5× faster than the pure-Rust decoder. Metadata still comes from jpeg-decoder's
+/// header parse.
+#[cfg(feature = "turbojpeg")]
+fn scaled_pixels(
+    decoder: jpeg_decoder::Decoder<Cursor<&[u8]>>,
+    bytes: &[u8],
+    needed_long_side: u32,
+) -> Option<Result<image::RgbImage, ImagingError>> {
+    use turbojpeg::ScalingFactor;
+    let info = decoder.info()?;
+    let long_side = usize::from(info.width.max(info.height));
+    let needed = usize::try_from(needed_long_side).ok()?;
+    let factor = [ScalingFactor::ONE_EIGHTH, ScalingFactor::ONE_QUARTER, ScalingFactor::ONE_HALF]
+        .into_iter()
+        .find(|factor| factor.scale(long_side) >= needed)?;
+    let mut decompressor = turbojpeg::Decompressor::new().ok()?;
+    let header = decompressor.read_header(bytes).ok()?;
+    decompressor.set_scaling_factor(factor).ok()?;
+    let scaled = header.scaled(factor);
+    let mut image = turbojpeg::Image {
+        pixels: vec![0u8; 3 * scaled.width * scaled.height],
+        width: scaled.width,
+        pitch: 3 * scaled.width,
+        height: scaled.height,
+        format: turbojpeg::PixelFormat::RGB,
+    };
+    // A JPEG libjpeg-turbo cannot turn into RGB (CMYK) goes to the full decoder instead.
+    decompressor.decompress(bytes, image.as_deref_mut()).ok()?;
+    image::RgbImage::from_raw(u32::try_from(scaled.width).ok()?, u32::try_from(scaled.height).ok()?, image.pixels)
+        .map(Ok)
 }

@@ -13,10 +13,13 @@ mod geometry;
 mod pipeline;
 mod resize;
 pub mod retouch;
+mod webp;
 
-pub use codec::{decode, decode_at_least, encode, encode_intermediate, probe, DecodeLimits, Probe, SourceFormat};
+pub use codec::{
+    decode, decode_at_least, decode_for_ops, encode, encode_intermediate, probe, DecodeLimits, Probe, SourceFormat,
+};
 pub use geometry::Frame;
-pub use pipeline::{apply_ops, fit_within, Photo};
+pub use pipeline::{apply_ops, fit_within, reduced_decode_long_side, Photo};
 
 use darkroom_core::ErrorCode;
 

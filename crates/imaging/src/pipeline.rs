@@ -125,6 +125,68 @@ fn crop(photo: &mut Photo, op: &Operation) -> Result<(), ImagingError> {
     }
 }
 
+/// How small the decoded original may be (its long side, in pixels) without changing what
+/// `ops` produce: a recipe that shrinks the photo early lets a JPEG decode at 1/2–1/8 scale,
+/// which saves most of the decode time and memory. `None` when the full resolution is needed.
+///
+/// Only crops, pixel-wise colour changes, rotations and flips may come before the first
+/// thumbnail: face detection, sharpening, borders and captions work in pixels and would
+/// come out differently at another scale. The EXIF orientation is not known here, so an
+/// aspect crop is planned for both and the larger need is taken.
+pub fn reduced_decode_long_side(ops: &[Operation], width: u32, height: u32) -> Option<u32> {
+    let upright = needed_long_side(ops, width, height)?;
+    let turned = needed_long_side(ops, height, width)?;
+    Some(upright.max(turned))
+}
+
+/// How much of the shrinking is left to the Lanczos3 resampler after a reduced-scale decode.
+const RESAMPLE_MARGIN: u64 = 2;
+
+fn needed_long_side(ops: &[Operation], width: u32, height: u32) -> Option<u32> {
+    // The part of the original still in the picture, in original pixels.
+    let (mut kept_width, mut kept_height) = (width, height);
+    for op in ops {
+        match op {
+            Operation::Thumbnail { size } => {
+                let kept_long = kept_width.max(kept_height);
+                if kept_long <= *size {
+                    return None; // not shrunk at all: every pixel counts
+                }
+                // The same fraction of the whole photo, rounded up (the scaled decoder rounds
+                // sizes up and crops map outwards, so the thumbnail still gets `size` pixels),
+                // times a margin: the DCT scaling is a box filter, so as in libvips and
+                // Pillow's reducing_gap, Lanczos3 does at least the last 2× of the shrinking.
+                let exact = (u64::from(width.max(height)) * u64::from(*size)).div_ceil(u64::from(kept_long));
+                let needed = exact * RESAMPLE_MARGIN;
+                return u32::try_from(needed).ok();
+            }
+            Operation::Crop { .. } => match crop_spec(op, "crop").ok()? {
+                CropSpec::Box(region) => {
+                    kept_width = region.width.min(kept_width);
+                    kept_height = region.height.min(kept_height);
+                }
+                CropSpec::Aspect { width: aspect_w, height: aspect_h } => {
+                    (kept_width, kept_height) = largest_centred(kept_width, kept_height, aspect_w, aspect_h);
+                }
+            },
+            Operation::Recolor { .. } => {}
+            Operation::Customize(settings) => {
+                let only_pixelwise_or_turns = settings.sharpen.is_none_or(|s| s == 0.0)
+                    && settings.border.is_none()
+                    && settings.caption.is_none();
+                if !only_pixelwise_or_turns {
+                    return None;
+                }
+                if matches!(settings.rotate, Some(90 | 270)) {
+                    (kept_width, kept_height) = (kept_height, kept_width);
+                }
+            }
+            Operation::Redeye { .. } | Operation::WhitenTeeth { .. } => return None,
+        }
+    }
+    None
+}
+
 /// The largest `aspect_w:aspect_h` box inside `width`×`height`; exact when the image
 /// allows it, otherwise the closest whole-pixel size.
 fn largest_centred(width: u32, height: u32, aspect_w: u32, aspect_h: u32) -> (u32, u32) {
@@ -185,6 +247,32 @@ mod tests {
     fn thumbnail_fits_the_long_side_exactly() {
         let result = apply_ops(photo(300, 200), &ops(r#"{"op":"thumbnail","size":64}"#)).expect("resizes");
         assert_eq!((result.width(), result.height()), (64, 43));
+    }
+
+    #[test]
+    fn a_recipe_that_shrinks_early_may_decode_small() {
+        // Thumbnail first: the long side need only reach twice the thumbnail.
+        assert_eq!(reduced_decode_long_side(&ops(r#"{"op":"thumbnail","size":256}"#), 6000, 4000), Some(512));
+        // A centre crop to half the width first: twice that again.
+        let box_then_thumb =
+            ops(r#"{"op":"crop","x":1500,"y":0,"width":3000,"height":4000},{"op":"thumbnail","size":1000}"#);
+        assert_eq!(reduced_decode_long_side(&box_then_thumb, 6000, 4000), Some(3000));
+        // Aspect crops are planned for either orientation: 1:1 of 6000×4000 keeps 4000 px.
+        let square =
+            ops(r#"{"op":"crop","aspect":"1:1"},{"op":"recolor","mode":"sepia"},{"op":"thumbnail","size":400}"#);
+        assert_eq!(reduced_decode_long_side(&square, 6000, 4000), Some(1200));
+    }
+
+    #[test]
+    fn a_recipe_that_needs_every_pixel_decodes_in_full() {
+        for recipe in [
+            r#"{"op":"redeye"},{"op":"thumbnail","size":256}"#,
+            r#"{"op":"customize","sharpen":1.0},{"op":"thumbnail","size":256}"#,
+            r#"{"op":"crop","aspect":"4:3"}"#,
+        ] {
+            assert_eq!(reduced_decode_long_side(&ops(recipe), 6000, 4000), None, "{recipe}");
+        }
+        assert_eq!(reduced_decode_long_side(&ops(r#"{"op":"thumbnail","size":4096}"#), 4000, 3000), None);
     }
 
     #[test]

@@ -27,6 +27,37 @@ fn decodes_real_photos_of_each_format() {
 }
 
 #[test]
+fn every_output_format_keeps_the_colour_profile() {
+    let mut photo = decode(&fixture("coffee.jpg"), limits()).unwrap();
+    // An odd length, to catch a WebP chunk left unpadded.
+    let profile: Vec<u8> = (0..3001u32).map(|i| (i % 251) as u8).collect();
+    photo.icc_profile = Some(profile.clone());
+    for format in [OutputFormat::Jpeg, OutputFormat::Png, OutputFormat::Webp] {
+        let bytes = encode(&photo, format, 85).unwrap();
+        let back = decode(&bytes, limits()).unwrap();
+        assert_eq!(back.icc_profile.as_deref(), Some(profile.as_slice()), "{format:?}");
+        assert_eq!((back.width(), back.height()), (600, 400), "{format:?}");
+    }
+}
+
+#[test]
+fn webp_is_lossy_at_the_recipe_quality() {
+    let photo = decode(&fixture("coffee.jpg"), limits()).unwrap();
+    let low = encode(&photo, OutputFormat::Webp, 40).unwrap();
+    let high = encode(&photo, OutputFormat::Webp, 95).unwrap();
+    let png = encode(&photo, OutputFormat::Png, 85).unwrap();
+    assert!(low.len() < high.len(), "quality 40: {} bytes, quality 95: {} bytes", low.len(), high.len());
+    assert!(high.len() < png.len() / 2, "lossy WebP {} bytes vs PNG {} bytes", high.len(), png.len());
+    // Close to the original: lossy, not wrong.
+    let back = decode(&high, limits()).unwrap().image.to_rgb8();
+    let original = photo.image.to_rgb8();
+    let mean_diff: f64 =
+        original.as_raw().iter().zip(back.as_raw()).map(|(a, b)| f64::from(a.abs_diff(*b))).sum::<f64>()
+            / original.as_raw().len() as f64;
+    assert!(mean_diff < 3.0, "mean difference {mean_diff}");
+}
+
+#[test]
 fn exif_rotated_photo_comes_out_upright() {
     let rotated = decode(&fixture("coffee-exif-rotate90.jpg"), limits()).unwrap();
     assert_eq!((rotated.width(), rotated.height()), (600, 400));
@@ -111,4 +142,27 @@ fn shrink_on_load_keeps_orientation_and_original_coordinates() {
     assert_eq!((cropped.width() * 2, cropped.height() * 2), (scaled.width(), scaled.height()));
     // Photos too small to gain from it decode in full.
     assert_eq!(decode_at_least(&fixture("chelsea.jpg"), limits(), 300).unwrap().width(), 451);
+}
+
+#[test]
+fn a_crop_then_resize_recipe_decodes_small_and_gives_the_same_picture() {
+    use darkroom_imaging::decode_for_ops;
+    let bytes = fixture("astronaut.jpg"); // 512×512
+    let recipe = Recipe::from_json(
+        r#"{"ops":[{"op":"crop","x":64,"y":64,"width":384,"height":384},{"op":"thumbnail","size":96}]}"#,
+    )
+    .unwrap();
+    let scaled = decode_for_ops(&bytes, limits(), &recipe.ops, 0).unwrap();
+    // 96 px of a 384 px crop need a quarter of the resolution, twice that for the resampler.
+    assert_eq!((scaled.width(), scaled.height()), (256, 256));
+    let fast = apply_ops(scaled, &recipe.ops).unwrap().image.to_rgb8();
+    let full = apply_ops(decode(&bytes, limits()).unwrap(), &recipe.ops).unwrap().image.to_rgb8();
+    assert_eq!(fast.dimensions(), (96, 96));
+    assert_eq!(fast.dimensions(), full.dimensions());
+    let mean_diff: f64 = fast.as_raw().iter().zip(full.as_raw()).map(|(a, b)| f64::from(a.abs_diff(*b))).sum::<f64>()
+        / fast.as_raw().len() as f64;
+    assert!(mean_diff < 3.0, "shrink-on-load result differs by {mean_diff:.2} on average");
+    // A recipe that needs every pixel first decodes in full.
+    let redeye = Recipe::from_json(r#"{"ops":[{"op":"redeye"},{"op":"thumbnail","size":96}]}"#).unwrap();
+    assert_eq!(decode_for_ops(&bytes, limits(), &redeye.ops, 0).unwrap().width(), 512);
 }

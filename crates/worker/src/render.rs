@@ -5,7 +5,7 @@ use bytes::Bytes;
 use darkroom_core::recipe::Operation;
 use darkroom_core::{CarriedFrame, OutputFormat};
 use darkroom_imaging::{
-    apply_ops, decode, decode_at_least, encode, encode_intermediate, fit_within, DecodeLimits, ImagingError, Photo,
+    apply_ops, decode, decode_for_ops, encode, encode_intermediate, fit_within, DecodeLimits, ImagingError, Photo,
 };
 
 pub const PREVIEW_LONG_SIDE: u32 = 1600;
@@ -53,24 +53,16 @@ fn file(name: &'static str, photo: &Photo, format: OutputFormat, quality: u8) ->
     })
 }
 
-/// The smallest long side the decoded original must keep, when the segment starts by
-/// shrinking the photo anyway: then a JPEG can be decoded at reduced scale. The preview
-/// made from the first segment's input bounds it too.
-fn shrink_on_load_target(input: &RenderInput) -> Option<u32> {
-    match input.ops.first() {
-        Some(Operation::Thumbnail { size }) if input.is_first_segment && input.frame.is_none() => {
-            Some((*size).max(PREVIEW_LONG_SIDE))
-        }
-        _ => None,
-    }
-}
-
 pub fn render(input: RenderInput) -> Result<Rendered, ImagingError> {
     #[cfg(feature = "fault-injection")]
     inject_faults(&input.ops);
-    let mut photo = match shrink_on_load_target(&input) {
-        Some(long_side) => decode_at_least(&input.bytes, input.limits, long_side)?,
-        None => decode(&input.bytes, input.limits)?,
+    // The first segment decodes the upload: a JPEG whose recipe shrinks it early is decoded
+    // at reduced scale, but never below the preview's size. Later segments get an
+    // intermediate PNG already at the size the earlier ones left.
+    let mut photo = if input.is_first_segment && input.frame.is_none() {
+        decode_for_ops(&input.bytes, input.limits, &input.ops, PREVIEW_LONG_SIDE)?
+    } else {
+        decode(&input.bytes, input.limits)?
     };
     if let Some(frame) = input.frame {
         photo.frame = frame.into();

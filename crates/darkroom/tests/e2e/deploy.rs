@@ -88,6 +88,16 @@ fn dockerfile_is_multi_stage_non_root_and_builds_the_aws_backend() {
     assert!(dockerfile.lines().filter(|l| l.starts_with("FROM ")).count() >= 3, "multi-stage");
     assert!(dockerfile.contains("cargo chef cook"), "dependency layer cached");
     assert!(dockerfile.contains("--features aws"));
+    // Every feature the image builds with exists, and turbojpeg's build tools are installed.
+    let manifest = repository_file("crates/darkroom/Cargo.toml");
+    for list in dockerfile.split("--features ").skip(1) {
+        for feature in list.split_whitespace().next().unwrap().split(',') {
+            assert!(manifest.contains(&format!("\n{feature} = [")), "the Dockerfile enables unknown feature {feature}");
+        }
+    }
+    if dockerfile.contains("turbojpeg") {
+        assert!(dockerfile.contains("cmake") && dockerfile.contains("nasm"), "turbojpeg needs cmake and nasm");
+    }
     let user = dockerfile.lines().rev().find(|l| l.starts_with("USER ")).unwrap();
     assert_ne!(user.trim(), "USER root");
     assert!(dockerfile.contains("ENTRYPOINT [\"darkroom\"]"));

@@ -81,15 +81,6 @@ fn outcomes(worker: &Process) -> HashMap<String, u64> {
     counts
 }
 
-/// The sum of one counter over all its labels, from a process's /metrics.
-fn counter(process: &Process, name: &str) -> u64 {
-    let text = get(&format!("{}/metrics", process.url())).text();
-    text.lines()
-        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
-        .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<u64>().ok()))
-        .sum()
-}
-
 fn photo_state(view: &serde_json::Value, index: usize) -> &str {
     view["photos"][index]["state"].as_str().unwrap_or("")
 }

@@ -23,7 +23,9 @@ pub enum Backend {
     /// The embedded backend in a temporary data directory.
     Local,
     /// S3 and SQS on LocalStack, with a bucket and queue prefix of the test's own.
-    LocalStack { endpoint: String, bucket: String, prefix: String },
+    /// `s3_endpoint`, when set, sends S3 traffic elsewhere (`AWS_ENDPOINT_URL_S3`): the outage
+    /// test routes each service through a proxy it can cut.
+    LocalStack { endpoint: String, s3_endpoint: Option<String>, bucket: String, prefix: String },
 }
 
 impl Backend {
@@ -40,7 +42,7 @@ impl Backend {
             }
         };
         let id = format!("{:08x}", rand_u64() as u32);
-        Some(Self::LocalStack { endpoint, bucket: format!("e2e-{id}"), prefix: format!("e2e{id}") })
+        Some(Self::LocalStack { endpoint, s3_endpoint: None, bucket: format!("e2e-{id}"), prefix: format!("e2e{id}") })
     }
 
     pub fn is_local(&self) -> bool {
@@ -48,8 +50,11 @@ impl Backend {
     }
 
     fn configure(&self, command: &mut Command) {
-        command.env_remove("DARKROOM_BACKEND").env_remove("AWS_ENDPOINT_URL");
-        if let Self::LocalStack { endpoint, bucket, prefix } = self {
+        command.env_remove("DARKROOM_BACKEND").env_remove("AWS_ENDPOINT_URL").env_remove("AWS_ENDPOINT_URL_S3");
+        if let Self::LocalStack { endpoint, s3_endpoint, bucket, prefix } = self {
+            if let Some(s3_endpoint) = s3_endpoint {
+                command.env("AWS_ENDPOINT_URL_S3", s3_endpoint);
+            }
             command
                 .args(["--backend", "aws", "--bucket", bucket, "--queue-prefix", prefix])
                 .env("AWS_ENDPOINT_URL", endpoint)
@@ -312,6 +317,15 @@ pub fn wait_for_view(base: &str, job_id: &str, within: Duration, condition: impl
         assert!(Instant::now() < deadline, "condition not met within {within:?}: {view:#}");
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// The sum of one counter over all its labels, from a process's /metrics.
+pub fn counter(process: &Process, name: &str) -> u64 {
+    let text = get(&format!("{}/metrics", process.url())).text();
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<u64>().ok()))
+        .sum()
 }
 
 pub fn output_url<'a>(photo: &'a Value, name: &str) -> &'a str {

@@ -8,6 +8,7 @@ mod browser;
 mod deploy;
 mod faults;
 mod helpers;
+mod outage;
 mod pipeline;
 mod processes;
 mod worker_steps;

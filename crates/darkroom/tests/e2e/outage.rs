@@ -1,0 +1,247 @@
+//! Store and queue outages (LocalStack only: the embedded backend has no network to lose).
+//!
+//! Each service is reached through a TCP proxy the test can cut: cut, the proxy closes
+//! every open connection and stops listening, so clients get "connection refused" — what
+//! they see when LocalStack (or an AWS endpoint) goes away. Restored, it listens again and
+//! LocalStack behind it still holds the bucket, the queues and the messages in flight, as
+//! S3 and SQS do after an outage. (Stopping LocalStack itself would lose them: its free
+//! edition keeps no state across a restart, which no real outage does.)
+
+use crate::helpers::*;
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A TCP proxy to `upstream` that can be cut and restored.
+struct Proxy {
+    address: SocketAddr,
+    up: Arc<AtomicBool>,
+    stopped: Arc<AtomicBool>,
+    open: Arc<Mutex<Vec<TcpStream>>>,
+    accepted: Arc<AtomicU64>,
+}
+
+impl Proxy {
+    fn start(upstream: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        let proxy = Self {
+            address,
+            up: Arc::new(AtomicBool::new(true)),
+            stopped: Arc::new(AtomicBool::new(false)),
+            open: Arc::new(Mutex::new(Vec::new())),
+            accepted: Arc::new(AtomicU64::new(0)),
+        };
+        let (up, stopped, open, accepted) =
+            (proxy.up.clone(), proxy.stopped.clone(), proxy.open.clone(), proxy.accepted.clone());
+        std::thread::spawn(move || {
+            let mut listener = Some(listener);
+            while !stopped.load(Ordering::SeqCst) {
+                // Listen only while up: while cut, connecting is refused.
+                match (&listener, up.load(Ordering::SeqCst)) {
+                    (Some(_), false) => listener = None,
+                    (None, true) => listener = Some(TcpListener::bind(address).unwrap()),
+                    _ => {}
+                }
+                let Some(active) = &listener else {
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                };
+                active.set_nonblocking(true).unwrap();
+                match active.accept() {
+                    Ok((_, _)) if !up.load(Ordering::SeqCst) => {} // cut meanwhile: dropped unanswered
+                    Ok((client, _)) => {
+                        client.set_nonblocking(false).unwrap();
+                        accepted.fetch_add(1, Ordering::SeqCst);
+                        let Ok(server) = TcpStream::connect(upstream) else { continue };
+                        let mut open = open.lock().unwrap();
+                        open.push(client.try_clone().unwrap());
+                        open.push(server.try_clone().unwrap());
+                        pipe(client.try_clone().unwrap(), server.try_clone().unwrap());
+                        pipe(server, client);
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        proxy
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// Refuses new connections and closes every open one, until `restore`.
+    fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        // Wait until the listener is really gone, so no connection slips in after the sweep.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while TcpStream::connect(self.address).is_ok() {
+            assert!(Instant::now() < deadline, "proxy still accepts connections after the cut");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        for stream in self.open.lock().unwrap().drain(..) {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+    }
+
+    fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        for stream in self.open.lock().unwrap().drain(..) {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+fn pipe(mut from: TcpStream, mut to: TcpStream) {
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 64 * 1024];
+        loop {
+            match from.read(&mut buffer) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if to.write_all(&buffer[..n]).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        let _ = to.shutdown(Shutdown::Write);
+    });
+}
+
+/// CPU time (user + system) a process has used so far, from /proc.
+fn cpu_time(process: &Process) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", process.child.id())).unwrap();
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    Duration::from_millis(ticks * 10) // USER_HZ is 100 on Linux
+}
+
+/// The keys under `prefix` in the bucket, straight from LocalStack (which takes unsigned requests).
+fn bucket_keys(endpoint: &str, bucket: &str, prefix: &str) -> Vec<String> {
+    let listing = get(&format!("{endpoint}/{bucket}?list-type=2&max-keys=1000&prefix={prefix}"));
+    assert_eq!(listing.status, 200, "{}", listing.text());
+    listing.text().split("<Key>").skip(1).filter_map(|rest| rest.split("</Key>").next()).map(str::to_owned).collect()
+}
+
+fn address_of(endpoint: &str) -> SocketAddr {
+    let host_port = endpoint.trim_start_matches("http://").trim_end_matches('/');
+    std::net::ToSocketAddrs::to_socket_addrs(host_port).unwrap().next().unwrap()
+}
+
+#[test]
+fn processes_ride_out_a_store_and_queue_outage_and_recover_by_themselves() {
+    let Some(Backend::LocalStack { endpoint, bucket, prefix, .. }) = Backend::localstack() else { return };
+    let direct = Backend::LocalStack { endpoint: endpoint.clone(), s3_endpoint: None, bucket: bucket.clone(), prefix };
+    let data = tempfile::tempdir().unwrap();
+    direct.setup(data.path());
+    let sqs = Proxy::start(address_of(&endpoint));
+    let s3 = Proxy::start(address_of(&endpoint));
+    let Backend::LocalStack { bucket, prefix, .. } = direct else { unreachable!() };
+    let proxied = Backend::LocalStack { endpoint: sqs.url(), s3_endpoint: Some(s3.url()), bucket, prefix };
+    let Backend::LocalStack { bucket, .. } = &proxied else { unreachable!() };
+
+    let web = Process::start(&proxied, data.path(), &[&["web"][..], FAST].concat(), true);
+    let worker_args = [&["worker", "--concurrency", "2", "--metrics-listen", "127.0.0.1:0"][..], FAST].concat();
+    let mut worker = Process::start(&proxied, data.path(), &worker_args, true);
+    let status_args = [&["status", "--metrics-listen", "127.0.0.1:0"][..], FAST].concat();
+    let mut status = Process::start(&proxied, data.path(), &status_args, true);
+
+    // Two photos in flight (each stalls 3 s in the worker) when everything goes away.
+    let slow =
+        r#"{"ops":[{"op":"thumbnail","size":96},{"op":"customize","caption":{"text":"darkroom-fault:sleep=3000"}}]}"#;
+    let photo = fixture("chelsea.jpg");
+    let created = create_job(web.url(), slow, &[("a.jpg", &photo), ("b.jpg", &photo)]);
+    assert_eq!(created.status, 201, "{}", created.text());
+    let job = created.json()["id"].as_str().unwrap().to_owned();
+    wait_for_view(web.url(), &job, Duration::from_secs(60), |v| v["counts"]["processing"] == 2);
+    assert!(
+        sqs.accepted.load(Ordering::SeqCst) > 0 && s3.accepted.load(Ordering::SeqCst) > 0,
+        "traffic bypassed a proxy"
+    );
+
+    let cpu_before = [cpu_time(&web), cpu_time(&worker), cpu_time(&status)];
+    let outage_started = Instant::now();
+    sqs.cut();
+    s3.cut();
+
+    // Uploads during the outage: a clear 503, nothing half-made.
+    let refused = create_job(web.url(), r#"{"ops":[{"op":"thumbnail","size":64}]}"#, &[("c.jpg", &photo)]);
+    assert_eq!(refused.status, 503, "{}", refused.text());
+    assert_eq!(refused.json()["error"]["code"], "unavailable");
+    assert!(refused.header("Retry-After").is_some());
+    assert_eq!(get(&format!("{}/readyz", web.url())).status, 503);
+    assert_eq!(get(&format!("{}/readyz", worker.url())).status, 503);
+
+    // The store comes back first, the queues stay away: the upload is stored but cannot be
+    // enqueued, so it is deleted again and refused — never left "queued" for ever.
+    s3.restore();
+    let refused = create_job(web.url(), r#"{"ops":[{"op":"thumbnail","size":64}]}"#, &[("d.jpg", &photo)]);
+    assert_eq!(refused.status, 503, "{}", refused.text());
+    assert_eq!(refused.json()["error"]["code"], "unavailable");
+    s3.cut();
+
+    // Hold the outage past the visibility timeout (6 s): the heartbeats of the photos in
+    // flight fail, and their messages come back to the queue inside LocalStack.
+    let hold = Duration::from_secs(8).saturating_sub(outage_started.elapsed());
+    std::thread::sleep(hold); // the outage's length is the test's input, not a synchronisation
+    let outage = outage_started.elapsed();
+    let cpu_used: Vec<Duration> = [cpu_time(&web), cpu_time(&worker), cpu_time(&status)]
+        .iter()
+        .zip(cpu_before)
+        .map(|(after, before)| after.saturating_sub(before))
+        .collect();
+    let receive_failures = counter(&worker, "darkroom_receive_failures_total");
+    let status_receive_failures = counter(&status, "darkroom_receive_failures_total");
+    let heartbeat_failures = counter(&worker, "darkroom_heartbeat_failures_total");
+    sqs.restore();
+    s3.restore();
+
+    // No hot loop: a process spinning on errors burns a whole core for the outage.
+    for (name, used) in ["web", "worker", "status"].iter().zip(&cpu_used) {
+        assert!(*used < outage / 4, "{name} used {used:?} of CPU during a {outage:?} outage");
+    }
+    // Every loop noticed and backed off: 0.5 s doubling gives a handful of attempts per
+    // queue in 8 s, not hundreds.
+    assert!(receive_failures > 0 && status_receive_failures > 0, "the outage went unnoticed");
+    assert!(receive_failures < 40, "worker retried receiving {receive_failures} times in {outage:?}");
+    assert!(status_receive_failures < 40, "status retried receiving {status_receive_failures} times in {outage:?}");
+    assert!(heartbeat_failures > 0, "no heartbeat failed during the outage");
+
+    // Recovery without a restart: the photos in flight finish, each done exactly once.
+    let view = wait_for_job(web.url(), &job, Duration::from_secs(120));
+    assert_eq!(view["state"], "done", "{view:#}");
+    assert!(worker.child.try_wait().unwrap().is_none() && status.child.try_wait().unwrap().is_none());
+    for photo in view["photos"].as_array().unwrap() {
+        let photo_id = photo["id"].as_str().unwrap();
+        let events = bucket_keys(&endpoint, bucket, &format!("jobs/{job}/photos/{photo_id}/events/"));
+        let done: Vec<&String> = events.iter().filter(|k| k.ends_with("-done.json")).collect();
+        assert_eq!(done.len(), 1, "{events:?}");
+    }
+    // The refused uploads left nothing behind: the bucket holds one job.
+    let manifests: Vec<String> =
+        bucket_keys(&endpoint, bucket, "jobs/").into_iter().filter(|k| k.ends_with("/job.json")).collect();
+    assert_eq!(manifests, vec![format!("jobs/{job}/job.json")]);
+
+    // And new work flows again.
+    let after = create_job(web.url(), r#"{"ops":[{"op":"thumbnail","size":64}]}"#, &[("e.jpg", &photo)]);
+    assert_eq!(after.status, 201, "{}", after.text());
+    let view = wait_for_job(web.url(), after.json()["id"].as_str().unwrap(), Duration::from_secs(60));
+    assert_eq!(view["state"], "done", "{view:#}");
+    assert_eq!(get(&format!("{}/readyz", web.url())).status, 200);
+    eprintln!(
+        "outage: {outage:?}; CPU used web/worker/status {cpu_used:?}; receive failures worker {receive_failures}, \
+         status {status_receive_failures}; heartbeat failures {heartbeat_failures}"
+    );
+    let _ = (worker.terminate(), status.terminate());
+}
