@@ -161,10 +161,9 @@ fn needed_long_side(ops: &[Operation], width: u32, height: u32) -> Option<u32> {
                 return u32::try_from(needed).ok();
             }
             Operation::Crop { .. } => match crop_spec(op, "crop").ok()? {
-                CropSpec::Box(region) => {
-                    kept_width = region.width.min(kept_width);
-                    kept_height = region.height.min(kept_height);
-                }
+                // A box is in auto-oriented pixels whichever way the photo was turned (one
+                // that does not fit fails at the crop, whatever the decode scale).
+                CropSpec::Box(region) => (kept_width, kept_height) = (region.width, region.height),
                 CropSpec::Aspect { width: aspect_w, height: aspect_h } => {
                     (kept_width, kept_height) = largest_centred(kept_width, kept_height, aspect_w, aspect_h);
                 }
@@ -257,6 +256,10 @@ mod tests {
         let box_then_thumb =
             ops(r#"{"op":"crop","x":1500,"y":0,"width":3000,"height":4000},{"op":"thumbnail","size":1000}"#);
         assert_eq!(reduced_decode_long_side(&box_then_thumb, 6000, 4000), Some(3000));
+        // A box crop needs the same whichever way EXIF turns the photo.
+        let wide_box =
+            ops(r#"{"op":"crop","x":600,"y":400,"width":4800,"height":3200},{"op":"thumbnail","size":1024}"#);
+        assert_eq!(reduced_decode_long_side(&wide_box, 6000, 4000), Some(2560));
         // Aspect crops are planned for either orientation: 1:1 of 6000×4000 keeps 4000 px.
         let square =
             ops(r#"{"op":"crop","aspect":"1:1"},{"op":"recolor","mode":"sepia"},{"op":"thumbnail","size":400}"#);
