@@ -380,9 +380,9 @@ fn scaled_pixels(
     image.map(Ok)
 }
 
-/// The same with libjpeg-turbo (feature `turbojpeg`): its SIMD Huffman and IDCT code decode
-/// about 1.5× faster than the pure-Rust decoder. Metadata still comes from jpeg-decoder's
-/// header parse.
+/// The same with libjpeg-turbo (feature `turbojpeg`): its SIMD Huffman and IDCT code make
+/// thumbnails about 1.4× faster than with the pure-Rust decoder (bench/RESULTS.md).
+/// Metadata still comes from jpeg-decoder's header parse.
 #[cfg(feature = "turbojpeg")]
 fn scaled_pixels(
     decoder: jpeg_decoder::Decoder<Cursor<&[u8]>>,
