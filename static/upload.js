@@ -18,7 +18,10 @@ function buildRecipe(form) {
     if (!checked("op_" + op)) continue;
     const spec = { op };
     if (op === "whiten_teeth" && number("whiten_strength") !== null) spec.strength = number("whiten_strength");
-    if (op === "crop") spec.aspect = value("crop_aspect") || "1:1";
+    if (op === "crop") {
+      spec.aspect = value("crop_aspect") || "1:1";
+      if (checked("crop_smart")) spec.smart = true;
+    }
     if (op === "recolor") {
       spec.mode = value("recolor_mode") || "grayscale";
       if (spec.mode === "tint") {

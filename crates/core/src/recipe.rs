@@ -158,6 +158,9 @@ pub enum Operation {
         height: Option<u32>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         aspect: Option<String>,
+        /// With `aspect`: centre the crop on the faces in the photo instead of the middle.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        smart: Option<bool>,
     },
     Redeye {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -206,7 +209,12 @@ pub struct Customize {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CropSpec {
     Box(Region),
-    Aspect { width: u32, height: u32 },
+    /// The largest `width:height` box, centred — on the faces when `smart`.
+    Aspect {
+        width: u32,
+        height: u32,
+        smart: bool,
+    },
 }
 
 impl Operation {
@@ -393,10 +401,16 @@ fn validate_customize(customize: &Customize, path: &str) -> Result<(), RecipeErr
 
 /// The validated form of a `crop` operation.
 pub fn crop_spec(op: &Operation, path: &str) -> Result<CropSpec, RecipeError> {
-    let Operation::Crop { x, y, width, height, aspect } = op else {
+    let Operation::Crop { x, y, width, height, aspect, smart } = op else {
         return Err(RecipeError::new(path, "not a crop"));
     };
     let has_box = [x, y, width, height].iter().any(|v| v.is_some());
+    if smart.is_some() && aspect.is_none() {
+        return Err(RecipeError::new(
+            format!("{path}.smart"),
+            "smart goes with aspect (a box crop already says where to cut)",
+        ));
+    }
     match (aspect, has_box) {
         (Some(_), true) => Err(RecipeError::new(path, "give either x, y, width, height or aspect, not both")),
         (None, false) => Err(RecipeError::new(path, "crop needs x, y, width, height or aspect")),
@@ -406,7 +420,7 @@ pub fn crop_spec(op: &Operation, path: &str) -> Result<CropSpec, RecipeError> {
                 .and_then(|(w, h)| Some((w.trim().parse::<u32>().ok()?, h.trim().parse::<u32>().ok()?)));
             match parsed {
                 Some((w, h)) if w > 0 && h > 0 && w <= 1000 && h <= 1000 => {
-                    Ok(CropSpec::Aspect { width: w, height: h })
+                    Ok(CropSpec::Aspect { width: w, height: h, smart: smart.unwrap_or(false) })
                 }
                 _ => Err(RecipeError::new(
                     format!("{path}.aspect"),

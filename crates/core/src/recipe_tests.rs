@@ -17,7 +17,7 @@ fn parses_the_design_example() {
     .expect("valid recipe");
     assert_eq!(recipe.ops.len(), 4);
     assert_eq!(recipe.format, OutputFormat::Jpeg);
-    assert_eq!(crop_spec(&recipe.ops[1], "ops[1]"), Ok(CropSpec::Aspect { width: 4, height: 3 }));
+    assert_eq!(crop_spec(&recipe.ops[1], "ops[1]"), Ok(CropSpec::Aspect { width: 4, height: 3, smart: false }));
 }
 
 #[test]
@@ -43,6 +43,15 @@ fn names_the_offending_field() {
     assert_eq!(error_of(r#"{"ops":[]}"#).field, "ops");
     assert_eq!(error_of(r#"{"ops":[{"op":"thumbnail","size":5}],"quality":0}"#).field, "quality");
     assert_eq!(error_of(r#"{"ops":[{"op":"crop","aspect":"4:0"}]}"#).field, "ops[0].aspect");
+    assert_eq!(
+        error_of(r#"{"ops":[{"op":"crop","x":0,"y":0,"width":5,"height":5,"smart":true}]}"#).field,
+        "ops[0].smart"
+    );
+    let smart = Recipe::from_json(r#"{"ops":[{"op":"crop","aspect":"1:1","smart":true}]}"#).unwrap();
+    assert_eq!(
+        crate::recipe::crop_spec(&smart.ops[0], "ops[0]").unwrap(),
+        crate::recipe::CropSpec::Aspect { width: 1, height: 1, smart: true }
+    );
     assert_eq!(error_of(r#"{"ops":[{"op":"crop","x":1,"y":1,"width":3}]}"#).field, "ops[0].height");
     assert_eq!(error_of(r#"{"ops":[{"op":"recolor","mode":"tint"}]}"#).field, "ops[0].color");
     assert_eq!(error_of(r#"{"ops":[{"op":"recolor","mode":"hue","degrees":400}]}"#).field, "ops[0].degrees");

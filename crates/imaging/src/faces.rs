@@ -94,6 +94,32 @@ pub fn detect_faces(image: &DynamicImage) -> Vec<Area> {
     areas
 }
 
+/// Where a `width`×`height` window inside `image` should go to frame its faces: centred on
+/// the box around all of them (or on the largest face, when they do not all fit), kept
+/// inside the image. Without faces, the middle of the image. Returns the top-left corner.
+pub fn framing(image: &DynamicImage, width: u32, height: u32) -> (u32, u32) {
+    let (image_width, image_height) = (image.width(), image.height());
+    let centred = ((image_width - width.min(image_width)) / 2, (image_height - height.min(image_height)) / 2);
+    let faces = detect_faces(image);
+    let Some(largest) = faces.first() else {
+        return centred;
+    };
+    let union = faces.iter().skip(1).fold(*largest, |all, face| {
+        let (x0, y0) = (all.x.min(face.x), all.y.min(face.y));
+        let (x1, y1) = ((all.x + all.width).max(face.x + face.width), (all.y + all.height).max(face.y + face.height));
+        Area { x: x0, y: y0, width: x1 - x0, height: y1 - y0 }
+    });
+    let target = if union.width <= width as f32 && union.height <= height as f32 { union } else { *largest };
+    let place = |centre: f32, window: u32, limit: u32| -> u32 {
+        let start = (centre - window as f32 / 2.0).round().max(0.0) as u32;
+        start.min(limit.saturating_sub(window))
+    };
+    let x = place(target.x + target.width / 2.0, width, image_width);
+    let y = place(target.y + target.height / 2.0, height, image_height);
+    tracing::debug!(faces = faces.len(), x, y, "smart crop framed on faces");
+    (x, y)
+}
+
 /// Where the eyes of a detected face are: SeetaFace boxes run from the brows to the chin,
 /// with the eyes in the upper middle band, one in each half.
 pub fn eye_areas(face: &Area) -> [Area; 2] {

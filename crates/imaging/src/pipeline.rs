@@ -117,9 +117,14 @@ fn crop(photo: &mut Photo, op: &Operation) -> Result<(), ImagingError> {
             photo.crop_to(x, y, width, height);
             Ok(())
         }
-        CropSpec::Aspect { width: aspect_w, height: aspect_h } => {
+        CropSpec::Aspect { width: aspect_w, height: aspect_h, smart } => {
             let (width, height) = largest_centred(photo.width(), photo.height(), aspect_w, aspect_h);
-            photo.crop_to((photo.width() - width) / 2, (photo.height() - height) / 2, width, height);
+            let (x, y) = if smart {
+                crate::faces::framing(&photo.image, width, height)
+            } else {
+                ((photo.width() - width) / 2, (photo.height() - height) / 2)
+            };
+            photo.crop_to(x, y, width, height);
             Ok(())
         }
     }
@@ -164,7 +169,9 @@ fn needed_long_side(ops: &[Operation], width: u32, height: u32) -> Option<u32> {
                 // A box is in auto-oriented pixels whichever way the photo was turned (one
                 // that does not fit fails at the crop, whatever the decode scale).
                 CropSpec::Box(region) => (kept_width, kept_height) = (region.width, region.height),
-                CropSpec::Aspect { width: aspect_w, height: aspect_h } => {
+                // Where a smart crop goes depends on faces found at full resolution.
+                CropSpec::Aspect { smart: true, .. } => return None,
+                CropSpec::Aspect { width: aspect_w, height: aspect_h, smart: false } => {
                     (kept_width, kept_height) = largest_centred(kept_width, kept_height, aspect_w, aspect_h);
                 }
             },

@@ -1,5 +1,6 @@
-//! Red-eye reduction and teeth whitening, measured on a real portrait with painted red
-//! pupils at known positions (tests/fixtures/astronaut-redeye.json holds the ground truth).
+//! Red-eye reduction, teeth whitening and the face-centred crop, measured on a real portrait
+//! with painted red pupils at known positions (tests/fixtures/astronaut-redeye.json holds
+//! the ground truth).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -156,4 +157,28 @@ fn teeth_whitening_lifts_and_neutralises_the_teeth_only() {
         let outside = changed_outside(&before, &after, &[mouth]);
         assert!(outside < 0.005, "{:.3}% of pixels outside the mouth changed", outside * 100.0);
     }
+}
+
+#[test]
+fn a_smart_crop_keeps_the_face_that_a_centred_crop_cuts_off() {
+    use darkroom_imaging::{apply_ops, faces};
+    // The portrait at the left of a wide, empty canvas: the middle square holds no face.
+    let portrait = photo("astronaut.jpg").image.to_rgb8();
+    let mut canvas = image::RgbImage::from_pixel(1536, 512, image::Rgb([40, 40, 40]));
+    image::imageops::replace(&mut canvas, &portrait, 0, 0);
+    let wide = Photo::new(image::DynamicImage::ImageRgb8(canvas), None);
+    let face = faces::detect_faces(&wide.image)[0];
+    let (x, y, w, h) = (face.x as u32, face.y as u32, face.width as u32, face.height as u32);
+    let crop = |smart: bool| {
+        let recipe =
+            darkroom_core::Recipe::from_json(&format!(r#"{{"ops":[{{"op":"crop","aspect":"1:1","smart":{smart}}}]}}"#))
+                .unwrap();
+        apply_ops(wide.clone(), &recipe.ops).unwrap()
+    };
+    let smart = crop(true);
+    assert_eq!((smart.width(), smart.height()), (512, 512));
+    // The whole face box lands inside the smart crop, uncut.
+    assert_eq!(smart.frame.map_region(x, y, w, h, 512, 512).map(|(_, _, mw, mh)| (mw, mh)), Some((w, h)));
+    // The centred crop (x from 512) misses it entirely.
+    assert_eq!(crop(false).frame.map_region(x, y, w, h, 512, 512), None);
 }

@@ -49,6 +49,9 @@ pub fn recipe_from_fields(fields: &HashMap<String, String>) -> Result<Recipe, Re
             }
             "crop" => {
                 spec.insert("aspect".into(), json!(text(fields, "crop_aspect").unwrap_or("1:1")));
+                if checked(fields, "crop_smart") {
+                    spec.insert("smart".into(), json!(true));
+                }
             }
             "recolor" => {
                 let mode = text(fields, "recolor_mode").unwrap_or("grayscale");
@@ -122,6 +125,7 @@ mod tests {
             ("thumbnail_size", "512"),
             ("op_crop", "on"),
             ("crop_aspect", "4:3"),
+            ("crop_smart", "on"),
             ("op_customize", "on"),
             ("brightness", "0.2"),
             ("rotate", "90"),
@@ -131,6 +135,7 @@ mod tests {
         .expect("valid");
         let names: Vec<_> = recipe.ops.iter().map(|op| op.name()).collect();
         assert_eq!(names, ["crop", "thumbnail", "customize"]);
+        assert!(matches!(recipe.ops[0], darkroom_core::recipe::Operation::Crop { smart: Some(true), .. }));
         assert_eq!(recipe.format, darkroom_core::OutputFormat::Png);
     }
 
