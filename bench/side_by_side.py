@@ -6,9 +6,8 @@ Run it through side-by-side.sh, which builds darkroom and checks the tools are t
 
 Every tool handles the whole corpus in one batch, pinned to one core (taskset) with its
 threading turned off, 1 warm-up + RUNS timed runs. CPU time and peak RSS come from wait4(),
-so they include child processes. The ratio columns are darkroom's photos per CPU-second
-over the baseline's (the first darkroom build named; one column per build): above 1 means
-darkroom is faster.
+so they include child processes. Each ratio column (one per darkroom build) is that build's
+photos per CPU-second over the tool's: above 1 means darkroom is faster.
 """
 import glob, os, shutil, statistics, subprocess, sys, tempfile, time
 
@@ -21,7 +20,7 @@ files = sorted(glob.glob(os.path.join(corpus, "*.jpg")))
 if not files:
     sys.exit(f"no .jpg files in {corpus}: fetch the corpus with {baselines}/fetch-corpus.sh {corpus}")
 env = dict(os.environ, VIPS_CONCURRENCY="1", MAGICK_THREAD_LIMIT="1", OMP_NUM_THREADS="1", RAYON_NUM_THREADS="1",
-           RUST_LOG="warn")
+           DARKROOM_LOG="warn")
 
 
 def size_of(path):
