@@ -157,9 +157,10 @@ fn processes_ride_out_a_store_and_queue_outage_and_recover_by_themselves() {
     let status_args = [&["status", "--metrics-listen", "127.0.0.1:0"][..], FAST].concat();
     let mut status = Process::start(&proxied, data.path(), &status_args, true);
 
-    // Two photos in flight (each stalls 3 s in the worker) when everything goes away.
+    // Two photos in flight when everything goes away; each stalls 5 s in the worker, so
+    // heartbeats fall inside the outage.
     let slow =
-        r#"{"ops":[{"op":"thumbnail","size":96},{"op":"customize","caption":{"text":"darkroom-fault:sleep=3000"}}]}"#;
+        r#"{"ops":[{"op":"thumbnail","size":96},{"op":"customize","caption":{"text":"darkroom-fault:sleep=5000"}}]}"#;
     let photo = fixture("chelsea.jpg");
     let created = create_job(web.url(), slow, &[("a.jpg", &photo), ("b.jpg", &photo)]);
     assert_eq!(created.status, 201, "{}", created.text());
