@@ -155,6 +155,21 @@ pub struct Settings {
     #[arg(long, env = "DARKROOM_MAX_CONCURRENT_UPLOADS", default_value_t = 32, global = true)]
     pub max_concurrent_uploads: usize,
 
+    /// Requests per second one client may send to the web tier on average; beyond it, 429
+    /// with Retry-After. 0 turns the limit off. Health and metrics routes are exempt.
+    #[arg(long, env = "DARKROOM_RATE_LIMIT", default_value_t = 20, global = true)]
+    pub rate_limit: u32,
+
+    /// Requests one client may send at once before the rate limit applies (a page load, a
+    /// batch of uploads).
+    #[arg(long, env = "DARKROOM_RATE_LIMIT_BURST", default_value_t = 100, global = true)]
+    pub rate_limit_burst: u32,
+
+    /// Identify clients by the last address in X-Forwarded-For, as a load balancer appends it.
+    /// Only behind one: otherwise clients could pick their own address.
+    #[arg(long, env = "DARKROOM_TRUST_FORWARDED_FOR", global = true)]
+    pub trust_forwarded_for: bool,
+
     /// Run `setup` (create bucket and queues) before starting; always done by `serve` on the local backend.
     #[arg(long, env = "DARKROOM_AUTO_SETUP", global = true)]
     pub auto_setup: bool,

@@ -27,6 +27,9 @@ fn web_state(settings: &Settings, backends: &Backends, metrics: Option<Prometheu
         stage_map: backends.stage_map.clone(),
         names: backends.names.clone(),
         max_concurrent_uploads: settings.max_concurrent_uploads,
+        rate_limit_per_second: settings.rate_limit,
+        rate_limit_burst: settings.rate_limit_burst,
+        trust_forwarded_for: settings.trust_forwarded_for,
     };
     AppState::new(backends.store.clone(), backends.queues.clone(), web_settings, metrics)
 }

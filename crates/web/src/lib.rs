@@ -14,10 +14,12 @@ mod jobs;
 mod names;
 mod owner;
 mod pages;
+mod rate_limit;
 mod upload;
 mod view;
 
 pub use error::ApiError;
+pub use rate_limit::ClientRateLimit;
 
 use actix_web::{web, App, HttpServer};
 use darkroom_core::{Limits, QueueNames, StageMap};
@@ -36,6 +38,11 @@ pub struct WebSettings {
     pub names: QueueNames,
     /// Uploads handled at once by this process; beyond it, requests get 429.
     pub max_concurrent_uploads: usize,
+    /// Requests per second each client may send on average (0: no limit), and in a burst.
+    pub rate_limit_per_second: u32,
+    pub rate_limit_burst: u32,
+    /// Take the client's address from `X-Forwarded-For` (behind a load balancer).
+    pub trust_forwarded_for: bool,
 }
 
 /// What every handler shares.
@@ -49,6 +56,7 @@ pub struct AppState {
     /// only what changed since the last poll.
     pub documents: Arc<quick_cache::sync::Cache<String, bytes::Bytes>>,
     pub upload_slots: Arc<tokio::sync::Semaphore>,
+    pub rate_limit: Option<Arc<ClientRateLimit>>,
 }
 
 impl AppState {
@@ -59,6 +67,12 @@ impl AppState {
         metrics: Option<PrometheusHandle>,
     ) -> Self {
         let upload_slots = Arc::new(tokio::sync::Semaphore::new(settings.max_concurrent_uploads.max(1)));
+        let rate_limit = ClientRateLimit::new(
+            settings.rate_limit_per_second,
+            settings.rate_limit_burst,
+            settings.trust_forwarded_for,
+        )
+        .map(Arc::new);
         Self {
             store,
             queues,
@@ -66,6 +80,7 @@ impl AppState {
             metrics,
             documents: Arc::new(quick_cache::sync::Cache::new(50_000)),
             upload_slots,
+            rate_limit,
         }
     }
 }
@@ -102,6 +117,7 @@ pub fn build(state: AppState, listener: TcpListener) -> std::io::Result<actix_we
             .app_data(web::Data::new(state.clone()))
             .app_data(web::JsonConfig::default().limit(256 * 1024).error_handler(api::json_error))
             .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::not_found().into()))
+            .wrap(actix_web::middleware::from_fn(rate_limit::limit_requests))
             .wrap(actix_web::middleware::Compress::default())
             .wrap(tracing_request_logger())
             .configure(routes)

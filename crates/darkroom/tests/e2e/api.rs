@@ -243,3 +243,22 @@ fn the_plain_html_form_creates_a_job_without_javascript(backend: Backend) {
     assert_eq!(view["state"], "done");
     assert_eq!(view["recipe"]["ops"][0]["mode"], "sepia");
 }
+
+#[test]
+fn a_flooding_client_gets_429_with_retry_after_and_health_checks_still_answer() {
+    let app = TestApp::serve(&Backend::Local, &["--rate-limit", "1", "--rate-limit-burst", "5"]);
+    let unknown = app.url("/api/v1/jobs/aaaaaaaaaaaaaaaaaaaaaaaaaa");
+    let statuses: Vec<u16> = (0..5).map(|_| get(&unknown).status).collect();
+    // The burst is served (404: no such job), then the client has to wait: one more token a
+    // second comes back, so of the next twenty requests nearly all are refused.
+    assert_eq!(statuses, [404; 5]);
+    let limited = (0..20).map(|_| get(&unknown)).find(|reply| reply.status == 429).expect("a 429 within 20 requests");
+    assert_eq!(limited.json()["error"]["code"], "rate_limited");
+    let retry_after: u64 = limited.header("Retry-After").unwrap().parse().unwrap();
+    assert!((1..=2).contains(&retry_after), "Retry-After: {retry_after}");
+    // Load balancers and Prometheus are never limited.
+    for _ in 0..10 {
+        assert_eq!(get(&app.url("/healthz")).status, 200);
+    }
+    assert!(get(&app.url("/metrics")).text().contains("darkroom_rate_limited_total"));
+}
