@@ -214,7 +214,10 @@ impl StatusUpdater {
         event: EventDoc,
     ) -> Result<Applied, StoreError> {
         if self.store.head(&keys::job_manifest(job)).await?.is_none() {
-            tracing::info!("job no longer exists; dropping the update");
+            // Deleted while the photo was in work: the worker's outputs, written after the
+            // deletion, are swept here (its last report comes after its last write).
+            tracing::info!("job no longer exists; dropping the update and the photo's leftovers");
+            darkroom_store::delete_prefix(self.store.as_ref(), &keys::photo_prefix(job, photo)).await?;
             return Ok(Applied::JobGone);
         }
         let key = keys::event(job, photo, event.attempt, event.state, step);

@@ -152,7 +152,13 @@ impl Worker {
                 Outcome::Duplicate
             }
             Err(StepError::JobGone) => {
-                tracing::info!("job no longer exists (deleted); dropping its request");
+                // The job was deleted while this photo was under way: what an earlier segment
+                // or delivery wrote after the deletion would otherwise stay behind.
+                tracing::info!("job no longer exists (deleted); dropping its request and its leftovers");
+                let leftovers = keys::photo_prefix(&request.job_id, &request.photo_id);
+                if let Err(error) = darkroom_store::delete_prefix(self.store.as_ref(), &leftovers).await {
+                    tracing::warn!(error.message = %error, "could not delete the leftovers of a deleted job");
+                }
                 self.delete(queue, message).await;
                 Outcome::Cancelled
             }

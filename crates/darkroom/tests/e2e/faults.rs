@@ -381,3 +381,30 @@ fn soak_200_photos_through_random_worker_kills() {
         wall.as_secs_f64()
     );
 }
+
+/// A job deleted while a worker is in the middle of its photo: the worker's late outputs are
+/// swept when its report arrives, so nothing of the job stays in the store.
+#[test]
+fn a_job_deleted_mid_photo_leaves_nothing_behind() {
+    let app = TestApp::serve(&Backend::Local, &[]);
+    let created = create_job(app.server.url(), &sleepy_recipe(2000), &[("cat.jpg", &fixture("chelsea.jpg"))]);
+    assert_eq!(created.status, 201, "{}", created.text());
+    let (job, token) =
+        (created.json()["id"].as_str().unwrap().to_owned(), created.json()["owner_token"].as_str().unwrap().to_owned());
+    wait_for_view(app.server.url(), &job, Duration::from_secs(60), |v| photo_state(v, 0) == "processing");
+    let deleted = delete(&app.url(&format!("/api/v1/jobs/{job}")), &[("X-Owner-Token", &token)]);
+    assert_eq!(deleted.status, 204);
+    // The worker finishes the photo it already had, writes its outputs and reports.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while counter(&app.server, "darkroom_photos_processed_total") == 0 {
+        assert!(Instant::now() < deadline, "the worker never finished the photo");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Then the leftovers go.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while app.stored_jobs() != Some(0) {
+        assert!(Instant::now() < deadline, "objects of the deleted job remain: {:?}", app.stored_jobs());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(get(&app.url(&format!("/api/v1/jobs/{job}"))).status, 404);
+}
