@@ -101,7 +101,10 @@ fn corrupt(error: image::ImageError) -> ImagingError {
 /// EXIF orientation, keep the ICC profile. The result is 8-bit RGB, or RGBA if the source
 /// has transparency.
 pub fn decode(bytes: &[u8], limits: DecodeLimits) -> Result<Photo, ImagingError> {
-    let probed = probe(bytes)?;
+    decode_probed(bytes, probe(bytes)?, limits)
+}
+
+fn decode_probed(bytes: &[u8], probed: Probe, limits: DecodeLimits) -> Result<Photo, ImagingError> {
     let mut reader = ImageReader::new(Cursor::new(bytes));
     reader.set_format(match probed.format {
         SourceFormat::Jpeg => ImageFormat::Jpeg,
@@ -288,8 +291,8 @@ pub fn decode_for_ops(
         _ => None,
     };
     match reduced {
-        Some(long_side) => decode_at_least(bytes, limits, long_side),
-        None => decode(bytes, limits),
+        Some(long_side) => decode_at_least_probed(bytes, probed, limits, long_side),
+        None => decode_probed(bytes, probed, limits),
     }
 }
 
@@ -299,12 +302,25 @@ pub fn decode_for_ops(
 /// in full. The photo's frame records the scale, so original-pixel regions stay right.
 /// Other formats, and JPEGs the scaled decoder cannot take, decode in full.
 pub fn decode_at_least(bytes: &[u8], limits: DecodeLimits, needed_long_side: u32) -> Result<Photo, ImagingError> {
-    if probe(bytes)?.format == SourceFormat::Jpeg && jpeg_is_complete(bytes) {
+    decode_at_least_probed(bytes, probe(bytes)?, limits, needed_long_side)
+}
+
+fn decode_at_least_probed(
+    bytes: &[u8],
+    probed: Probe,
+    limits: DecodeLimits,
+    needed_long_side: u32,
+) -> Result<Photo, ImagingError> {
+    // Photos too small for even a 1/2 scale go straight to the full decoder, without a
+    // first walk over the JPEG's markers that the full decoder would repeat.
+    let worth_scaling =
+        probed.dimensions.is_none_or(|(width, height)| needed_long_side.saturating_mul(2) <= width.max(height));
+    if probed.format == SourceFormat::Jpeg && worth_scaling && jpeg_is_complete(bytes) {
         if let Some(decoded) = decode_scaled_jpeg(bytes, limits, needed_long_side) {
             return decoded;
         }
     }
-    decode(bytes, limits)
+    decode_probed(bytes, probed, limits)
 }
 
 fn decode_scaled_jpeg(
