@@ -23,6 +23,8 @@ pub enum ErrorCode {
     ProcessingFailed,
     /// A photo whose message was dead-lettered after too many attempts.
     GaveUp,
+    /// A photo whose processing ran past its stage's time budget in every attempt.
+    TimedOut,
 }
 
 impl ErrorCode {
@@ -43,6 +45,7 @@ impl ErrorCode {
             Self::Internal => "internal",
             Self::ProcessingFailed => "processing_failed",
             Self::GaveUp => "gave_up",
+            Self::TimedOut => "timed_out",
         }
     }
 }

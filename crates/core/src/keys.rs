@@ -52,11 +52,25 @@ pub fn intermediate(job: &JobId, photo: &PhotoId, attempt: u32, after_segment: u
     format!("jobs/{job}/photos/{photo}/a{attempt}/segment-{after_segment}.png")
 }
 
+/// The step of every event but `processing` (whose step is its pipeline segment).
+pub const TERMINAL_STEP: u32 = 0;
+
 /// A state event. `step` orders events of one state within an attempt: the pipeline
-/// segment for `processing` (so "processing in slow" follows "processing in quick"), 0
-/// otherwise.
+/// segment for `processing` (so "processing in slow" follows "processing in quick"),
+/// [`TERMINAL_STEP`] otherwise.
 pub fn event(job: &JobId, photo: &PhotoId, attempt: u32, state: PhotoState, step: u32) -> String {
     format!("jobs/{job}/photos/{photo}/events/{attempt:06}-{}-{step:03}-{state}.json", state.rank())
+}
+
+/// The keys under which an attempt's end (`done` or `failed`) is recorded: if one exists,
+/// a redelivered request of that attempt is a duplicate.
+pub fn terminal_events(job: &JobId, photo: &PhotoId, attempt: u32) -> [String; 2] {
+    [PhotoState::Done, PhotoState::Failed].map(|state| event(job, photo, attempt, state, TERMINAL_STEP))
+}
+
+/// The `queued` event that starts an attempt after the first (a retry, a reprocessing).
+pub fn queued_event(job: &JobId, photo: &PhotoId, attempt: u32) -> String {
+    event(job, photo, attempt, PhotoState::Queued, TERMINAL_STEP)
 }
 
 /// What a key under [`photos_prefix`] is, as far as the job view cares.

@@ -1,24 +1,53 @@
 //! Queue messages. Versioned JSON envelopes that carry ids and keys, never image bytes
-//! (an SQS message is at most 256 KiB). A message that does not parse, or carries a
-//! version this build does not know, is a [`MessageError`]: consumers delete it at once,
-//! because retrying cannot make it parse.
+//! (an SQS message is at most 256 KiB).
+//!
+//! Versions make rolling upgrades safe (DESIGN.md "Mixed versions run side by side"): a
+//! build reads every version up to its own and writes its own; a message of a *newer*
+//! version is [`MessageError::NewerVersion`], which consumers hand back for a newer process
+//! instead of deleting, and one that does not parse at all is [`MessageError::Malformed`],
+//! which they leave to the dead-letter queue after the normal receive budget.
 
 use crate::error_code::PhotoError;
 use crate::ids::{JobId, PhotoId};
-use crate::job::OutputInfo;
+use crate::job::{EventDoc, OutputInfo, PhotoState};
 use crate::plan::Segment;
 use crate::recipe::Recipe;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// The message version this release writes, and the newest it reads.
 pub const MESSAGE_VERSION: u32 = 1;
+
+/// The version this process speaks: [`MESSAGE_VERSION`], unless a test build pretends to
+/// be the next release (see [`speak_next_version_for_tests`]).
+static SPOKEN_VERSION: AtomicU32 = AtomicU32::new(MESSAGE_VERSION);
+
+pub fn spoken_version() -> u32 {
+    SPOKEN_VERSION.load(Ordering::Relaxed)
+}
+
+/// Test hook (feature `fault-injection`): this process writes version N+1 and reads up to
+/// it, like the next release would, so the mixed-fleet test can run N and N+1 side by side.
+#[cfg(feature = "fault-injection")]
+pub fn speak_next_version_for_tests() {
+    SPOKEN_VERSION.store(MESSAGE_VERSION + 1, Ordering::Relaxed);
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum MessageError {
     #[error("message is not valid JSON of the expected shape: {0}")]
     Malformed(#[from] serde_json::Error),
-    #[error("message version {found} is not supported (this build speaks version {MESSAGE_VERSION})")]
-    UnsupportedVersion { found: u64 },
+    #[error("message version {found} is newer than this build reads (up to version {reads}): a newer darkroom must handle it")]
+    NewerVersion { found: u64, reads: u32 },
+}
+
+impl MessageError {
+    /// Whether a newer process may be able to read it (as opposed to it never parsing).
+    pub fn is_newer_version(&self) -> bool {
+        matches!(self, Self::NewerVersion { .. })
+    }
 }
 
 /// Process `plan[segment]` of this photo's recipe. Segment 0 reads the original; later
@@ -83,17 +112,18 @@ fn check_version(body: &str) -> Result<(), MessageError> {
         v: u64,
     }
     let Versioned { v } = serde_json::from_str(body)?;
-    if v == u64::from(MESSAGE_VERSION) {
-        Ok(())
+    let reads = spoken_version();
+    if v > u64::from(reads) {
+        Err(MessageError::NewerVersion { found: v, reads })
     } else {
-        Err(MessageError::UnsupportedVersion { found: v })
+        Ok(())
     }
 }
 
 impl PhotoRequest {
     pub fn new(job_id: JobId, photo_id: PhotoId, attempt: u32, recipe: Recipe, plan: Vec<Segment>) -> Self {
         Self {
-            v: MESSAGE_VERSION,
+            v: spoken_version(),
             job_id,
             photo_id,
             attempt,
@@ -140,7 +170,28 @@ impl PhotoRequest {
 
 impl PhotoResponse {
     pub fn new(job_id: JobId, photo_id: PhotoId, attempt: u32, update: PhotoUpdate) -> Self {
-        Self { v: MESSAGE_VERSION, job_id, photo_id, attempt, update }
+        Self { v: spoken_version(), job_id, photo_id, attempt, update }
+    }
+
+    /// The state event this response records, and its step (see [`crate::keys::event`]).
+    pub fn event(&self) -> (u32, EventDoc) {
+        match &self.update {
+            PhotoUpdate::Processing { stage, segment } => {
+                let mut event = EventDoc::new(self.attempt, PhotoState::Processing);
+                event.stage = Some(stage.clone());
+                (*segment, event)
+            }
+            PhotoUpdate::Done { outputs } => {
+                let mut event = EventDoc::new(self.attempt, PhotoState::Done);
+                event.outputs = outputs.clone();
+                (crate::keys::TERMINAL_STEP, event)
+            }
+            PhotoUpdate::Failed { error } => {
+                let mut event = EventDoc::new(self.attempt, PhotoState::Failed);
+                event.error = Some(error.clone());
+                (crate::keys::TERMINAL_STEP, event)
+            }
+        }
     }
 
     pub fn decode(body: &str) -> Result<Self, MessageError> {
@@ -187,10 +238,10 @@ mod tests {
     #[test]
     fn rejects_garbage_and_unknown_versions() {
         assert!(matches!(PhotoRequest::decode("{{nope"), Err(MessageError::Malformed(_))));
-        assert!(matches!(
-            PhotoResponse::decode(r#"{"v":7,"anything":1}"#),
-            Err(MessageError::UnsupportedVersion { found: 7 })
-        ));
+        let newer = PhotoResponse::decode(r#"{"v":7,"anything":1}"#).unwrap_err();
+        assert!(matches!(newer, MessageError::NewerVersion { found: 7, reads: MESSAGE_VERSION }));
+        assert!(newer.is_newer_version());
+        assert!(!PhotoRequest::decode("{{nope").unwrap_err().is_newer_version());
         assert!(matches!(PhotoResponse::decode(r#"{"v":1,"job_id":"x"}"#), Err(MessageError::Malformed(_))));
     }
 

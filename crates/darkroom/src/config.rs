@@ -127,6 +127,11 @@ pub struct Settings {
     #[arg(long, env = "DARKROOM_DRAIN_DEADLINE", default_value = "30s", value_parser = duration, global = true)]
     pub drain_deadline: Duration,
 
+    /// How long one photo may take in each stage, as stage=duration pairs (stages not named
+    /// get the longest). Past it the render is abandoned; in the last attempt the photo fails.
+    #[arg(long, env = "DARKROOM_TIME_BUDGET", default_value = "quick=2m,slow=5m", global = true)]
+    pub time_budget: String,
+
     /// Photos a worker process works on at once (default: one per CPU core).
     #[arg(long, env = "DARKROOM_CONCURRENCY", global = true)]
     pub concurrency: Option<usize>,
@@ -198,29 +203,47 @@ impl Settings {
             .map_err(|e| anyhow::anyhow!("--stage-map / --default-stage: {e}"))
     }
 
+    pub fn time_budgets(&self) -> anyhow::Result<darkroom_worker::TimeBudgets> {
+        darkroom_worker::TimeBudgets::parse(&self.time_budget).map_err(|e| anyhow::anyhow!("--time-budget: {e}"))
+    }
+
     pub fn concurrency(&self) -> usize {
         self.concurrency.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2))
     }
 
-    /// Checks what clap cannot: relations between settings, and ranges.
+    /// The worker's settings; `stages` empty means every stage of the stage map.
+    pub fn worker_settings(&self, stages: Vec<String>) -> anyhow::Result<darkroom_worker::WorkerSettings> {
+        let stages = if stages.is_empty() { self.stage_map()?.stages() } else { stages };
+        Ok(darkroom_worker::WorkerSettings {
+            stages,
+            concurrency: self.concurrency(),
+            visibility_timeout: self.visibility_timeout,
+            heartbeat_interval: self.heartbeat_interval,
+            wait_time: self.wait_time,
+            drain_deadline: self.drain_deadline,
+            limits: self.limits(),
+            time_budgets: self.time_budgets()?,
+            max_receive_count: self.max_receive_count,
+        })
+    }
+
+    /// Checks what clap cannot: relations between settings, and ranges. The limits are the
+    /// queue crate's (SQS's) and the rules the worker's own validation states.
     pub fn validate(&self) -> anyhow::Result<()> {
-        self.stage_map()?;
         if !darkroom_core::queue_names::is_valid_prefix(&self.queue_prefix) {
             anyhow::bail!("--queue-prefix {:?} must be 1–30 letters, digits, '-' or '_'", self.queue_prefix);
         }
-        if self.wait_time > Duration::from_secs(20) {
-            anyhow::bail!("--wait-time must be at most 20s (the SQS maximum), got {:?}", self.wait_time);
+        if self.wait_time > darkroom_queue::MAX_WAIT {
+            anyhow::bail!(
+                "--wait-time must be at most {:?} (the SQS maximum), got {:?}",
+                darkroom_queue::MAX_WAIT,
+                self.wait_time
+            );
         }
-        if self.visibility_timeout < Duration::from_secs(3) || self.visibility_timeout > Duration::from_secs(12 * 3600)
+        if self.visibility_timeout < Duration::from_secs(3)
+            || self.visibility_timeout > darkroom_queue::MAX_VISIBILITY_TIMEOUT
         {
             anyhow::bail!("--visibility-timeout must be between 3s and 12h, got {:?}", self.visibility_timeout);
-        }
-        if self.heartbeat_interval * 3 > self.visibility_timeout {
-            anyhow::bail!(
-                "--heartbeat-interval ({:?}) must be at most a third of --visibility-timeout ({:?}): otherwise a slow photo can be handed to a second worker",
-                self.heartbeat_interval,
-                self.visibility_timeout
-            );
         }
         if self.max_receive_count == 0 || self.max_receive_count > 1000 {
             anyhow::bail!("--max-receive-count must be 1–1000, got {}", self.max_receive_count);
@@ -231,6 +254,7 @@ impl Settings {
         if self.concurrency == Some(0) {
             anyhow::bail!("--concurrency must be at least 1");
         }
+        self.worker_settings(Vec::new())?.validate()?;
         Ok(())
     }
 }

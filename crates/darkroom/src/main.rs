@@ -39,6 +39,11 @@ fn main() -> ExitCode {
 
 fn start(cli: Cli) -> anyhow::Result<bool> {
     let settings = cli.settings;
+    // Test hook: this process plays the next release, for the mixed-fleet test.
+    #[cfg(feature = "fault-injection")]
+    if std::env::var("DARKROOM_TEST_SPEAK_NEXT_MESSAGE_VERSION").is_ok_and(|v| v == "1") {
+        darkroom_core::messages::speak_next_version_for_tests();
+    }
     settings.validate()?;
     let (roles, stages) = match cli.command.unwrap_or(Command::Serve) {
         // No runtime, queues or store: a recipe applied to local files.
@@ -49,11 +54,17 @@ fn start(cli: Cli) -> anyhow::Result<bool> {
         Command::Worker { stages } => (Roles { web: false, worker: true, status: false }, stages),
         Command::Status => (Roles { web: false, worker: false, status: true }, Vec::new()),
     };
-    runtime()?.block_on(async move {
+    let runtime = runtime()?;
+    let result = runtime.block_on(async move {
         let metrics = telemetry::init_metrics();
         run::run(settings, roles, stages, metrics).await?;
         Ok(true)
-    })
+    });
+    // Everything has drained by now. A render abandoned past its time budget may still be
+    // running on a blocking thread; dropping the runtime would wait for it for ever, and
+    // SIGTERM must end the process within the drain deadline.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    result
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -5,8 +5,9 @@ use crate::backends::{self, Backends};
 use crate::config::Settings;
 use anyhow::Context;
 use darkroom_status::{StatusSettings, StatusUpdater};
+use darkroom_web::Readiness;
 use darkroom_web::{AppState, WebSettings};
-use darkroom_worker::{Worker, WorkerSettings};
+use darkroom_worker::Worker;
 use metrics_exporter_prometheus::PrometheusHandle;
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -72,26 +73,21 @@ pub async fn run(
     }
     let shutdown = CancellationToken::new();
     let mut tasks: JoinSet<anyhow::Result<()>> = JoinSet::new();
+    let mut readiness = Readiness::default();
 
     if roles.worker {
-        let stages = if stages.is_empty() { backends.stage_map.stages() } else { stages };
         let worker = Worker::new(
             backends.store.clone(),
             backends.queues.clone(),
             backends.names.clone(),
-            WorkerSettings {
-                stages,
-                concurrency: settings.concurrency(),
-                visibility_timeout: settings.visibility_timeout,
-                heartbeat_interval: settings.heartbeat_interval,
-                wait_time: settings.wait_time,
-                drain_deadline: settings.drain_deadline,
-                limits: settings.limits(),
-            },
+            settings.worker_settings(stages)?,
         )?;
         worker.check_queues().await.context("opening the worker's queues")?;
+        let worker = Arc::new(worker);
+        let watched = worker.clone();
+        readiness.add(move || worker_readiness(&watched));
         let token = shutdown.clone();
-        tasks.spawn(async move { Arc::new(worker).run(token).await.context("worker failed") });
+        tasks.spawn(async move { worker.run(token).await.context("worker failed") });
     }
     if roles.status {
         let status = StatusUpdater::new(
@@ -105,10 +101,14 @@ pub async fn run(
             },
         );
         status.check_queues().await.context("opening the status process's queues")?;
+        let status = Arc::new(status);
+        let watched = status.clone();
+        readiness.add(move || breaker_readiness("status", watched.breaker()));
         let token = shutdown.clone();
-        tasks.spawn(async move { Arc::new(status).run(token).await.context("status failed") });
+        tasks.spawn(async move { status.run(token).await.context("status failed") });
     }
-    let state = web_state(&settings, &backends, metrics);
+    let mut state = web_state(&settings, &backends, metrics);
+    state.readiness = readiness;
     if roles.web {
         let bound = start_http(state, settings.listen, false, &mut tasks, &shutdown)?;
         // The one line on stdout: scripts and tests read the address from it.
@@ -135,6 +135,26 @@ pub async fn run(
         }
     }
     first_error.map_or(Ok(()), Err)
+}
+
+/// Why a consumer with an open breaker is not ready (its dependencies are down).
+fn breaker_readiness(component: &str, breaker: &darkroom_consumer::Breaker) -> Option<String> {
+    breaker.open_state().map(|open| {
+        format!(
+            "{component} paused for {}s: a dependency is unavailable ({}); it resumes by itself when the store and queues answer",
+            open.since.elapsed().as_secs(),
+            open.reason
+        )
+    })
+}
+
+fn worker_readiness(worker: &Worker) -> Option<String> {
+    if let Some(reason) = breaker_readiness("worker", worker.breaker()) {
+        return Some(reason);
+    }
+    let stuck = worker.stuck_renders();
+    (stuck >= worker.settings().concurrency)
+        .then(|| format!("{stuck} renders are stuck past their time budget and still hold CPUs: restart this worker"))
 }
 
 async fn wait_for_signal() {

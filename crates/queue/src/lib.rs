@@ -32,6 +32,8 @@ pub const MAX_BATCH: usize = 10;
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
 pub const MAX_WAIT: Duration = Duration::from_secs(20);
 pub const MAX_VISIBILITY_TIMEOUT: Duration = Duration::from_secs(12 * 3600);
+/// SQS's longest per-message delivery delay (`DelaySeconds`).
+pub const MAX_DELAY: Duration = Duration::from_secs(15 * 60);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueSpec {
@@ -53,11 +55,19 @@ impl QueueSpec {
 pub struct OutgoingMessage {
     pub body: String,
     pub attributes: BTreeMap<String, String>,
+    /// How long the message stays invisible after it is sent (at most [`MAX_DELAY`], whole
+    /// seconds on SQS): a consumer that defers work re-sends it with a delay instead of
+    /// spending the message's receive budget.
+    pub delay: Duration,
 }
 
 impl OutgoingMessage {
     pub fn new(body: impl Into<String>, attributes: BTreeMap<String, String>) -> Self {
-        Self { body: body.into(), attributes }
+        Self { body: body.into(), attributes, delay: Duration::ZERO }
+    }
+
+    pub fn with_delay(self, delay: Duration) -> Self {
+        Self { delay: delay.min(MAX_DELAY), ..self }
     }
 
     /// The size SQS charges against its 256 KiB limit: body plus attribute names and values.

@@ -10,7 +10,7 @@
 
 use crate::{
     check_batch, OutgoingMessage, Queue, QueueBackend, QueueCounts, QueueError, QueueSpec, ReceiptHandle,
-    ReceivedMessage, MAX_BATCH, MAX_VISIBILITY_TIMEOUT, MAX_WAIT,
+    ReceivedMessage, MAX_BATCH, MAX_DELAY, MAX_VISIBILITY_TIMEOUT, MAX_WAIT,
 };
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
@@ -294,16 +294,18 @@ impl Queue for SqliteQueue {
     async fn send_batch(&self, messages: &[OutgoingMessage]) -> Result<(), QueueError> {
         check_batch(&self.name, messages)?;
         let name = self.name.clone();
-        let rows: Vec<(String, String)> =
-            messages.iter().map(|m| (m.body.clone(), encode_attributes(&m.attributes))).collect();
+        let rows: Vec<(String, String, i64)> = messages
+            .iter()
+            .map(|m| (m.body.clone(), encode_attributes(&m.attributes), m.delay.min(MAX_DELAY).as_millis() as i64))
+            .collect();
         blocking(&self.shared, &self.name, move |connection| {
             let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| db_error(&name, e))?;
             let now = now_ms();
-            for (body, attributes) in rows {
+            for (body, attributes, delay_ms) in rows {
                 transaction
                     .execute(
-                        "INSERT INTO messages (queue, message_id, body, attributes, sent_at_ms, visible_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
-                        params![name, random_token(), body, attributes, now],
+                        "INSERT INTO messages (queue, message_id, body, attributes, sent_at_ms, visible_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                        params![name, random_token(), body, attributes, now, now + delay_ms],
                     )
                     .map_err(|e| db_error(&name, e))?;
             }

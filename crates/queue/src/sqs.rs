@@ -6,7 +6,7 @@
 
 use crate::{
     check_batch, OutgoingMessage, Queue, QueueBackend, QueueCounts, QueueError, QueueSpec, ReceiptHandle,
-    ReceivedMessage, MAX_BATCH, MAX_WAIT,
+    ReceivedMessage, MAX_BATCH, MAX_DELAY, MAX_WAIT,
 };
 use async_trait::async_trait;
 use aws_sdk_sqs::config::http::HttpResponse;
@@ -154,6 +154,11 @@ impl Queue for SqsQueue {
         let mut entries = Vec::with_capacity(messages.len());
         for (index, message) in messages.iter().enumerate() {
             let mut entry = SendMessageBatchRequestEntry::builder().id(index.to_string()).message_body(&message.body);
+            if !message.delay.is_zero() {
+                // SQS counts whole seconds; round up so a delay is never shorter than asked.
+                let seconds = message.delay.min(MAX_DELAY).as_millis().div_ceil(1000) as i32;
+                entry = entry.delay_seconds(seconds);
+            }
             for (name, value) in &message.attributes {
                 let value = MessageAttributeValue::builder()
                     .data_type("String")

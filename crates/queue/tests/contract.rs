@@ -168,6 +168,19 @@ async fn batches_hold_one_to_ten_messages_of_at_most_256_kib(backend: &dyn Queue
     }
 }
 
+async fn a_delayed_message_stays_hidden_until_its_delay_passes(backend: &dyn QueueBackend) {
+    let (queue, _) = make_queue(backend, "delay", Duration::from_secs(30), 5).await;
+    let sent = Instant::now();
+    queue.send(message("later").with_delay(Duration::from_secs(3))).await.unwrap();
+    queue.send(message("now")).await.unwrap();
+    let first = receive_one(queue.as_ref(), Duration::from_secs(2)).await.expect("the undelayed message");
+    assert_eq!(first.body, "now");
+    let later = receive_one(queue.as_ref(), Duration::from_secs(10)).await.expect("the delayed message, in time");
+    assert_eq!(later.body, "later");
+    assert!(sent.elapsed() >= Duration::from_millis(2900), "delivered after {:?}", sent.elapsed());
+    assert_eq!(later.receive_count, 1, "a delay is not a receive");
+}
+
 async fn opening_a_missing_queue_says_to_run_setup(backend: &dyn QueueBackend) {
     let error = backend.open(&unique("missing")).await.unwrap_err();
     assert!(error.to_string().contains("darkroom setup"), "{error}");
@@ -185,6 +198,7 @@ macro_rules! contract_tests {
             dead_letters_after_max_receives,
             long_poll_returns_early_on_arrival,
             batches_hold_one_to_ten_messages_of_at_most_256_kib,
+            a_delayed_message_stays_hidden_until_its_delay_passes,
             opening_a_missing_queue_says_to_run_setup);
     };
     (@each $make:path; $($name:ident),*) => {

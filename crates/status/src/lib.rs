@@ -7,9 +7,14 @@
 //! derived from (photo, attempt, state, step) — see core's `keys` — so redelivered
 //! responses change nothing, several status processes never lose each other's updates,
 //! and a late "processing" can never overwrite "done".
+//!
+//! While the store is unreachable a breaker stops every loop from receiving (the messages
+//! wait in their queues, nothing is lost); a message this build cannot read is handed
+//! back for a newer process, never deleted.
 
+use darkroom_consumer::{leave_unreadable, sweep_deleted_photo, Breaker, StoreAndQueueProbe};
 use darkroom_core::job::PhotoState;
-use darkroom_core::{keys, ErrorCode, EventDoc, PhotoError, PhotoRequest, PhotoResponse, PhotoUpdate, QueueNames};
+use darkroom_core::{keys, ErrorCode, EventDoc, MessageError, PhotoError, PhotoRequest, PhotoResponse, QueueNames};
 use darkroom_queue::{Queue, QueueDirectory, QueueError, ReceivedMessage};
 use darkroom_store::json::put_json_if_absent;
 use darkroom_store::{ObjectStore, PutOutcome, StoreError};
@@ -36,8 +41,25 @@ pub enum Applied {
     AlreadyRecorded,
     /// The job was deleted; nothing to record.
     JobGone,
-    /// Not a message this build understands; deleted.
-    Malformed,
+}
+
+impl Applied {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Recorded => "recorded",
+            Self::AlreadyRecorded => "already_recorded",
+            Self::JobGone => "job_gone",
+        }
+    }
+}
+
+/// Why a message could not be applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error(transparent)]
+    Unreadable(#[from] MessageError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// Which kind of queue a message came from.
@@ -54,6 +76,8 @@ pub struct StatusUpdater {
     queues: QueueDirectory,
     names: QueueNames,
     settings: StatusSettings,
+    /// Open while the store or the queues are unreachable: no loop receives then.
+    breaker: Breaker,
 }
 
 impl StatusUpdater {
@@ -63,7 +87,14 @@ impl StatusUpdater {
         names: QueueNames,
         settings: StatusSettings,
     ) -> Self {
-        Self { store, queues, names, settings }
+        let probe = StoreAndQueueProbe { store: store.clone(), queues: queues.clone(), queue: names.responses() };
+        let breaker = Breaker::new("status", Arc::new(probe));
+        Self { store, queues, names, settings, breaker }
+    }
+
+    /// The dependency breaker, for `/readyz`.
+    pub fn breaker(&self) -> &Breaker {
+        &self.breaker
     }
 
     async fn sources(&self) -> Result<Vec<(Arc<dyn Queue>, Source)>, QueueError> {
@@ -101,6 +132,11 @@ impl StatusUpdater {
     async fn serve_queue(self: Arc<Self>, queue: Arc<dyn Queue>, source: Source, shutdown: CancellationToken) {
         let mut backoff = darkroom_queue::ReceiveBackoff::default();
         loop {
+            // While the store is down, leave the messages in their queues.
+            tokio::select! {
+                () = self.breaker.closed() => {}
+                () = shutdown.cancelled() => return,
+            }
             let received = tokio::select! {
                 received = queue.receive(darkroom_queue::MAX_BATCH, self.settings.wait_time) => received,
                 () = shutdown.cancelled() => return,
@@ -118,6 +154,9 @@ impl StatusUpdater {
                 }
                 Err(error) => {
                     let delay = backoff.failed(queue.name(), &error);
+                    if error.is_retryable() {
+                        self.breaker.trip(format!("receiving from {}: {error}", queue.name()));
+                    }
                     tokio::select! {
                         () = tokio::time::sleep(delay) => {}
                         () = shutdown.cancelled() => return,
@@ -134,62 +173,51 @@ impl StatusUpdater {
         };
         match result {
             Ok(applied) => {
-                metrics::counter!("darkroom_status_updates_total", "result" => format!("{applied:?}")).increment(1);
-                if applied == Applied::Malformed {
-                    // Retrying cannot make it parse: delete it rather than cycle it for ever.
-                    tracing::error!(message_id = %message.message_id, queue = queue.name(), "deleting a malformed message");
-                }
+                metrics::counter!("darkroom_status_updates_total", "result" => applied.label()).increment(1);
                 if let Err(error) = queue.delete(&message.receipt_handle).await {
                     tracing::warn!(message_id = %message.message_id, error.message = %error, "could not delete an applied message; its redelivery will change nothing");
                 }
             }
-            Err(error) => {
-                // Left in the queue: it comes back after the visibility timeout, and after
-                // max_receive_count tries lands in the response DLQ, which is retried too.
+            Err(ApplyError::Unreadable(error)) if error.is_newer_version() => {
+                leave_unreadable(queue.as_ref(), &message, &error.to_string()).await;
+            }
+            Err(ApplyError::Unreadable(error)) => {
+                // It will never parse. Never deleted: in the response queue it goes on to the
+                // dead-letter queue after its receive budget; in a dead-letter queue it stays,
+                // hidden for hours at a time, for an operator (the metric says it is there).
+                metrics::counter!("darkroom_messages_malformed_total", "queue" => queue.name().to_owned()).increment(1);
+                tracing::error!(message_id = %message.message_id, queue = queue.name(), error.message = %error, "a message that does not parse: left for an operator");
+                let hide = match source {
+                    Source::Responses => Duration::from_secs(60),
+                    Source::RequestDeadLetters | Source::ResponseDeadLetters => Duration::from_secs(6 * 3600),
+                };
+                if let Err(error) = queue.change_visibility(&message.receipt_handle, hide).await {
+                    tracing::warn!(error.message = %error, "could not hide the unparseable message; it returns after its visibility timeout");
+                }
+            }
+            Err(ApplyError::Store(error)) => {
+                if error.is_retryable() {
+                    self.breaker.trip(format!("recording a photo's state: {error}"));
+                }
+                // Left in the queue: it comes back after the visibility timeout (once the
+                // breaker closes), and after max_receive_count tries lands in the response
+                // DLQ, which status drains too — a response is never lost.
                 tracing::warn!(message_id = %message.message_id, error.message = %error, "could not record a status update; it will be retried");
             }
         }
     }
 
     /// Records one response message.
-    pub async fn apply_response_message(&self, body: &str) -> Result<Applied, StoreError> {
-        let response = match PhotoResponse::decode(body) {
-            Ok(response) => response,
-            Err(error) => {
-                tracing::error!(error.message = %error, "malformed response message");
-                return Ok(Applied::Malformed);
-            }
-        };
-        let (step, event) = match response.update {
-            PhotoUpdate::Processing { stage, segment } => {
-                let mut event = EventDoc::new(response.attempt, PhotoState::Processing);
-                event.stage = Some(stage);
-                (segment, event)
-            }
-            PhotoUpdate::Done { outputs } => {
-                let mut event = EventDoc::new(response.attempt, PhotoState::Done);
-                event.outputs = outputs;
-                (0, event)
-            }
-            PhotoUpdate::Failed { error } => {
-                let mut event = EventDoc::new(response.attempt, PhotoState::Failed);
-                event.error = Some(error);
-                (0, event)
-            }
-        };
+    pub async fn apply_response_message(&self, body: &str) -> Result<Applied, ApplyError> {
+        let response = PhotoResponse::decode(body)?;
+        let (step, event) = response.event();
         let span = tracing::info_span!("status", job_id = %response.job_id, photo_id = %response.photo_id, attempt = response.attempt, state = %event.state);
-        self.record(&response.job_id, &response.photo_id, step, event).instrument(span).await
+        Ok(self.record(&response.job_id, &response.photo_id, step, event).instrument(span).await?)
     }
 
     /// Records a dead-lettered request as a failed photo.
-    pub async fn apply_dead_letter(&self, body: &str) -> Result<Applied, StoreError> {
-        let request = match PhotoRequest::decode(body) {
-            Ok(request) => request,
-            Err(error) => {
-                tracing::error!(error.message = %error, "malformed message in a request dead-letter queue");
-                return Ok(Applied::Malformed);
-            }
-        };
+    pub async fn apply_dead_letter(&self, body: &str) -> Result<Applied, ApplyError> {
+        let request = PhotoRequest::decode(body)?;
         let stage = request.current_segment().map(|s| s.stage.clone()).unwrap_or_default();
         let mut event = EventDoc::new(request.attempt, PhotoState::Failed);
         event.stage = Some(stage.clone());
@@ -201,7 +229,8 @@ impl StatusUpdater {
             ),
         ));
         let span = tracing::info_span!("status", job_id = %request.job_id, photo_id = %request.photo_id, attempt = request.attempt, state = "failed");
-        let applied = self.record(&request.job_id, &request.photo_id, 0, event).instrument(span).await?;
+        let applied =
+            self.record(&request.job_id, &request.photo_id, keys::TERMINAL_STEP, event).instrument(span).await?;
         metrics::counter!("darkroom_dead_letters_total", "stage" => stage).increment(1);
         Ok(applied)
     }
@@ -217,7 +246,7 @@ impl StatusUpdater {
             // Deleted while the photo was in work: the worker's outputs, written after the
             // deletion, are swept here (its last report comes after its last write).
             tracing::info!("job no longer exists; dropping the update and the photo's leftovers");
-            darkroom_store::delete_prefix(self.store.as_ref(), &keys::photo_prefix(job, photo)).await?;
+            sweep_deleted_photo(self.store.as_ref(), job, photo).await?;
             return Ok(Applied::JobGone);
         }
         let key = keys::event(job, photo, event.attempt, event.state, step);

@@ -40,6 +40,10 @@ async fn queue_depths(state: &AppState) -> Result<serde_json::Map<String, serde_
 
 #[get("/readyz")]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let not_ready = state.readiness.not_ready();
+    if !not_ready.is_empty() {
+        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable, not_ready.join("; ")));
+    }
     state.store.check().await.map_err(|e| {
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable, format!("object store not ready: {e}"))
     })?;

@@ -196,7 +196,7 @@ async fn recipe_of_attempt(state: &AppState, job: &JobManifest, photo: &PhotoId,
         return job.recipe.clone();
     }
     let queued: Result<EventDoc, _> =
-        get_json(state.store.as_ref(), &keys::event(&job.id, photo, attempt, PhotoState::Queued, 0)).await;
+        get_json(state.store.as_ref(), &keys::queued_event(&job.id, photo, attempt)).await;
     queued.ok().and_then(|event| event.recipe).unwrap_or_else(|| job.recipe.clone())
 }
 
@@ -214,13 +214,7 @@ async fn start_attempt(
     loop {
         let mut queued = EventDoc::new(attempt, PhotoState::Queued);
         queued.recipe = Some(recipe.clone());
-        match put_json_if_absent(
-            state.store.as_ref(),
-            &keys::event(&job.id, photo, attempt, PhotoState::Queued, 0),
-            &queued,
-        )
-        .await?
-        {
+        match put_json_if_absent(state.store.as_ref(), &keys::queued_event(&job.id, photo, attempt), &queued).await? {
             PutOutcome::Created => break,
             PutOutcome::AlreadyExists if attempt < after + 10 => attempt += 1,
             PutOutcome::AlreadyExists => {

@@ -45,6 +45,30 @@ pub struct WebSettings {
     pub trust_forwarded_for: bool,
 }
 
+type ReadinessCheck = Arc<dyn Fn() -> Option<String> + Send + Sync>;
+
+/// Checks of the process's other components (a worker's or status's breaker) for
+/// `/readyz`: each says why its component is not ready, or nothing.
+#[derive(Clone, Default)]
+pub struct Readiness(Vec<ReadinessCheck>);
+
+impl Readiness {
+    pub fn add(&mut self, check: impl Fn() -> Option<String> + Send + Sync + 'static) {
+        self.0.push(Arc::new(check));
+    }
+
+    /// Why the process is not ready, if it is not.
+    pub fn not_ready(&self) -> Vec<String> {
+        self.0.iter().filter_map(|check| check()).collect()
+    }
+}
+
+impl std::fmt::Debug for Readiness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Readiness({} checks)", self.0.len())
+    }
+}
+
 /// What every handler shares.
 #[derive(Debug, Clone)]
 pub struct AppState {
@@ -57,6 +81,8 @@ pub struct AppState {
     pub documents: Arc<quick_cache::sync::Cache<String, bytes::Bytes>>,
     pub upload_slots: Arc<tokio::sync::Semaphore>,
     pub rate_limit: Option<Arc<ClientRateLimit>>,
+    /// The other components' readiness, for `/readyz`.
+    pub readiness: Readiness,
 }
 
 impl AppState {
@@ -81,6 +107,7 @@ impl AppState {
             documents: Arc::new(quick_cache::sync::Cache::new(50_000)),
             upload_slots,
             rate_limit,
+            readiness: Readiness::default(),
         }
     }
 }

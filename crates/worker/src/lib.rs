@@ -6,12 +6,18 @@
 //! Workers are interchangeable and stateless: start more to go faster, kill one and its
 //! photo reappears for another after the visibility timeout.
 
-mod handle;
-mod heartbeat;
+mod budget;
+mod delivery;
+mod lease;
+mod outcome;
 pub mod render;
+mod renders;
+mod segment;
 
-pub use handle::Outcome;
+pub use budget::{BudgetError, TimeBudgets};
+pub use outcome::Outcome;
 
+use darkroom_consumer::{Breaker, StoreAndQueueProbe};
 use darkroom_core::{Limits, QueueNames};
 use darkroom_queue::{Queue, QueueDirectory, QueueError};
 use darkroom_store::ObjectStore;
@@ -34,6 +40,11 @@ pub struct WorkerSettings {
     /// On shutdown, how long in-flight photos may take before they are released.
     pub drain_deadline: Duration,
     pub limits: Limits,
+    /// How long one segment of one photo may render, per stage.
+    pub time_budgets: TimeBudgets,
+    /// The queues' redrive setting: the attempt that reaches it is a photo's last, so a
+    /// photo out of time is reported failed (with the reason) instead of dead-lettered.
+    pub max_receive_count: u32,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -46,6 +57,8 @@ pub enum SettingsError {
     NoConcurrency,
     #[error("a worker needs at least one stage to serve")]
     NoStages,
+    #[error("--max-receive-count must be at least 1")]
+    NoReceives,
 }
 
 impl WorkerSettings {
@@ -65,6 +78,9 @@ impl WorkerSettings {
         if self.stages.is_empty() {
             return Err(SettingsError::NoStages);
         }
+        if self.max_receive_count == 0 {
+            return Err(SettingsError::NoReceives);
+        }
         Ok(())
     }
 }
@@ -79,6 +95,9 @@ pub struct Worker {
     /// the CPU a process uses. Each stage loop also bounds its own messages in flight (see
     /// `serve_queue`), so an idle stage's long poll never holds a slot another stage needs.
     cpu_slots: Arc<Semaphore>,
+    /// Open while the store or a queue is unreachable: no stage loop receives then.
+    breaker: Breaker,
+    renders: renders::Renders,
 }
 
 impl Worker {
@@ -90,11 +109,23 @@ impl Worker {
     ) -> Result<Self, SettingsError> {
         settings.validate()?;
         let cpu_slots = Arc::new(Semaphore::new(settings.concurrency));
-        Ok(Self { store, queues, names, settings, cpu_slots })
+        let probe = StoreAndQueueProbe { store: store.clone(), queues: queues.clone(), queue: names.responses() };
+        let breaker = Breaker::new("worker", Arc::new(probe));
+        Ok(Self { store, queues, names, settings, cpu_slots, breaker, renders: renders::Renders::default() })
     }
 
     pub fn settings(&self) -> &WorkerSettings {
         &self.settings
+    }
+
+    /// The dependency breaker, for `/readyz`.
+    pub fn breaker(&self) -> &Breaker {
+        &self.breaker
+    }
+
+    /// Renders given up on (past their time budget) that have not stopped yet.
+    pub fn stuck_renders(&self) -> usize {
+        self.renders.stuck()
     }
 
     /// Opens every queue this worker uses; fails if `darkroom setup` has not been run.
@@ -141,6 +172,12 @@ impl Worker {
                 permit = permits.clone().acquire_owned() => match permit { Ok(p) => p, Err(_) => break },
                 () = shutdown.cancelled() => break,
             };
+            // While the store or a queue is down, take nothing: every receive would count
+            // towards the dead-letter queue for an outage that is not the photo's fault.
+            tokio::select! {
+                () = self.breaker.closed() => {}
+                () = shutdown.cancelled() => break,
+            }
             // Ask for as many photos as there are free slots (this one included).
             let want = (1 + permits.available_permits()).min(darkroom_queue::MAX_BATCH);
             let received = tokio::select! {
@@ -154,6 +191,9 @@ impl Worker {
                 }
                 Err(error) => {
                     let delay = backoff.failed(queue.name(), &error);
+                    if error.is_retryable() {
+                        self.breaker.trip(format!("receiving from {}: {error}", queue.name()));
+                    }
                     drop(permit);
                     tokio::select! {
                         () = tokio::time::sleep(delay) => continue,
@@ -220,6 +260,8 @@ mod tests {
             wait_time: Duration::from_secs(20),
             drain_deadline: Duration::from_secs(30),
             limits: Limits::default(),
+            time_budgets: TimeBudgets::uniform(Duration::from_secs(300)),
+            max_receive_count: 5,
         }
     }
 

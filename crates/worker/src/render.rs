@@ -1,5 +1,9 @@
 //! The CPU-bound part of a segment: decode, operate, encode. Runs on a blocking thread;
 //! takes and returns plain bytes so it can be tested without a store or a queue.
+//!
+//! A render can be told to stop ([`CancelFlag`]): when its stage's time budget is spent
+//! the worker gives up on it, and the render notices between steps (decode, each
+//! operation, each encode) and returns [`RenderError::Cancelled`] instead of running on.
 
 use bytes::Bytes;
 use darkroom_core::recipe::Operation;
@@ -7,6 +11,8 @@ use darkroom_core::{CarriedFrame, OutputFormat};
 use darkroom_imaging::{
     apply_ops, decode, decode_for_ops, encode, encode_intermediate, fit_within, DecodeLimits, ImagingError, Photo,
 };
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 pub const PREVIEW_LONG_SIDE: u32 = 1600;
 pub const THUMB_LONG_SIDE: u32 = 256;
@@ -34,13 +40,51 @@ pub struct RenderedFile {
     pub height: u32,
 }
 
+/// What a segment hands on.
+#[derive(Debug, Clone)]
+pub enum Handover {
+    /// The last segment: `files` hold the result and its thumbnail.
+    Finished,
+    /// A lossless image for the next segment to continue from.
+    NextSegment { intermediate: Vec<u8> },
+}
+
 #[derive(Debug, Clone)]
 pub struct Rendered {
-    /// `preview` (first segment), `result` and `thumb` (last segment).
+    /// Files to store as outputs: `preview` (first segment), `result` and `thumb` (last).
     pub files: Vec<RenderedFile>,
-    /// The lossless hand-over to the next segment, when this is not the last one.
-    pub intermediate: Option<Vec<u8>>,
+    pub handover: Handover,
     pub frame: CarriedFrame,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error(transparent)]
+    Imaging(#[from] ImagingError),
+    #[error("the render was cancelled")]
+    Cancelled,
+}
+
+/// Set by the worker when it gives up on a render; checked by the render between steps.
+#[derive(Debug, Clone, Default)]
+pub struct CancelFlag(Arc<AtomicBool>);
+
+impl CancelFlag {
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    fn check(&self) -> Result<(), RenderError> {
+        if self.is_cancelled() {
+            Err(RenderError::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
 }
 
 fn file(name: &'static str, photo: &Photo, format: OutputFormat, quality: u8) -> Result<RenderedFile, ImagingError> {
@@ -53,9 +97,10 @@ fn file(name: &'static str, photo: &Photo, format: OutputFormat, quality: u8) ->
     })
 }
 
-pub fn render(input: RenderInput) -> Result<Rendered, ImagingError> {
+pub fn render(input: RenderInput, cancel: &CancelFlag) -> Result<Rendered, RenderError> {
     #[cfg(feature = "fault-injection")]
-    inject_faults(&input.ops);
+    inject_faults(&input.ops, cancel);
+    cancel.check()?;
     // The first segment decodes the upload: a JPEG whose recipe shrinks it early is decoded
     // at reduced scale, but never below the preview's size. Later segments get an
     // intermediate PNG already at the size the earlier ones left.
@@ -69,25 +114,34 @@ pub fn render(input: RenderInput) -> Result<Rendered, ImagingError> {
     }
     let mut files = Vec::new();
     if input.is_first_segment {
+        cancel.check()?;
         let preview = fit_within(&photo, PREVIEW_LONG_SIDE)?;
         files.push(file("preview", &preview, OutputFormat::Jpeg, PREVIEW_QUALITY)?);
     }
-    let photo = apply_ops(photo, &input.ops)?;
-    let mut intermediate = None;
-    if input.is_last_segment {
+    for op in &input.ops {
+        cancel.check()?;
+        photo = apply_ops(photo, std::slice::from_ref(op))?;
+    }
+    cancel.check()?;
+    let handover = if input.is_last_segment {
         files.push(file("result", &photo, input.format, input.quality)?);
+        cancel.check()?;
         let thumb = fit_within(&photo, THUMB_LONG_SIDE)?;
         files.push(file("thumb", &thumb, OutputFormat::Jpeg, THUMB_QUALITY)?);
+        Handover::Finished
     } else {
-        intermediate = Some(encode_intermediate(&photo)?);
-    }
-    Ok(Rendered { files, intermediate, frame: photo.frame.into() })
+        Handover::NextSegment { intermediate: encode_intermediate(&photo)? }
+    };
+    Ok(Rendered { files, handover, frame: photo.frame.into() })
 }
 
 /// Test hook (feature `fault-injection`): misbehave on request, so the fault-tolerance tests
-/// can make a photo crash or stall a worker.
+/// can make a photo crash or stall a worker. A caption `darkroom-fault:panic` panics,
+/// `darkroom-fault:sleep=<ms>` stalls (noticing cancellation, as a long image loop does),
+/// `darkroom-fault:hang` stalls for ever and ignores cancellation (a stuck library call).
 #[cfg(feature = "fault-injection")]
-fn inject_faults(ops: &[Operation]) {
+fn inject_faults(ops: &[Operation], cancel: &CancelFlag) {
+    use std::time::{Duration, Instant};
     for op in ops {
         let Operation::Customize(settings) = op else { continue };
         let Some(fault) = settings.caption.as_ref().and_then(|c| c.text.strip_prefix("darkroom-fault:")) else {
@@ -96,8 +150,16 @@ fn inject_faults(ops: &[Operation]) {
         if fault == "panic" {
             panic!("injected fault: panic");
         }
+        if fault == "hang" {
+            loop {
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
         if let Some(millis) = fault.strip_prefix("sleep=").and_then(|ms| ms.parse().ok()) {
-            std::thread::sleep(std::time::Duration::from_millis(millis));
+            let until = Instant::now() + Duration::from_millis(millis);
+            while Instant::now() < until && !cancel.is_cancelled() {
+                std::thread::sleep(Duration::from_millis(20).min(until.saturating_duration_since(Instant::now())));
+            }
         }
     }
 }

@@ -186,29 +186,103 @@ fn sigterm_finishes_or_hands_back_photos_in_flight(backend: Backend) {
 }
 
 #[test]
-fn a_malformed_message_is_deleted_at_once_not_retried_forever() {
+fn unreadable_messages_are_never_deleted_and_never_hold_up_other_photos() {
     let cluster = Cluster::start(&Backend::Local, 1, &[]);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         use darkroom_queue::{OutgoingMessage, QueueBackend};
         let queues = darkroom_queue::SqliteQueues::open(cluster.data.path().join("queues.sqlite3")).unwrap();
         let requests = queues.open("darkroom-requests-quick").await.unwrap();
-        let dead_letters = queues.open("darkroom-requests-quick-dlq").await.unwrap();
         requests.send(OutgoingMessage::new("this is not JSON", Default::default())).await.unwrap();
         requests.send(OutgoingMessage::new(r#"{"v":99,"from":"the future"}"#, Default::default())).await.unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let counts = requests.counts().await.unwrap();
-            if counts.visible == 0 && counts.in_flight == 0 {
-                break;
-            }
-            assert!(Instant::now() < deadline, "malformed messages still queued: {counts:?}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        assert_eq!(dead_letters.counts().await.unwrap().visible, 0, "deleted, not dead-lettered after retries");
     });
-    assert_eq!(counter(&cluster.workers[0], "darkroom_messages_malformed_total"), 2);
-    assert!(outcomes(&cluster.workers[0]).is_empty(), "no photo was processed");
+    // Both are looked at, and neither is deleted: the garbage is left to the dead-letter
+    // queue after its receive budget, the newer message handed back for a newer worker.
+    darkroom_testkit::eventually_blocking(Duration::from_secs(30), "both messages looked at", || {
+        counter(&cluster.workers[0], "darkroom_messages_malformed_total") == 1
+            && counter(&cluster.workers[0], "darkroom_messages_unreadable_total") == 1
+    });
+    let still_queued = runtime.block_on(async {
+        use darkroom_queue::QueueBackend;
+        let queues = darkroom_queue::SqliteQueues::open(cluster.data.path().join("queues.sqlite3")).unwrap();
+        let counts = queues.open("darkroom-requests-quick").await.unwrap().counts().await.unwrap();
+        counts.visible + counts.in_flight
+    });
+    assert_eq!(still_queued, 2, "an unreadable message was deleted");
+    // Meanwhile photos flow.
+    let created =
+        create_job(cluster.url(), r#"{"ops":[{"op":"thumbnail","size":32}]}"#, &[("a.jpg", &fixture("chelsea.jpg"))]);
+    assert_eq!(created.status, 201);
+    let view = wait_for_job(cluster.url(), created.json()["id"].as_str().unwrap(), Duration::from_secs(30));
+    assert_eq!(view["state"], "done");
+}
+
+#[test]
+fn a_hung_render_fails_after_its_time_budget_and_sigterm_still_exits_in_time() {
+    let mut cluster = Cluster::start(&Backend::Local, 1, &["--max-receive-count", "2", "--time-budget", "quick=2s"]);
+    let hang = r#"{"ops":[{"op":"customize","caption":{"text":"darkroom-fault:hang"}}]}"#;
+    let created = create_job(cluster.url(), hang, &[("stuck.jpg", &fixture("chelsea.jpg"))]);
+    let job = created.json()["id"].as_str().unwrap().to_owned();
+    // Each attempt is abandoned after 2 s; the second (and last) reports the photo failed.
+    let view = wait_for_job(cluster.url(), &job, Duration::from_secs(60));
+    assert_eq!(view["state"], "failed", "{view:#}");
+    let error = &view["photos"][0]["error"];
+    assert_eq!(error["code"], "timed_out", "{view:#}");
+    assert!(error["message"].as_str().unwrap().contains("2-second limit"), "{error}");
+    assert_eq!(outcomes(&cluster.workers[0]).get("timed_out"), Some(&1));
+    // The worker is still serving, with its stuck renders counted.
+    assert_eq!(counter(&cluster.workers[0], "darkroom_renders_stuck"), 2);
+    let fine =
+        create_job(cluster.url(), r#"{"ops":[{"op":"thumbnail","size":32}]}"#, &[("a.jpg", &fixture("chelsea.jpg"))]);
+    let view = wait_for_job(cluster.url(), fine.json()["id"].as_str().unwrap(), Duration::from_secs(30));
+    assert_eq!(view["state"], "done");
+
+    // SIGTERM with a render hung inside the drain: the process still exits by the deadline.
+    let again = create_job(cluster.url(), hang, &[("stuck.jpg", &fixture("chelsea.jpg"))]);
+    let job = again.json()["id"].as_str().unwrap().to_owned();
+    wait_for_view(cluster.url(), &job, Duration::from_secs(30), |v| photo_state(v, 0) == "processing");
+    let stopping = Instant::now();
+    let status = cluster.workers[0].terminate();
+    let exit = stopping.elapsed();
+    assert!(status.success(), "worker exited with {status}");
+    assert!(exit < Duration::from_secs(5) + Duration::from_secs(2), "exit took {exit:?} with a 5 s drain deadline");
+    eprintln!("SIGTERM with a hung render: exited after {exit:?} (drain deadline 5 s)");
+}
+
+/// A rolling upgrade: the web tier already speaks the next message version while the old
+/// workers and status still run. Old processes hand the new messages back instead of
+/// deleting them; once new workers and status are up, every photo is done.
+#[test]
+fn a_mixed_fleet_of_old_and_new_versions_loses_no_photo() {
+    let backend = Backend::Local;
+    let data = tempfile::tempdir().unwrap();
+    backend.setup(data.path());
+    let next = [("DARKROOM_TEST_SPEAK_NEXT_MESSAGE_VERSION", "1")];
+    let worker_args = [&["worker", "--metrics-listen", "127.0.0.1:0"][..], FAST].concat();
+    let status_args = [&["status", "--metrics-listen", "127.0.0.1:0"][..], FAST].concat();
+    let web = Process::start_with_env(&backend, data.path(), &[&["web"][..], FAST].concat(), true, &next);
+    let _old_status = Process::start(&backend, data.path(), &status_args, true);
+    let mut old_worker = Process::start(&backend, data.path(), &worker_args, true);
+
+    let photo = fixture("chelsea.jpg");
+    let files: Vec<(&str, &[u8])> =
+        ["a.jpg", "b.jpg", "c.jpg", "d.jpg"].iter().map(|n| (*n, photo.as_slice())).collect();
+    let created = create_job(web.url(), r#"{"ops":[{"op":"thumbnail","size":48}]}"#, &files);
+    assert_eq!(created.status, 201, "{}", created.text());
+    let job = created.json()["id"].as_str().unwrap().to_owned();
+    darkroom_testkit::eventually_blocking(Duration::from_secs(30), "the old worker sees every new message", || {
+        counter(&old_worker, "darkroom_messages_unreadable_total") >= 4
+    });
+    let view = get(&format!("{}/api/v1/jobs/{job}", web.url())).json();
+    assert_eq!(view["counts"]["queued"], 4, "an old worker lost or failed a new message: {view:#}");
+
+    // The upgrade proceeds: new workers and status come up, the old worker goes.
+    let _new_worker = Process::start_with_env(&backend, data.path(), &worker_args, true, &next);
+    let _new_status = Process::start_with_env(&backend, data.path(), &status_args, true, &next);
+    assert!(old_worker.terminate().success());
+    let view = wait_for_job(web.url(), &job, Duration::from_secs(120));
+    assert_eq!(view["state"], "done", "{view:#}");
+    assert_eq!(view["counts"]["done"], 4);
 }
 
 #[test]

@@ -71,8 +71,13 @@ impl Backend {
 
     /// Runs `darkroom setup` with extra settings (e.g. `--max-receive-count`).
     pub fn setup_with(&self, data_dir: &Path, extra: &[&str]) {
+        self.setup_plain(data_dir, &[FAST, extra].concat());
+    }
+
+    /// Runs `darkroom setup` with the default settings plus `args`.
+    pub fn setup_plain(&self, data_dir: &Path, args: &[&str]) {
         let mut command = Command::new(BIN);
-        command.args(["setup", "--data-dir", data_dir.to_str().unwrap()]).args(FAST).args(extra);
+        command.args(["setup", "--data-dir", data_dir.to_str().unwrap()]).args(args);
         self.configure(&mut command);
         let output = command.output().unwrap();
         assert!(output.status.success(), "setup failed: {}", String::from_utf8_lossy(&output.stderr));
@@ -115,8 +120,20 @@ pub struct Process {
 impl Process {
     /// Starts `darkroom <args>` and, if `expect_url`, waits for its "listening on" line.
     pub fn start(backend: &Backend, data_dir: &Path, args: &[&str], expect_url: bool) -> Self {
+        Self::start_with_env(backend, data_dir, args, expect_url, &[])
+    }
+
+    /// [`Process::start`] with extra environment variables.
+    pub fn start_with_env(
+        backend: &Backend,
+        data_dir: &Path,
+        args: &[&str],
+        expect_url: bool,
+        env: &[(&str, &str)],
+    ) -> Self {
         let mut command = Command::new(BIN);
         backend.configure(&mut command);
+        command.envs(env.iter().copied());
         command
             .args(args)
             .args(["--data-dir", data_dir.to_str().unwrap(), "--listen", "127.0.0.1:0"])

@@ -11,4 +11,3 @@ mod helpers;
 mod outage;
 mod pipeline;
 mod processes;
-mod worker_steps;

@@ -1,0 +1,110 @@
+//! A store that fails on demand, and counts what reaches it.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use darkroom_store::{ByteStream, ObjectMeta, ObjectStore, PutOutcome, StoreError, Upload};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// Requests that reached the store, by kind (failed ones included).
+#[derive(Debug, Default)]
+pub struct StoreRequests {
+    pub gets: AtomicU64,
+    pub heads: AtomicU64,
+    pub lists: AtomicU64,
+    pub puts: AtomicU64,
+    pub deletes: AtomicU64,
+}
+
+impl StoreRequests {
+    pub fn total(&self) -> u64 {
+        [&self.gets, &self.heads, &self.lists, &self.puts, &self.deletes].iter().map(|c| c.load(Ordering::SeqCst)).sum()
+    }
+}
+
+#[derive(Debug)]
+pub struct FaultyStore {
+    inner: Arc<dyn ObjectStore>,
+    down: AtomicBool,
+    failing_puts: AtomicUsize,
+    pub requests: StoreRequests,
+}
+
+impl FaultyStore {
+    pub fn new(inner: Arc<dyn ObjectStore>) -> Self {
+        Self {
+            inner,
+            down: AtomicBool::new(false),
+            failing_puts: AtomicUsize::new(0),
+            requests: StoreRequests::default(),
+        }
+    }
+
+    /// While down, every call fails as an unreachable store does.
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+    }
+
+    /// The next `n` puts fail (then the store works again).
+    pub fn fail_next_puts(&self, n: usize) {
+        self.failing_puts.store(n, Ordering::SeqCst);
+    }
+
+    fn gate(&self, operation: &'static str) -> Result<(), StoreError> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable { operation, message: "injected outage".into() });
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ObjectStore for FaultyStore {
+    async fn put(&self, key: &str, body: Bytes, content_type: &str) -> Result<(), StoreError> {
+        self.requests.puts.fetch_add(1, Ordering::SeqCst);
+        self.gate("put")?;
+        if self.failing_puts.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+            return Err(StoreError::Unavailable { operation: "put", message: "injected failure".into() });
+        }
+        self.inner.put(key, body, content_type).await
+    }
+    async fn put_if_absent(&self, key: &str, body: Bytes, content_type: &str) -> Result<PutOutcome, StoreError> {
+        self.requests.puts.fetch_add(1, Ordering::SeqCst);
+        self.gate("put")?;
+        self.inner.put_if_absent(key, body, content_type).await
+    }
+    async fn start_upload(&self, key: &str, content_type: &str) -> Result<Box<dyn Upload>, StoreError> {
+        self.requests.puts.fetch_add(1, Ordering::SeqCst);
+        self.gate("upload")?;
+        self.inner.start_upload(key, content_type).await
+    }
+    async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
+        self.requests.gets.fetch_add(1, Ordering::SeqCst);
+        self.gate("get")?;
+        self.inner.get(key).await
+    }
+    async fn get_stream(&self, key: &str) -> Result<(ObjectMeta, ByteStream), StoreError> {
+        self.requests.gets.fetch_add(1, Ordering::SeqCst);
+        self.gate("get")?;
+        self.inner.get_stream(key).await
+    }
+    async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, StoreError> {
+        self.requests.heads.fetch_add(1, Ordering::SeqCst);
+        self.gate("head")?;
+        self.inner.head(key).await
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
+        self.requests.lists.fetch_add(1, Ordering::SeqCst);
+        self.gate("list")?;
+        self.inner.list(prefix).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.requests.deletes.fetch_add(1, Ordering::SeqCst);
+        self.gate("delete")?;
+        self.inner.delete(key).await
+    }
+    async fn check(&self) -> Result<(), StoreError> {
+        self.gate("check")?;
+        self.inner.check().await
+    }
+}

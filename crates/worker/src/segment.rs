@@ -1,0 +1,314 @@
+//! One pipeline segment of one photo, in the order the at-least-once contract needs:
+//! still wanted? → report processing → read the input → render → store the outputs →
+//! report done, or forward to the next stage. Everything is keyed by (photo, attempt,
+//! segment), so a redelivery redoes the same work into the same keys.
+//!
+//! Each IO step goes through [`Worker::with_retries`]: a transient failure trips the
+//! breaker (the process stops taking messages), and the step is retried in place once the
+//! dependencies answer again, while the heartbeat keeps the message hidden — so a store
+//! outage costs neither the render already done nor one of the message's receives.
+
+use crate::budget;
+use crate::lease::Lease;
+use crate::outcome::{hold_pause, MAX_HOLD, MAX_HOLD_RETRIES};
+use crate::render::{render, CancelFlag, Handover, RenderError, RenderInput, Rendered};
+use crate::Worker;
+use darkroom_core::{keys, ErrorCode, OutputInfo, PhotoError, PhotoRequest, PhotoResponse, PhotoUpdate};
+use darkroom_queue::{OutgoingMessage, Queue, QueueError, ReceivedMessage};
+use darkroom_store::StoreError;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// One delivery of one request, as the steps see it.
+pub(crate) struct Delivery<'a> {
+    pub queue: &'a Arc<dyn Queue>,
+    pub message: &'a ReceivedMessage,
+    pub request: &'a PhotoRequest,
+    pub abandon: &'a CancellationToken,
+    pub lease: &'a Lease,
+}
+
+pub(crate) enum Step {
+    Finished,
+    Forwarded,
+    AlreadyDone,
+}
+
+pub(crate) enum StepError {
+    /// The store or a queue is unavailable: worth trying again later.
+    Transient(String),
+    /// The photo cannot be processed: fail it.
+    Permanent(PhotoError),
+    JobGone,
+    Panicked(String),
+    /// The render ran past the stage's time budget.
+    OverBudget {
+        stage: String,
+        budget: Duration,
+    },
+    /// Shutdown's drain deadline passed.
+    Abandoned,
+    /// Heartbeats failed for a whole visibility timeout.
+    LeaseLost,
+}
+
+pub(crate) fn transient(context: &str, error: impl std::fmt::Display) -> StepError {
+    StepError::Transient(format!("{context}: {error}"))
+}
+
+fn store_error(context: &str, error: StoreError) -> StepError {
+    if error.is_retryable() {
+        transient(context, error)
+    } else {
+        StepError::Permanent(PhotoError::new(ErrorCode::Internal, format!("{context}: {error}")))
+    }
+}
+
+fn queue_error(context: &str, error: QueueError) -> StepError {
+    if error.is_retryable() {
+        transient(context, error)
+    } else {
+        StepError::Permanent(PhotoError::new(ErrorCode::Internal, format!("{context}: {error}")))
+    }
+}
+
+impl Worker {
+    pub(crate) async fn run_segment(&self, delivery: &Delivery<'_>) -> Result<Step, StepError> {
+        let request = delivery.request;
+        if self.with_retries(delivery, "checking the job", || self.already_done(request)).await? {
+            return Ok(Step::AlreadyDone);
+        }
+        let Some(segment) = request.current_segment().cloned() else {
+            return Err(StepError::Permanent(PhotoError::new(
+                ErrorCode::Internal,
+                "the request names a pipeline segment its plan does not have",
+            )));
+        };
+        let processing = PhotoUpdate::Processing { stage: segment.stage.clone(), segment: request.segment as u32 };
+        self.with_retries(delivery, "reporting progress", || self.respond(request, processing.clone())).await?;
+        let bytes = self.with_retries(delivery, "reading the photo", || self.read_input(request)).await?;
+        let rendered = self.render_within_budget(request, &segment.stage, bytes).await?;
+        self.with_retries(delivery, "storing the results", || self.finish_or_forward(request, &rendered)).await
+    }
+
+    /// Whether this attempt is already finished (a redelivery); `JobGone` if the job was deleted.
+    async fn already_done(&self, request: &PhotoRequest) -> Result<bool, StepError> {
+        let (job, photo) = (&request.job_id, &request.photo_id);
+        match self.store.head(&keys::job_manifest(job)).await {
+            Ok(Some(_)) => {}
+            Ok(None) => return Err(StepError::JobGone),
+            Err(error) => return Err(store_error("checking the job", error)),
+        }
+        if request.is_last_segment() {
+            for key in keys::terminal_events(job, photo, request.attempt) {
+                match self.store.head(&key).await {
+                    Ok(Some(_)) => return Ok(true),
+                    Ok(None) => {}
+                    Err(error) => return Err(store_error("checking earlier deliveries", error)),
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    async fn read_input(&self, request: &PhotoRequest) -> Result<bytes::Bytes, StepError> {
+        let (job, photo) = (&request.job_id, &request.photo_id);
+        let key = match request.segment {
+            0 => keys::original(job, photo),
+            n => keys::intermediate(job, photo, request.attempt, n - 1),
+        };
+        match self.store.get(&key).await {
+            Ok(bytes) => Ok(bytes),
+            // The job manifest exists, so this is not a deletion in progress.
+            Err(error) if error.is_not_found() => Err(StepError::Permanent(PhotoError::new(
+                ErrorCode::Internal,
+                "the photo's input is missing from the store",
+            ))),
+            Err(error) => Err(store_error("reading the photo", error)),
+        }
+    }
+
+    /// Renders on a blocking thread within the stage's time budget. Past the budget the
+    /// render is told to stop and left behind: its slot is freed at once, and a render
+    /// that ignores the request (a stuck library call) is counted as stuck.
+    async fn render_within_budget(
+        &self,
+        request: &PhotoRequest,
+        stage: &str,
+        bytes: bytes::Bytes,
+    ) -> Result<Rendered, StepError> {
+        let input = RenderInput {
+            bytes,
+            ops: request.current_ops().to_vec(),
+            is_first_segment: request.segment == 0,
+            is_last_segment: request.is_last_segment(),
+            format: request.recipe.format,
+            quality: request.recipe.quality,
+            frame: request.frame,
+            limits: self.settings.limits.into(),
+        };
+        let _cpu_slot = self.cpu_slots.acquire().await.map_err(|e| transient("waiting for a CPU slot", e))?;
+        let budget = self.settings.time_budgets.for_stage(stage);
+        let cancel = CancelFlag::default();
+        let (render_handle, running) = self.renders.start(cancel.clone());
+        let started = std::time::Instant::now();
+        let span = tracing::Span::current();
+        let task = tokio::task::spawn_blocking(move || {
+            let _running = running;
+            span.in_scope(|| render(input, &cancel))
+        });
+        let joined = match tokio::time::timeout(budget, task).await {
+            Ok(joined) => joined,
+            Err(_) => {
+                render_handle.abandon();
+                tracing::warn!(
+                    budget_seconds = budget.as_secs(),
+                    "the render ran past the stage's time budget; abandoning it"
+                );
+                return Err(StepError::OverBudget { stage: stage.to_owned(), budget });
+            }
+        };
+        metrics::histogram!("darkroom_segment_seconds", "stage" => stage.to_owned())
+            .record(started.elapsed().as_secs_f64());
+        match joined {
+            Ok(Ok(rendered)) => Ok(rendered),
+            Ok(Err(RenderError::Imaging(error))) => {
+                Err(StepError::Permanent(PhotoError::new(error.code(), error.to_string())))
+            }
+            Ok(Err(RenderError::Cancelled)) => Err(StepError::OverBudget { stage: stage.to_owned(), budget }),
+            Err(join) if join.is_panic() => Err(StepError::Panicked(panic_message(join))),
+            Err(join) => Err(transient("image task", join)),
+        }
+    }
+
+    /// Stores the outputs, then reports done or forwards to the next stage. Idempotent: a
+    /// retry rewrites the same keys.
+    async fn finish_or_forward(&self, request: &PhotoRequest, rendered: &Rendered) -> Result<Step, StepError> {
+        let (job, photo, attempt) = (&request.job_id, &request.photo_id, request.attempt);
+        let mut outputs = request.outputs.clone();
+        outputs.extend(self.store_outputs(request, rendered).await?);
+        match &rendered.handover {
+            Handover::Finished => {
+                self.respond(request, PhotoUpdate::Done { outputs }).await?;
+                Ok(Step::Finished)
+            }
+            Handover::NextSegment { intermediate } => {
+                let Some(next) = request.forwarded(Some(rendered.frame), outputs) else {
+                    return Err(StepError::Permanent(PhotoError::new(
+                        ErrorCode::Internal,
+                        "a segment before the last rendered no hand-over",
+                    )));
+                };
+                self.store
+                    .put(
+                        &keys::intermediate(job, photo, attempt, request.segment),
+                        intermediate.clone().into(),
+                        "image/png",
+                    )
+                    .await
+                    .map_err(|e| store_error("storing the intermediate image", e))?;
+                let next_stage = next.current_segment().map(|s| s.stage.clone()).unwrap_or_default();
+                let queue = self
+                    .queues
+                    .get(&self.names.requests(&next_stage))
+                    .await
+                    .map_err(|e| queue_error("opening the next stage's queue", e))?;
+                queue
+                    .send(OutgoingMessage::new(next.encode(), next.attributes()))
+                    .await
+                    .map_err(|e| queue_error("forwarding to the next stage", e))?;
+                tracing::info!(next_stage = %next_stage, "segment done; forwarded");
+                Ok(Step::Forwarded)
+            }
+        }
+    }
+
+    async fn store_outputs(&self, request: &PhotoRequest, rendered: &Rendered) -> Result<Vec<OutputInfo>, StepError> {
+        let mut outputs = Vec::new();
+        for file in &rendered.files {
+            let key =
+                keys::output(&request.job_id, &request.photo_id, request.attempt, file.name, file.format.extension());
+            self.store
+                .put(&key, file.bytes.clone().into(), file.format.content_type())
+                .await
+                .map_err(|e| store_error("storing an output", e))?;
+            outputs.push(OutputInfo {
+                name: file.name.to_owned(),
+                key,
+                content_type: file.format.content_type().to_owned(),
+                width: file.width,
+                height: file.height,
+                size: file.bytes.len() as u64,
+            });
+        }
+        Ok(outputs)
+    }
+
+    pub(crate) async fn respond(&self, request: &PhotoRequest, update: PhotoUpdate) -> Result<(), StepError> {
+        let response = PhotoResponse::new(request.job_id.clone(), request.photo_id.clone(), request.attempt, update);
+        let queue = self.queues.get(&self.names.responses()).await.map_err(|e| queue_error("reporting", e))?;
+        queue
+            .send(OutgoingMessage::new(response.encode(), response.attributes()))
+            .await
+            .map_err(|e| queue_error("reporting", e))
+    }
+
+    /// Runs an IO step; on a transient failure trips the breaker, waits until the
+    /// dependencies answer (and at least a growing pause), and tries again — up to
+    /// [`MAX_HOLD_RETRIES`] times or [`MAX_HOLD`], unless shutdown or a lost lease ends it.
+    pub(crate) async fn with_retries<T, F, Fut>(
+        &self,
+        delivery: &Delivery<'_>,
+        what: &'static str,
+        mut step: F,
+    ) -> Result<T, StepError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, StepError>>,
+    {
+        let held_since = tokio::time::Instant::now();
+        let mut retry = 0;
+        loop {
+            let reason = match step().await {
+                Err(StepError::Transient(reason)) => reason,
+                other => return other,
+            };
+            self.breaker.trip(reason.clone());
+            let held = held_since.elapsed();
+            if retry >= MAX_HOLD_RETRIES || held >= MAX_HOLD {
+                return Err(StepError::Transient(reason));
+            }
+            tracing::warn!(step = what, error.message = %reason, retry = retry + 1, "transient failure: holding the photo until the store and queues answer");
+            let pause = hold_pause(retry);
+            tokio::select! {
+                () = async { tokio::time::sleep(pause).await; self.breaker.closed().await } => {}
+                () = tokio::time::sleep(MAX_HOLD.saturating_sub(held)) => return Err(StepError::Transient(reason)),
+                () = delivery.abandon.cancelled() => return Err(StepError::Abandoned),
+                () = delivery.lease.lost() => return Err(StepError::LeaseLost),
+            }
+            retry += 1;
+        }
+    }
+}
+
+/// The user-facing reason of a photo that ran out of time in every attempt.
+pub(crate) fn over_budget_error(stage: &str, budget: Duration, attempts: u32) -> PhotoError {
+    PhotoError::new(
+        ErrorCode::TimedOut,
+        format!(
+            "processing took longer than the {} limit of the {stage} stage in each of {attempts} attempts; try a smaller photo or a simpler recipe, or ask the operator to raise --time-budget",
+            budget::describe(budget)
+        ),
+    )
+}
+
+fn panic_message(join: tokio::task::JoinError) -> String {
+    let payload = join.into_panic();
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic with a non-text payload".to_owned())
+}
