@@ -123,6 +123,16 @@ pub struct EventDoc {
     /// For a `queued` event of a reprocessing: the recipe this attempt runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recipe: Option<Recipe>,
+    /// Why an attempt was started by darkroom itself (the reconciler), not by the user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// How many times in a row the reconciler has had to restart this photo.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub recoveries: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl EventDoc {
@@ -136,8 +146,32 @@ impl EventDoc {
             error: None,
             outputs: Vec::new(),
             recipe: None,
+            reason: None,
+            recoveries: 0,
         }
     }
+}
+
+/// Why a job is being deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeletionCause {
+    /// Its owner deleted it.
+    Owner,
+    /// It passed the retention period.
+    Expired,
+}
+
+/// A deletion in progress (see `keys::tombstone`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tombstone {
+    pub v: u32,
+    pub job_id: JobId,
+    pub created_at: u64,
+    pub deleted_at: u64,
+    pub cause: DeletionCause,
+    /// So a retried DELETE by the owner is answered as a success, and anyone else's as 404.
+    pub owner_token_sha256: String,
 }
 
 /// One stored output of a done photo: `result`, `thumb` or `preview`.

@@ -8,10 +8,59 @@
 //! jobs/<job>/photos/<photo>/original                   the upload, as received
 //! jobs/<job>/photos/<photo>/a<attempt>/<name>.<ext>    outputs and intermediates of an attempt
 //! jobs/<job>/photos/<photo>/events/<attempt>-<rank>-<step>-<state>.json   state events
+//! index/active/<job>                                   jobs with work outstanding (reconciler)
+//! index/created/<created ms, 13 digits>-<job>          every job by age (retention)
+//! index/sweep/<job>                                    deletions still to sweep (sweeper)
+//! tombstones/<job>.json                                deleted jobs, until they would have expired
 //! ```
 
 use crate::ids::{JobId, PhotoId};
 use crate::job::{PhotoState, Progress};
+
+pub const ACTIVE_PREFIX: &str = "index/active/";
+pub const CREATED_PREFIX: &str = "index/created/";
+pub const SWEEP_PREFIX: &str = "index/sweep/";
+pub const TOMBSTONES_PREFIX: &str = "tombstones/";
+
+/// A deletion whose objects are not all swept yet: written with the tombstone, removed when
+/// the job's prefix is empty, so the sweeper resumes whatever a crash or outage interrupted.
+pub fn sweep_marker(job: &JobId) -> String {
+    format!("{SWEEP_PREFIX}{job}")
+}
+
+pub fn job_of_sweep_marker(key: &str) -> Option<JobId> {
+    JobId::parse(key.strip_prefix(SWEEP_PREFIX)?).ok()
+}
+
+/// Marks a job with photos queued or in work, for the reconciler to check on.
+pub fn active_marker(job: &JobId) -> String {
+    format!("{ACTIVE_PREFIX}{job}")
+}
+
+pub fn job_of_active_marker(key: &str) -> Option<JobId> {
+    JobId::parse(key.strip_prefix(ACTIVE_PREFIX)?).ok()
+}
+
+/// Lists jobs oldest first, for retention: the creation time leads the key.
+pub fn created_marker(job: &JobId, created_at_millis: u64) -> String {
+    format!("{CREATED_PREFIX}{created_at_millis:013}-{job}")
+}
+
+pub fn parse_created_marker(key: &str) -> Option<(u64, JobId)> {
+    let (millis, job) = key.strip_prefix(CREATED_PREFIX)?.split_once('-')?;
+    Some((millis.parse().ok()?, JobId::parse(job).ok()?))
+}
+
+/// A deleted job's record: written before anything of the job is deleted (with its sweep
+/// marker), and kept until the job would have expired, so the owner's retried DELETE is
+/// still answered as a success.
+pub fn tombstone(job: &JobId) -> String {
+    format!("{TOMBSTONES_PREFIX}{job}.json")
+}
+
+pub fn job_of_tombstone(key: &str) -> Option<JobId> {
+    JobId::parse(key.strip_prefix(TOMBSTONES_PREFIX)?.strip_suffix(".json")?).ok()
+}
 
 pub fn job_prefix(job: &JobId) -> String {
     format!("jobs/{job}/")
@@ -133,6 +182,20 @@ mod tests {
         assert_eq!(classify(&job, &photo_manifest(&job, &photo)), PhotoKey::Manifest { photo: photo.clone() });
         assert_eq!(classify(&job, &original(&job, &photo)), PhotoKey::Other);
         assert_eq!(classify(&JobId::generate(), &key), PhotoKey::Other);
+    }
+
+    #[test]
+    fn index_and_tombstone_keys_parse_back_and_sort_by_age() {
+        let job = JobId::generate();
+        assert_eq!(job_of_active_marker(&active_marker(&job)), Some(job.clone()));
+        assert_eq!(job_of_tombstone(&tombstone(&job)), Some(job.clone()));
+        assert_eq!(job_of_sweep_marker(&sweep_marker(&job)), Some(job.clone()));
+        assert_eq!(
+            parse_created_marker(&created_marker(&job, 1_700_000_000_123)),
+            Some((1_700_000_000_123, job.clone()))
+        );
+        assert!(created_marker(&job, 999) < created_marker(&JobId::generate(), 1_000));
+        assert_eq!(job_of_tombstone("tombstones/not-an-id.json"), None);
     }
 
     #[test]

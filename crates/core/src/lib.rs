@@ -4,6 +4,7 @@
 //! Nothing here does IO, so every rule (a recipe's limits, a photo state that never goes
 //! backwards, where an object lives in the store) is testable without a network.
 
+pub mod budget;
 pub mod error_code;
 pub mod ids;
 pub mod job;
@@ -15,9 +16,10 @@ pub mod queue_names;
 pub mod recipe;
 pub mod view;
 
+pub use budget::{BudgetError, TimeBudgets};
 pub use error_code::{ErrorCode, PhotoError};
 pub use ids::{IdError, JobId, OwnerToken, PhotoId};
-pub use job::{EventDoc, JobManifest, OutputInfo, PhotoManifest, PhotoState};
+pub use job::{DeletionCause, EventDoc, JobManifest, OutputInfo, PhotoManifest, PhotoState, Tombstone};
 pub use limits::Limits;
 pub use messages::{CarriedFrame, MessageError, PhotoRequest, PhotoResponse, PhotoUpdate};
 pub use plan::{Segment, StageMap};

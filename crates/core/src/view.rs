@@ -69,6 +69,8 @@ pub struct PhotoView {
     pub error: Option<PhotoError>,
     pub outputs: Vec<OutputView>,
     pub original_url: String,
+    /// When the photo's state last changed (ms since the epoch): its latest event, or its upload.
+    pub updated_at: u64,
     #[serde(skip)]
     pub sort_key: (u64, u32),
 }
@@ -125,6 +127,7 @@ pub fn assemble(job: &JobManifest, photos: Vec<(PhotoManifest, Option<EventDoc>)
                 PhotoState::Failed => counts.failed += 1,
                 PhotoState::Cancelled => counts.cancelled += 1,
             }
+            let updated_at = event.as_ref().map_or(manifest.added_at, |e| e.at);
             let event = event.unwrap_or_else(|| crate::job::EventDoc::new(1, PhotoState::Queued));
             let outputs = if state == PhotoState::Done {
                 event
@@ -152,6 +155,7 @@ pub fn assemble(job: &JobManifest, photos: Vec<(PhotoManifest, Option<EventDoc>)
                 attempt,
                 error: if state == PhotoState::Failed { event.error } else { None },
                 outputs,
+                updated_at,
                 sort_key: (manifest.added_at, manifest.position),
             }
         })

@@ -132,6 +132,20 @@ pub struct Settings {
     #[arg(long, env = "DARKROOM_TIME_BUDGET", default_value = "quick=2m,slow=5m", global = true)]
     pub time_budget: String,
 
+    /// How often the status process does its housekeeping: finishing interrupted deletions,
+    /// expiring old jobs, restarting photos whose request was lost.
+    #[arg(long, env = "DARKROOM_HOUSEKEEPING_INTERVAL", default_value = "60s", value_parser = duration, global = true)]
+    pub housekeeping_interval: Duration,
+
+    /// How long a queued photo waits, at the least, before the reconciler may judge its
+    /// request lost and restart it (processing photos get every attempt's time budget).
+    #[arg(long, env = "DARKROOM_STUCK_AFTER", default_value = "30m", value_parser = duration, global = true)]
+    pub stuck_after: Duration,
+
+    /// Jobs older than this are deleted with everything in them (0 keeps them for ever).
+    #[arg(long, env = "DARKROOM_RETENTION", default_value = "30days", value_parser = duration, global = true)]
+    pub retention: Duration,
+
     /// Photos a worker process works on at once (default: one per CPU core).
     #[arg(long, env = "DARKROOM_CONCURRENCY", global = true)]
     pub concurrency: Option<usize>,
@@ -227,6 +241,22 @@ impl Settings {
         })
     }
 
+    pub fn status_settings(&self) -> anyhow::Result<darkroom_status::StatusSettings> {
+        Ok(darkroom_status::StatusSettings {
+            stage_map: self.stage_map()?,
+            wait_time: self.wait_time,
+            max_receive_count: self.max_receive_count,
+            housekeeping: darkroom_status::HousekeepingSettings {
+                interval: self.housekeeping_interval,
+                stuck_after: self.stuck_after,
+                retention: (!self.retention.is_zero()).then_some(self.retention),
+                visibility_timeout: self.visibility_timeout,
+                time_budgets: self.time_budgets()?,
+                max_receive_count: self.max_receive_count,
+            },
+        })
+    }
+
     /// Checks what clap cannot: relations between settings, and ranges. The limits are the
     /// queue crate's (SQS's) and the rules the worker's own validation states.
     pub fn validate(&self) -> anyhow::Result<()> {
@@ -253,6 +283,9 @@ impl Settings {
         }
         if self.concurrency == Some(0) {
             anyhow::bail!("--concurrency must be at least 1");
+        }
+        if self.housekeeping_interval < Duration::from_secs(1) {
+            anyhow::bail!("--housekeeping-interval must be at least 1s, got {:?}", self.housekeeping_interval);
         }
         self.worker_settings(Vec::new())?.validate()?;
         Ok(())

@@ -4,7 +4,7 @@
 use crate::backends::{self, Backends};
 use crate::config::Settings;
 use anyhow::Context;
-use darkroom_status::{StatusSettings, StatusUpdater};
+use darkroom_status::StatusUpdater;
 use darkroom_web::Readiness;
 use darkroom_web::{AppState, WebSettings};
 use darkroom_worker::Worker;
@@ -94,11 +94,7 @@ pub async fn run(
             backends.store.clone(),
             backends.queues.clone(),
             backends.names.clone(),
-            StatusSettings {
-                stages: backends.stage_map.stages(),
-                wait_time: settings.wait_time,
-                max_receive_count: settings.max_receive_count,
-            },
+            settings.status_settings()?,
         );
         status.check_queues().await.context("opening the status process's queues")?;
         let status = Arc::new(status);

@@ -12,9 +12,15 @@
 //! wait in their queues, nothing is lost); a message this build cannot read is handed
 //! back for a newer process, never deleted.
 
+mod housekeeping;
+
+pub use housekeeping::{judge, Housekeeper, HousekeepingSettings, PassReport, MAX_RECOVERIES};
+
 use darkroom_consumer::{leave_unreadable, sweep_deleted_photo, Breaker, StoreAndQueueProbe};
 use darkroom_core::job::PhotoState;
-use darkroom_core::{keys, ErrorCode, EventDoc, MessageError, PhotoError, PhotoRequest, PhotoResponse, QueueNames};
+use darkroom_core::{
+    keys, ErrorCode, EventDoc, MessageError, PhotoError, PhotoRequest, PhotoResponse, QueueNames, StageMap,
+};
 use darkroom_queue::{Queue, QueueDirectory, QueueError, ReceivedMessage};
 use darkroom_store::json::put_json_if_absent;
 use darkroom_store::{ObjectStore, PutOutcome, StoreError};
@@ -26,11 +32,13 @@ use tracing::Instrument;
 
 #[derive(Debug, Clone)]
 pub struct StatusSettings {
-    /// Every pipeline stage, so every request dead-letter queue is drained.
-    pub stages: Vec<String>,
+    /// The pipeline: every stage's dead-letter queue is drained, and the reconciler
+    /// restarts photos through it.
+    pub stage_map: StageMap,
     pub wait_time: Duration,
     /// Reported to the user when a photo is dead-lettered.
     pub max_receive_count: u32,
+    pub housekeeping: HousekeepingSettings,
 }
 
 /// What a message turned into.
@@ -78,6 +86,7 @@ pub struct StatusUpdater {
     settings: StatusSettings,
     /// Open while the store or the queues are unreachable: no loop receives then.
     breaker: Breaker,
+    housekeeper: Arc<Housekeeper>,
 }
 
 impl StatusUpdater {
@@ -89,7 +98,14 @@ impl StatusUpdater {
     ) -> Self {
         let probe = StoreAndQueueProbe { store: store.clone(), queues: queues.clone(), queue: names.responses() };
         let breaker = Breaker::new("status", Arc::new(probe));
-        Self { store, queues, names, settings, breaker }
+        let jobs = darkroom_jobs::Jobs::new(store.clone(), queues.clone(), names.clone(), settings.stage_map.clone());
+        let housekeeper = Arc::new(Housekeeper::new(jobs, settings.housekeeping.clone()));
+        Self { store, queues, names, settings, breaker, housekeeper }
+    }
+
+    /// The reconciler, sweeper and retention, for tests to run a pass at will.
+    pub fn housekeeper(&self) -> &Housekeeper {
+        &self.housekeeper
     }
 
     /// The dependency breaker, for `/readyz`.
@@ -103,7 +119,7 @@ impl StatusUpdater {
             (self.queues.get(&responses).await?, Source::Responses),
             (self.queues.get(&QueueNames::dead_letter(&responses)).await?, Source::ResponseDeadLetters),
         ];
-        for stage in &self.settings.stages {
+        for stage in &self.settings.stage_map.stages() {
             let dlq = QueueNames::dead_letter(&self.names.requests(stage));
             sources.push((self.queues.get(&dlq).await?, Source::RequestDeadLetters));
         }
@@ -123,6 +139,8 @@ impl StatusUpdater {
             let span = tracing::info_span!("status_loop", queue = queue.name());
             loops.spawn(async move { status.serve_queue(queue, source, shutdown).await }.instrument(span));
         }
+        let (status, token) = (self.clone(), shutdown.clone());
+        loops.spawn(async move { status.housekeeper.run(&status.breaker, token).await });
         tracing::info!("status started");
         while loops.join_next().await.is_some() {}
         tracing::info!("status stopped");

@@ -61,8 +61,26 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug {
     /// Every object whose key starts with `prefix`, sorted by key.
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError>;
 
+    /// At most `max` (1–1000) objects under `prefix` whose keys sort after `start_after`,
+    /// sorted by key: one page, so work over a large prefix can be bounded and resumed.
+    async fn list_page(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        max: usize,
+    ) -> Result<Vec<ObjectMeta>, StoreError>;
+
     /// Deletes the object; deleting a missing object is not an error.
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
+
+    /// Deletes many objects (S3: one DeleteObjects call per 1,000 keys); missing ones are
+    /// not an error. On error, some of the keys may have been deleted: safe to repeat.
+    async fn delete_many(&self, keys: &[String]) -> Result<(), StoreError> {
+        for key in keys {
+            self.delete(key).await?;
+        }
+        Ok(())
+    }
 
     /// Whether the store is reachable and writable (for `/readyz` and start-up checks).
     async fn check(&self) -> Result<(), StoreError>;
@@ -76,11 +94,20 @@ pub trait Upload: Send {
     async fn abort(self: Box<Self>);
 }
 
-/// Deletes every object under `prefix`; returns how many were deleted.
+/// The largest page [`ObjectStore::list_page`] returns (S3's `MaxKeys` limit).
+pub const MAX_PAGE: usize = 1000;
+
+/// Deletes every object under `prefix`, a page at a time; returns how many were deleted.
 pub async fn delete_prefix(store: &dyn ObjectStore, prefix: &str) -> Result<usize, StoreError> {
-    let objects = store.list(prefix).await?;
-    for object in &objects {
-        store.delete(&object.key).await?;
+    let mut deleted = 0;
+    loop {
+        // Always the first page: what was deleted is gone from the listing.
+        let page = store.list_page(prefix, None, MAX_PAGE).await?;
+        if page.is_empty() {
+            return Ok(deleted);
+        }
+        let keys: Vec<String> = page.into_iter().map(|object| object.key).collect();
+        store.delete_many(&keys).await?;
+        deleted += keys.len();
     }
-    Ok(objects.len())
 }

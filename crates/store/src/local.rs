@@ -204,6 +204,21 @@ impl ObjectStore for LocalStore {
         .await
     }
 
+    async fn list_page(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        max: usize,
+    ) -> Result<Vec<ObjectMeta>, StoreError> {
+        // A directory walk cannot start in the middle: list, then cut out the page.
+        let mut all = self.list(prefix).await?;
+        if let Some(after) = start_after {
+            all.retain(|object| object.key.as_str() > after);
+        }
+        all.truncate(max.clamp(1, crate::MAX_PAGE));
+        Ok(all)
+    }
+
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         let path = self.path_of(key)?;
         let root = self.inner.objects.clone();

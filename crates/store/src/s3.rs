@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream as SdkByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier};
 use aws_sdk_s3::Client;
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
@@ -199,6 +199,76 @@ impl ObjectStore for S3Store {
         }
         found.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(found)
+    }
+
+    async fn list_page(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        max: usize,
+    ) -> Result<Vec<ObjectMeta>, StoreError> {
+        validate_prefix(prefix)?;
+        let page = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .set_start_after(start_after.map(str::to_owned))
+            .max_keys(max.clamp(1, crate::MAX_PAGE) as i32)
+            .send()
+            .await
+            .map_err(|e| classify("list", prefix, &self.bucket, e))?;
+        let mut found: Vec<ObjectMeta> = page
+            .contents()
+            .iter()
+            .filter_map(|object| {
+                Some(ObjectMeta { key: object.key()?.to_owned(), size: object.size().unwrap_or(0).max(0) as u64 })
+            })
+            .collect();
+        found.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(found)
+    }
+
+    async fn delete_many(&self, keys: &[String]) -> Result<(), StoreError> {
+        for chunk in keys.chunks(crate::MAX_PAGE) {
+            let mut objects = Vec::with_capacity(chunk.len());
+            for key in chunk {
+                validate_key(key)?;
+                objects.push(ObjectIdentifier::builder().key(key).build().map_err(|e| StoreError::Refused {
+                    operation: "delete",
+                    key: key.clone(),
+                    message: e.to_string(),
+                })?);
+            }
+            let delete = Delete::builder()
+                .set_objects(Some(objects))
+                .quiet(true)
+                .build()
+                .map_err(|e| StoreError::Refused { operation: "delete", key: String::new(), message: e.to_string() })?;
+            let output = self
+                .client
+                .delete_objects()
+                .bucket(&self.bucket)
+                .delete(delete)
+                .send()
+                .await
+                .map_err(|e| classify("delete", "", &self.bucket, e))?;
+            if let Some(failed) = output.errors().first() {
+                // Per-key failures (throttling, a transient error): the caller repeats the
+                // whole batch, which deletes what is left.
+                return Err(StoreError::Unavailable {
+                    operation: "delete",
+                    message: format!(
+                        "{} of {} deletes failed, the first {:?}: {}",
+                        output.errors().len(),
+                        chunk.len(),
+                        failed.key().unwrap_or(""),
+                        failed.message().unwrap_or(failed.code().unwrap_or("unknown error"))
+                    ),
+                });
+            }
+        }
+        Ok(())
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {

@@ -93,6 +93,32 @@ async fn check_succeeds_on_a_healthy_store(store: &dyn ObjectStore) {
     store.check().await.unwrap();
 }
 
+async fn pages_resume_after_a_key_and_bulk_deletes_clear_a_prefix(store: &dyn ObjectStore) {
+    let keys: Vec<String> = (0..25).map(|i| format!("page/k{i:03}")).collect();
+    for key in &keys {
+        store.put(key, Bytes::from_static(b"."), "text/plain").await.unwrap();
+    }
+    store.put("pagez/outside", Bytes::from_static(b"."), "text/plain").await.unwrap();
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = store.list_page("page/", after.as_deref(), 10).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 10);
+        after = page.last().map(|m| m.key.clone());
+        seen.extend(page.into_iter().map(|m| m.key));
+    }
+    assert_eq!(seen, keys);
+    store.delete_many(&keys[..20]).await.unwrap();
+    store.delete_many(&keys[..20]).await.unwrap(); // again: missing keys are not an error
+    let left: Vec<String> = store.list("page/").await.unwrap().into_iter().map(|m| m.key).collect();
+    assert_eq!(left, keys[20..]);
+    assert_eq!(delete_prefix(store, "page/").await.unwrap(), 5);
+    assert_eq!(store.list("pagez/").await.unwrap().len(), 1, "a prefix delete went past its prefix");
+}
+
 macro_rules! contract_tests {
     ($make:path) => {
         contract_tests!(@each $make;
@@ -104,6 +130,7 @@ macro_rules! contract_tests {
             streamed_upload_appears_only_when_finished,
             delete_is_final_and_prefix_delete_removes_everything,
             rejects_keys_that_escape,
+            pages_resume_after_a_key_and_bulk_deletes_clear_a_prefix,
             check_succeeds_on_a_healthy_store);
     };
     (@each $make:path; $($name:ident),*) => {

@@ -27,6 +27,7 @@ pub struct FaultyStore {
     inner: Arc<dyn ObjectStore>,
     down: AtomicBool,
     failing_puts: AtomicUsize,
+    failing_deletes: AtomicUsize,
     pub requests: StoreRequests,
 }
 
@@ -36,6 +37,7 @@ impl FaultyStore {
             inner,
             down: AtomicBool::new(false),
             failing_puts: AtomicUsize::new(0),
+            failing_deletes: AtomicUsize::new(0),
             requests: StoreRequests::default(),
         }
     }
@@ -48,6 +50,22 @@ impl FaultyStore {
     /// The next `n` puts fail (then the store works again).
     pub fn fail_next_puts(&self, n: usize) {
         self.failing_puts.store(n, Ordering::SeqCst);
+    }
+
+    /// The next `n` bulk deletes fail (as a throttled DeleteObjects does).
+    pub fn fail_next_bulk_deletes(&self, n: usize) {
+        self.failing_deletes.store(n, Ordering::SeqCst);
+    }
+
+    fn gate_delete(&self) -> Result<(), StoreError> {
+        self.gate("delete")?;
+        if self.failing_deletes.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+            return Err(StoreError::Unavailable {
+                operation: "delete",
+                message: "injected failure (throttled)".into(),
+            });
+        }
+        Ok(())
     }
 
     fn gate(&self, operation: &'static str) -> Result<(), StoreError> {
@@ -97,6 +115,21 @@ impl ObjectStore for FaultyStore {
         self.requests.lists.fetch_add(1, Ordering::SeqCst);
         self.gate("list")?;
         self.inner.list(prefix).await
+    }
+    async fn list_page(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        max: usize,
+    ) -> Result<Vec<ObjectMeta>, StoreError> {
+        self.requests.lists.fetch_add(1, Ordering::SeqCst);
+        self.gate("list")?;
+        self.inner.list_page(prefix, start_after, max).await
+    }
+    async fn delete_many(&self, keys: &[String]) -> Result<(), StoreError> {
+        self.requests.deletes.fetch_add(1, Ordering::SeqCst);
+        self.gate_delete()?;
+        self.inner.delete_many(keys).await
     }
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         self.requests.deletes.fetch_add(1, Ordering::SeqCst);

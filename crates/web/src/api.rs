@@ -1,7 +1,7 @@
 //! The JSON API, `/api/v1` (DESIGN.md "HTTP JSON API").
 
 use crate::jobs::{self, RecipeSource};
-use crate::owner::{owner_cookie, require_owner};
+use crate::owner::{owner_cookie, presented_token, require_owner};
 use crate::upload::Intake;
 use crate::view::{load_job_or_404, load_view};
 use crate::{ApiError, AppState};
@@ -75,7 +75,14 @@ pub async fn delete_job(
     request: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let job = load_owned_job(&state, &request, &path).await?;
+    let job_id = JobId::parse(&path).map_err(|_| ApiError::not_found())?;
+    let Some(job) = state.jobs.load_job(&job_id).await? else {
+        // Deleted already: the owner's retry (say, after a lost answer) succeeds again.
+        let tombstone = state.jobs.tombstone(&job_id).await?.ok_or_else(ApiError::not_found)?;
+        let owner = presented_token(&request, &job_id).is_some_and(|t| t.matches(&tombstone.owner_token_sha256));
+        return if owner { Ok(HttpResponse::NoContent().finish()) } else { Err(ApiError::not_found()) };
+    };
+    require_owner(&request, &job)?;
     jobs::delete(&state, &job).await?;
     Ok(HttpResponse::NoContent().finish())
 }

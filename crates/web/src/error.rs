@@ -99,6 +99,24 @@ impl From<JsonDocError> for ApiError {
     }
 }
 
+impl From<darkroom_jobs::JobsError> for ApiError {
+    fn from(error: darkroom_jobs::JobsError) -> Self {
+        use darkroom_jobs::JobsError;
+        match error {
+            JobsError::Store(store) => store.into(),
+            JobsError::Queue(queue) => queue.into(),
+            JobsError::TooManyRetries => Self::new(
+                StatusCode::CONFLICT,
+                ErrorCode::InvalidRequest,
+                "too many concurrent retries of this photo; try again",
+            ),
+            corrupt @ JobsError::Corrupt { .. } => {
+                Self::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, corrupt.to_string())
+            }
+        }
+    }
+}
+
 impl From<QueueError> for ApiError {
     fn from(error: QueueError) -> Self {
         Self::new(

@@ -8,15 +8,14 @@ use crate::upload::{self, AcceptedPhoto, Intake};
 use crate::view::load_photo;
 use crate::{ApiError, AppState};
 use actix_multipart::Multipart;
-use actix_web::http::StatusCode;
 use darkroom_core::job::{PhotoState, MANIFEST_VERSION};
 use darkroom_core::keys::{self, PhotoKey};
 use darkroom_core::{
-    now_millis, ErrorCode, EventDoc, JobId, JobManifest, OwnerToken, PhotoId, PhotoManifest, PhotoRequest, Recipe,
+    now_millis, DeletionCause, ErrorCode, JobId, JobManifest, OwnerToken, PhotoId, PhotoManifest, Recipe,
 };
-use darkroom_queue::{OutgoingMessage, QueueError, MAX_BATCH};
-use darkroom_store::json::{get_json, put_json, put_json_if_absent};
-use darkroom_store::{delete_prefix, PutOutcome};
+use darkroom_jobs::DeleteOutcome;
+use darkroom_store::delete_prefix;
+use darkroom_store::json::put_json;
 use futures::{StreamExt, TryStreamExt};
 
 /// Where the recipe of a new job comes from.
@@ -88,17 +87,22 @@ pub async fn create(state: &AppState, multipart: Multipart, source: RecipeSource
     };
     let stored = async {
         write_photo_manifests(state, &job, &intake.accepted).await?;
+        // Indexed before the manifest makes the job visible: retention and the reconciler
+        // must know every job that exists.
+        state.jobs.index_created(&manifest).await?;
+        state.jobs.mark_active(&job).await?;
         put_json(state.store.as_ref(), &keys::job_manifest(&job), &manifest).await?;
         let photos: Vec<(PhotoId, u32)> = intake.accepted.iter().map(|p| (p.id.clone(), 1)).collect();
-        enqueue(state, &manifest, &manifest.recipe, &photos).await?;
+        state.jobs.enqueue(&manifest, &manifest.recipe, &photos).await?;
         Ok::<_, ApiError>(())
     }
     .await;
     if let Err(error) = stored {
         intake.discard().await;
         if let Err(cleanup) = delete_prefix(state.store.as_ref(), &keys::job_prefix(&job)).await {
-            tracing::error!(job_id = %job, error.message = %cleanup, "could not remove a job whose creation failed");
+            tracing::error!(job_id = %job, error.message = %cleanup, "could not remove a job whose creation failed; retention will");
         }
+        let _ = state.store.delete(&keys::active_marker(&job)).await;
         return Err(error);
     }
     intake.commit();
@@ -123,8 +127,9 @@ pub async fn add_photos(state: &AppState, manifest: &JobManifest, multipart: Mul
     }
     let stored = async {
         write_photo_manifests(state, job, &intake.accepted).await?;
+        state.jobs.mark_active(job).await?;
         let photos: Vec<(PhotoId, u32)> = intake.accepted.iter().map(|p| (p.id.clone(), 1)).collect();
-        enqueue(state, manifest, &manifest.recipe, &photos).await?;
+        state.jobs.enqueue(manifest, &manifest.recipe, &photos).await?;
         Ok::<_, ApiError>(())
     }
     .await;
@@ -165,78 +170,13 @@ async fn write_photo_manifests(state: &AppState, job: &JobId, photos: &[Accepted
     Ok(())
 }
 
-/// Sends one request per photo to the queue of the recipe's first stage, ten per call.
-async fn enqueue(
-    state: &AppState,
-    job: &JobManifest,
-    recipe: &Recipe,
-    photos: &[(PhotoId, u32)],
-) -> Result<(), QueueError> {
-    let plan = state.settings.stage_map.plan(recipe);
-    let Some(first) = plan.first() else {
-        return Ok(());
-    };
-    let queue = state.queues.get(&state.settings.names.requests(&first.stage)).await?;
-    let messages: Vec<OutgoingMessage> = photos
-        .iter()
-        .map(|(photo, attempt)| {
-            let request = PhotoRequest::new(job.id.clone(), photo.clone(), *attempt, recipe.clone(), plan.clone());
-            OutgoingMessage::new(request.encode(), request.attributes())
-        })
-        .collect();
-    for batch in messages.chunks(MAX_BATCH) {
-        queue.send_batch(batch).await?;
-    }
-    Ok(())
-}
-
-/// The recipe an attempt ran: the job's for attempt 1, else the one its queued event names.
-async fn recipe_of_attempt(state: &AppState, job: &JobManifest, photo: &PhotoId, attempt: u32) -> Recipe {
-    if attempt <= 1 {
-        return job.recipe.clone();
-    }
-    let queued: Result<EventDoc, _> =
-        get_json(state.store.as_ref(), &keys::queued_event(&job.id, photo, attempt)).await;
-    queued.ok().and_then(|event| event.recipe).unwrap_or_else(|| job.recipe.clone())
-}
-
-/// Starts a new attempt of one photo with `recipe`; returns its number.
-async fn start_attempt(
-    state: &AppState,
-    job: &JobManifest,
-    photo: &PhotoId,
-    after: u32,
-    recipe: Recipe,
-) -> Result<u32, ApiError> {
-    let mut attempt = after + 1;
-    // Two concurrent retries may pick the same number; the queued event is written with
-    // put-if-absent, so the loser simply takes the next one.
-    loop {
-        let mut queued = EventDoc::new(attempt, PhotoState::Queued);
-        queued.recipe = Some(recipe.clone());
-        match put_json_if_absent(state.store.as_ref(), &keys::queued_event(&job.id, photo, attempt), &queued).await? {
-            PutOutcome::Created => break,
-            PutOutcome::AlreadyExists if attempt < after + 10 => attempt += 1,
-            PutOutcome::AlreadyExists => {
-                return Err(ApiError::new(
-                    StatusCode::CONFLICT,
-                    ErrorCode::InvalidRequest,
-                    "too many concurrent retries of this photo",
-                ))
-            }
-        }
-    }
-    enqueue(state, job, &recipe, &[(photo.clone(), attempt)]).await?;
-    Ok(attempt)
-}
-
 /// Re-enqueues every failed photo as a new attempt with the recipe it last ran.
 pub async fn retry_failed(state: &AppState, job: &JobManifest) -> Result<Vec<(PhotoId, u32)>, ApiError> {
     let view = crate::view::load_view(state, job).await?;
     let mut retried = Vec::new();
     for photo in view.photos.iter().filter(|p| p.state == PhotoState::Failed) {
-        let recipe = recipe_of_attempt(state, job, &photo.id, photo.attempt).await;
-        let attempt = start_attempt(state, job, &photo.id, photo.attempt, recipe).await?;
+        let recipe = state.jobs.recipe_of_attempt(job, &photo.id, photo.attempt).await;
+        let attempt = state.jobs.start_attempt(job, &photo.id, photo.attempt, recipe, None).await?;
         tracing::info!(job_id = %job.id, photo_id = %photo.id, attempt, "photo retried");
         retried.push((photo.id.clone(), attempt));
     }
@@ -246,16 +186,13 @@ pub async fn retry_failed(state: &AppState, job: &JobManifest) -> Result<Vec<(Ph
 pub async fn reprocess(state: &AppState, job: &JobManifest, photo: &PhotoId, recipe: Recipe) -> Result<u32, ApiError> {
     let (_, latest) = load_photo(state, &job.id, photo).await?.ok_or_else(ApiError::not_found)?;
     let current_attempt = latest.map_or(1, |event| event.attempt);
-    let attempt = start_attempt(state, job, photo, current_attempt, recipe).await?;
+    let attempt = state.jobs.start_attempt(job, photo, current_attempt, recipe, None).await?;
     tracing::info!(job_id = %job.id, photo_id = %photo, attempt, "photo reprocessing");
     Ok(attempt)
 }
 
-/// Deletes the job manifest first — workers and status drop anything of a job without
-/// one, which cancels what is still queued — then every other object of the job.
-pub async fn delete(state: &AppState, job: &JobManifest) -> Result<usize, ApiError> {
-    state.store.delete(&keys::job_manifest(&job.id)).await?;
-    let deleted = delete_prefix(state.store.as_ref(), &keys::job_prefix(&job.id)).await?;
-    tracing::info!(job_id = %job.id, objects = deleted + 1, "job deleted");
-    Ok(deleted + 1)
+/// Deletes the job durably (see the jobs crate): answered once the deletion is recorded,
+/// whether or not every object is gone yet.
+pub async fn delete(state: &AppState, job: &JobManifest) -> Result<DeleteOutcome, ApiError> {
+    Ok(state.jobs.delete(job, DeletionCause::Owner).await?)
 }

@@ -76,9 +76,8 @@ pub struct AppState {
     pub queues: QueueDirectory,
     pub settings: Arc<WebSettings>,
     pub metrics: Option<PrometheusHandle>,
-    /// Immutable documents (photo manifests, state events) by key: a job view re-reads
-    /// only what changed since the last poll.
-    pub documents: Arc<quick_cache::sync::Cache<String, bytes::Bytes>>,
+    /// Jobs in the store: views, attempts, deletion (shared with the status process).
+    pub jobs: darkroom_jobs::Jobs,
     pub upload_slots: Arc<tokio::sync::Semaphore>,
     pub rate_limit: Option<Arc<ClientRateLimit>>,
     /// The other components' readiness, for `/readyz`.
@@ -99,12 +98,14 @@ impl AppState {
             settings.trust_forwarded_for,
         )
         .map(Arc::new);
+        let jobs =
+            darkroom_jobs::Jobs::new(store.clone(), queues.clone(), settings.names.clone(), settings.stage_map.clone());
         Self {
             store,
             queues,
             settings: Arc::new(settings),
             metrics,
-            documents: Arc::new(quick_cache::sync::Cache::new(50_000)),
+            jobs,
             upload_slots,
             rate_limit,
             readiness: Readiness::default(),

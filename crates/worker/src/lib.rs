@@ -6,7 +6,6 @@
 //! Workers are interchangeable and stateless: start more to go faster, kill one and its
 //! photo reappears for another after the visibility timeout.
 
-mod budget;
 mod delivery;
 mod lease;
 mod outcome;
@@ -14,7 +13,7 @@ pub mod render;
 mod renders;
 mod segment;
 
-pub use budget::{BudgetError, TimeBudgets};
+pub use darkroom_core::{BudgetError, TimeBudgets};
 pub use outcome::Outcome;
 
 use darkroom_consumer::{Breaker, StoreAndQueueProbe};

@@ -8,11 +8,11 @@
 //! dependencies answer again, while the heartbeat keeps the message hidden — so a store
 //! outage costs neither the render already done nor one of the message's receives.
 
-use crate::budget;
 use crate::lease::Lease;
 use crate::outcome::{hold_pause, MAX_HOLD, MAX_HOLD_RETRIES};
 use crate::render::{render, CancelFlag, Handover, RenderError, RenderInput, Rendered};
 use crate::Worker;
+use darkroom_core::budget;
 use darkroom_core::{keys, ErrorCode, OutputInfo, PhotoError, PhotoRequest, PhotoResponse, PhotoUpdate};
 use darkroom_queue::{OutgoingMessage, Queue, QueueError, ReceivedMessage};
 use darkroom_store::StoreError;
@@ -93,13 +93,22 @@ impl Worker {
         self.with_retries(delivery, "storing the results", || self.finish_or_forward(request, &rendered)).await
     }
 
-    /// Whether this attempt is already finished (a redelivery); `JobGone` if the job was deleted.
+    /// Whether this attempt is already finished (a redelivery) or superseded by a newer
+    /// one (a retry, or the reconciler's recovery); `JobGone` if the job was deleted.
     async fn already_done(&self, request: &PhotoRequest) -> Result<bool, StepError> {
         let (job, photo) = (&request.job_id, &request.photo_id);
         match self.store.head(&keys::job_manifest(job)).await {
             Ok(Some(_)) => {}
             Ok(None) => return Err(StepError::JobGone),
             Err(error) => return Err(store_error("checking the job", error)),
+        }
+        match self.store.head(&keys::queued_event(job, photo, request.attempt + 1)).await {
+            Ok(Some(_)) => {
+                tracing::info!("a newer attempt of this photo exists; dropping this one");
+                return Ok(true);
+            }
+            Ok(None) => {}
+            Err(error) => return Err(store_error("checking for newer attempts", error)),
         }
         if request.is_last_segment() {
             for key in keys::terminal_events(job, photo, request.attempt) {

@@ -203,9 +203,17 @@ async fn a_failed_delete_is_harmless_and_the_redelivery_is_a_duplicate() {
         setup.queues.clone(),
         setup.names.clone(),
         darkroom_status::StatusSettings {
-            stages: vec!["quick".into()],
+            stage_map: StageMap::default(),
             wait_time: Duration::ZERO,
             max_receive_count: 5,
+            housekeeping: darkroom_status::HousekeepingSettings {
+                interval: Duration::from_secs(60),
+                stuck_after: Duration::from_secs(1800),
+                retention: None,
+                visibility_timeout: visibility,
+                time_budgets: TimeBudgets::uniform(Duration::from_secs(60)),
+                max_receive_count: 5,
+            },
         },
     );
     let responses = setup.queues.get(&setup.names.responses()).await.unwrap();

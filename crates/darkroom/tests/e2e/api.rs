@@ -216,9 +216,31 @@ fn only_the_owner_changes_a_job_and_batches_are_idempotent(backend: Backend) {
     assert_eq!(delete(&format!("{base}/api/v1/jobs/{id}"), &[]).status, 404, "no token, no delete");
     assert_eq!(delete(&format!("{base}/api/v1/jobs/{id}"), &[("X-Owner-Token", token)]).status, 204);
     assert_eq!(get(&format!("{base}/api/v1/jobs/{id}")).status, 404);
+    // A retried delete (its answer lost on the way) succeeds again, for the owner only.
+    assert_eq!(delete(&format!("{base}/api/v1/jobs/{id}"), &[("X-Owner-Token", token)]).status, 204);
+    assert_eq!(delete(&format!("{base}/api/v1/jobs/{id}"), &[("X-Owner-Token", "not-the-token")]).status, 404);
     if let Some(left) = app.stored_jobs() {
         assert_eq!(left, 0, "every object of the job was deleted");
     }
+}
+
+/// Jobs past the retention period are deleted by the status process, with every object.
+#[test]
+fn jobs_past_the_retention_period_are_deleted_with_everything_in_them() {
+    let app = TestApp::serve(&Backend::Local, &["--retention", "3s", "--housekeeping-interval", "1s"]);
+    let created = create_job(
+        app.server.url(),
+        r#"{"ops":[{"op":"thumbnail","size":32}]}"#,
+        &[("a.jpg", &fixture("chelsea.jpg"))],
+    );
+    let id = created.json()["id"].as_str().unwrap().to_owned();
+    assert_eq!(wait_for_job(app.server.url(), &id, Duration::from_secs(30))["state"], "done");
+    darkroom_testkit::eventually_blocking(Duration::from_secs(30), "the job expires", || {
+        get(&app.url(&format!("/api/v1/jobs/{id}"))).status == 404
+    });
+    darkroom_testkit::eventually_blocking(Duration::from_secs(30), "its objects are swept", || {
+        app.stored_jobs() == Some(0)
+    });
 }
 
 fn the_plain_html_form_creates_a_job_without_javascript(backend: Backend) {

@@ -344,3 +344,50 @@ fn photos_survive_a_five_minute_s3_outage_with_default_settings() {
         eprintln!("skipping the five-minute outage: set DARKROOM_SOAK=1");
     }
 }
+
+/// A retry whose enqueue fails must not leave the photo "queued" with nothing in the queue:
+/// the new attempt is withdrawn, the photo stays failed, and a later retry works.
+#[test]
+fn a_retry_whose_enqueue_fails_leaves_the_photo_failed_and_retryable() {
+    let Some(Backend::LocalStack { endpoint, bucket, prefix, .. }) = Backend::localstack() else { return };
+    let direct = Backend::LocalStack {
+        endpoint: endpoint.clone(),
+        s3_endpoint: None,
+        bucket: bucket.clone(),
+        prefix: prefix.clone(),
+    };
+    let data = tempfile::tempdir().unwrap();
+    direct.setup_with(data.path(), &["--max-receive-count", "1"]);
+    let sqs = Proxy::start(address_of(&endpoint));
+    let web_side = Backend::LocalStack { endpoint: sqs.url(), s3_endpoint: Some(endpoint.clone()), bucket, prefix };
+    let web = Process::start(&web_side, data.path(), &[&["web"][..], FAST].concat(), true);
+    let _worker = Process::start(&direct, data.path(), &[&["worker"][..], FAST].concat(), false);
+    let _status = Process::start(&direct, data.path(), &[&["status"][..], FAST].concat(), false);
+
+    let poison = r#"{"ops":[{"op":"customize","caption":{"text":"darkroom-fault:panic"}}]}"#;
+    let created = create_job(web.url(), poison, &[("p.jpg", &fixture("chelsea.jpg"))]);
+    assert_eq!(created.status, 201, "{}", created.text());
+    let body = created.json();
+    let (job, token) = (body["id"].as_str().unwrap().to_owned(), body["owner_token"].as_str().unwrap().to_owned());
+    let view = wait_for_job(web.url(), &job, Duration::from_secs(60));
+    assert_eq!(view["state"], "failed", "{view:#}");
+
+    sqs.cut();
+    let retry_url = format!("{}/api/v1/jobs/{job}/retry", web.url());
+    let refused = post(&retry_url, &[("X-Owner-Token", &token)], "application/json", b"");
+    assert_eq!(refused.status, 503, "{}", refused.text());
+    sqs.restore();
+    let view = get(&format!("{}/api/v1/jobs/{job}", web.url())).json();
+    assert_eq!(
+        (view["photos"][0]["state"].as_str(), view["photos"][0]["attempt"].as_u64()),
+        (Some("failed"), Some(1)),
+        "{view:#}"
+    );
+
+    let retried = post(&retry_url, &[("X-Owner-Token", &token)], "application/json", b"");
+    assert!(retried.status < 300, "{}", retried.text());
+    let view = wait_for_view(web.url(), &job, Duration::from_secs(60), |v| {
+        v["photos"][0]["attempt"] == 2 && v["photos"][0]["state"] == "failed"
+    });
+    assert_eq!(view["photos"][0]["error"]["code"], "gave_up");
+}

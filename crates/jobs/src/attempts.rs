@@ -1,0 +1,113 @@
+//! Sending photos to work: the first attempt of new photos, and the next attempt of one
+//! photo (a retry, a reprocessing, or the reconciler's recovery of a lost message).
+//!
+//! A started attempt always has a message: if the enqueue fails, the `queued` event just
+//! written is deleted again (compensation), so the photo keeps its previous state and can
+//! be retried, instead of showing "queued" for ever with nothing in the queue. Should even
+//! that delete fail, the job stays in the active index and the reconciler finds the photo.
+
+use crate::{Jobs, JobsError};
+use darkroom_core::keys;
+use darkroom_core::{EventDoc, JobId, JobManifest, PhotoId, PhotoRequest, PhotoState, Recipe};
+use darkroom_queue::{OutgoingMessage, QueueError, MAX_BATCH};
+use darkroom_store::json::{get_json, put_json_if_absent};
+use darkroom_store::PutOutcome;
+
+/// Why darkroom restarted a photo on its own, and how many times in a row it has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recovery {
+    pub reason: String,
+    pub count: u32,
+}
+
+/// Concurrent starts of one photo's next attempt that may collide before one gives up.
+const MAX_ATTEMPT_RACE: u32 = 10;
+
+impl Jobs {
+    /// Sends one request per photo to the queue of the recipe's first stage, ten per call.
+    pub async fn enqueue(
+        &self,
+        job: &JobManifest,
+        recipe: &Recipe,
+        photos: &[(PhotoId, u32)],
+    ) -> Result<(), QueueError> {
+        let plan = self.stage_map.plan(recipe);
+        let Some(first) = plan.first() else {
+            return Ok(());
+        };
+        let queue = self.queues.get(&self.names.requests(&first.stage)).await?;
+        let messages: Vec<OutgoingMessage> = photos
+            .iter()
+            .map(|(photo, attempt)| {
+                let request = PhotoRequest::new(job.id.clone(), photo.clone(), *attempt, recipe.clone(), plan.clone());
+                OutgoingMessage::new(request.encode(), request.attributes())
+            })
+            .collect();
+        for batch in messages.chunks(MAX_BATCH) {
+            queue.send_batch(batch).await?;
+        }
+        Ok(())
+    }
+
+    /// Marks the job as having work outstanding, for the reconciler. Written before the
+    /// work is sent, so no photo can be queued without its job in the index.
+    pub async fn mark_active(&self, job: &JobId) -> Result<(), darkroom_store::StoreError> {
+        self.store.put(&keys::active_marker(job), bytes::Bytes::from_static(b"{}"), "application/json").await
+    }
+
+    /// Indexes a new job by its creation time, for retention.
+    pub async fn index_created(&self, job: &JobManifest) -> Result<(), darkroom_store::StoreError> {
+        self.store
+            .put(&keys::created_marker(&job.id, job.created_at), bytes::Bytes::from_static(b"{}"), "application/json")
+            .await
+    }
+
+    /// The recipe an attempt ran: the job's for attempt 1, else the one its queued event names.
+    pub async fn recipe_of_attempt(&self, job: &JobManifest, photo: &PhotoId, attempt: u32) -> Recipe {
+        if attempt <= 1 {
+            return job.recipe.clone();
+        }
+        let queued: Result<EventDoc, _> =
+            get_json(self.store.as_ref(), &keys::queued_event(&job.id, photo, attempt)).await;
+        queued.ok().and_then(|event| event.recipe).unwrap_or_else(|| job.recipe.clone())
+    }
+
+    /// Starts the attempt after `after` of one photo with `recipe`; returns its number.
+    /// `recovery` is set when darkroom itself restarts the photo (the reconciler).
+    pub async fn start_attempt(
+        &self,
+        job: &JobManifest,
+        photo: &PhotoId,
+        after: u32,
+        recipe: Recipe,
+        recovery: Option<Recovery>,
+    ) -> Result<u32, JobsError> {
+        self.mark_active(&job.id).await?;
+        let mut attempt = after + 1;
+        // Two concurrent retries may pick the same number; the queued event is written with
+        // put-if-absent, so the loser simply takes the next one.
+        loop {
+            let mut queued = EventDoc::new(attempt, PhotoState::Queued);
+            queued.recipe = Some(recipe.clone());
+            if let Some(recovery) = &recovery {
+                queued.reason = Some(recovery.reason.clone());
+                queued.recoveries = recovery.count;
+            }
+            match put_json_if_absent(self.store.as_ref(), &keys::queued_event(&job.id, photo, attempt), &queued).await?
+            {
+                PutOutcome::Created => break,
+                PutOutcome::AlreadyExists if attempt < after + MAX_ATTEMPT_RACE => attempt += 1,
+                PutOutcome::AlreadyExists => return Err(JobsError::TooManyRetries),
+            }
+        }
+        if let Err(error) = self.enqueue(job, &recipe, &[(photo.clone(), attempt)]).await {
+            // Compensate: without a message the attempt would stay queued for ever.
+            let queued = keys::queued_event(&job.id, photo, attempt);
+            if let Err(undo) = self.store.delete(&queued).await {
+                tracing::error!(job_id = %job.id, photo_id = %photo, attempt, error.message = %undo, "could not withdraw an attempt whose enqueue failed; the reconciler will recover it");
+            }
+            return Err(error.into());
+        }
+        Ok(attempt)
+    }
+}

@@ -1,0 +1,37 @@
+//! What can go wrong with a job's documents, classified as the callers need it.
+
+use darkroom_queue::QueueError;
+use darkroom_store::json::JsonDocError;
+use darkroom_store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum JobsError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    #[error("document {key:?} is corrupt: {message}")]
+    Corrupt { key: String, message: String },
+    #[error("too many concurrent retries of this photo")]
+    TooManyRetries,
+}
+
+impl From<JsonDocError> for JobsError {
+    fn from(error: JsonDocError) -> Self {
+        match error {
+            JsonDocError::Store(store) => Self::Store(store),
+            JsonDocError::Corrupt { key, source } => Self::Corrupt { key, message: source.to_string() },
+        }
+    }
+}
+
+impl JobsError {
+    /// Worth trying again later (an outage), as opposed to a fault in the data.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Store(error) => error.is_retryable(),
+            Self::Queue(error) => error.is_retryable(),
+            Self::Corrupt { .. } | Self::TooManyRetries => false,
+        }
+    }
+}

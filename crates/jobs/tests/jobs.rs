@@ -1,0 +1,161 @@
+//! The jobs crate against the real embedded store and queue, with faults injected: an
+//! attempt whose enqueue fails is withdrawn; a deletion interrupted half-way is finished
+//! by the sweeper; retention expires old jobs and, later, their tombstones.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use darkroom_core::job::MANIFEST_VERSION;
+use darkroom_core::{
+    keys, now_millis, DeletionCause, JobId, JobManifest, OwnerToken, PhotoId, PhotoManifest, PhotoState, QueueNames,
+    Recipe, StageMap,
+};
+use darkroom_jobs::{DeleteOutcome, Jobs};
+use darkroom_queue::{QueueBackend, QueueDirectory, QueueSpec, SqliteQueues};
+use darkroom_store::json::put_json;
+use darkroom_store::{LocalStore, ObjectStore};
+use darkroom_testkit::{FaultyQueues, FaultyStore};
+use std::sync::Arc;
+use std::time::Duration;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    store: Arc<FaultyStore>,
+    queues: Arc<FaultyQueues>,
+    jobs: Jobs,
+    names: QueueNames,
+}
+
+async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let local: Arc<dyn ObjectStore> = Arc::new(LocalStore::open(dir.path().join("store")).unwrap());
+    let backend = Arc::new(SqliteQueues::open(dir.path().join("queues.sqlite3")).unwrap());
+    let names = QueueNames::new("t");
+    for stage in StageMap::default().stages() {
+        let name = names.requests(&stage);
+        backend
+            .create_queue(&QueueSpec::dead_letter(QueueNames::dead_letter(&name), Duration::from_secs(30)))
+            .await
+            .unwrap();
+        backend
+            .create_queue(&QueueSpec {
+                name: name.clone(),
+                visibility_timeout: Duration::from_secs(30),
+                max_receive_count: 5,
+                dead_letter_queue: Some(QueueNames::dead_letter(&name)),
+            })
+            .await
+            .unwrap();
+    }
+    let store = Arc::new(FaultyStore::new(local));
+    let queues = Arc::new(FaultyQueues::new(backend));
+    let jobs = Jobs::new(store.clone(), QueueDirectory::new(queues.clone()), names.clone(), StageMap::default());
+    Fixture { _dir: dir, store, queues, jobs, names }
+}
+
+/// A job of `photos` photos, as the web tier writes it (manifests and originals).
+async fn job(fixture: &Fixture, photos: usize, created_at: u64) -> (JobManifest, Vec<PhotoId>) {
+    let recipe = Recipe::from_json(r#"{"ops":[{"op":"thumbnail","size":64}]}"#).unwrap();
+    let manifest = JobManifest {
+        v: MANIFEST_VERSION,
+        id: JobId::generate(),
+        created_at,
+        owner_token_sha256: OwnerToken::generate().sha256_hex(),
+        recipe,
+    };
+    let store = fixture.store.as_ref();
+    let mut ids = Vec::new();
+    for position in 0..photos {
+        let photo = PhotoId::generate();
+        let photo_manifest = PhotoManifest {
+            v: MANIFEST_VERSION,
+            job_id: manifest.id.clone(),
+            id: photo.clone(),
+            name: format!("p{position}.jpg"),
+            content_type: "image/jpeg".into(),
+            size: 3,
+            width: None,
+            height: None,
+            added_at: created_at,
+            position: position as u32,
+        };
+        put_json(store, &keys::photo_manifest(&manifest.id, &photo), &photo_manifest).await.unwrap();
+        store
+            .put(&keys::original(&manifest.id, &photo), bytes::Bytes::from_static(b"jpg"), "image/jpeg")
+            .await
+            .unwrap();
+        ids.push(photo);
+    }
+    fixture.jobs.index_created(&manifest).await.unwrap();
+    fixture.jobs.mark_active(&manifest.id).await.unwrap();
+    put_json(store, &keys::job_manifest(&manifest.id), &manifest).await.unwrap();
+    (manifest, ids)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attempt_whose_enqueue_fails_is_withdrawn_and_can_be_started_again() {
+    let fixture = fixture().await;
+    let (manifest, photos) = job(&fixture, 1, now_millis()).await;
+    let recipe = manifest.recipe.clone();
+    fixture.queues.set_down(true);
+    assert!(fixture.jobs.start_attempt(&manifest, &photos[0], 1, recipe.clone(), None).await.is_err());
+    assert!(
+        fixture.store.head(&keys::queued_event(&manifest.id, &photos[0], 2)).await.unwrap().is_none(),
+        "a queued event with nothing in the queue was left"
+    );
+    let view = fixture.jobs.load_view(&manifest).await.unwrap();
+    assert_eq!(view.photos[0].attempt, 1, "the photo keeps its previous state");
+
+    fixture.queues.set_down(false);
+    assert_eq!(fixture.jobs.start_attempt(&manifest, &photos[0], 1, recipe, None).await.unwrap(), 2);
+    let queue = QueueDirectory::new(fixture.queues.clone()).get(&fixture.names.requests("quick")).await.unwrap();
+    assert_eq!(queue.counts().await.unwrap().visible, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deletion_interrupted_half_way_is_finished_by_the_sweeper() {
+    let fixture = fixture().await;
+    let (manifest, _) = job(&fixture, 30, now_millis()).await;
+    // The bulk delete fails (throttled): the answer is "deleted", the sweep is pending.
+    fixture.store.fail_next_bulk_deletes(1);
+    assert_eq!(fixture.jobs.delete(&manifest, DeletionCause::Owner).await.unwrap(), DeleteOutcome::Pending);
+    assert!(fixture.jobs.load_job(&manifest.id).await.unwrap().is_none(), "the job is gone for readers at once");
+    assert!(!fixture.store.list(&keys::job_prefix(&manifest.id)).await.unwrap().is_empty());
+
+    let report = fixture.jobs.sweep_pending(20).await.unwrap();
+    assert_eq!(report.jobs, 1);
+    assert!(report.objects >= 60, "{report:?}");
+    assert!(fixture.store.list(&keys::job_prefix(&manifest.id)).await.unwrap().is_empty(), "objects left behind");
+    assert!(fixture.store.list(keys::SWEEP_PREFIX).await.unwrap().is_empty());
+    assert!(fixture.store.list(keys::ACTIVE_PREFIX).await.unwrap().is_empty());
+    let tombstone = fixture.jobs.tombstone(&manifest.id).await.unwrap().expect("kept for retried deletes");
+    assert_eq!(tombstone.owner_token_sha256, manifest.owner_token_sha256);
+    // Bulk deletes: 60 objects in a handful of calls, not one each.
+    assert!(fixture.store.requests.deletes.load(std::sync::atomic::Ordering::SeqCst) < 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_expires_old_jobs_then_forgets_them() {
+    let fixture = fixture().await;
+    let day = 24 * 3600 * 1000;
+    let now = now_millis();
+    let (old, _) = job(&fixture, 2, now - 40 * day).await;
+    let (recent, _) = job(&fixture, 2, now - day).await;
+    assert_eq!(fixture.jobs.expire(now - 30 * day, 100).await.unwrap(), 1);
+    assert!(fixture.jobs.load_job(&old.id).await.unwrap().is_none());
+    assert!(fixture.store.list(&keys::job_prefix(&old.id)).await.unwrap().is_empty());
+    assert!(fixture.jobs.load_job(&recent.id).await.unwrap().is_some());
+    // The expired job's record and index entries are gone too; the recent one's stay.
+    assert!(fixture.jobs.tombstone(&old.id).await.unwrap().is_none());
+    let created: Vec<String> =
+        fixture.store.list(keys::CREATED_PREFIX).await.unwrap().into_iter().map(|m| m.key).collect();
+    assert_eq!(created, [keys::created_marker(&recent.id, recent.created_at)]);
+
+    // An owner-deleted job's tombstone stays until the job would have expired.
+    fixture.jobs.delete(&recent, DeletionCause::Owner).await.unwrap();
+    assert_eq!(fixture.jobs.expire(now - 30 * day, 100).await.unwrap(), 0);
+    assert!(fixture.jobs.tombstone(&recent.id).await.unwrap().is_some());
+    assert_eq!(fixture.jobs.expire(now, 100).await.unwrap(), 0);
+    assert!(fixture.jobs.tombstone(&recent.id).await.unwrap().is_none());
+    assert!(fixture.store.list("").await.unwrap().is_empty(), "{:?}", fixture.store.list("").await.unwrap());
+    let _ = PhotoState::Queued;
+}

@@ -1,0 +1,166 @@
+//! The status process's reconciler on the real embedded store and queue: photos left with
+//! no request (a web process that died before sending them, a lost message) are restarted
+//! as a new attempt, at most MAX_RECOVERIES times in a row, then failed with the reason;
+//! photos that may still be in a backlog are left alone; finished jobs leave the index.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use darkroom_core::job::MANIFEST_VERSION;
+use darkroom_core::{
+    keys, now_millis, EventDoc, JobId, JobManifest, OwnerToken, PhotoId, PhotoManifest, PhotoRequest, PhotoState,
+    QueueNames, Recipe, StageMap, TimeBudgets,
+};
+use darkroom_queue::{OutgoingMessage, Queue, QueueBackend, QueueDirectory, QueueSpec, SqliteQueues};
+use darkroom_status::{HousekeepingSettings, StatusSettings, StatusUpdater, MAX_RECOVERIES};
+use darkroom_store::json::{get_json, put_json};
+use darkroom_store::{LocalStore, ObjectStore};
+use std::sync::Arc;
+use std::time::Duration;
+
+const HOUR: u64 = 3600 * 1000;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    store: Arc<dyn ObjectStore>,
+    status: StatusUpdater,
+    quick: Arc<dyn Queue>,
+}
+
+async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::open(dir.path().join("store")).unwrap());
+    let backend = Arc::new(SqliteQueues::open(dir.path().join("queues.sqlite3")).unwrap());
+    let names = QueueNames::new("t");
+    let mut all = StageMap::default().stages().iter().map(|s| names.requests(s)).collect::<Vec<_>>();
+    all.push(names.responses());
+    for name in all {
+        let dlq = QueueNames::dead_letter(&name);
+        backend.create_queue(&QueueSpec::dead_letter(&dlq, Duration::from_secs(30))).await.unwrap();
+        backend
+            .create_queue(&QueueSpec {
+                name,
+                visibility_timeout: Duration::from_secs(30),
+                max_receive_count: 5,
+                dead_letter_queue: Some(dlq),
+            })
+            .await
+            .unwrap();
+    }
+    let queues = QueueDirectory::new(backend);
+    let quick = queues.get(&names.requests("quick")).await.unwrap();
+    let settings = StatusSettings {
+        stage_map: StageMap::default(),
+        wait_time: Duration::ZERO,
+        max_receive_count: 5,
+        housekeeping: HousekeepingSettings {
+            interval: Duration::from_secs(60),
+            stuck_after: Duration::from_secs(30 * 60),
+            retention: None,
+            visibility_timeout: Duration::from_secs(30),
+            time_budgets: TimeBudgets::parse("quick=2m,slow=5m").unwrap(),
+            max_receive_count: 5,
+        },
+    };
+    let status = StatusUpdater::new(store.clone(), queues, names, settings);
+    Fixture { _dir: dir, store, status, quick }
+}
+
+/// A job whose photos were stored `hours_ago` and never sent: a web process died mid-upload.
+async fn orphaned_job(fixture: &Fixture, photos: usize, hours_ago: u64) -> (JobManifest, Vec<PhotoId>) {
+    let at = now_millis() - hours_ago * HOUR;
+    let manifest = JobManifest {
+        v: MANIFEST_VERSION,
+        id: JobId::generate(),
+        created_at: at,
+        owner_token_sha256: OwnerToken::generate().sha256_hex(),
+        recipe: Recipe::from_json(r#"{"ops":[{"op":"thumbnail","size":64}]}"#).unwrap(),
+    };
+    let mut ids = Vec::new();
+    for position in 0..photos {
+        let photo = PhotoId::generate();
+        let photo_manifest = PhotoManifest {
+            v: MANIFEST_VERSION,
+            job_id: manifest.id.clone(),
+            id: photo.clone(),
+            name: format!("p{position}.jpg"),
+            content_type: "image/jpeg".into(),
+            size: 3,
+            width: None,
+            height: None,
+            added_at: at,
+            position: position as u32,
+        };
+        put_json(fixture.store.as_ref(), &keys::photo_manifest(&manifest.id, &photo), &photo_manifest).await.unwrap();
+        ids.push(photo);
+    }
+    fixture
+        .store
+        .put(&keys::active_marker(&manifest.id), bytes::Bytes::from_static(b"{}"), "application/json")
+        .await
+        .unwrap();
+    put_json(fixture.store.as_ref(), &keys::job_manifest(&manifest.id), &manifest).await.unwrap();
+    (manifest, ids)
+}
+
+async fn queued_requests(queue: &dyn Queue) -> Vec<PhotoRequest> {
+    let mut found = Vec::new();
+    loop {
+        let batch = queue.receive(10, Duration::ZERO).await.unwrap();
+        if batch.is_empty() {
+            return found;
+        }
+        found.extend(batch.iter().map(|m| PhotoRequest::decode(&m.body).unwrap()));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn photos_never_sent_are_restarted_once_and_then_left_to_their_new_attempt() {
+    let fixture = fixture().await;
+    let (manifest, photos) = orphaned_job(&fixture, 3, 2).await;
+    let report = fixture.status.housekeeper().pass().await.unwrap();
+    assert_eq!((report.jobs_checked, report.recovered), (1, 3), "{report:?}");
+    let requests = queued_requests(fixture.quick.as_ref()).await;
+    assert_eq!(requests.len(), 3);
+    assert!(requests.iter().all(|r| r.attempt == 2 && r.job_id == manifest.id));
+    let queued: EventDoc =
+        get_json(fixture.store.as_ref(), &keys::queued_event(&manifest.id, &photos[0], 2)).await.unwrap();
+    assert_eq!(queued.recoveries, 1);
+    assert!(queued.reason.unwrap().contains("queued for 120 minutes"));
+
+    // The new attempts are fresh: the next pass leaves them alone.
+    let report = fixture.status.housekeeper().pass().await.unwrap();
+    assert_eq!(report.recovered, 0, "{report:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_photo_lost_again_and_again_is_failed_with_the_reason() {
+    let fixture = fixture().await;
+    let (manifest, photos) = orphaned_job(&fixture, 1, 3).await;
+    let mut queued = EventDoc::new(4, PhotoState::Queued);
+    queued.at = now_millis() - 2 * HOUR;
+    queued.recoveries = MAX_RECOVERIES;
+    put_json(fixture.store.as_ref(), &keys::queued_event(&manifest.id, &photos[0], 4), &queued).await.unwrap();
+    let report = fixture.status.housekeeper().pass().await.unwrap();
+    assert_eq!((report.recovered, report.failed), (0, 1), "{report:?}");
+    let failed: EventDoc = get_json(
+        fixture.store.as_ref(),
+        &keys::event(&manifest.id, &photos[0], 4, PhotoState::Failed, keys::TERMINAL_STEP),
+    )
+    .await
+    .unwrap();
+    assert!(failed.error.unwrap().message.contains("lost this photo's request 3 times"));
+    // The job is finished now: the next pass takes it out of the index.
+    let report = fixture.status.housekeeper().pass().await.unwrap();
+    assert_eq!(report.finished_jobs, 1);
+    assert!(fixture.store.list(keys::ACTIVE_PREFIX).await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn photos_that_may_be_in_a_backlog_are_left_alone() {
+    let fixture = fixture().await;
+    let (_, _) = orphaned_job(&fixture, 1, 2).await;
+    // Someone else's request waits in the queue: the photo may be behind it.
+    fixture.quick.send(OutgoingMessage::new("another photo", Default::default())).await.unwrap();
+    let report = fixture.status.housekeeper().pass().await.unwrap();
+    assert_eq!(report.recovered, 0, "{report:?}");
+}
