@@ -16,6 +16,10 @@ pub enum ErrorCode {
     PayloadTooLarge,
     NotFound,
     RateLimited,
+    /// The request body stopped arriving, arrived too slowly, or took too long.
+    RequestTimeout,
+    /// A cross-site request to a route that changes state.
+    Forbidden,
     Unavailable,
     InsufficientStorage,
     Internal,
@@ -40,6 +44,8 @@ impl ErrorCode {
             Self::PayloadTooLarge => "payload_too_large",
             Self::NotFound => "not_found",
             Self::RateLimited => "rate_limited",
+            Self::RequestTimeout => "request_timeout",
+            Self::Forbidden => "forbidden",
             Self::Unavailable => "unavailable",
             Self::InsufficientStorage => "insufficient_storage",
             Self::Internal => "internal",

@@ -174,6 +174,23 @@ pub struct Settings {
     #[arg(long, env = "DARKROOM_MAX_CONCURRENT_UPLOADS", default_value_t = 32, global = true)]
     pub max_concurrent_uploads: usize,
 
+    /// Uploads one client may have in progress at once (more get 429, unless one of its
+    /// own is slow enough to evict).
+    #[arg(long, env = "DARKROOM_MAX_UPLOADS_PER_CLIENT", default_value_t = 8, global = true)]
+    pub max_uploads_per_client: usize,
+
+    /// KiB per second below which an upload gives up its slot when others are waiting.
+    #[arg(long, env = "DARKROOM_MIN_UPLOAD_KIB_PER_SECOND", default_value_t = 16, global = true)]
+    pub min_upload_kib_per_second: u64,
+
+    /// An upload whose body stops arriving for this long is ended with 408.
+    #[arg(long, env = "DARKROOM_UPLOAD_IDLE_TIMEOUT", default_value = "30s", value_parser = duration, global = true)]
+    pub upload_idle_timeout: Duration,
+
+    /// The longest one upload request may take; send big uploads in batches.
+    #[arg(long, env = "DARKROOM_UPLOAD_DEADLINE", default_value = "15m", value_parser = duration, global = true)]
+    pub upload_deadline: Duration,
+
     /// Requests per second one client may send to the web tier on average; beyond it, 429
     /// with Retry-After. 0 turns the limit off. Health and metrics routes are exempt.
     #[arg(long, env = "DARKROOM_RATE_LIMIT", default_value_t = 20, global = true)]

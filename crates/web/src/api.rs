@@ -2,7 +2,8 @@
 
 use crate::jobs::{self, RecipeSource};
 use crate::owner::{owner_cookie, presented_token, require_owner};
-use crate::upload::Intake;
+use crate::rate_limit::client_address;
+use crate::upload::{BodyReader, Intake};
 use crate::view::{load_job_or_404, load_view};
 use crate::{ApiError, AppState};
 use actix_multipart::Multipart;
@@ -18,15 +19,12 @@ pub fn json_error(error: actix_web::error::JsonPayloadError, _request: &HttpRequ
     ApiError::bad_request(ErrorCode::InvalidRequest, format!("the JSON body could not be read: {error}")).into()
 }
 
-/// Holds one of the process's upload slots; a flood of uploads gets 429, not a pile-up.
-pub fn upload_slot(state: &AppState) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
-    state.upload_slots.clone().try_acquire_owned().map_err(|_| {
-        ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            ErrorCode::RateLimited,
-            "too many uploads in progress on this server; try again in a few seconds",
-        )
-    })
+/// The reader that holds an upload's body to its limits, with the client it counts against
+/// (a flood of uploads gets 429, not a pile-up; a slow upload gives its slot up).
+pub fn upload_body(state: &AppState, request: &HttpRequest, multipart: Multipart) -> BodyReader {
+    let client = client_address(request, state.settings.trust_forwarded_for)
+        .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+    BodyReader::new(state, multipart, client)
 }
 
 /// The job, if it exists and the request proves ownership; the same 404 otherwise.
@@ -50,9 +48,13 @@ fn intake_body(job: &JobId, intake: &Intake) -> serde_json::Value {
 }
 
 #[post("/jobs")]
-pub async fn create_job(state: web::Data<AppState>, multipart: Multipart) -> Result<HttpResponse, ApiError> {
-    let _slot = upload_slot(&state)?;
-    let created = jobs::create(&state, multipart, RecipeSource::JsonPart).await?;
+pub async fn create_job(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    multipart: Multipart,
+) -> Result<HttpResponse, ApiError> {
+    let body = upload_body(&state, &request, multipart);
+    let created = jobs::create(&state, body, RecipeSource::JsonPart).await?;
     let job = &created.manifest.id;
     let mut body = intake_body(job, &created.intake);
     body["owner_token"] = json!(created.token.as_str());
@@ -102,7 +104,7 @@ pub async fn add_photos(
     multipart: Multipart,
 ) -> Result<HttpResponse, ApiError> {
     let job = load_owned_job(&state, &request, &path).await?;
-    let _slot = upload_slot(&state)?;
+    let body = upload_body(&state, &request, multipart);
     let idempotency_key =
         request.headers().get("Idempotency-Key").and_then(|v| v.to_str().ok()).map(str::trim).filter(|k| !k.is_empty());
     let reply_key = idempotency_key.map(|key| keys::batch_reply(&job.id, &sha256_hex(key.as_bytes())));
@@ -120,7 +122,7 @@ pub async fn add_photos(
             };
         }
     }
-    match jobs::add_photos(&state, &job, multipart).await {
+    match jobs::add_photos(&state, &job, body).await {
         Ok(intake) => {
             let body = intake_body(&job.id, &intake);
             if let Some(reply_key) = &reply_key {

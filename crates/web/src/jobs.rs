@@ -4,10 +4,9 @@
 //! if sending fails, everything stored for the request is deleted again (503), so no job
 //! is left looking queued with nothing in the queue.
 
-use crate::upload::{self, AcceptedPhoto, Intake};
+use crate::upload::{self, AcceptedPhoto, BodyReader, Intake};
 use crate::view::load_photo;
 use crate::{ApiError, AppState};
-use actix_multipart::Multipart;
 use darkroom_core::job::{PhotoState, MANIFEST_VERSION};
 use darkroom_core::keys::{self, PhotoKey};
 use darkroom_core::{
@@ -63,9 +62,9 @@ fn nothing_acceptable(intake: &Intake) -> ApiError {
         .with_extra("rejected", serde_json::to_value(&intake.rejected).unwrap_or_default())
 }
 
-pub async fn create(state: &AppState, multipart: Multipart, source: RecipeSource) -> Result<CreatedJob, ApiError> {
+pub async fn create(state: &AppState, body: BodyReader, source: RecipeSource) -> Result<CreatedJob, ApiError> {
     let job = JobId::generate();
-    let mut intake = upload::receive(state, &job, multipart, state.settings.limits.max_photos_per_job).await?;
+    let mut intake = upload::receive(state, &job, body, state.settings.limits.max_photos_per_job).await?;
     let recipe = match recipe_from(source, &intake) {
         Ok(recipe) => recipe,
         Err(error) => {
@@ -117,10 +116,10 @@ async fn count_photos(state: &AppState, job: &JobId) -> Result<usize, ApiError> 
     Ok(listed.iter().filter(|o| matches!(keys::classify(job, &o.key), PhotoKey::Manifest { .. })).count())
 }
 
-pub async fn add_photos(state: &AppState, manifest: &JobManifest, multipart: Multipart) -> Result<Intake, ApiError> {
+pub async fn add_photos(state: &AppState, manifest: &JobManifest, body: BodyReader) -> Result<Intake, ApiError> {
     let job = &manifest.id;
     let room = state.settings.limits.max_photos_per_job.saturating_sub(count_photos(state, job).await?);
-    let mut intake = upload::receive(state, job, multipart, room).await?;
+    let mut intake = upload::receive(state, job, body, room).await?;
     if intake.accepted.is_empty() {
         intake.discard().await;
         return Err(nothing_acceptable(&intake));

@@ -15,6 +15,7 @@ mod names;
 mod owner;
 mod pages;
 mod rate_limit;
+mod slots;
 mod upload;
 mod view;
 
@@ -36,8 +37,17 @@ pub struct WebSettings {
     pub max_request_bytes: u64,
     pub stage_map: StageMap,
     pub names: QueueNames,
-    /// Uploads handled at once by this process; beyond it, requests get 429.
+    /// Uploads handled at once by this process; beyond it, requests get 429 (unless a slow
+    /// upload can be evicted).
     pub max_concurrent_uploads: usize,
+    /// Uploads one client may have going at once.
+    pub max_uploads_per_client: usize,
+    /// Bytes per second below which an upload gives its slot up to a waiting one.
+    pub min_upload_rate: u64,
+    /// An upload whose body stops arriving for this long is ended (408).
+    pub upload_idle_timeout: std::time::Duration,
+    /// The longest one upload request may take (408 after it).
+    pub upload_deadline: std::time::Duration,
     /// Requests per second each client may send on average (0: no limit), and in a burst.
     pub rate_limit_per_second: u32,
     pub rate_limit_burst: u32,
@@ -78,7 +88,7 @@ pub struct AppState {
     pub metrics: Option<PrometheusHandle>,
     /// Jobs in the store: views, attempts, deletion (shared with the status process).
     pub jobs: darkroom_jobs::Jobs,
-    pub upload_slots: Arc<tokio::sync::Semaphore>,
+    pub upload_slots: Arc<slots::UploadSlots>,
     pub rate_limit: Option<Arc<ClientRateLimit>>,
     /// The other components' readiness, for `/readyz`.
     pub readiness: Readiness,
@@ -91,7 +101,11 @@ impl AppState {
         settings: WebSettings,
         metrics: Option<PrometheusHandle>,
     ) -> Self {
-        let upload_slots = Arc::new(tokio::sync::Semaphore::new(settings.max_concurrent_uploads.max(1)));
+        let upload_slots = Arc::new(slots::UploadSlots::new(
+            settings.max_concurrent_uploads,
+            settings.max_uploads_per_client,
+            settings.min_upload_rate,
+        ));
         let rate_limit = ClientRateLimit::new(
             settings.rate_limit_per_second,
             settings.rate_limit_burst,

@@ -91,9 +91,13 @@ pub async fn upload_page(state: web::Data<AppState>) -> HttpResponse {
 }
 
 #[post("/jobs")]
-pub async fn create_job_from_form(state: web::Data<AppState>, multipart: Multipart) -> Result<HttpResponse, PageError> {
-    let _slot = crate::api::upload_slot(&state)?;
-    let created = jobs::create(&state, multipart, RecipeSource::FormFields).await?;
+pub async fn create_job_from_form(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    multipart: Multipart,
+) -> Result<HttpResponse, PageError> {
+    let body = crate::api::upload_body(&state, &request, multipart);
+    let created = jobs::create(&state, body, RecipeSource::FormFields).await?;
     let job = &created.manifest.id;
     Ok(HttpResponse::SeeOther()
         .cookie(owner_cookie(job, &created.token))

@@ -38,22 +38,8 @@ impl ClientRateLimit {
         Some(Self { limiter, trust_forwarded_for, checks: AtomicU64::new(0) })
     }
 
-    /// Who is asking: the peer address, or — behind a load balancer that appends it, when
-    /// trusted — the last address in `X-Forwarded-For` (earlier ones are the client's to forge).
     pub fn client(&self, request: &ServiceRequest) -> Option<IpAddr> {
-        if self.trust_forwarded_for {
-            let forwarded = request
-                .headers()
-                .get_all("x-forwarded-for")
-                .filter_map(|value| value.to_str().ok())
-                .flat_map(|value| value.split(','))
-                .filter_map(|address| address.trim().parse::<IpAddr>().ok())
-                .last();
-            if forwarded.is_some() {
-                return forwarded;
-            }
-        }
-        request.peer_addr().map(|address| address.ip())
+        client_address(request.request(), self.trust_forwarded_for)
     }
 
     /// `Ok`, or how long until this client may send its next request.
@@ -63,6 +49,24 @@ impl ClientRateLimit {
         }
         self.limiter.check_key(&client).map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
     }
+}
+
+/// Who is asking: the peer address, or — behind a load balancer that appends it, when
+/// trusted — the last address in `X-Forwarded-For` (earlier ones are the client's to forge).
+pub fn client_address(request: &actix_web::HttpRequest, trust_forwarded_for: bool) -> Option<IpAddr> {
+    if trust_forwarded_for {
+        let forwarded = request
+            .headers()
+            .get_all("x-forwarded-for")
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .filter_map(|address| address.trim().parse::<IpAddr>().ok())
+            .last();
+        if forwarded.is_some() {
+            return forwarded;
+        }
+    }
+    request.peer_addr().map(|address| address.ip())
 }
 
 fn exempt(path: &str) -> bool {

@@ -284,3 +284,74 @@ fn a_flooding_client_gets_429_with_retry_after_and_health_checks_still_answer() 
     }
     assert!(get(&app.url("/metrics")).text().contains("darkroom_rate_limited_total"));
 }
+
+/// Slow clients must not lock others out: 48 uploads that trickle a byte a second hold no
+/// slot a normal upload needs — one client gets at most its share, and a slow upload gives
+/// its slot up to a newcomer once it has shown its pace.
+#[test]
+fn trickling_uploads_do_not_stop_a_normal_upload() {
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let app = TestApp::serve(&Backend::Local, &[]);
+    let address = app.server.url().trim_start_matches("http://").to_owned();
+    let stop = Arc::new(AtomicBool::new(false));
+    let trickles: Vec<_> = (0..48)
+        .map(|_| {
+            let (address, stop) = (address.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut stream = std::net::TcpStream::connect(&address).unwrap();
+                stream.set_read_timeout(Some(Duration::from_millis(10))).unwrap();
+                let head = format!(
+                    "POST /api/v1/jobs HTTP/1.1\r\nHost: {address}\r\nContent-Type: multipart/form-data; boundary=XyZ\r\n\
+                     Content-Length: 10000000\r\n\r\n--XyZ\r\nContent-Disposition: form-data; name=\"photos\"; filename=\"slow.jpg\"\r\n\
+                     Content-Type: image/jpeg\r\n\r\n"
+                );
+                let _ = stream.write_all(head.as_bytes());
+                let _ = stream.write_all(&[0xff]);
+                let mut answer = Vec::new();
+                while !stop.load(Ordering::SeqCst) {
+                    let mut buffer = [0u8; 1024];
+                    match stream.read(&mut buffer) {
+                        Ok(0) => break,
+                        Ok(n) => {
+                            answer.extend_from_slice(&buffer[..n]);
+                            break;
+                        }
+                        Err(_) => {}
+                    }
+                    std::thread::sleep(Duration::from_millis(990));
+                    if stream.write_all(&[0xd8]).is_err() {
+                        break;
+                    }
+                }
+                String::from_utf8_lossy(&answer).lines().next().unwrap_or("").to_owned()
+            })
+        })
+        .collect();
+    darkroom_testkit::eventually_blocking(Duration::from_secs(10), "the trickling uploads hold their slots", || {
+        app_gauge(&app, "darkroom_upload_slots_in_use") >= 8
+    });
+    // The eviction policy judges an upload's pace after its first second: that is the input.
+    std::thread::sleep(Duration::from_millis(1500));
+    let started = std::time::Instant::now();
+    let normal = create_job(app.server.url(), r#"{"ops":[{"op":"thumbnail","size":64}]}"#, &[("a.jpg", &fixture("chelsea.jpg"))]);
+    let waited = started.elapsed();
+    assert_eq!(normal.status, 201, "{}", normal.text());
+    stop.store(true, Ordering::SeqCst);
+    let answers: Vec<String> = trickles.into_iter().map(|t| t.join().unwrap()).collect();
+    let refused = answers.iter().filter(|a| a.contains(" 429 ")).count();
+    let evicted = app_gauge(&app, "darkroom_uploads_evicted_total");
+    assert!(refused >= 40, "one client got more than its share of slots: {answers:?}");
+    assert!(evicted >= 1, "no slow upload gave way");
+    eprintln!("48 trickling uploads: {refused} refused at once (429), {evicted} evicted (408); the normal upload got 201 after {waited:?}");
+}
+
+fn app_gauge(app: &TestApp, name: &str) -> u64 {
+    let text = get(&app.url("/metrics")).text();
+    text.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
+}

@@ -1,0 +1,179 @@
+//! Upload slots. An upload holds a slot for as long as its body arrives, so slots must not
+//! be something a slow client can simply sit on: a few dozen connections trickling a byte
+//! a second would otherwise lock every other user out (429) for as long as they like.
+//!
+//! So a slot is *earned by progress*: each client holds at most `per_client` slots, the
+//! process at most `capacity`, and when a new upload finds no free slot, the slowest
+//! upload that has been going for a moment at less than `min_rate` is evicted (its request
+//! ends with 408 and a message saying why) and the newcomer takes its place. A fast upload
+//! is never evicted; a slow one only loses its slot while others are waiting for one. The
+//! body reader (see `upload.rs`) also ends uploads that go quiet or run past a deadline.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// An upload younger than this is not judged on its rate yet (its first bytes may still
+/// be on the way).
+const GRACE: Duration = Duration::from_secs(1);
+/// How long a new upload may wait for a slow one to become evictable before it gets 429.
+const WAIT_FOR_SLOT: Duration = Duration::from_secs(3);
+
+#[derive(Debug)]
+pub struct UploadSlots {
+    capacity: usize,
+    per_client: usize,
+    /// Bytes per second below which an upload may be evicted when slots run out.
+    min_rate: u64,
+    entries: Mutex<Vec<Entry>>,
+    next_id: AtomicU64,
+}
+
+#[derive(Debug)]
+struct Entry {
+    id: u64,
+    client: IpAddr,
+    started: Instant,
+    received: Arc<AtomicU64>,
+    evict: CancellationToken,
+}
+
+impl Entry {
+    fn rate(&self, now: Instant) -> u64 {
+        let seconds = now.duration_since(self.started).as_secs_f64().max(0.001);
+        (self.received.load(Ordering::Relaxed) as f64 / seconds) as u64
+    }
+
+    fn evictable(&self, now: Instant, min_rate: u64) -> bool {
+        now.duration_since(self.started) >= GRACE && self.rate(now) < min_rate
+    }
+}
+
+/// A held slot; released when dropped.
+#[derive(Debug)]
+pub struct UploadSlot {
+    id: u64,
+    slots: Arc<UploadSlots>,
+    /// Bytes of the body received so far (the reader adds to it).
+    pub received: Arc<AtomicU64>,
+    /// Cancelled when a newcomer takes this slot.
+    pub evicted: CancellationToken,
+}
+
+impl Drop for UploadSlot {
+    fn drop(&mut self) {
+        let mut entries = self.slots.lock();
+        entries.retain(|entry| entry.id != self.id);
+        metrics::gauge!("darkroom_upload_slots_in_use").set(entries.len() as f64);
+    }
+}
+
+/// Why no slot was given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// This client already has its share of uploads going, none of them slow.
+    ClientBusy,
+    /// Every slot is taken by uploads that are making progress.
+    Full,
+}
+
+impl UploadSlots {
+    pub fn new(capacity: usize, per_client: usize, min_rate: u64) -> Self {
+        Self {
+            capacity: capacity.max(1),
+            per_client: per_client.max(1),
+            min_rate,
+            entries: Mutex::new(Vec::new()),
+            next_id: AtomicU64::new(0),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<Entry>> {
+        // Entries are pushed and removed whole: consistent even after a panic elsewhere.
+        self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A slot for `client`, evicting the slowest upload if none is free. A client at its
+    /// share is answered at once; when the whole process is full, the request waits a few
+    /// seconds for a slot to free up or become evictable.
+    pub async fn acquire(self: &Arc<Self>, client: IpAddr) -> Result<UploadSlot, Refused> {
+        let deadline = Instant::now() + WAIT_FOR_SLOT;
+        loop {
+            match self.try_acquire(client) {
+                Ok(slot) => return Ok(slot),
+                Err(Refused::Full) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(100)).await,
+                Err(refused) => return Err(refused),
+            }
+        }
+    }
+
+    pub fn try_acquire(self: &Arc<Self>, client: IpAddr) -> Result<UploadSlot, Refused> {
+        let now = Instant::now();
+        let mut entries = self.lock();
+        let mine = entries.iter().filter(|entry| entry.client == client).count();
+        if mine >= self.per_client {
+            self.evict_slowest(&mut entries, now, Some(client)).ok_or(Refused::ClientBusy)?;
+        } else if entries.len() >= self.capacity {
+            self.evict_slowest(&mut entries, now, None).ok_or(Refused::Full)?;
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let received = Arc::new(AtomicU64::new(0));
+        let evicted = CancellationToken::new();
+        entries.push(Entry { id, client, started: now, received: received.clone(), evict: evicted.clone() });
+        metrics::gauge!("darkroom_upload_slots_in_use").set(entries.len() as f64);
+        Ok(UploadSlot { id, slots: self.clone(), received, evicted })
+    }
+
+    /// Evicts the slowest evictable upload (of `client`, if given); `None` if there is none.
+    fn evict_slowest(&self, entries: &mut Vec<Entry>, now: Instant, client: Option<IpAddr>) -> Option<()> {
+        let (index, _) = entries
+            .iter()
+            .enumerate()
+            .filter(|(_, entry)| client.is_none_or(|c| entry.client == c) && entry.evictable(now, self.min_rate))
+            .min_by_key(|(_, entry)| entry.rate(now))?;
+        let victim = entries.swap_remove(index);
+        tracing::info!(client = %victim.client, rate_bytes_per_second = victim.rate(now), "evicting a slow upload to make room");
+        metrics::counter!("darkroom_uploads_evicted_total").increment(1);
+        victim.evict.cancel();
+        Some(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(last: u8) -> IpAddr {
+        IpAddr::from([10, 0, 0, last])
+    }
+
+    #[test]
+    fn a_slow_upload_gives_way_a_fast_one_never_does() {
+        let slots = Arc::new(UploadSlots::new(2, 2, 1024));
+        let slow = slots.try_acquire(ip(1)).unwrap();
+        let fast = slots.try_acquire(ip(2)).unwrap();
+        assert_eq!(slots.try_acquire(ip(3)).unwrap_err(), Refused::Full, "no one is evictable within the grace");
+        // Two seconds later (the entries are aged by hand rather than slept through):
+        for entry in slots.lock().iter_mut() {
+            entry.started -= Duration::from_secs(2);
+        }
+        slow.received.store(10, Ordering::Relaxed);
+        fast.received.store(1 << 20, Ordering::Relaxed);
+        let newcomer = slots.try_acquire(ip(3)).unwrap();
+        assert!(slow.evicted.is_cancelled() && !fast.evicted.is_cancelled());
+        drop(newcomer);
+        drop(slow);
+        assert_eq!(slots.lock().len(), 1);
+    }
+
+    #[test]
+    fn one_client_cannot_take_more_than_its_share() {
+        let slots = Arc::new(UploadSlots::new(10, 2, 1024));
+        let _a = slots.try_acquire(ip(1)).unwrap();
+        let _b = slots.try_acquire(ip(1)).unwrap();
+        assert_eq!(slots.try_acquire(ip(1)).unwrap_err(), Refused::ClientBusy);
+        assert!(slots.try_acquire(ip(2)).is_ok(), "another client still gets a slot");
+    }
+}
