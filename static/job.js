@@ -50,7 +50,7 @@ function render(view) {
   document.getElementById("job-state").className = `badge state-${view.state}`;
   document.getElementById("job-counts").textContent = `${c.done} done · ${c.processing} processing · ${c.queued} queued · ${c.failed} failed`;
   const total = view.photos.length || 1;
-  document.getElementById("job-progress").style.width = `${(100 * (c.done + c.failed + c.cancelled)) / total}%`;
+  document.getElementById("job-progress").value = (100 * (c.done + c.failed + c.cancelled)) / total;
   const retry = document.getElementById("retry-failed");
   if (retry) retry.hidden = c.failed === 0;
   const grid = document.getElementById("photos");

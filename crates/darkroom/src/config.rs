@@ -206,6 +206,17 @@ pub struct Settings {
     #[arg(long, env = "DARKROOM_TRUST_FORWARDED_FOR", global = true)]
     pub trust_forwarded_for: bool,
 
+    /// A secret that lets operators read /metrics and readiness details on the public web
+    /// listener (`Authorization: Bearer <token>`); loopback clients and --metrics-listen
+    /// need none.
+    #[arg(long, env = "DARKROOM_METRICS_TOKEN", global = true, hide_env_values = true)]
+    pub metrics_token: Option<String>,
+
+    /// Mark the owner cookie Secure: set it when browsers reach darkroom over https (the
+    /// AWS template's load balancer does).
+    #[arg(long, env = "DARKROOM_SECURE_COOKIES", global = true)]
+    pub secure_cookies: bool,
+
     /// Run `setup` (create bucket and queues) before starting; always done by `serve` on the local backend.
     #[arg(long, env = "DARKROOM_AUTO_SETUP", global = true)]
     pub auto_setup: bool,

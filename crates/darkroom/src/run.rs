@@ -35,6 +35,8 @@ fn web_state(settings: &Settings, backends: &Backends, metrics: Option<Prometheu
         rate_limit_per_second: settings.rate_limit,
         rate_limit_burst: settings.rate_limit_burst,
         trust_forwarded_for: settings.trust_forwarded_for,
+        secure_cookies: settings.secure_cookies,
+        metrics_token: settings.metrics_token.clone().filter(|token| !token.is_empty()),
     };
     AppState::new(backends.store.clone(), backends.queues.clone(), web_settings, metrics)
 }

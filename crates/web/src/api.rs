@@ -22,8 +22,8 @@ pub fn json_error(error: actix_web::error::JsonPayloadError, _request: &HttpRequ
 /// The reader that holds an upload's body to its limits, with the client it counts against
 /// (a flood of uploads gets 429, not a pile-up; a slow upload gives its slot up).
 pub fn upload_body(state: &AppState, request: &HttpRequest, multipart: Multipart) -> BodyReader {
-    let client = client_address(request, state.settings.trust_forwarded_for)
-        .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+    let client =
+        client_address(request, state.settings.trust_forwarded_for).unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
     BodyReader::new(state, multipart, client)
 }
 
@@ -59,7 +59,7 @@ pub async fn create_job(
     let mut body = intake_body(job, &created.intake);
     body["owner_token"] = json!(created.token.as_str());
     Ok(HttpResponse::Created()
-        .cookie(owner_cookie(job, &created.token))
+        .cookie(owner_cookie(&request, job, &created.token, state.settings.secure_cookies))
         .insert_header(("Location", format!("/api/v1/jobs/{job}")))
         .json(body))
 }
@@ -92,8 +92,52 @@ pub async fn delete_job(
 #[derive(serde::Serialize, serde::Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 enum BatchReply {
-    Pending,
-    Done { body: serde_json::Value },
+    /// A request with this key is uploading; `since` (ms) lets a claim outlive a dead
+    /// handler only until the upload deadline has surely passed.
+    Pending {
+        #[serde(default)]
+        since: u64,
+    },
+    Done {
+        body: serde_json::Value,
+    },
+}
+
+/// Claims an Idempotency-Key before the photos are read, so a retried batch adds them
+/// once: `Ok(None)` when this request holds the claim, `Ok(Some(response))` when an
+/// earlier request with the key answers it (replayed, or 409 while it is still uploading).
+async fn claim_batch(state: &AppState, reply_key: &str) -> Result<Option<HttpResponse>, ApiError> {
+    let store = state.store.as_ref();
+    let lease = state.settings.upload_deadline + std::time::Duration::from_secs(60);
+    for _ in 0..2 {
+        let pending = BatchReply::Pending { since: darkroom_core::now_millis() };
+        if put_json_if_absent(store, reply_key, &pending).await? == PutOutcome::Created {
+            return Ok(None);
+        }
+        match get_json::<BatchReply>(store, reply_key).await {
+            Ok(BatchReply::Done { body }) => {
+                return Ok(Some(HttpResponse::Created().insert_header(("Idempotent-Replayed", "true")).json(body)))
+            }
+            Ok(BatchReply::Pending { since })
+                if darkroom_core::now_millis().saturating_sub(since) < lease.as_millis() as u64 =>
+            {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    ErrorCode::InvalidRequest,
+                    "a batch with this Idempotency-Key is still being uploaded; retry it once that request has finished",
+                ));
+            }
+            // A claim older than any upload may take: its handler died. Take it over (the
+            // put-if-absent above decides between concurrent retries).
+            Ok(BatchReply::Pending { .. }) => {
+                tracing::warn!(key = reply_key, "taking over an abandoned Idempotency-Key claim");
+                store.delete(reply_key).await?;
+            }
+            Err(error) if error.is_not_found() => {} // released meanwhile: claim again
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Err(ApiError::new(StatusCode::CONFLICT, ErrorCode::InvalidRequest, "this Idempotency-Key is contended; retry"))
 }
 
 #[post("/jobs/{job}/photos")]
@@ -109,17 +153,8 @@ pub async fn add_photos(
         request.headers().get("Idempotency-Key").and_then(|v| v.to_str().ok()).map(str::trim).filter(|k| !k.is_empty());
     let reply_key = idempotency_key.map(|key| keys::batch_reply(&job.id, &sha256_hex(key.as_bytes())));
     if let Some(reply_key) = &reply_key {
-        // Claim the key before reading the photos, so a retried batch adds them once.
-        if put_json_if_absent(state.store.as_ref(), reply_key, &BatchReply::Pending).await? == PutOutcome::AlreadyExists
-        {
-            return match get_json::<BatchReply>(state.store.as_ref(), reply_key).await? {
-                BatchReply::Done { body } => Ok(HttpResponse::Created().insert_header(("Idempotent-Replayed", "true")).json(body)),
-                BatchReply::Pending => Err(ApiError::new(
-                    StatusCode::CONFLICT,
-                    ErrorCode::InvalidRequest,
-                    "a batch with this Idempotency-Key is still being uploaded; retry it once that request has finished",
-                )),
-            };
+        if let Some(answered) = claim_batch(&state, reply_key).await? {
+            return Ok(answered);
         }
     }
     match jobs::add_photos(&state, &job, body).await {

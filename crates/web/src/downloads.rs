@@ -3,9 +3,10 @@
 //! streamed as it is built so memory holds one photo at a time.
 
 use crate::names::{portable_name, unique_names, with_extension};
+use crate::owner::is_owner;
 use crate::view::{load_job_or_404, load_photo, load_view};
 use crate::{ApiError, AppState};
-use actix_web::{get, web, HttpResponse};
+use actix_web::{get, web, HttpRequest, HttpResponse};
 use bytes::Bytes;
 use darkroom_core::job::PhotoState;
 use darkroom_core::{keys, PhotoId};
@@ -23,13 +24,19 @@ fn attachment(name: &str) -> String {
 #[get("/jobs/{job}/photos/{photo}/{output}")]
 pub async fn photo_file(
     state: web::Data<AppState>,
+    request: HttpRequest,
     path: web::Path<(String, String, String)>,
     query: web::Query<DownloadQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let (job_text, photo_text, output) = path.into_inner();
+    let (job_text, photo_text, mut output) = path.into_inner();
     let job = load_job_or_404(&state, &job_text).await?;
     let photo = PhotoId::parse(&photo_text).map_err(|_| ApiError::not_found())?;
     let (manifest, latest) = load_photo(&state, &job.id, &photo).await?.ok_or_else(ApiError::not_found)?;
+    if output == "original" && !is_owner(&request, &job) {
+        // The upload as received carries its EXIF (GPS position, camera serial): only its
+        // owner gets it. Whoever else has the link gets the "before" view, stripped of it.
+        output = "preview".to_owned();
+    }
     let (key, content_type, file_name) = if output == "original" {
         (keys::original(&job.id, &photo), manifest.content_type.clone(), manifest.name.clone())
     } else {

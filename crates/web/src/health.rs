@@ -1,12 +1,43 @@
 //! Health endpoints, served by the web tier and — through [`health_routes`] — by worker and
 //! status processes on `--metrics-listen`: `/healthz` (alive), `/readyz` (store and queues
 //! reachable, with queue depths), `/metrics` (Prometheus text).
+//!
+//! On the public listener these are for operators, not the internet: `/metrics` and the
+//! queue depths of `/readyz` answer only loopback clients or a request bearing
+//! `--metrics-token`, and readiness is computed at most once a second (it writes a probe
+//! to the store), so polling it costs nothing. The operator listener (`--metrics-listen`)
+//! serves everything.
 
 use crate::{ApiError, AppState};
 use actix_web::http::StatusCode;
-use actix_web::{get, web, HttpResponse};
+use actix_web::{get, web, HttpRequest, HttpResponse};
 use darkroom_core::{ErrorCode, QueueNames};
 use serde_json::json;
+use std::time::{Duration, Instant};
+
+/// How long one readiness check answers for.
+const READINESS_TTL: Duration = Duration::from_secs(1);
+
+/// The last readiness check: when, and what it found (`Err` = not ready, why).
+pub type ReadinessCache = std::sync::Mutex<Option<(Instant, Result<serde_json::Value, String>)>>;
+
+/// Whether the request may see operator details.
+fn is_operator(state: &AppState, request: &HttpRequest) -> bool {
+    if state.operator_listener || request.peer_addr().is_some_and(|peer| peer.ip().is_loopback()) {
+        return true;
+    }
+    let bearer = request
+        .headers()
+        .get("authorization")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "));
+    match (&state.settings.metrics_token, bearer) {
+        (Some(expected), Some(presented)) => {
+            darkroom_core::ids::sha256_hex(expected.as_bytes()) == darkroom_core::ids::sha256_hex(presented.as_bytes())
+        }
+        _ => false,
+    }
+}
 
 pub fn health_routes(config: &mut web::ServiceConfig) {
     config.service(healthz).service(readyz).service(metrics);
@@ -38,23 +69,47 @@ async fn queue_depths(state: &AppState) -> Result<serde_json::Map<String, serde_
     Ok(depths)
 }
 
-#[get("/readyz")]
-pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+async fn check_readiness(state: &AppState) -> Result<serde_json::Value, String> {
     let not_ready = state.readiness.not_ready();
     if !not_ready.is_empty() {
-        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable, not_ready.join("; ")));
+        return Err(not_ready.join("; "));
     }
-    state.store.check().await.map_err(|e| {
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable, format!("object store not ready: {e}"))
-    })?;
-    let depths = queue_depths(&state).await?;
-    Ok(HttpResponse::Ok()
-        .insert_header(("Cache-Control", "no-store"))
-        .json(json!({"status": "ready", "queues": depths})))
+    state.store.check().await.map_err(|e| format!("object store not ready: {e}"))?;
+    queue_depths(state).await.map(serde_json::Value::Object).map_err(|e| e.to_string())
+}
+
+#[get("/readyz")]
+pub async fn readyz(state: web::Data<AppState>, request: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let cached = state
+        .readiness_cache
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+        .filter(|(at, _)| at.elapsed() < READINESS_TTL)
+        .map(|(_, result)| result.clone());
+    let result = match cached {
+        Some(result) => result,
+        None => {
+            let result = check_readiness(&state).await;
+            *state.readiness_cache.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), result.clone()));
+            result
+        }
+    };
+    let depths =
+        result.map_err(|reason| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable, reason))?;
+    let body = if is_operator(&state, &request) {
+        json!({"status": "ready", "queues": depths})
+    } else {
+        json!({"status": "ready"})
+    };
+    Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(body))
 }
 
 #[get("/metrics")]
-pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+pub async fn metrics(state: web::Data<AppState>, request: HttpRequest) -> HttpResponse {
+    if !is_operator(&state, &request) {
+        return actix_web::ResponseError::error_response(&ApiError::not_found());
+    }
     // Queue depths are sampled on scrape, so autoscaling sees the current backlog.
     if let Err(error) = queue_depths(&state).await {
         tracing::warn!(error.message = %error, "could not sample queue depths for /metrics");

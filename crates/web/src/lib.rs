@@ -15,6 +15,7 @@ mod names;
 mod owner;
 mod pages;
 mod rate_limit;
+mod security;
 mod slots;
 mod upload;
 mod view;
@@ -53,6 +54,10 @@ pub struct WebSettings {
     pub rate_limit_burst: u32,
     /// Take the client's address from `X-Forwarded-For` (behind a load balancer).
     pub trust_forwarded_for: bool,
+    /// Mark the owner cookie `Secure` (served over https, e.g. behind the load balancer).
+    pub secure_cookies: bool,
+    /// Lets a request bearing it see `/metrics` and readiness details on the public listener.
+    pub metrics_token: Option<String>,
 }
 
 type ReadinessCheck = Arc<dyn Fn() -> Option<String> + Send + Sync>;
@@ -92,6 +97,9 @@ pub struct AppState {
     pub rate_limit: Option<Arc<ClientRateLimit>>,
     /// The other components' readiness, for `/readyz`.
     pub readiness: Readiness,
+    pub readiness_cache: Arc<health::ReadinessCache>,
+    /// Served on the operator listener (`--metrics-listen`): every health detail is shown.
+    pub operator_listener: bool,
 }
 
 impl AppState {
@@ -123,6 +131,8 @@ impl AppState {
             upload_slots,
             rate_limit,
             readiness: Readiness::default(),
+            readiness_cache: Arc::default(),
+            operator_listener: false,
         }
     }
 }
@@ -159,7 +169,9 @@ pub fn build(state: AppState, listener: TcpListener) -> std::io::Result<actix_we
             .app_data(web::Data::new(state.clone()))
             .app_data(web::JsonConfig::default().limit(256 * 1024).error_handler(api::json_error))
             .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::not_found().into()))
+            .wrap(actix_web::middleware::from_fn(security::refuse_cross_site))
             .wrap(actix_web::middleware::from_fn(rate_limit::limit_requests))
+            .wrap(actix_web::middleware::from_fn(security::add_headers))
             .wrap(actix_web::middleware::Compress::default())
             .wrap(tracing_request_logger())
             .configure(routes)
@@ -177,6 +189,7 @@ fn tracing_request_logger() -> actix_web::middleware::Logger {
 
 /// Only `/healthz`, `/readyz` and `/metrics`: for worker and status processes.
 pub fn build_health(state: AppState, listener: TcpListener) -> std::io::Result<actix_web::dev::Server> {
+    let state = AppState { operator_listener: true, ..state };
     let server = HttpServer::new(move || App::new().app_data(web::Data::new(state.clone())).configure(health_routes))
         .listen(listener)?
         .workers(1)

@@ -100,7 +100,7 @@ pub async fn create_job_from_form(
     let created = jobs::create(&state, body, RecipeSource::FormFields).await?;
     let job = &created.manifest.id;
     Ok(HttpResponse::SeeOther()
-        .cookie(owner_cookie(job, &created.token))
+        .cookie(owner_cookie(&request, job, &created.token, state.settings.secure_cookies))
         .insert_header(("Location", format!("/jobs/{job}")))
         .finish())
 }

@@ -144,7 +144,6 @@ impl BodyReader {
             header_bytes: 0,
         }
     }
-
 }
 
 /// How long the body may take: the slot (evicted when a newcomer needs it), the idle
@@ -178,7 +177,6 @@ impl Pace {
             )),
         }
     }
-
 }
 
 impl BodyReader {
@@ -365,14 +363,7 @@ async fn store_photo(
         upload.write(chunk).await?;
     }
     upload.finish().await?;
-    Ok(Ok(AcceptedPhoto {
-        id,
-        name: String::new(),
-        content_type: content_type.to_owned(),
-        size,
-        dimensions,
-        position,
-    }))
+    Ok(Ok(AcceptedPhoto { id, name: String::new(), content_type: content_type.to_owned(), size, dimensions, position }))
 }
 
 fn too_large(max: u64) -> PhotoError {
@@ -392,16 +383,21 @@ mod tests {
         };
         assert_eq!(reject_code(b"", true), Some(ErrorCode::EmptyFile));
         assert_eq!(reject_code(b"hello, I am a text file named photo.jpg", true), Some(ErrorCode::UnsupportedFormat));
-        let bomb = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/bomb-50000x50000.png")).unwrap_or_default();
+        let bomb = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/bomb-50000x50000.png"))
+            .unwrap_or_default();
         assert_eq!(reject_code(&bomb, true), Some(ErrorCode::TooManyPixels));
-        let photo = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/chelsea.jpg")).unwrap_or_default();
+        let photo =
+            std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/chelsea.jpg")).unwrap_or_default();
         assert!(matches!(judge(&photo, true, &limits), Judgement::Accept { dimensions: Some(_), .. }));
         // A JPEG cut off before its size is known: wait for more, unless that was all.
         assert_eq!(reject_code(&photo[..4], true), Some(ErrorCode::UnsupportedFormat));
         let small = Limits { max_file_bytes: 100, ..limits };
-        assert_eq!(reject_code(&photo, false).or(match judge(&photo, false, &small) {
-            Judgement::Reject(error) => Some(error.code),
-            Judgement::Accept { .. } => None,
-        }), Some(ErrorCode::FileTooLarge));
+        assert_eq!(
+            reject_code(&photo, false).or(match judge(&photo, false, &small) {
+                Judgement::Reject(error) => Some(error.code),
+                Judgement::Accept { .. } => None,
+            }),
+            Some(ErrorCode::FileTooLarge)
+        );
     }
 }

@@ -335,7 +335,11 @@ fn trickling_uploads_do_not_stop_a_normal_upload() {
     // The eviction policy judges an upload's pace after its first second: that is the input.
     std::thread::sleep(Duration::from_millis(1500));
     let started = std::time::Instant::now();
-    let normal = create_job(app.server.url(), r#"{"ops":[{"op":"thumbnail","size":64}]}"#, &[("a.jpg", &fixture("chelsea.jpg"))]);
+    let normal = create_job(
+        app.server.url(),
+        r#"{"ops":[{"op":"thumbnail","size":64}]}"#,
+        &[("a.jpg", &fixture("chelsea.jpg"))],
+    );
     let waited = started.elapsed();
     assert_eq!(normal.status, 201, "{}", normal.text());
     stop.store(true, Ordering::SeqCst);
@@ -354,4 +358,70 @@ fn app_gauge(app: &TestApp, name: &str) -> u64 {
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse::<f64>().ok())
         .map_or(0, |v| v as u64)
+}
+
+/// Attacks from other sites and link holders: a cross-site form post is refused before its
+/// body is read; every response carries the security headers; someone with the job's link
+/// but not its owner token gets the "before" view, never the original with its EXIF.
+#[test]
+fn cross_site_posts_are_refused_and_originals_are_the_owner_s_alone() {
+    let app = TestApp::serve(&Backend::Local, &[]);
+    let photo = fixture("coffee-exif-rotate90.jpg");
+    assert!(photo.windows(4).any(|w| w == b"Exif"), "the fixture carries EXIF");
+    let (content_type, body) = multipart(&[
+        Part::Text("op_thumbnail", "on"),
+        Part::Text("thumbnail_size", "200"),
+        Part::File("photos", "a.jpg", &photo),
+    ]);
+    let forged = post(
+        &app.url("/jobs"),
+        &[("Origin", "https://evil.example"), ("Sec-Fetch-Site", "cross-site")],
+        &content_type,
+        &body,
+    );
+    assert_eq!(forged.status, 403, "{}", forged.text());
+    assert_eq!(forged.json()["error"]["code"], "forbidden");
+    let forged_api = post(&app.url("/api/v1/jobs"), &[("Origin", "https://evil.example")], &content_type, &body);
+    assert_eq!(forged_api.status, 403);
+    assert_eq!(app.stored_jobs(), Some(0), "a refused request created something");
+
+    let created = create_job(app.server.url(), r#"{"ops":[{"op":"thumbnail","size":200}]}"#, &[("a.jpg", &photo)]);
+    let same_origin_headers = [("Sec-Fetch-Site", "same-origin")];
+    let own_page = post(&app.url("/jobs"), &same_origin_headers, &content_type, &body);
+    assert!(
+        own_page.status == 200 && own_page.text().contains("Your photos"),
+        "our own form still works: {}",
+        own_page.status
+    );
+    let json = created.json();
+    let (id, token) = (json["id"].as_str().unwrap(), json["owner_token"].as_str().unwrap());
+    let view = wait_for_job(app.server.url(), id, Duration::from_secs(30));
+    let original_url = app.url(view["photos"][0]["original_url"].as_str().unwrap());
+
+    let as_stranger = get(&original_url);
+    assert_eq!(as_stranger.status, 200);
+    assert!(!as_stranger.body.windows(4).any(|w| w == b"Exif"), "a stranger got the EXIF");
+    assert_eq!(as_stranger.body, get(&app.url(output_url(&view["photos"][0], "preview"))).body);
+    let as_owner =
+        agent().get(&original_url).header("X-Owner-Token", token).call().unwrap().into_body().read_to_vec().unwrap();
+    assert_eq!(as_owner, photo, "the owner gets the upload as sent");
+
+    for url in [
+        app.url("/"),
+        app.url(&format!("/jobs/{id}")),
+        app.url("/api/v1/jobs/nope"),
+        app.url("/static/app.css"),
+        original_url,
+    ] {
+        let reply = get(&url);
+        assert_eq!(reply.header("x-content-type-options"), Some("nosniff"), "{url}");
+        let policy = reply.header("content-security-policy").unwrap_or_default().to_owned();
+        assert!(
+            policy.contains("frame-ancestors 'none'")
+                && policy.contains("script-src 'self'")
+                && !policy.contains("unsafe-inline"),
+            "{url}: {policy}"
+        );
+        assert_eq!(reply.header("referrer-policy"), Some("same-origin"), "{url}");
+    }
 }
