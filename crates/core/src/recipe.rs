@@ -8,6 +8,12 @@ use std::fmt;
 
 pub const MAX_OPS: usize = 16;
 pub const MAX_REGIONS: usize = 64;
+/// The pixels all `regions` of a recipe may cover together: retouching works region by
+/// region, so this bounds its work whatever the photo (a full-frame region of the largest
+/// allowed photo fits; 64 of them do not).
+pub const MAX_REGION_PIXELS: u64 = 150_000_000;
+/// No coordinate or size of a region may exceed this (no photo is larger).
+pub const MAX_REGION_COORDINATE: u32 = 1_000_000;
 pub const MAX_CAPTION_CHARS: usize = 200;
 pub const MAX_BORDER_WIDTH: u32 = 2000;
 
@@ -260,8 +266,22 @@ impl Recipe {
         if !(1..=100).contains(&self.quality) {
             return Err(RecipeError::new("quality", format!("must be 1–100, got {}", self.quality)));
         }
+        let mut region_total = 0u64;
         for (index, op) in self.ops.iter().enumerate() {
             validate_op(op, &format!("ops[{index}]"))?;
+            if let Operation::Redeye { regions } | Operation::WhitenTeeth { regions, .. } = op {
+                region_total += region_pixels(regions);
+                if region_total > MAX_REGION_PIXELS {
+                    return Err(RecipeError::new(
+                        format!("ops[{index}].regions"),
+                        format!(
+                            "the regions of this recipe cover {:.0} megapixels in all, over the limit of {:.0}; name only the areas to retouch",
+                            region_total as f64 / 1e6,
+                            MAX_REGION_PIXELS as f64 / 1e6
+                        ),
+                    ));
+                }
+            }
         }
         Ok(())
     }
@@ -289,8 +309,19 @@ fn validate_regions(path: &str, regions: &Option<Vec<Region>>) -> Result<(), Rec
         if region.width == 0 || region.height == 0 {
             return Err(RecipeError::new(format!("{path}.regions[{index}]"), "width and height must be at least 1"));
         }
+        if [region.x, region.y, region.width, region.height].iter().any(|v| *v > MAX_REGION_COORDINATE) {
+            return Err(RecipeError::new(
+                format!("{path}.regions[{index}]"),
+                format!("coordinates and sizes must be at most {MAX_REGION_COORDINATE}"),
+            ));
+        }
     }
     Ok(())
+}
+
+/// The pixels a list of regions covers as declared (overlaps counted twice).
+fn region_pixels(regions: &Option<Vec<Region>>) -> u64 {
+    regions.iter().flatten().map(|r| u64::from(r.width) * u64::from(r.height)).sum()
 }
 
 fn validate_op(op: &Operation, path: &str) -> Result<(), RecipeError> {

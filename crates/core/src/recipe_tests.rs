@@ -73,3 +73,22 @@ fn rejects_unknown_ops_keys_and_garbage() {
     error_of(r#"{"ops":[{"op":"recolor","mode":"tint","color":"red"}]}"#);
     error_of(r#"{"ops":[{"op":"customize"}]}"#);
 }
+
+#[test]
+fn bounds_the_work_regions_can_ask_for() {
+    let full_frame = r#"{"x":0,"y":0,"width":8000,"height":5000}"#;
+    let many: Vec<&str> = std::iter::repeat_n(full_frame, 64).collect();
+    let error = error_of(&format!(r#"{{"ops":[{{"op":"redeye","regions":[{}]}}]}}"#, many.join(",")));
+    assert_eq!(error.field, "ops[0].regions");
+    assert!(error.message.contains("megapixels"), "{error}");
+    // Spread over two operations, the total still counts.
+    let half: Vec<&str> = std::iter::repeat_n(full_frame, 3).collect();
+    let error = error_of(&format!(
+        r#"{{"ops":[{{"op":"redeye","regions":[{0}]}},{{"op":"whiten_teeth","regions":[{0}]}}]}}"#,
+        half.join(",")
+    ));
+    assert_eq!(error.field, "ops[1].regions");
+    let error = error_of(r#"{"ops":[{"op":"redeye","regions":[{"x":4294967295,"y":0,"width":10,"height":10}]}]}"#);
+    assert_eq!(error.field, "ops[0].regions[0]");
+    assert!(Recipe::from_json(&format!(r#"{{"ops":[{{"op":"redeye","regions":[{full_frame}]}}]}}"#)).is_ok());
+}

@@ -148,6 +148,9 @@ fn gaussian_kernel() -> [u32; 2 * RADIUS + 1] {
     kernel
 }
 
+/// Borders grow the image: a recipe of many wide borders must not grow it past this.
+const MAX_BORDERED_PIXELS: u64 = 200_000_000;
+
 fn add_border(photo: &mut Photo, border: &Border) -> Result<(), ImagingError> {
     let (width, height) = photo.image.dimensions();
     let new_width = width.checked_add(border.width * 2);
@@ -155,6 +158,14 @@ fn add_border(photo: &mut Photo, border: &Border) -> Result<(), ImagingError> {
     let (Some(new_width), Some(new_height)) = (new_width, new_height) else {
         return Err(ImagingError::op("customize", "border makes the image too large"));
     };
+    let pixels = u64::from(new_width) * u64::from(new_height);
+    if pixels > MAX_BORDERED_PIXELS {
+        return Err(ImagingError::TooManyPixels(format!(
+            "the border would make the image {new_width}×{new_height} px ({:.0} megapixels), over the limit of {:.0}",
+            pixels as f64 / 1e6,
+            MAX_BORDERED_PIXELS as f64 / 1e6
+        )));
+    }
     let [r, g, b] = border.color.0;
     let mut framed = match &photo.image {
         DynamicImage::ImageRgba8(_) => {

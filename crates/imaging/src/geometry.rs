@@ -74,8 +74,9 @@ impl Frame {
     /// The rectangle of the current `width`×`height` image covering the original region,
     /// clipped to the image; `None` if nothing of it is left (cropped away).
     pub fn map_region(&self, x: u32, y: u32, w: u32, h: u32, width: u32, height: u32) -> Option<(u32, u32, u32, u32)> {
-        let corners = [(x, y), (x + w, y), (x, y + h), (x + w, y + h)]
-            .map(|(px, py)| self.map_point(f64::from(px), f64::from(py)));
+        // In f64: `x + w` must never wrap, whatever a recipe names.
+        let (x, y, right, bottom) = (f64::from(x), f64::from(y), f64::from(x) + f64::from(w), f64::from(y) + f64::from(h));
+        let corners = [(x, y), (right, y), (x, bottom), (right, bottom)].map(|(px, py)| self.map_point(px, py));
         let min_x = corners.iter().map(|c| c.0).fold(f64::INFINITY, f64::min).floor().max(0.0);
         let min_y = corners.iter().map(|c| c.1).fold(f64::INFINITY, f64::min).floor().max(0.0);
         let max_x = corners.iter().map(|c| c.0).fold(f64::NEG_INFINITY, f64::max).ceil().min(f64::from(width));
@@ -99,6 +100,13 @@ mod tests {
         let frame = Frame::identity(1000, 800).scaled(0.5, 0.5).translated(-100.0, 0.0);
         assert_eq!(frame.map_region(400, 200, 100, 100, 400, 400), Some((100, 100, 50, 50)));
         assert_eq!(frame.map_region(0, 0, 100, 100, 400, 400), None);
+    }
+
+    #[test]
+    fn regions_far_outside_the_image_never_wrap_around() {
+        let frame = Frame::identity(100, 80);
+        assert_eq!(frame.map_region(u32::MAX - 5, 10, 100, 10, 100, 80), None);
+        assert_eq!(frame.map_region(90, 70, u32::MAX, u32::MAX, 100, 80), Some((90, 70, 10, 10)));
     }
 
     #[test]

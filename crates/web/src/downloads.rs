@@ -11,6 +11,7 @@ use bytes::Bytes;
 use darkroom_core::job::PhotoState;
 use darkroom_core::{keys, PhotoId};
 use std::io::Write;
+use std::time::Duration;
 
 #[derive(serde::Deserialize)]
 pub struct DownloadQuery {
@@ -62,10 +63,15 @@ pub async fn photo_file(
     Ok(response.streaming(futures::StreamExt::map(stream, |chunk| chunk.map_err(std::io::Error::other))))
 }
 
+/// A client that reads nothing of its archive for this long is cut off, so a stalled
+/// reader cannot hold an archive slot and its thread for ever.
+const STALLED_READER: Duration = Duration::from_secs(60);
+
 /// `std::io::Write` into the HTTP response body, for the zip writer on a blocking thread.
 struct ChannelWriter {
     sender: tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
     buffer: Vec<u8>,
+    runtime: tokio::runtime::Handle,
 }
 
 impl ChannelWriter {
@@ -76,9 +82,12 @@ impl ChannelWriter {
             return Ok(());
         }
         let chunk = Bytes::from(std::mem::take(&mut self.buffer));
-        self.sender
-            .blocking_send(Ok(chunk))
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away"))
+        let sent = self.runtime.block_on(tokio::time::timeout(STALLED_READER, self.sender.send(Ok(chunk))));
+        match sent {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away")),
+            Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "the client stopped reading")),
+        }
     }
 }
 
@@ -108,6 +117,14 @@ pub async fn api_archive(state: web::Data<AppState>, path: web::Path<String>) ->
 
 async fn archive_response(state: &AppState, job_text: &str) -> Result<HttpResponse, ApiError> {
     let job = load_job_or_404(state, job_text).await?;
+    // Each archive streams on a thread of its own: a bounded number at once.
+    let slot = state.archive_slots.clone().try_acquire_owned().map_err(|_| {
+        ApiError::new(
+            actix_web::http::StatusCode::TOO_MANY_REQUESTS,
+            darkroom_core::ErrorCode::RateLimited,
+            "too many archives are being built on this server; try again in a few seconds, or download photos one by one",
+        )
+    })?;
     let view = load_view(state, &job).await?;
     let results: Vec<(String, String)> = view
         .photos
@@ -132,15 +149,19 @@ async fn archive_response(state: &AppState, job_text: &str) -> Result<HttpRespon
     let runtime = tokio::runtime::Handle::current();
     let job_id = job.id.clone();
     tokio::task::spawn_blocking(move || {
+        let _slot = slot;
         let error_sender = sender.clone();
-        let mut zip = zip::ZipWriter::new_stream(ChannelWriter { sender, buffer: Vec::new() });
+        let mut zip = zip::ZipWriter::new_stream(ChannelWriter { sender, buffer: Vec::new(), runtime: runtime.clone() });
         // Photos are already compressed: storing them is as small and much faster.
         let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
         let written = (|| -> Result<(), String> {
             for ((_, key), entry) in results.iter().zip(&entry_names) {
-                let bytes = runtime.block_on(store.get(key)).map_err(|e| e.to_string())?;
+                // Streamed from the store: memory holds a chunk, not a photo.
+                let (_, mut stream) = runtime.block_on(store.get_stream(key)).map_err(|e| e.to_string())?;
                 zip.start_file(entry.as_str(), options).map_err(|e| e.to_string())?;
-                zip.write_all(&bytes).map_err(|e| e.to_string())?;
+                while let Some(chunk) = runtime.block_on(futures::StreamExt::next(&mut stream)) {
+                    zip.write_all(&chunk.map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+                }
             }
             let mut writer = zip.finish().map_err(|e| e.to_string())?;
             writer.flush().map_err(|e| e.to_string())

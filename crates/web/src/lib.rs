@@ -60,6 +60,9 @@ pub struct WebSettings {
     pub metrics_token: Option<String>,
 }
 
+/// Archives one web process builds at once; more get 429.
+const MAX_CONCURRENT_ARCHIVES: usize = 8;
+
 type ReadinessCheck = Arc<dyn Fn() -> Option<String> + Send + Sync>;
 
 /// Checks of the process's other components (a worker's or status's breaker) for
@@ -94,6 +97,8 @@ pub struct AppState {
     /// Jobs in the store: views, attempts, deletion (shared with the status process).
     pub jobs: darkroom_jobs::Jobs,
     pub upload_slots: Arc<slots::UploadSlots>,
+    /// Zip archives being built at once (each streams on a thread of its own).
+    pub archive_slots: Arc<tokio::sync::Semaphore>,
     pub rate_limit: Option<Arc<ClientRateLimit>>,
     /// The other components' readiness, for `/readyz`.
     pub readiness: Readiness,
@@ -129,6 +134,7 @@ impl AppState {
             metrics,
             jobs,
             upload_slots,
+            archive_slots: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_ARCHIVES)),
             rate_limit,
             readiness: Readiness::default(),
             readiness_cache: Arc::default(),

@@ -120,6 +120,9 @@ pub struct BodyReader {
     client: std::net::IpAddr,
     received: u64,
     limit: u64,
+    /// The current field has ended: actix-multipart panics if an ended field is polled
+    /// again, so the reader answers "ended" itself from then on.
+    field_ended: bool,
     parts: usize,
     max_parts: usize,
     header_bytes: usize,
@@ -139,6 +142,7 @@ impl BodyReader {
             },
             received: 0,
             limit: settings.max_request_bytes,
+            field_ended: false,
             parts: 0,
             max_parts: settings.limits.max_photos_per_job + MAX_TEXT_FIELDS,
             header_bytes: 0,
@@ -183,6 +187,7 @@ impl BodyReader {
     async fn next_field(&mut self) -> Result<Option<Field>, ApiError> {
         let next = self.pace.wait(self.multipart.try_next()).await?;
         let Some(field) = next.map_err(multipart_error)? else { return Ok(None) };
+        self.field_ended = false;
         if self.pace.slot.is_none() {
             self.pace.slot = Some(self.slots.acquire(self.client).await.map_err(refused)?);
         }
@@ -200,8 +205,14 @@ impl BodyReader {
     }
 
     async fn next_chunk(&mut self, field: &mut Field) -> Result<Option<Bytes>, ApiError> {
+        if self.field_ended {
+            return Ok(None);
+        }
         let next = self.pace.wait(field.try_next()).await?;
-        let Some(chunk) = next.map_err(multipart_error)? else { return Ok(None) };
+        let Some(chunk) = next.map_err(multipart_error)? else {
+            self.field_ended = true;
+            return Ok(None);
+        };
         self.received += chunk.len() as u64;
         if let Some(slot) = &self.pace.slot {
             slot.received.fetch_add(chunk.len() as u64, Ordering::Relaxed);
@@ -353,8 +364,7 @@ async fn store_photo(
     let mut upload = state.store.start_upload(&key, content_type).await?;
     let mut size = head.len() as u64;
     upload.write(head).await?;
-    // A field must not be polled again once it has ended (actix-multipart panics).
-    while let Some(chunk) = if complete { None } else { body.next_chunk(field).await? } {
+    while let Some(chunk) = body.next_chunk(field).await? {
         size += chunk.len() as u64;
         if size > limits.max_file_bytes {
             upload.abort().await;

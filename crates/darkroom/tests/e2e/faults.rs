@@ -261,7 +261,7 @@ fn a_mixed_fleet_of_old_and_new_versions_loses_no_photo() {
     let worker_args = [&["worker", "--metrics-listen", "127.0.0.1:0"][..], FAST].concat();
     let status_args = [&["status", "--metrics-listen", "127.0.0.1:0"][..], FAST].concat();
     let web = Process::start_with_env(&backend, data.path(), &[&["web"][..], FAST].concat(), true, &next);
-    let _old_status = Process::start(&backend, data.path(), &status_args, true);
+    let mut old_status = Process::start(&backend, data.path(), &status_args, true);
     let mut old_worker = Process::start(&backend, data.path(), &worker_args, true);
 
     let photo = fixture("chelsea.jpg");
@@ -276,10 +276,11 @@ fn a_mixed_fleet_of_old_and_new_versions_loses_no_photo() {
     let view = get(&format!("{}/api/v1/jobs/{job}", web.url())).json();
     assert_eq!(view["counts"]["queued"], 4, "an old worker lost or failed a new message: {view:#}");
 
-    // The upgrade proceeds: new workers and status come up, the old worker goes.
+    // The upgrade proceeds: new workers and status come up, the old ones go.
     let _new_worker = Process::start_with_env(&backend, data.path(), &worker_args, true, &next);
     let _new_status = Process::start_with_env(&backend, data.path(), &status_args, true, &next);
     assert!(old_worker.terminate().success());
+    assert!(old_status.terminate().success());
     let view = wait_for_job(web.url(), &job, Duration::from_secs(120));
     assert_eq!(view["state"], "done", "{view:#}");
     assert_eq!(view["counts"]["done"], 4);
