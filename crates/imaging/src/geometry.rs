@@ -75,7 +75,8 @@ impl Frame {
     /// clipped to the image; `None` if nothing of it is left (cropped away).
     pub fn map_region(&self, x: u32, y: u32, w: u32, h: u32, width: u32, height: u32) -> Option<(u32, u32, u32, u32)> {
         // In f64: `x + w` must never wrap, whatever a recipe names.
-        let (x, y, right, bottom) = (f64::from(x), f64::from(y), f64::from(x) + f64::from(w), f64::from(y) + f64::from(h));
+        let (x, y, right, bottom) =
+            (f64::from(x), f64::from(y), f64::from(x) + f64::from(w), f64::from(y) + f64::from(h));
         let corners = [(x, y), (right, y), (x, bottom), (right, bottom)].map(|(px, py)| self.map_point(px, py));
         let min_x = corners.iter().map(|c| c.0).fold(f64::INFINITY, f64::min).floor().max(0.0);
         let min_y = corners.iter().map(|c| c.1).fold(f64::INFINITY, f64::min).floor().max(0.0);

@@ -13,6 +13,7 @@ mod geometry;
 mod pipeline;
 mod resize;
 pub mod retouch;
+mod teeth;
 mod webp;
 
 pub use codec::{

@@ -31,7 +31,7 @@ fn is_red_pupil(rgb: [u8; 3]) -> bool {
     r > 70.0 && r > 1.7 * g.max(b) && redness(rgb) > 45.0
 }
 
-fn pixel(image: &DynamicImage, x: u32, y: u32) -> [u8; 3] {
+pub(crate) fn pixel(image: &DynamicImage, x: u32, y: u32) -> [u8; 3] {
     match image {
         DynamicImage::ImageRgb8(buffer) => buffer.get_pixel(x, y).0,
         DynamicImage::ImageRgba8(buffer) => {
@@ -45,7 +45,7 @@ fn pixel(image: &DynamicImage, x: u32, y: u32) -> [u8; 3] {
     }
 }
 
-fn set_pixel(image: &mut DynamicImage, x: u32, y: u32, rgb: [u8; 3]) {
+pub(crate) fn set_pixel(image: &mut DynamicImage, x: u32, y: u32, rgb: [u8; 3]) {
     match image {
         DynamicImage::ImageRgb8(buffer) => buffer.put_pixel(x, y, image::Rgb(rgb)),
         DynamicImage::ImageRgba8(buffer) => {
@@ -154,87 +154,17 @@ pub fn reduce_red_eye(photo: &mut Photo, regions: &Option<Vec<Region>>) -> usize
     fixed
 }
 
-/// How teeth-like a pixel is, 0–1: bright, little saturation, hue from yellow to neutral.
-fn teeth_likeness(rgb: [u8; 3], bright_threshold: f32) -> f32 {
-    let [r, g, b] = rgb.map(f32::from);
-    let max = r.max(g).max(b);
-    let min = r.min(g).min(b);
-    if max < 1.0 {
-        return 0.0;
-    }
-    let saturation = (max - min) / max;
-    let yellowish_or_neutral = b <= r + 8.0 && b <= g + 8.0 && r - g < 35.0;
-    if !yellowish_or_neutral {
-        return 0.0;
-    }
-    let smooth = |edge0: f32, edge1: f32, v: f32| ((v - edge0) / (edge1 - edge0)).clamp(0.0, 1.0);
-    smooth(bright_threshold - 20.0, bright_threshold + 20.0, max) * (1.0 - smooth(0.16, 0.30, saturation))
-}
-
-/// Whitens teeth: a soft mask of teeth-like pixels (brighter than most of the mouth area,
-/// unsaturated, yellowish), feathered, then yellow cut and lightness lifted under it.
+/// Whitens teeth in each mouth area (see `teeth.rs` for how they are found); returns how
+/// many mouths were whitened.
 pub fn whiten_teeth(photo: &mut Photo, regions: &Option<Vec<Region>>, strength: f32) -> usize {
     let areas = work_areas(photo, regions, |face| vec![faces::mouth_area(face)]);
+    let placed = regions.is_none();
     let mut whitened = 0;
     for area in areas {
-        let Some((x0, y0, x1, y1)) = area.clamp(photo.width(), photo.height()) else { continue };
-        let (w, h) = ((x1 - x0) as usize, (y1 - y0) as usize);
-        let mut values: Vec<u8> = Vec::with_capacity(w * h);
-        for y in y0..y1 {
-            for x in x0..x1 {
-                values.push(pixel(&photo.image, x, y).into_iter().max().unwrap_or(0));
-            }
+        if let Some(mask) = crate::teeth::find_teeth(&photo.image, &area, placed) {
+            whitened += usize::from(crate::teeth::whiten(&mut photo.image, &mask, strength));
         }
-        let mut sorted = values.clone();
-        sorted.sort_unstable();
-        // Teeth are among the brightest pixels of the mouth area (lips and skin are darker).
-        let bright_threshold = f32::from(sorted[sorted.len() * 7 / 10]).max(110.0);
-        let mut mask = vec![0f32; w * h];
-        for y in 0..h {
-            for x in 0..w {
-                mask[y * w + x] = teeth_likeness(pixel(&photo.image, x0 + x as u32, y0 + y as u32), bright_threshold);
-            }
-        }
-        let mask = feather(&mask, w, h, 2);
-        let mut touched = false;
-        for y in 0..h {
-            for x in 0..w {
-                let weight = mask[y * w + x] * strength;
-                if weight < 0.01 {
-                    continue;
-                }
-                touched = true;
-                let (px, py) = (x0 + x as u32, y0 + y as u32);
-                let [r, g, b] = pixel(&photo.image, px, py).map(f32::from);
-                let neutral = (r + g) / 2.0;
-                let b = b + (neutral - b).max(0.0) * weight;
-                let lift = |c: f32| (c + (255.0 - c) * 0.5 * weight).round().clamp(0.0, 255.0) as u8;
-                set_pixel(&mut photo.image, px, py, [lift(r), lift(g), lift(b)]);
-            }
-        }
-        whitened += usize::from(touched);
     }
     tracing::debug!(mouths = whitened, "teeth whitening");
     whitened
-}
-
-/// A box blur of the mask, so edits fade out instead of ending in a hard edge.
-fn feather(mask: &[f32], w: usize, h: usize, radius: usize) -> Vec<f32> {
-    let mut horizontal = vec![0f32; w * h];
-    for y in 0..h {
-        for x in 0..w {
-            let (lo, hi) = (x.saturating_sub(radius), (x + radius).min(w - 1));
-            horizontal[y * w + x] = (lo..=hi).map(|i| mask[y * w + i]).sum::<f32>() / (hi - lo + 1) as f32;
-        }
-    }
-    let mut out = vec![0f32; w * h];
-    for y in 0..h {
-        for x in 0..w {
-            let (lo, hi) = (y.saturating_sub(radius), (y + radius).min(h - 1));
-            // Keep the mask's own pixels at least as strong as their blur: feather outward only.
-            out[y * w + x] = ((lo..=hi).map(|i| horizontal[i * w + x]).sum::<f32>() / (hi - lo + 1) as f32)
-                .max(mask[y * w + x] * 0.5);
-        }
-    }
-    out
 }

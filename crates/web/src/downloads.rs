@@ -151,7 +151,8 @@ async fn archive_response(state: &AppState, job_text: &str) -> Result<HttpRespon
     tokio::task::spawn_blocking(move || {
         let _slot = slot;
         let error_sender = sender.clone();
-        let mut zip = zip::ZipWriter::new_stream(ChannelWriter { sender, buffer: Vec::new(), runtime: runtime.clone() });
+        let mut zip =
+            zip::ZipWriter::new_stream(ChannelWriter { sender, buffer: Vec::new(), runtime: runtime.clone() });
         // Photos are already compressed: storing them is as small and much faster.
         let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
         let written = (|| -> Result<(), String> {
