@@ -162,6 +162,12 @@ impl PhotoRequest {
         self.current_segment().and_then(|s| self.recipe.ops.get(s.first_op..s.end_op)).unwrap_or(&[])
     }
 
+    /// The operations of the current segment and every later one: what decides how large
+    /// the photo ends, so how small it may be decoded now.
+    pub fn remaining_ops(&self) -> &[crate::recipe::Operation] {
+        self.current_segment().and_then(|s| self.recipe.ops.get(s.first_op..)).unwrap_or(&[])
+    }
+
     /// Message attributes, so one photo can be followed across processes in logs.
     pub fn attributes(&self) -> BTreeMap<String, String> {
         trace_attributes(&self.job_id, &self.photo_id, self.attempt)

@@ -64,7 +64,10 @@ pub fn detect_faces(image: &DynamicImage) -> Vec<Area> {
     let scale = (DETECTION_LONG_SIDE as f32 / width.max(height) as f32).min(1.0);
     let gray = if scale < 1.0 {
         let (w, h) = (((width as f32 * scale).round() as u32).max(1), ((height as f32 * scale).round() as u32).max(1));
-        image.resize_exact(w, h, image::imageops::FilterType::Triangle).to_luma8()
+        match crate::resize::resize_fast(image, w, h) {
+            Ok(small) => small.to_luma8(),
+            Err(_) => image.resize_exact(w, h, image::imageops::FilterType::Triangle).to_luma8(),
+        }
     } else {
         image.to_luma8()
     };

@@ -9,14 +9,14 @@ use image::DynamicImage;
 
 /// The areas to work in: the user's regions (original pixels, mapped through the frame),
 /// or the areas `locate` finds on detected faces.
-fn work_areas(photo: &Photo, regions: &Option<Vec<Region>>, locate: impl Fn(&Area) -> Vec<Area>) -> Vec<Area> {
+fn work_areas(photo: &mut Photo, regions: &Option<Vec<Region>>, locate: impl Fn(&Area) -> Vec<Area>) -> Vec<Area> {
     match regions {
         Some(regions) => regions
             .iter()
             .filter_map(|r| photo.frame.map_region(r.x, r.y, r.width, r.height, photo.width(), photo.height()))
             .map(|(x, y, width, height)| Area { x: x as f32, y: y as f32, width: width as f32, height: height as f32 })
             .collect(),
-        None => faces::detect_faces(&photo.image).iter().flat_map(&locate).collect(),
+        None => photo.faces().iter().flat_map(&locate).collect(),
     }
 }
 

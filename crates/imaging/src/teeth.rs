@@ -54,9 +54,19 @@ fn median(values: &mut [f32]) -> f32 {
 }
 
 /// The area's pixels, read once.
+/// The area is analysed on at most this many samples: a mouth needs far fewer, and a huge
+/// region drawn by a user must not cost gigabytes (the mask is sampled back up).
+const MAX_SAMPLES: usize = 1_000_000;
+
+/// The area's pixels, sampled every `step` pixels, read once.
 struct Patch {
     x0: u32,
     y0: u32,
+    /// The area's size in image pixels.
+    width: u32,
+    height: u32,
+    step: u32,
+    /// The sample grid's size.
     w: usize,
     h: usize,
     rgb: Vec<[f32; 3]>,
@@ -65,27 +75,51 @@ struct Patch {
 impl Patch {
     fn read(image: &DynamicImage, area: &Area) -> Option<Self> {
         let (x0, y0, x1, y1) = area.clamp(image.width(), image.height())?;
-        let (w, h) = ((x1 - x0) as usize, (y1 - y0) as usize);
+        let (width, height) = (x1 - x0, y1 - y0);
+        let area_pixels = u64::from(width) * u64::from(height);
+        let step = ((area_pixels as f64 / MAX_SAMPLES as f64).sqrt().ceil() as u32).max(1);
+        let (w, h) = (width.div_ceil(step) as usize, height.div_ceil(step) as usize);
         if w < 6 || h < 4 {
             return None;
         }
         let mut rgb = Vec::with_capacity(w * h);
-        for y in y0..y1 {
-            for x in x0..x1 {
+        for y in (y0..y1).step_by(step as usize) {
+            for x in (x0..x1).step_by(step as usize) {
                 rgb.push(crate::retouch::pixel(image, x, y).map(f32::from));
             }
         }
-        Some(Self { x0, y0, w, h, rgb })
+        Some(Self { x0, y0, width, height, step, w, h, rgb })
     }
 }
 
-/// A weight (0–1) per pixel of the patch: how much to whiten it.
+/// A weight (0–1) per sample of the area: how much to whiten there.
 pub(crate) struct TeethMask {
     x0: u32,
     y0: u32,
+    width: u32,
+    height: u32,
+    step: u32,
     w: usize,
     h: usize,
     weights: Vec<f32>,
+}
+
+impl TeethMask {
+    /// The weight at an image pixel of the area, interpolated between samples.
+    fn weight_at(&self, x: u32, y: u32) -> f32 {
+        if self.step == 1 {
+            return self.weights[(y - self.y0) as usize * self.w + (x - self.x0) as usize];
+        }
+        let fx = (x - self.x0) as f32 / self.step as f32;
+        let fy = (y - self.y0) as f32 / self.step as f32;
+        let (ix, iy) = ((fx as usize).min(self.w - 1), (fy as usize).min(self.h - 1));
+        let (jx, jy) = ((ix + 1).min(self.w - 1), (iy + 1).min(self.h - 1));
+        let (tx, ty) = (fx - ix as f32, fy - iy as f32);
+        let at = |x: usize, y: usize| self.weights[y * self.w + x];
+        let top = at(ix, iy) * (1.0 - tx) + at(jx, iy) * tx;
+        let bottom = at(ix, jy) * (1.0 - tx) + at(jx, jy) * tx;
+        top * (1.0 - ty) + bottom * ty
+    }
 }
 
 /// Finds the teeth in `area`; `None` when there are none (a closed mouth, no face).
@@ -211,7 +245,16 @@ pub(crate) fn find_teeth(image: &DynamicImage, area: &Area, placed: bool) -> Opt
             weights[y * w + x] *= (distance / fade).clamp(0.0, 1.0);
         }
     }
-    Some(TeethMask { x0: patch.x0, y0: patch.y0, w, h, weights })
+    Some(TeethMask {
+        x0: patch.x0,
+        y0: patch.y0,
+        width: patch.width,
+        height: patch.height,
+        step: patch.step,
+        w,
+        h,
+        weights,
+    })
 }
 
 fn flood(candidate: &[bool], seen: &mut [bool], w: usize, h: usize, start: usize) -> Vec<usize> {
@@ -243,21 +286,26 @@ fn feather(mask: &[f32], w: usize, h: usize, radius: usize) -> Vec<f32> {
     twice.iter().zip(mask).map(|(soft, hard)| soft.max(hard * 0.85)).collect()
 }
 
-/// A separable box blur of `radius`.
+/// A separable box blur of `radius` (running sums: the cost does not grow with it).
 fn blur(input: &[f32], w: usize, h: usize, radius: usize) -> Vec<f32> {
-    let mut horizontal = vec![0f32; w * h];
-    for y in 0..h {
-        for x in 0..w {
-            let (lo, hi) = (x.saturating_sub(radius), (x + radius).min(w - 1));
-            horizontal[y * w + x] = (lo..=hi).map(|i| input[y * w + i]).sum::<f32>() / (hi - lo + 1) as f32;
+    fn line(get: impl Fn(usize) -> f32, len: usize, radius: usize, mut put: impl FnMut(usize, f32)) {
+        let mut prefix = Vec::with_capacity(len + 1);
+        prefix.push(0f32);
+        for i in 0..len {
+            prefix.push(prefix[i] + get(i));
+        }
+        for i in 0..len {
+            let (lo, hi) = (i.saturating_sub(radius), (i + radius).min(len - 1));
+            put(i, (prefix[hi + 1] - prefix[lo]) / (hi - lo + 1) as f32);
         }
     }
-    let mut out = vec![0f32; w * h];
+    let mut horizontal = vec![0f32; w * h];
     for y in 0..h {
-        for x in 0..w {
-            let (lo, hi) = (y.saturating_sub(radius), (y + radius).min(h - 1));
-            out[y * w + x] = (lo..=hi).map(|i| horizontal[i * w + x]).sum::<f32>() / (hi - lo + 1) as f32;
-        }
+        line(|x| input[y * w + x], w, radius, |x, v| horizontal[y * w + x] = v);
+    }
+    let mut out = vec![0f32; w * h];
+    for x in 0..w {
+        line(|y| horizontal[y * w + x], h, radius, |y, v| out[y * w + x] = v);
     }
     out
 }
@@ -267,13 +315,12 @@ fn blur(input: &[f32], w: usize, h: usize, radius: usize) -> Vec<f32> {
 pub(crate) fn whiten(image: &mut DynamicImage, mask: &TeethMask, strength: f32) -> bool {
     let strength = strength.clamp(0.0, 1.0);
     let mut touched = false;
-    for y in 0..mask.h {
-        for x in 0..mask.w {
-            let weight = mask.weights[y * mask.w + x];
+    for py in mask.y0..mask.y0 + mask.height {
+        for px in mask.x0..mask.x0 + mask.width {
+            let weight = mask.weight_at(px, py);
             if weight < 0.004 {
                 continue;
             }
-            let (px, py) = (mask.x0 + x as u32, mask.y0 + y as u32);
             let [r, g, b] = crate::retouch::pixel(image, px, py).map(f32::from);
             let cut = (1.8 * strength).min(1.0) * weight;
             let neutral = (r + g) / 2.0;

@@ -23,6 +23,9 @@ const THUMB_QUALITY: u8 = 80;
 pub struct RenderInput {
     pub bytes: Bytes,
     pub ops: Vec<Operation>,
+    /// These operations and those of the later segments: the photo may be decoded as small
+    /// as they allow (a retouch before a thumbnail in another stage need not see every pixel).
+    pub remaining_ops: Vec<Operation>,
     pub is_first_segment: bool,
     pub is_last_segment: bool,
     pub format: OutputFormat,
@@ -105,7 +108,7 @@ pub fn render(input: RenderInput, cancel: &CancelFlag) -> Result<Rendered, Rende
     // at reduced scale, but never below the preview's size. Later segments get an
     // intermediate PNG already at the size the earlier ones left.
     let mut photo = if input.is_first_segment && input.frame.is_none() {
-        decode_for_ops(&input.bytes, input.limits, &input.ops, PREVIEW_LONG_SIDE)?
+        decode_for_ops(&input.bytes, input.limits, &input.remaining_ops, PREVIEW_LONG_SIDE)?
     } else {
         decode(&input.bytes, input.limits)?
     };

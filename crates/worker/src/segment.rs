@@ -151,6 +151,7 @@ impl Worker {
         let input = RenderInput {
             bytes,
             ops: request.current_ops().to_vec(),
+            remaining_ops: request.remaining_ops().to_vec(),
             is_first_segment: request.segment == 0,
             is_last_segment: request.is_last_segment(),
             format: request.recipe.format,
