@@ -312,6 +312,15 @@ impl Settings {
         if self.concurrency == Some(0) {
             anyhow::bail!("--concurrency must be at least 1");
         }
+        // `1m` is a minute, not a month: a retention shorter than an hour would delete jobs
+        // still in work. (Test builds may use seconds.)
+        if !self.retention.is_zero() && self.retention < Duration::from_secs(3600) && !cfg!(feature = "fault-injection")
+        {
+            anyhow::bail!(
+                "--retention {:?} would delete jobs still in work: give at least 1h (e.g. 30days; 0 keeps jobs for ever)",
+                self.retention
+            );
+        }
         if self.housekeeping_interval < Duration::from_secs(1) {
             anyhow::bail!("--housekeeping-interval must be at least 1s, got {:?}", self.housekeeping_interval);
         }

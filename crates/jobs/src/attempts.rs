@@ -88,6 +88,7 @@ impl Jobs {
         // put-if-absent, so the loser simply takes the next one.
         loop {
             let mut queued = EventDoc::new(attempt, PhotoState::Queued);
+            let recovering = recovery.is_some();
             queued.recipe = Some(recipe.clone());
             if let Some(recovery) = &recovery {
                 queued.reason = Some(recovery.reason.clone());
@@ -96,6 +97,8 @@ impl Jobs {
             match put_json_if_absent(self.store.as_ref(), &keys::queued_event(&job.id, photo, attempt), &queued).await?
             {
                 PutOutcome::Created => break,
+                // A recovery gives way: another status process restarted the photo already.
+                PutOutcome::AlreadyExists if recovering => return Err(JobsError::AlreadyStarted),
                 PutOutcome::AlreadyExists if attempt < after + MAX_ATTEMPT_RACE => attempt += 1,
                 PutOutcome::AlreadyExists => return Err(JobsError::TooManyRetries),
             }

@@ -103,6 +103,8 @@ impl Jobs {
 
     /// Deletes up to `max` jobs created before `cutoff` (ms since the epoch), oldest first,
     /// and forgets the tombstones of deleted jobs that old. Returns how many jobs expired.
+    /// One job's fault (a corrupt manifest, a refused key) is logged and skipped, so it
+    /// cannot stop retention for every job behind it.
     pub async fn expire(&self, cutoff: u64, max: usize) -> Result<usize, JobsError> {
         let mut expired = 0;
         for marker in self.store.list_page(keys::CREATED_PREFIX, None, max).await? {
@@ -113,24 +115,41 @@ impl Jobs {
             if created_at >= cutoff {
                 break;
             }
-            if let Some(manifest) = self.load_job(&job).await? {
-                self.delete(&manifest, DeletionCause::Expired).await?;
-                expired += 1;
+            match self.expire_one(&job, &marker.key).await {
+                Ok(true) => expired += 1,
+                Ok(false) => {}
+                Err(error) if error.is_retryable() => return Err(error),
+                Err(error) => {
+                    tracing::error!(job_id = %job, error.message = %error, "could not expire a job; skipping it");
+                    metrics::counter!("darkroom_retention_errors_total").increment(1);
+                }
             }
-            if self.store.head(&keys::sweep_marker(&job)).await?.is_some() {
-                continue; // the sweeper finishes it; its marker goes once it has
-            }
-            // Nothing left to sweep (or the job never finished being created): whatever
-            // remains of it goes, then its record.
-            delete_prefix(self.store.as_ref(), &keys::job_prefix(&job)).await?;
-            self.store.delete(&keys::active_marker(&job)).await?;
-            self.store.delete(&keys::tombstone(&job)).await?;
-            self.store.delete(&marker.key).await?;
         }
         if expired > 0 {
             tracing::info!(jobs = expired, "expired jobs past the retention period");
         }
         Ok(expired)
+    }
+
+    /// Expires one job past retention; `true` if it still existed.
+    async fn expire_one(&self, job: &JobId, marker: &str) -> Result<bool, JobsError> {
+        let existed = match self.load_job(job).await? {
+            Some(manifest) => {
+                self.delete(&manifest, DeletionCause::Expired).await?;
+                true
+            }
+            None => false,
+        };
+        if self.store.head(&keys::sweep_marker(job)).await?.is_some() {
+            return Ok(existed); // the sweeper finishes it; its marker goes once it has
+        }
+        // Nothing left to sweep (or the job never finished being created): whatever remains
+        // of it goes, then its record.
+        delete_prefix(self.store.as_ref(), &keys::job_prefix(job)).await?;
+        self.store.delete(&keys::active_marker(job)).await?;
+        self.store.delete(&keys::tombstone(job)).await?;
+        self.store.delete(marker).await?;
+        Ok(existed)
     }
 }
 

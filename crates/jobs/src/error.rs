@@ -14,6 +14,8 @@ pub enum JobsError {
     Corrupt { key: String, message: String },
     #[error("too many concurrent retries of this photo")]
     TooManyRetries,
+    #[error("the photo's next attempt was started by someone else")]
+    AlreadyStarted,
 }
 
 impl From<JsonDocError> for JobsError {
@@ -31,7 +33,7 @@ impl JobsError {
         match self {
             Self::Store(error) => error.is_retryable(),
             Self::Queue(error) => error.is_retryable(),
-            Self::Corrupt { .. } | Self::TooManyRetries => false,
+            Self::Corrupt { .. } | Self::TooManyRetries | Self::AlreadyStarted => false,
         }
     }
 }

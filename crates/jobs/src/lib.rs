@@ -42,12 +42,13 @@ impl Jobs {
         &self.stage_map
     }
 
-    /// Messages waiting to be received in every stage's request queue (not those in work):
-    /// while any wait, a photo not yet started may simply be in the backlog.
+    /// Messages in every stage's request queue — waiting, in work, or delayed (deferred
+    /// through an outage): while there are any, a photo that seems stuck may be one of them.
     pub async fn waiting_requests(&self) -> Result<u64, darkroom_queue::QueueError> {
         let mut waiting = 0;
         for stage in self.stage_map.stages() {
-            waiting += self.queues.get(&self.names.requests(&stage)).await?.counts().await?.visible;
+            let counts = self.queues.get(&self.names.requests(&stage)).await?.counts().await?;
+            waiting += counts.visible + counts.in_flight;
         }
         Ok(waiting)
     }

@@ -94,7 +94,8 @@ pub struct ReceivedMessage {
 pub struct QueueCounts {
     /// Messages that a receive could return now (SQS `ApproximateNumberOfMessages`).
     pub visible: u64,
-    /// Received and not yet deleted (`ApproximateNumberOfMessagesNotVisible`).
+    /// Received and not yet deleted, or sent with a delay that has not passed
+    /// (`ApproximateNumberOfMessagesNotVisible` + `…Delayed`).
     pub in_flight: u64,
 }
 

@@ -263,6 +263,7 @@ impl Queue for SqsQueue {
             .queue_url(&self.url)
             .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
             .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
             .send()
             .await
             .map_err(|e| classify(&self.name, e))?;
@@ -271,7 +272,9 @@ impl Queue for SqsQueue {
         };
         Ok(QueueCounts {
             visible: read(&QueueAttributeName::ApproximateNumberOfMessages),
-            in_flight: read(&QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+            // Delayed (deferred) messages count as in flight, as on the embedded queue.
+            in_flight: read(&QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+                + read(&QueueAttributeName::ApproximateNumberOfMessagesDelayed),
         })
     }
 }

@@ -156,30 +156,43 @@ impl Housekeeper {
         let waiting = self.jobs.waiting_requests().await?;
         for marker in page {
             report.jobs_checked += 1;
-            let Some(job) = keys::job_of_active_marker(&marker.key) else {
-                self.jobs.store().delete(&marker.key).await?;
-                continue;
-            };
-            let Some(manifest) = self.jobs.load_job(&job).await? else {
-                self.jobs.store().delete(&marker.key).await?; // deleted or expired
-                continue;
-            };
-            let view = self.jobs.load_view(&manifest).await?;
-            if view.state.is_finished() {
-                self.jobs.store().delete(&marker.key).await?;
-                // A retry may have started between the read and the delete: look again.
-                if !self.jobs.load_view(&manifest).await?.state.is_finished() {
-                    self.jobs.mark_active(&job).await?;
-                } else {
-                    report.finished_jobs += 1;
+            if let Err(error) = self.reconcile_job(&marker.key, waiting, report).await {
+                if error.is_retryable() {
+                    return Err(error);
                 }
-                continue;
+                // One job's fault (a corrupt document, a refused key) must not stop the
+                // reconciler for every other job: logged, and the pass goes on.
+                tracing::error!(marker = %marker.key, error.message = %error, "could not reconcile a job; skipping it");
+                metrics::counter!("darkroom_reconciler_errors_total").increment(1);
             }
-            let now = now_millis();
-            for photo in &view.photos {
-                if let Some(reason) = judge(photo, now, waiting, &self.settings) {
-                    self.recover(&manifest, photo, reason, report).await?;
-                }
+        }
+        Ok(())
+    }
+
+    async fn reconcile_job(&self, marker_key: &str, waiting: u64, report: &mut PassReport) -> Result<(), JobsError> {
+        let Some(job) = keys::job_of_active_marker(marker_key) else {
+            self.jobs.store().delete(marker_key).await?;
+            return Ok(());
+        };
+        let Some(manifest) = self.jobs.load_job(&job).await? else {
+            self.jobs.store().delete(marker_key).await?; // deleted or expired
+            return Ok(());
+        };
+        let view = self.jobs.load_view(&manifest).await?;
+        if view.state.is_finished() {
+            self.jobs.store().delete(marker_key).await?;
+            // A retry may have started between the read and the delete: look again.
+            if !self.jobs.load_view(&manifest).await?.state.is_finished() {
+                self.jobs.mark_active(&job).await?;
+            } else {
+                report.finished_jobs += 1;
+            }
+            return Ok(());
+        }
+        let now = now_millis();
+        for photo in &view.photos {
+            if let Some(reason) = judge(photo, now, waiting, &self.settings) {
+                self.recover(&manifest, photo, reason, report).await?;
             }
         }
         Ok(())
@@ -228,6 +241,7 @@ impl Housekeeper {
                 report.recovered += 1;
                 Ok(())
             }
+            Err(JobsError::AlreadyStarted) => Ok(()), // another status process did it
             Err(error) => Err(error),
         }
     }

@@ -127,17 +127,47 @@ async fn claim_batch(state: &AppState, reply_key: &str) -> Result<Option<HttpRes
                     "a batch with this Idempotency-Key is still being uploaded; retry it once that request has finished",
                 ));
             }
-            // A claim older than any upload may take: its handler died. Take it over (the
-            // put-if-absent above decides between concurrent retries).
-            Ok(BatchReply::Pending { .. }) => {
+            // A claim older than any upload may take: its handler died. One retry takes it
+            // over — the one that creates the takeover marker for this claim's age; the
+            // others are told it is in progress.
+            Ok(BatchReply::Pending { since }) => {
+                let takeover = format!("{reply_key}.takeover-{since}");
+                if put_json_if_absent(store, &takeover, &json!({})).await? == PutOutcome::AlreadyExists {
+                    return Err(ApiError::new(
+                        StatusCode::CONFLICT,
+                        ErrorCode::InvalidRequest,
+                        "a batch with this Idempotency-Key is being retried by another request",
+                    ));
+                }
                 tracing::warn!(key = reply_key, "taking over an abandoned Idempotency-Key claim");
-                store.delete(reply_key).await?;
+                put_json(store, reply_key, &pending).await?;
+                return Ok(None);
             }
             Err(error) if error.is_not_found() => {} // released meanwhile: claim again
             Err(error) => return Err(error.into()),
         }
     }
     Err(ApiError::new(StatusCode::CONFLICT, ErrorCode::InvalidRequest, "this Idempotency-Key is contended; retry"))
+}
+
+/// Releases an Idempotency-Key claim if the request ends without answering (dropped).
+struct ClaimGuard {
+    store: std::sync::Arc<dyn darkroom_store::ObjectStore>,
+    key: Option<String>,
+}
+
+impl Drop for ClaimGuard {
+    fn drop(&mut self) {
+        let Some(key) = self.key.take() else { return };
+        let store = self.store.clone();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(error) = store.delete(&key).await {
+                    tracing::warn!(key, error.message = %error, "could not release an abandoned Idempotency-Key claim; it expires with the upload deadline");
+                }
+            });
+        }
+    }
 }
 
 #[post("/jobs/{job}/photos")]
@@ -157,17 +187,21 @@ pub async fn add_photos(
             return Ok(answered);
         }
     }
+    // A client that goes away mid-upload drops this handler: its claim must not block the
+    // retry it will send.
+    let mut claim = ClaimGuard { store: state.store.clone(), key: reply_key.clone() };
     match jobs::add_photos(&state, &job, body).await {
         Ok(intake) => {
             let body = intake_body(&job.id, &intake);
             if let Some(reply_key) = &reply_key {
                 put_json(state.store.as_ref(), reply_key, &BatchReply::Done { body: body.clone() }).await?;
             }
+            claim.key = None;
             Ok(HttpResponse::Created().json(body))
         }
         Err(error) => {
-            if let Some(reply_key) = &reply_key {
-                let _ = state.store.delete(reply_key).await;
+            if let Some(reply_key) = claim.key.take() {
+                let _ = state.store.delete(&reply_key).await;
             }
             Err(error)
         }

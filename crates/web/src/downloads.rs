@@ -64,14 +64,18 @@ pub async fn photo_file(
 }
 
 /// A client that reads nothing of its archive for this long is cut off, so a stalled
-/// reader cannot hold an archive slot and its thread for ever.
+/// reader cannot hold an archive slot and its thread for ever...
 const STALLED_READER: Duration = Duration::from_secs(60);
+/// ... nor can a very slow one: an archive ends after this long, whatever its pace (the
+/// client can download the rest one photo at a time, or try again).
+const ARCHIVE_DEADLINE: Duration = Duration::from_secs(30 * 60);
 
 /// `std::io::Write` into the HTTP response body, for the zip writer on a blocking thread.
 struct ChannelWriter {
     sender: tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
     buffer: Vec<u8>,
     runtime: tokio::runtime::Handle,
+    deadline: std::time::Instant,
 }
 
 impl ChannelWriter {
@@ -80,6 +84,9 @@ impl ChannelWriter {
     fn send_buffer(&mut self) -> std::io::Result<()> {
         if self.buffer.is_empty() {
             return Ok(());
+        }
+        if std::time::Instant::now() > self.deadline {
+            return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "the archive took longer than allowed"));
         }
         let chunk = Bytes::from(std::mem::take(&mut self.buffer));
         let sent = self.runtime.block_on(tokio::time::timeout(STALLED_READER, self.sender.send(Ok(chunk))));
@@ -151,8 +158,12 @@ async fn archive_response(state: &AppState, job_text: &str) -> Result<HttpRespon
     tokio::task::spawn_blocking(move || {
         let _slot = slot;
         let error_sender = sender.clone();
-        let mut zip =
-            zip::ZipWriter::new_stream(ChannelWriter { sender, buffer: Vec::new(), runtime: runtime.clone() });
+        let mut zip = zip::ZipWriter::new_stream(ChannelWriter {
+            sender,
+            buffer: Vec::new(),
+            runtime: runtime.clone(),
+            deadline: std::time::Instant::now() + ARCHIVE_DEADLINE,
+        });
         // Photos are already compressed: storing them is as small and much faster.
         let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
         let written = (|| -> Result<(), String> {

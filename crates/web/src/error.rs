@@ -105,7 +105,7 @@ impl From<darkroom_jobs::JobsError> for ApiError {
         match error {
             JobsError::Store(store) => store.into(),
             JobsError::Queue(queue) => queue.into(),
-            JobsError::TooManyRetries => Self::new(
+            JobsError::TooManyRetries | JobsError::AlreadyStarted => Self::new(
                 StatusCode::CONFLICT,
                 ErrorCode::InvalidRequest,
                 "too many concurrent retries of this photo; try again",

@@ -23,7 +23,15 @@ pub type ReadinessCache = std::sync::Mutex<Option<(Instant, Result<serde_json::V
 
 /// Whether the request may see operator details.
 fn is_operator(state: &AppState, request: &HttpRequest) -> bool {
-    if state.operator_listener || request.peer_addr().is_some_and(|peer| peer.ip().is_loopback()) {
+    if state.operator_listener {
+        return true;
+    }
+    // A loopback peer is the operator only when no proxy is in front: behind a proxy on the
+    // same host every client arrives from loopback, with a forwarding header.
+    let proxied = state.settings.trust_forwarded_for
+        || request.headers().contains_key("x-forwarded-for")
+        || request.headers().contains_key("forwarded");
+    if !proxied && request.peer_addr().is_some_and(|peer| peer.ip().is_loopback()) {
         return true;
     }
     let bearer = request

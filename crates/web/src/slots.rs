@@ -38,12 +38,32 @@ struct Entry {
     started: Instant,
     received: Arc<AtomicU64>,
     evict: CancellationToken,
+    /// Bytes received by a recent moment: the pace is judged on the recent past too, so a
+    /// fast start cannot buy a slot for a trickle afterwards.
+    checkpoint: (Instant, u64),
 }
 
+/// How far back the recent pace looks.
+const RECENT: Duration = Duration::from_secs(10);
+
 impl Entry {
+    /// The slower of the average since the start and the pace since the last checkpoint.
     fn rate(&self, now: Instant) -> u64 {
-        let seconds = now.duration_since(self.started).as_secs_f64().max(0.001);
-        (self.received.load(Ordering::Relaxed) as f64 / seconds) as u64
+        let received = self.received.load(Ordering::Relaxed);
+        let since_start = now.duration_since(self.started).as_secs_f64().max(0.001);
+        let average = received as f64 / since_start;
+        let (at, then) = self.checkpoint;
+        let recent_seconds = now.duration_since(at).as_secs_f64();
+        let recent =
+            if recent_seconds >= 1.0 { received.saturating_sub(then) as f64 / recent_seconds } else { average };
+        average.min(recent) as u64
+    }
+
+    /// Moves the checkpoint on once it is a full window old.
+    fn advance_checkpoint(&mut self, now: Instant) {
+        if now.duration_since(self.checkpoint.0) >= RECENT {
+            self.checkpoint = (now, self.received.load(Ordering::Relaxed));
+        }
     }
 
     fn evictable(&self, now: Instant, min_rate: u64) -> bool {
@@ -112,18 +132,35 @@ impl UploadSlots {
     pub fn try_acquire(self: &Arc<Self>, client: IpAddr) -> Result<UploadSlot, Refused> {
         let now = Instant::now();
         let mut entries = self.lock();
-        let mine = entries.iter().filter(|entry| entry.client == client).count();
-        if mine >= self.per_client {
-            self.evict_slowest(&mut entries, now, Some(client)).ok_or(Refused::ClientBusy)?;
-        } else if entries.len() >= self.capacity {
-            self.evict_slowest(&mut entries, now, None).ok_or(Refused::Full)?;
-        }
+        let decided = self.admit(&mut entries, client, now);
+        // Judged on the window that ended now; the next judgement looks at the next one.
+        entries.iter_mut().for_each(|entry| entry.advance_checkpoint(now));
+        decided?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let received = Arc::new(AtomicU64::new(0));
         let evicted = CancellationToken::new();
-        entries.push(Entry { id, client, started: now, received: received.clone(), evict: evicted.clone() });
+        entries.push(Entry {
+            id,
+            client,
+            started: now,
+            received: received.clone(),
+            evict: evicted.clone(),
+            checkpoint: (now, 0),
+        });
         metrics::gauge!("darkroom_upload_slots_in_use").set(entries.len() as f64);
         Ok(UploadSlot { id, slots: self.clone(), received, evicted })
+    }
+
+    /// Makes room for one more upload of `client`, evicting a slow one if needed.
+    fn admit(&self, entries: &mut Vec<Entry>, client: IpAddr, now: Instant) -> Result<(), Refused> {
+        let mine = entries.iter().filter(|entry| entry.client == client).count();
+        if mine >= self.per_client {
+            self.evict_slowest(entries, now, Some(client)).ok_or(Refused::ClientBusy)
+        } else if entries.len() >= self.capacity {
+            self.evict_slowest(entries, now, None).ok_or(Refused::Full)
+        } else {
+            Ok(())
+        }
     }
 
     /// Evicts the slowest evictable upload (of `client`, if given); `None` if there is none.
@@ -158,6 +195,7 @@ mod tests {
         // Two seconds later (the entries are aged by hand rather than slept through):
         for entry in slots.lock().iter_mut() {
             entry.started -= Duration::from_secs(2);
+            entry.checkpoint.0 -= Duration::from_secs(2);
         }
         slow.received.store(10, Ordering::Relaxed);
         fast.received.store(1 << 20, Ordering::Relaxed);
@@ -166,6 +204,20 @@ mod tests {
         drop(newcomer);
         drop(slow);
         assert_eq!(slots.lock().len(), 1);
+    }
+
+    #[test]
+    fn a_fast_start_does_not_buy_a_slot_for_a_trickle_afterwards() {
+        let slots = Arc::new(UploadSlots::new(1, 1, 1024));
+        let sprinter = slots.try_acquire(ip(1)).unwrap();
+        for entry in slots.lock().iter_mut() {
+            entry.started -= Duration::from_secs(60);
+            entry.checkpoint = (Instant::now() - Duration::from_secs(30), 15 << 20);
+        }
+        // 15 MiB in its first half minute, then 30 s with nothing more: a good average, no pace.
+        sprinter.received.store(15 << 20, Ordering::Relaxed);
+        assert!(slots.try_acquire(ip(2)).is_ok());
+        assert!(sprinter.evicted.is_cancelled());
     }
 
     #[test]

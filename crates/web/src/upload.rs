@@ -183,9 +183,25 @@ impl Pace {
     }
 }
 
+/// Until its first part arrives a request holds no slot, so that wait is short: a client
+/// trickling the body's first bytes must not keep a connection for the whole deadline.
+const FIRST_PART_DEADLINE: Duration = Duration::from_secs(15);
+
 impl BodyReader {
     async fn next_field(&mut self) -> Result<Option<Field>, ApiError> {
-        let next = self.pace.wait(self.multipart.try_next()).await?;
+        let next = if self.pace.slot.is_none() {
+            match tokio::time::timeout(FIRST_PART_DEADLINE, self.pace.wait(self.multipart.try_next())).await {
+                Ok(next) => next?,
+                Err(_) => {
+                    return Err(timeout(format!(
+                        "the upload's first part did not arrive within {} s",
+                        FIRST_PART_DEADLINE.as_secs()
+                    )))
+                }
+            }
+        } else {
+            self.pace.wait(self.multipart.try_next()).await?
+        };
         let Some(field) = next.map_err(multipart_error)? else { return Ok(None) };
         self.field_ended = false;
         if self.pace.slot.is_none() {
