@@ -286,7 +286,13 @@ pub fn decode_for_ops(
     let probed = probe(bytes)?;
     let reduced = match probed.dimensions {
         Some((width, height)) if probed.format == SourceFormat::Jpeg => {
-            crate::reduced_decode_long_side(ops, width, height).map(|long_side| long_side.max(keep_long_side))
+            // Knowing which way the photo turns lets an aspect crop be planned for the one
+            // orientation it has, instead of the larger need of both.
+            let planned = match jpeg_turns_sideways(bytes) {
+                Some(turned) => crate::pipeline::reduced_decode_long_side_oriented(ops, width, height, turned),
+                None => crate::reduced_decode_long_side(ops, width, height),
+            };
+            planned.map(|long_side| long_side.max(keep_long_side))
         }
         _ => None,
     };
@@ -321,6 +327,19 @@ fn decode_at_least_probed(
         }
     }
     decode_probed(bytes, probed, limits)
+}
+
+/// Whether the JPEG's EXIF orientation turns it by 90° or 270° (from its headers only);
+/// `None` when they cannot be read.
+fn jpeg_turns_sideways(bytes: &[u8]) -> Option<bool> {
+    use image::metadata::Orientation;
+    let mut decoder = jpeg_decoder::Decoder::new(Cursor::new(bytes));
+    decoder.read_info().ok()?;
+    let orientation = decoder.exif_data().and_then(Orientation::from_exif_chunk).unwrap_or(Orientation::NoTransforms);
+    Some(matches!(
+        orientation,
+        Orientation::Rotate90 | Orientation::Rotate270 | Orientation::Rotate90FlipH | Orientation::Rotate270FlipH
+    ))
 }
 
 fn decode_scaled_jpeg(

@@ -161,6 +161,16 @@ pub fn reduced_decode_long_side(ops: &[Operation], width: u32, height: u32) -> O
     Some(upright.max(turned))
 }
 
+/// [`reduced_decode_long_side`] for a photo whose orientation is known: `turned` when its
+/// EXIF turns it by 90° or 270°, so the recipe sees it `height`×`width`.
+pub fn reduced_decode_long_side_oriented(ops: &[Operation], width: u32, height: u32, turned: bool) -> Option<u32> {
+    if turned {
+        needed_long_side(ops, height, width)
+    } else {
+        needed_long_side(ops, width, height)
+    }
+}
+
 /// How much of the shrinking is left to the Lanczos3 resampler after a reduced-scale decode.
 const RESAMPLE_MARGIN: u64 = 2;
 
@@ -298,6 +308,8 @@ mod tests {
             r#"{"op":"redeye"},{"op":"whiten_teeth"},{"op":"crop","aspect":"4:3"},{"op":"thumbnail","size":1024}"#;
         // Upright, the 4:3 crop keeps 5333 px of 6000; turned, 4000 of 6000: 2 × 1536.
         assert_eq!(reduced_decode_long_side(&ops(retouch), 6000, 4000), Some(3072));
+        // Known to be upright: 2 × ⌈6000 · 1024 / 5333⌉.
+        assert_eq!(reduced_decode_long_side_oriented(&ops(retouch), 6000, 4000, false), Some(2306));
     }
 
     #[test]

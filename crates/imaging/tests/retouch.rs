@@ -182,3 +182,53 @@ fn a_smart_crop_keeps_the_face_that_a_centred_crop_cuts_off() {
     // The centred crop (x from 512) misses it entirely.
     assert_eq!(crop(false).frame.map_region(x, y, w, h, 512, 512), None);
 }
+
+/// The red-eye fixture scaled up: pupils of 8, 24 and 48 px, on faces 140 to 840 px wide.
+fn scaled_red_eye_fixture(factor: u32) -> (Photo, Vec<Region>, Vec<Region>) {
+    let base = photo("astronaut-redeye.png").image.to_rgb8();
+    let (w, h) = base.dimensions();
+    let image = image::imageops::resize(&base, w * factor, h * factor, image::imageops::FilterType::Lanczos3);
+    let scale =
+        |r: Region| Region { x: r.x * factor, y: r.y * factor, width: r.width * factor, height: r.height * factor };
+    let truth = truth();
+    let pupils = truth["pupils"].as_array().unwrap().iter().map(|v| scale(region(v))).collect();
+    let eyes = truth["eyes"].as_array().unwrap().iter().map(|v| scale(region(v))).collect();
+    (Photo::new(image::DynamicImage::ImageRgb8(image), None), pupils, eyes)
+}
+
+#[test]
+fn red_pupils_of_every_size_are_neutralised_and_nothing_else() {
+    for factor in [1, 3, 6] {
+        let (before, pupils, eyes) = scaled_red_eye_fixture(factor);
+        let mut after = before.clone();
+        assert_eq!(reduce_red_eye(&mut after, &None), 2, "both pupils found at {factor}×");
+        for pupil in &pupils {
+            let (was, now) = (mean_redness(&before, pupil), mean_redness(&after, pupil));
+            eprintln!("| pupil {} px | redness {was:.0} → {now:.0} |", pupil.width);
+            assert!(now <= was * 0.3, "{factor}×: redness {was:.1} -> {now:.1}");
+        }
+        let outside = changed_outside(&before, &after, &eyes);
+        assert!(outside < 0.005, "{factor}×: {:.3}% changed outside the eyes", outside * 100.0);
+    }
+}
+
+#[test]
+fn a_red_frame_of_glasses_next_to_the_eyes_is_left_alone() {
+    let (mut before, _, eyes) = scaled_red_eye_fixture(3);
+    // A red bar (the frame of glasses) just above each eye, inside the eye areas.
+    let mut image = before.image.to_rgb8();
+    for eye in &eyes {
+        for y in eye.y.saturating_sub(12)..eye.y.saturating_sub(6) {
+            for x in eye.x..eye.x + eye.width {
+                image.put_pixel(x, y, image::Rgb([210, 25, 30]));
+            }
+        }
+    }
+    before.image = image::DynamicImage::ImageRgb8(image);
+    let mut after = before.clone();
+    assert_eq!(reduce_red_eye(&mut after, &None), 2, "the pupils are still found");
+    for eye in &eyes {
+        let frame = Region { x: eye.x, y: eye.y.saturating_sub(12), width: eye.width, height: 6 };
+        assert!(unchanged_inside(&before, &after, &frame), "the red frame at {frame:?} was changed");
+    }
+}
