@@ -23,6 +23,24 @@ impl QueueNames {
     pub fn dead_letter(queue: &str) -> String {
         format!("{queue}-dlq")
     }
+
+    /// Every queue of a deployment with these stages, each with its dead-letter queue:
+    /// what setup creates, health reports and status drains.
+    pub fn all(&self, stages: &[String]) -> Vec<QueuePair> {
+        stages
+            .iter()
+            .map(|stage| self.requests(stage))
+            .chain(std::iter::once(self.responses()))
+            .map(|queue| QueuePair { dead_letter: Self::dead_letter(&queue), queue })
+            .collect()
+    }
+}
+
+/// A queue and its dead-letter queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuePair {
+    pub queue: String,
+    pub dead_letter: String,
 }
 
 /// SQS allows 1–80 characters of letters, digits, '-' and '_'; the longest name we make
@@ -42,5 +60,9 @@ mod tests {
         assert_eq!(names.responses(), "darkroom-responses");
         assert_eq!(QueueNames::dead_letter(&names.requests("slow")), "darkroom-requests-slow-dlq");
         assert!(is_valid_prefix("darkroom") && !is_valid_prefix("dark room") && !is_valid_prefix(""));
+        let all = names.all(&["quick".into(), "slow".into()]);
+        let queues: Vec<&str> = all.iter().map(|pair| pair.queue.as_str()).collect();
+        assert_eq!(queues, ["darkroom-requests-quick", "darkroom-requests-slow", "darkroom-responses"]);
+        assert_eq!(all[2].dead_letter, "darkroom-responses-dlq");
     }
 }

@@ -69,6 +69,11 @@ impl OutputFormat {
             Self::Webp => "image/webp",
         }
     }
+
+    /// The format of an output stored with `content_type` (every output darkroom writes).
+    pub fn from_content_type(content_type: &str) -> Option<Self> {
+        [Self::Jpeg, Self::Png, Self::Webp].into_iter().find(|format| format.content_type() == content_type)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -62,13 +62,10 @@ pub async fn setup(settings: &Settings, backends: &Backends) -> anyhow::Result<V
         })?;
     }
     let backend = backends.queues.backend();
-    let mut queues: Vec<String> =
-        backends.stage_map.stages().iter().map(|stage| backends.names.requests(stage)).collect();
-    queues.push(backends.names.responses());
-    for name in &queues {
-        let dead_letter = QueueNames::dead_letter(name);
+    let all = backends.names.all(&backends.stage_map.stages());
+    for darkroom_core::queue_names::QueuePair { queue: name, dead_letter } in &all {
         backend
-            .create_queue(&QueueSpec::dead_letter(&dead_letter, settings.visibility_timeout))
+            .create_queue(&QueueSpec::dead_letter(dead_letter.as_str(), settings.visibility_timeout))
             .await
             .with_context(|| format!("creating queue {dead_letter}"))?;
         backend
@@ -82,5 +79,5 @@ pub async fn setup(settings: &Settings, backends: &Backends) -> anyhow::Result<V
             .with_context(|| format!("creating queue {name}"))?;
     }
     backends.store.check().await.context("checking that the object store is writable")?;
-    Ok(queues)
+    Ok(all.into_iter().map(|pair| pair.queue).collect())
 }

@@ -122,17 +122,6 @@ pub trait Queue: Send + Sync + std::fmt::Debug {
     async fn send(&self, message: OutgoingMessage) -> Result<(), QueueError> {
         self.send_batch(std::slice::from_ref(&message)).await
     }
-
-    /// Deletes many messages, in batches of ten; returns the first failure, if any.
-    async fn delete_batch(&self, handles: &[ReceiptHandle]) -> Result<(), QueueError> {
-        let mut first_error = None;
-        for handle in handles {
-            if let Err(error) = self.delete(handle).await {
-                first_error.get_or_insert(error);
-            }
-        }
-        first_error.map_or(Ok(()), Err)
-    }
 }
 
 #[async_trait]

@@ -115,13 +115,10 @@ impl StatusUpdater {
 
     async fn sources(&self) -> Result<Vec<(Arc<dyn Queue>, Source)>, QueueError> {
         let responses = self.names.responses();
-        let mut sources = vec![
-            (self.queues.get(&responses).await?, Source::Responses),
-            (self.queues.get(&QueueNames::dead_letter(&responses)).await?, Source::ResponseDeadLetters),
-        ];
-        for stage in &self.settings.stage_map.stages() {
-            let dlq = QueueNames::dead_letter(&self.names.requests(stage));
-            sources.push((self.queues.get(&dlq).await?, Source::RequestDeadLetters));
+        let mut sources = vec![(self.queues.get(&responses).await?, Source::Responses)];
+        for pair in self.names.all(&self.settings.stage_map.stages()) {
+            let source = if pair.queue == responses { Source::ResponseDeadLetters } else { Source::RequestDeadLetters };
+            sources.push((self.queues.get(&pair.dead_letter).await?, source));
         }
         Ok(sources)
     }

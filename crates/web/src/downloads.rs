@@ -18,6 +18,12 @@ pub struct DownloadQuery {
     download: Option<String>,
 }
 
+/// The file extension of an output, from its content type: one rule for single downloads
+/// and archive entries alike.
+fn extension_of(content_type: &str) -> &'static str {
+    darkroom_core::OutputFormat::from_content_type(content_type).map_or("jpg", darkroom_core::OutputFormat::extension)
+}
+
 fn attachment(name: &str) -> String {
     format!("attachment; filename=\"{}\"", portable_name(name))
 }
@@ -43,8 +49,7 @@ pub async fn photo_file(
     } else {
         let event = latest.filter(|e| e.state == PhotoState::Done).ok_or_else(ApiError::not_found)?;
         let info = event.outputs.iter().find(|o| o.name == output).ok_or_else(ApiError::not_found)?;
-        let extension = info.key.rsplit('.').next().unwrap_or("jpg");
-        (info.key.clone(), info.content_type.clone(), with_extension(&manifest.name, extension))
+        (info.key.clone(), info.content_type.clone(), with_extension(&manifest.name, extension_of(&info.content_type)))
     };
     let (meta, stream) = match state.store.get_stream(&key).await {
         Ok(found) => found,
@@ -138,9 +143,7 @@ async fn archive_response(state: &AppState, job_text: &str) -> Result<HttpRespon
         .iter()
         .filter_map(|photo| {
             let result = photo.output("result")?;
-            let extension =
-                result.content_type.rsplit('/').next().map(|e| if e == "jpeg" { "jpg" } else { e }).unwrap_or("jpg");
-            Some((portable_name(&with_extension(&photo.name, extension)), result.key.clone()))
+            Some((portable_name(&with_extension(&photo.name, extension_of(&result.content_type))), result.key.clone()))
         })
         .collect();
     if results.is_empty() {

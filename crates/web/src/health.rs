@@ -11,7 +11,7 @@
 use crate::{ApiError, AppState};
 use actix_web::http::StatusCode;
 use actix_web::{get, web, HttpRequest, HttpResponse};
-use darkroom_core::{ErrorCode, QueueNames};
+use darkroom_core::ErrorCode;
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -59,11 +59,9 @@ pub async fn healthz() -> HttpResponse {
 /// Every queue of the deployment: each stage's requests, the responses, and their DLQs.
 fn all_queue_names(state: &AppState) -> Vec<String> {
     let names = &state.settings.names;
-    let mut queues: Vec<String> = state.settings.stage_map.stages().iter().map(|stage| names.requests(stage)).collect();
-    queues.push(names.responses());
-    let dead_letters: Vec<String> = queues.iter().map(|q| QueueNames::dead_letter(q)).collect();
-    queues.extend(dead_letters);
-    queues
+    let pairs = names.all(&state.settings.stage_map.stages());
+    let dead_letters = pairs.iter().map(|pair| pair.dead_letter.clone()).collect::<Vec<_>>();
+    pairs.into_iter().map(|pair| pair.queue).chain(dead_letters).collect()
 }
 
 async fn queue_depths(state: &AppState) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {
