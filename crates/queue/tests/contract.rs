@@ -186,9 +186,10 @@ async fn opening_a_missing_queue_says_to_run_setup(backend: &dyn QueueBackend) {
     assert!(error.to_string().contains("darkroom setup"), "{error}");
 }
 
-macro_rules! contract_tests {
+/// Every check of the contract, for `darkroom_testkit::contract_tests!`.
+macro_rules! every_check {
     ($make:path) => {
-        contract_tests!(@each $make;
+        darkroom_testkit::contract_tests!($make;
             delivers_body_and_attributes,
             visibility_hides_a_received_message,
             expiry_redelivers_with_a_higher_receive_count,
@@ -200,15 +201,6 @@ macro_rules! contract_tests {
             batches_hold_one_to_ten_messages_of_at_most_256_kib,
             a_delayed_message_stays_hidden_until_its_delay_passes,
             opening_a_missing_queue_says_to_run_setup);
-    };
-    (@each $make:path; $($name:ident),*) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                let Some((backend, _guard)) = $make().await else { return };
-                super::$name(backend.as_ref()).await;
-            }
-        )*
     };
 }
 
@@ -222,7 +214,7 @@ mod sqlite {
         Some((Box::new(backend), dir))
     }
 
-    contract_tests!(make);
+    every_check!(make);
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_stale_receipt_handle_deletes_nothing() {
@@ -306,22 +298,6 @@ mod sqlite {
     }
 }
 
-/// The LocalStack endpoint, if the suite should run against it. `./test.sh` starts
-/// LocalStack and sets both variables, so there a missing endpoint is a failure, not a skip.
-#[cfg(feature = "sqs")]
-fn localstack_endpoint() -> Option<String> {
-    match std::env::var("DARKROOM_TEST_LOCALSTACK") {
-        Ok(endpoint) if !endpoint.is_empty() => Some(endpoint),
-        _ if std::env::var("DARKROOM_REQUIRE_LOCALSTACK").is_ok_and(|v| v == "1") => {
-            panic!("DARKROOM_REQUIRE_LOCALSTACK=1 but DARKROOM_TEST_LOCALSTACK is not set")
-        }
-        _ => {
-            eprintln!("skipping: DARKROOM_TEST_LOCALSTACK is not set (./test.sh sets it)");
-            None
-        }
-    }
-}
-
 #[cfg(feature = "sqs")]
 mod sqs {
     use super::*;
@@ -329,7 +305,7 @@ mod sqs {
     use darkroom_queue::SqsQueues;
 
     async fn make() -> Option<(Box<dyn QueueBackend>, ())> {
-        let endpoint = localstack_endpoint()?;
+        let endpoint = darkroom_testkit::localstack_endpoint()?;
         let config = darkroom_queue::aws_sdk_sqs::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .endpoint_url(endpoint)
@@ -339,5 +315,5 @@ mod sqs {
         Some((Box::new(SqsQueues::new(darkroom_queue::aws_sdk_sqs::Client::from_conf(config))), ()))
     }
 
-    contract_tests!(make);
+    every_check!(make);
 }

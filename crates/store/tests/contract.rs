@@ -119,9 +119,10 @@ async fn pages_resume_after_a_key_and_bulk_deletes_clear_a_prefix(store: &dyn Ob
     assert_eq!(store.list("pagez/").await.unwrap().len(), 1, "a prefix delete went past its prefix");
 }
 
-macro_rules! contract_tests {
+/// Every check of the contract, for `darkroom_testkit::contract_tests!`.
+macro_rules! every_check {
     ($make:path) => {
-        contract_tests!(@each $make;
+        darkroom_testkit::contract_tests!($make;
             put_then_get_returns_the_same_bytes,
             missing_objects_are_not_found,
             put_if_absent_never_overwrites,
@@ -132,15 +133,6 @@ macro_rules! contract_tests {
             rejects_keys_that_escape,
             pages_resume_after_a_key_and_bulk_deletes_clear_a_prefix,
             check_succeeds_on_a_healthy_store);
-    };
-    (@each $make:path; $($name:ident),*) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                let Some((store, _guard)) = $make().await else { return };
-                super::$name(store.as_ref()).await;
-            }
-        )*
     };
 }
 
@@ -153,7 +145,7 @@ mod local {
         Some((Box::new(store), dir))
     }
 
-    contract_tests!(make);
+    every_check!(make);
 
     #[tokio::test]
     async fn a_dropped_upload_leaves_no_temp_file() {
@@ -163,21 +155,6 @@ mod local {
         drop(upload);
         assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
         assert!(store.head("x/y").await.unwrap().is_none());
-    }
-}
-
-/// The LocalStack endpoint, if the suite should run against it. `./test.sh` starts
-/// LocalStack and sets both variables, so there a missing endpoint is a failure, not a skip.
-fn localstack_endpoint() -> Option<String> {
-    match std::env::var("DARKROOM_TEST_LOCALSTACK") {
-        Ok(endpoint) if !endpoint.is_empty() => Some(endpoint),
-        _ if std::env::var("DARKROOM_REQUIRE_LOCALSTACK").is_ok_and(|v| v == "1") => {
-            panic!("DARKROOM_REQUIRE_LOCALSTACK=1 but DARKROOM_TEST_LOCALSTACK is not set")
-        }
-        _ => {
-            eprintln!("skipping: DARKROOM_TEST_LOCALSTACK is not set (./test.sh sets it)");
-            None
-        }
     }
 }
 
@@ -201,16 +178,16 @@ mod s3 {
 
     async fn make() -> Option<(Box<dyn ObjectStore>, ())> {
         let bucket = format!("contract-{:08x}", rand::random::<u32>());
-        let store = S3Store::new(client(localstack_endpoint()?), bucket);
+        let store = S3Store::new(client(darkroom_testkit::localstack_endpoint()?), bucket);
         store.create_bucket(None).await.unwrap();
         Some((Box::new(store), ()))
     }
 
-    contract_tests!(make);
+    every_check!(make);
 
     #[tokio::test]
     async fn a_missing_bucket_says_to_run_setup() {
-        let Some(endpoint) = localstack_endpoint() else { return };
+        let Some(endpoint) = darkroom_testkit::localstack_endpoint() else { return };
         let missing = S3Store::new(client(endpoint), "no-such-bucket-darkroom");
         let error = missing.check().await.unwrap_err();
         assert!(error.to_string().contains("darkroom setup"), "{error}");

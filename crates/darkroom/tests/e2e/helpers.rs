@@ -31,16 +31,7 @@ pub enum Backend {
 impl Backend {
     /// LocalStack, if the suite runs against it (`./test.sh` starts it and requires it).
     pub fn localstack() -> Option<Self> {
-        let endpoint = match std::env::var("DARKROOM_TEST_LOCALSTACK") {
-            Ok(endpoint) if !endpoint.is_empty() => endpoint,
-            _ if std::env::var("DARKROOM_REQUIRE_LOCALSTACK").is_ok_and(|v| v == "1") => {
-                panic!("DARKROOM_REQUIRE_LOCALSTACK=1 but DARKROOM_TEST_LOCALSTACK is not set")
-            }
-            _ => {
-                eprintln!("skipping: DARKROOM_TEST_LOCALSTACK is not set (./test.sh sets it)");
-                return None;
-            }
-        };
+        let endpoint = darkroom_testkit::localstack_endpoint()?;
         let id = format!("{:08x}", rand_u64() as u32);
         Some(Self::LocalStack { endpoint, s3_endpoint: None, bucket: format!("e2e-{id}"), prefix: format!("e2e{id}") })
     }
