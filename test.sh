@@ -13,6 +13,7 @@
 # Extra arguments go to `cargo test` (e.g. `./test.sh -p darkroom-queue`).
 # DARKROOM_SKIP_LOCALSTACK=1 runs the embedded-backend tests only (no Python needed).
 # DARKROOM_SKIP_TURBOJPEG=1 skips the second imaging run with libjpeg-turbo (needs cmake, nasm).
+# DARKROOM_SKIP_FUZZ=1 skips the short fuzzing run (fuzz/run.sh).
 set -euo pipefail
 cd "$(dirname "$0")"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
@@ -53,6 +54,12 @@ else
 fi
 
 cargo test --workspace --locked --features darkroom/aws,darkroom/fault-injection "$@"
+
+# A short coverage-guided fuzzing run of every input parser (15 s per target; cargo-fuzz is
+# installed once from crates.io). FUZZ_SECONDS=3600 fuzz/run.sh runs longer.
+if [ "${DARKROOM_SKIP_FUZZ:-0}" != 1 ] && [ $# = 0 ]; then
+  fuzz/run.sh
+fi
 
 # The imaging tests once more with libjpeg-turbo decoding (feature `turbojpeg`, as the
 # Dockerfile builds it); it needs cmake and nasm.

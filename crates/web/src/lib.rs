@@ -21,6 +21,9 @@ mod upload;
 mod view;
 
 pub use error::ApiError;
+/// The pure parts of intake, public for the fuzzers (`fuzz/`).
+pub use form::recipe_from_fields;
+pub use upload::{judge, Judgement};
 pub use rate_limit::ClientRateLimit;
 
 use actix_web::{web, App, HttpServer};
