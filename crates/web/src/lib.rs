@@ -23,8 +23,8 @@ mod view;
 pub use error::ApiError;
 /// The pure parts of intake, public for the fuzzers (`fuzz/`).
 pub use form::recipe_from_fields;
-pub use upload::{judge, Judgement};
 pub use rate_limit::ClientRateLimit;
+pub use upload::{judge, Judgement};
 
 use actix_web::{web, App, HttpServer};
 use darkroom_core::{Limits, QueueNames, StageMap};
