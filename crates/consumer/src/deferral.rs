@@ -38,20 +38,11 @@ pub async fn defer(queue: &dyn Queue, message: &ReceivedMessage, delay: Duration
     Ok(())
 }
 
-/// What became of a message this build cannot read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Unreadable {
-    /// Sent back with a delay for a process that can read it (a newer version).
-    Deferred,
-    /// Released with a delay instead, counting one receive: deferred too often (left to
-    /// the dead-letter queue, where an operator or a newer process finds it), or the
-    /// deferral itself failed.
-    Released,
-}
-
 /// Never deletes a message it cannot read (DESIGN.md: mixed versions run side by side):
-/// another process — a newer darkroom during a rolling upgrade — may understand it.
-pub async fn leave_unreadable(queue: &dyn Queue, message: &ReceivedMessage, reason: &str) -> Unreadable {
+/// another process — a newer darkroom during a rolling upgrade — may understand it. It is
+/// deferred for such a process; deferred too often (or if deferring fails), it is released
+/// with a delay instead, counting one receive, towards the dead-letter queue.
+pub async fn leave_unreadable(queue: &dyn Queue, message: &ReceivedMessage, reason: &str) {
     let deferred = deferrals(message);
     metrics::counter!("darkroom_messages_unreadable_total", "queue" => queue.name().to_owned()).increment(1);
     // 30 s, doubling, at most SQS's 15-minute delay.
@@ -59,7 +50,7 @@ pub async fn leave_unreadable(queue: &dyn Queue, message: &ReceivedMessage, reas
     if deferred < MAX_UNREADABLE_DEFERRALS {
         tracing::warn!(queue = queue.name(), message_id = %message.message_id, deferrals = deferred, retry_in_seconds = delay.as_secs(), reason, "a message this version cannot read: handing it back for a process that can (is a newer darkroom being rolled out?)");
         match defer(queue, message, delay).await {
-            Ok(()) => return Unreadable::Deferred,
+            Ok(()) => return,
             Err(error) => {
                 tracing::warn!(queue = queue.name(), error.message = %error, "could not defer the unreadable message; releasing it instead");
             }
@@ -70,5 +61,4 @@ pub async fn leave_unreadable(queue: &dyn Queue, message: &ReceivedMessage, reas
     if let Err(error) = queue.change_visibility(&message.receipt_handle, delay).await {
         tracing::warn!(queue = queue.name(), error.message = %error, "could not release the unreadable message; it returns after its visibility timeout");
     }
-    Unreadable::Released
 }

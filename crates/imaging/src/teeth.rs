@@ -53,22 +53,26 @@ fn median(values: &mut [f32]) -> f32 {
     *values.select_nth_unstable_by(middle, f32::total_cmp).1
 }
 
-/// The area's pixels, read once.
 /// The area is analysed on at most this many samples: a mouth needs far fewer, and a huge
 /// region drawn by a user must not cost gigabytes (the mask is sampled back up).
 const MAX_SAMPLES: usize = 1_000_000;
 
-/// The area's pixels, sampled every `step` pixels, read once.
-struct Patch {
+/// Where the samples of an area are: every `step` pixels of the `width`×`height` area at
+/// (`x0`, `y0`), a `w`×`h` grid. The pixels read and the weights computed share it.
+#[derive(Debug, Clone, Copy)]
+struct Grid {
     x0: u32,
     y0: u32,
-    /// The area's size in image pixels.
     width: u32,
     height: u32,
     step: u32,
-    /// The sample grid's size.
     w: usize,
     h: usize,
+}
+
+/// The area's pixels, sampled on its grid, read once.
+struct Patch {
+    grid: Grid,
     rgb: Vec<[f32; 3]>,
 }
 
@@ -88,34 +92,29 @@ impl Patch {
                 rgb.push(crate::retouch::pixel(image, x, y).map(f32::from));
             }
         }
-        Some(Self { x0, y0, width, height, step, w, h, rgb })
+        Some(Self { grid: Grid { x0, y0, width, height, step, w, h }, rgb })
     }
 }
 
 /// A weight (0–1) per sample of the area: how much to whiten there.
 pub(crate) struct TeethMask {
-    x0: u32,
-    y0: u32,
-    width: u32,
-    height: u32,
-    step: u32,
-    w: usize,
-    h: usize,
+    grid: Grid,
     weights: Vec<f32>,
 }
 
 impl TeethMask {
     /// The weight at an image pixel of the area, interpolated between samples.
     fn weight_at(&self, x: u32, y: u32) -> f32 {
-        if self.step == 1 {
-            return self.weights[(y - self.y0) as usize * self.w + (x - self.x0) as usize];
+        let Grid { x0, y0, step, w, h, .. } = self.grid;
+        if step == 1 {
+            return self.weights[(y - y0) as usize * w + (x - x0) as usize];
         }
-        let fx = (x - self.x0) as f32 / self.step as f32;
-        let fy = (y - self.y0) as f32 / self.step as f32;
-        let (ix, iy) = ((fx as usize).min(self.w - 1), (fy as usize).min(self.h - 1));
-        let (jx, jy) = ((ix + 1).min(self.w - 1), (iy + 1).min(self.h - 1));
+        let fx = (x - x0) as f32 / step as f32;
+        let fy = (y - y0) as f32 / step as f32;
+        let (ix, iy) = ((fx as usize).min(w - 1), (fy as usize).min(h - 1));
+        let (jx, jy) = ((ix + 1).min(w - 1), (iy + 1).min(h - 1));
         let (tx, ty) = (fx - ix as f32, fy - iy as f32);
-        let at = |x: usize, y: usize| self.weights[y * self.w + x];
+        let at = |x: usize, y: usize| self.weights[y * w + x];
         let top = at(ix, iy) * (1.0 - tx) + at(jx, iy) * tx;
         let bottom = at(ix, jy) * (1.0 - tx) + at(jx, jy) * tx;
         top * (1.0 - ty) + bottom * ty
@@ -128,7 +127,7 @@ impl TeethMask {
 /// the upper lip, where a blushing cheek and the lip can enclose a patch of pale skin.
 pub(crate) fn find_teeth(image: &DynamicImage, area: &Area, placed: bool) -> Option<TeethMask> {
     let patch = Patch::read(image, area)?;
-    let (w, h) = (patch.w, patch.h);
+    let (w, h) = (patch.grid.w, patch.grid.h);
     let (bright, red): (Vec<f32>, Vec<f32>) = patch.rgb.iter().map(|p| lightness_and_redness(*p)).unzip();
 
     // The skin: the area's border band.
@@ -245,16 +244,7 @@ pub(crate) fn find_teeth(image: &DynamicImage, area: &Area, placed: bool) -> Opt
             weights[y * w + x] *= (distance / fade).clamp(0.0, 1.0);
         }
     }
-    Some(TeethMask {
-        x0: patch.x0,
-        y0: patch.y0,
-        width: patch.width,
-        height: patch.height,
-        step: patch.step,
-        w,
-        h,
-        weights,
-    })
+    Some(TeethMask { grid: patch.grid, weights })
 }
 
 fn flood(candidate: &[bool], seen: &mut [bool], w: usize, h: usize, start: usize) -> Vec<usize> {
@@ -315,8 +305,9 @@ fn blur(input: &[f32], w: usize, h: usize, radius: usize) -> Vec<f32> {
 pub(crate) fn whiten(image: &mut DynamicImage, mask: &TeethMask, strength: f32) -> bool {
     let strength = strength.clamp(0.0, 1.0);
     let mut touched = false;
-    for py in mask.y0..mask.y0 + mask.height {
-        for px in mask.x0..mask.x0 + mask.width {
+    let Grid { x0, y0, width, height, .. } = mask.grid;
+    for py in y0..y0 + height {
+        for px in x0..x0 + width {
             let weight = mask.weight_at(px, py);
             if weight < 0.004 {
                 continue;

@@ -20,6 +20,11 @@ pub struct Recovery {
     pub count: u32,
 }
 
+/// The recipe of an attempt whose `queued` event is `queued` (none: the job's own).
+pub fn recipe_of(job: &JobManifest, queued: Option<&EventDoc>) -> Recipe {
+    queued.and_then(|event| event.recipe.clone()).unwrap_or_else(|| job.recipe.clone())
+}
+
 /// Concurrent starts of one photo's next attempt that may collide before one gives up.
 const MAX_ATTEMPT_RACE: u32 = 10;
 
@@ -62,14 +67,18 @@ impl Jobs {
             .await
     }
 
+    /// The `queued` event that started an attempt after the first (`None` for attempt 1, or
+    /// when it cannot be read): it names the attempt's recipe and why it was started.
+    pub async fn queued_event(&self, job: &JobManifest, photo: &PhotoId, attempt: u32) -> Option<EventDoc> {
+        if attempt <= 1 {
+            return None;
+        }
+        get_json(self.store.as_ref(), &keys::queued_event(&job.id, photo, attempt)).await.ok()
+    }
+
     /// The recipe an attempt ran: the job's for attempt 1, else the one its queued event names.
     pub async fn recipe_of_attempt(&self, job: &JobManifest, photo: &PhotoId, attempt: u32) -> Recipe {
-        if attempt <= 1 {
-            return job.recipe.clone();
-        }
-        let queued: Result<EventDoc, _> =
-            get_json(self.store.as_ref(), &keys::queued_event(&job.id, photo, attempt)).await;
-        queued.ok().and_then(|event| event.recipe).unwrap_or_else(|| job.recipe.clone())
+        recipe_of(job, self.queued_event(job, photo, attempt).await.as_ref())
     }
 
     /// Starts the attempt after `after` of one photo with `recipe`; returns its number.
@@ -83,12 +92,12 @@ impl Jobs {
         recovery: Option<Recovery>,
     ) -> Result<u32, JobsError> {
         self.mark_active(&job.id).await?;
+        let recovering = recovery.is_some();
         let mut attempt = after + 1;
         // Two concurrent retries may pick the same number; the queued event is written with
         // put-if-absent, so the loser simply takes the next one.
         loop {
             let mut queued = EventDoc::new(attempt, PhotoState::Queued);
-            let recovering = recovery.is_some();
             queued.recipe = Some(recipe.clone());
             if let Some(recovery) = &recovery {
                 queued.reason = Some(recovery.reason.clone());

@@ -9,7 +9,7 @@ mod deletion;
 mod error;
 mod read;
 
-pub use attempts::Recovery;
+pub use attempts::{recipe_of, Recovery};
 pub use deletion::{DeleteOutcome, SweepReport};
 pub use error::JobsError;
 

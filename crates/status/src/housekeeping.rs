@@ -109,7 +109,7 @@ impl Housekeeper {
     pub async fn run(&self, breaker: &Breaker, shutdown: CancellationToken) {
         loop {
             // Spread the passes of several status processes apart.
-            let jitter = Duration::from_millis(rand_millis(self.settings.interval.as_millis() as u64 / 5 + 1));
+            let jitter = Duration::from_millis(rand::random_range(0..=self.settings.interval.as_millis() as u64 / 5));
             tokio::select! {
                 () = tokio::time::sleep(self.settings.interval + jitter) => {}
                 () = shutdown.cancelled() => return,
@@ -205,17 +205,9 @@ impl Housekeeper {
         reason: String,
         report: &mut PassReport,
     ) -> Result<(), JobsError> {
-        let previous = if photo.attempt > 1 {
-            darkroom_store::json::get_json::<EventDoc>(
-                self.jobs.store().as_ref(),
-                &keys::queued_event(&job.id, &photo.id, photo.attempt),
-            )
-            .await
-            .map(|event| event.recoveries)
-            .unwrap_or(0)
-        } else {
-            0
-        };
+        // One read of the attempt's `queued` event gives both its restarts so far and its recipe.
+        let queued = self.jobs.queued_event(job, &photo.id, photo.attempt).await;
+        let previous = queued.as_ref().map_or(0, |event| event.recoveries);
         let span = tracing::info_span!("reconcile", job_id = %job.id, photo_id = %photo.id, attempt = photo.attempt);
         let _entered = span.enter();
         if previous >= MAX_RECOVERIES {
@@ -232,7 +224,7 @@ impl Housekeeper {
             report.failed += 1;
             return Ok(());
         }
-        let recipe = self.jobs.recipe_of_attempt(job, &photo.id, photo.attempt).await;
+        let recipe = darkroom_jobs::recipe_of(job, queued.as_ref());
         let recovery = Recovery { reason: format!("restarted by darkroom: {reason}"), count: previous + 1 };
         match self.jobs.start_attempt(job, &photo.id, photo.attempt, recipe, Some(recovery)).await {
             Ok(attempt) => {
@@ -245,12 +237,6 @@ impl Housekeeper {
             Err(error) => Err(error),
         }
     }
-}
-
-fn rand_millis(below: u64) -> u64 {
-    let nanos =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-    u64::from(nanos) % below.max(1)
 }
 
 #[cfg(test)]

@@ -34,22 +34,12 @@ pub async fn add_headers(
         ("referrer-policy", "same-origin"),
         ("x-frame-options", "DENY"),
     ] {
-        headers.entry_or_insert(name, value);
-    }
-    Ok(response)
-}
-
-trait EntryOrInsert {
-    fn entry_or_insert(&mut self, name: &'static str, value: &'static str);
-}
-
-impl EntryOrInsert for actix_web::http::header::HeaderMap {
-    fn entry_or_insert(&mut self, name: &'static str, value: &'static str) {
         let name = HeaderName::from_static(name);
-        if !self.contains_key(&name) {
-            self.insert(name, HeaderValue::from_static(value));
+        if !headers.contains_key(&name) {
+            headers.insert(name, HeaderValue::from_static(value));
         }
     }
+    Ok(response)
 }
 
 /// Whether a state-changing request comes from another site.
