@@ -14,9 +14,29 @@
 # DARKROOM_SKIP_LOCALSTACK=1 runs the embedded-backend tests only (no Python needed).
 # DARKROOM_SKIP_TURBOJPEG=1 skips the second imaging run with libjpeg-turbo (needs cmake, nasm).
 # DARKROOM_SKIP_FUZZ=1 skips the short fuzzing run (fuzz/run.sh).
+# DARKROOM_SKIP_HEIC=1 builds without HEIC decoding (feature `heic`: cmake, libde265-dev).
 set -euo pipefail
 cd "$(dirname "$0")"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+# Build tools for the native features, installed when run as root on Debian/Ubuntu:
+# cmake (libheif and libjpeg-turbo are built from source), nasm (libjpeg-turbo's SIMD),
+# libde265-dev and pkg-config (libheif's HEVC decoder), a C++ compiler (libheif).
+have_native_tools() { command -v cmake && command -v nasm && command -v pkg-config && command -v c++ \
+  && pkg-config --exists libde265; } >/dev/null 2>&1
+if ! have_native_tools && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "== installing cmake, nasm, g++, pkg-config and libde265-dev (Debian packages) for HEIC and turbojpeg"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cmake nasm g++ pkg-config libde265-dev >/dev/null) \
+    || echo "could not install the native build tools" >&2
+fi
+features=darkroom/aws,darkroom/fault-injection
+if [ "${DARKROOM_SKIP_HEIC:-0}" != 1 ]; then
+  if have_native_tools; then
+    features="$features,darkroom/heic"
+  else
+    echo "no cmake/pkg-config/libde265-dev: testing without HEIC decoding (feature heic)" >&2
+  fi
+fi
 
 started_localstack=0
 cleanup() {
@@ -44,7 +64,7 @@ if [ "${DARKROOM_SKIP_LOCALSTACK:-0}" != 1 ]; then
     deploy/localstack/localstack.sh start &
     localstack_pid=$!
     started_localstack=1
-    cargo test --workspace --locked --features darkroom/aws,darkroom/fault-injection --no-run
+    cargo test --workspace --locked --features "$features" --no-run
     wait "$localstack_pid"
   fi
   export DARKROOM_TEST_LOCALSTACK="http://127.0.0.1:${DARKROOM_LOCALSTACK_PORT:-4566}"
@@ -53,7 +73,7 @@ else
   echo "DARKROOM_SKIP_LOCALSTACK=1: LocalStack variants of the tests are skipped" >&2
 fi
 
-cargo test --workspace --locked --features darkroom/aws,darkroom/fault-injection "$@"
+cargo test --workspace --locked --features "$features" "$@"
 
 # A short coverage-guided fuzzing run of every input parser (15 s per target; cargo-fuzz is
 # installed once from crates.io). FUZZ_SECONDS=3600 fuzz/run.sh runs longer.
@@ -64,10 +84,6 @@ fi
 # The imaging tests once more with libjpeg-turbo decoding (feature `turbojpeg`, as the
 # Dockerfile builds it); it needs cmake and nasm.
 if [ "${DARKROOM_SKIP_TURBOJPEG:-0}" != 1 ] && [ $# = 0 ]; then
-  if ! { command -v cmake && command -v nasm; } >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "== installing cmake and nasm (Debian packages) for the turbojpeg build"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cmake nasm >/dev/null
-  fi
   if { command -v cmake && command -v nasm; } >/dev/null; then
     cargo test --locked -p darkroom-imaging --features turbojpeg
   else

@@ -10,6 +10,8 @@ mod codec;
 mod color;
 pub mod faces;
 mod geometry;
+#[cfg(feature = "heic")]
+mod heic;
 mod pipeline;
 mod resize;
 pub mod retouch;
@@ -24,9 +26,16 @@ pub use pipeline::{apply_ops, fit_within, reduced_decode_long_side, Photo};
 
 use darkroom_core::ErrorCode;
 
+/// Whether this build decodes HEIC (feature `heic`).
+pub const HEIC_SUPPORTED: bool = cfg!(feature = "heic");
+
+/// The upload formats this build decodes, as told to users.
+pub const SUPPORTED_FORMATS: &str =
+    if HEIC_SUPPORTED { "JPEG, PNG, WebP, GIF, TIFF, HEIC" } else { "JPEG, PNG, WebP, GIF, TIFF" };
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ImagingError {
-    #[error("not an image in a supported format (JPEG, PNG, WebP, GIF, TIFF){detail}")]
+    #[error("not an image in a supported format ({SUPPORTED_FORMATS}){detail}")]
     UnsupportedFormat { detail: String },
     #[error("{0}")]
     TooManyPixels(String),

@@ -170,3 +170,98 @@ fn a_crop_then_resize_recipe_decodes_small_and_gives_the_same_picture() {
         Recipe::from_json(r#"{"ops":[{"op":"customize","sharpen":1},{"op":"thumbnail","size":96}]}"#).unwrap();
     assert_eq!(decode_for_ops(&bytes, limits(), &sharpen.ops, 0).unwrap().width(), 512);
 }
+
+/// HEIC without the `heic` feature: recognised, and refused with what to do about it.
+#[cfg(not(feature = "heic"))]
+#[test]
+fn heic_is_refused_with_what_to_do_when_the_build_lacks_it() {
+    let error = probe(&fixture("coffee-rotate90.heic")).unwrap_err();
+    assert!(matches!(error, ImagingError::UnsupportedFormat { .. }), "{error:?}");
+    assert!(error.to_string().contains("`heic` feature"), "{error}");
+    assert!(error.to_string().contains("export them as JPEG"), "{error}");
+}
+
+#[cfg(feature = "heic")]
+mod heic {
+    use super::*;
+
+    fn mean_difference(a: &image::RgbImage, b: &image::RgbImage) -> f64 {
+        assert_eq!(a.dimensions(), b.dimensions());
+        a.as_raw().iter().zip(b.as_raw()).map(|(x, y)| f64::from(x.abs_diff(*y))).sum::<f64>() / a.as_raw().len() as f64
+    }
+
+    #[test]
+    fn an_iphone_style_heic_decodes_upright_with_its_colour_profile() {
+        let bytes = fixture("coffee-rotate90.heic");
+        let probed = probe(&bytes).unwrap();
+        assert_eq!(probed.format, SourceFormat::Heic);
+        assert_eq!(probed.format.content_type(), "image/heic");
+        let photo = decode(&bytes, limits()).unwrap();
+        // Stored sideways (400×600) with an irot box: upright is 600×400 and matches the PNG
+        // it was made from, within HEVC's loss; applying the EXIF orientation as well would
+        // have turned it back on its side.
+        assert_eq!((photo.width(), photo.height()), (600, 400));
+        let original = decode(&fixture("coffee.png"), limits()).unwrap().image.to_rgb8();
+        let difference = mean_difference(&original, &photo.image.to_rgb8());
+        assert!(difference < 4.0, "mean difference {difference} from coffee.png");
+        let icc = photo.icc_profile.clone().expect("the sRGB profile the file carries");
+        assert_eq!(&icc[36..40], b"acsp", "not an ICC profile");
+        // And it goes through a recipe and out as JPEG with that profile.
+        let recipe =
+            Recipe::from_json(r#"{"ops":[{"op":"crop","aspect":"1:1"},{"op":"thumbnail","size":128}]}"#).unwrap();
+        let result = apply_ops(photo, &recipe.ops).unwrap();
+        assert_eq!((result.width(), result.height()), (128, 128));
+        let jpeg = encode(&result, OutputFormat::Jpeg, 85).unwrap();
+        assert_eq!(decode(&jpeg, limits()).unwrap().icc_profile, Some(icc));
+    }
+
+    #[test]
+    fn a_reduced_decode_of_a_heic_gives_the_same_picture() {
+        let bytes = fixture("coffee-rotate90.heic");
+        let recipe = Recipe::from_json(r#"{"ops":[{"op":"thumbnail","size":150}]}"#).unwrap();
+        let photo = darkroom_imaging::decode_for_ops(&bytes, limits(), &recipe.ops, 0).unwrap();
+        let thumb = apply_ops(photo, &recipe.ops).unwrap();
+        assert_eq!((thumb.width(), thumb.height()), (150, 100));
+    }
+
+    #[test]
+    fn a_truncated_heic_is_a_clear_error() {
+        let whole = fixture("coffee-rotate90.heic");
+        for cut in [whole.len() / 2, 64, 20] {
+            let error = decode(&whole[..cut], limits()).unwrap_err();
+            assert!(matches!(error, ImagingError::Corrupt(_)), "cut at {cut}: {error:?}");
+            assert!(error.to_string().contains("HEIC"), "{error}");
+        }
+    }
+
+    #[test]
+    fn a_heic_over_the_pixel_limit_is_refused_before_decoding() {
+        let limits = DecodeLimits::from(Limits { max_pixels: 100_000, ..Limits::default() });
+        let error = decode(&fixture("coffee-rotate90.heic"), limits).unwrap_err();
+        assert!(matches!(error, ImagingError::TooManyPixels(_)), "{error:?}");
+    }
+
+    #[test]
+    fn an_avif_is_not_taken_for_a_heic() {
+        let mut avif = fixture("coffee-rotate90.heic");
+        // The same box structure with AVIF's brands instead of HEIC's.
+        avif[8..12].copy_from_slice(b"avif");
+        avif[20..24].copy_from_slice(b"avif");
+        avif[24..28].copy_from_slice(b"miaf");
+        let error = probe(&avif).unwrap_err();
+        assert!(matches!(error, ImagingError::UnsupportedFormat { .. }), "{error:?}");
+    }
+}
+
+#[test]
+fn a_heic_declares_its_size_in_its_first_bytes() {
+    // What intake reads before a file has all arrived: the stored size (sideways here), for
+    // the limits; a build without HEIC refuses it instead.
+    let bytes = fixture("coffee-rotate90.heic");
+    let probed = probe(&bytes[..4096]);
+    if darkroom_imaging::HEIC_SUPPORTED {
+        assert_eq!(probed.unwrap().dimensions, Some((400, 600)));
+    } else {
+        assert!(matches!(probed, Err(ImagingError::UnsupportedFormat { .. })), "{probed:?}");
+    }
+}

@@ -16,6 +16,10 @@ use std::fmt;
 #[template(path = "upload.html")]
 struct UploadPage {
     limits: Limits,
+    /// Whether this build decodes HEIC (feature `heic`): the file picker offers it then.
+    heic: bool,
+    /// The upload formats, as told to users.
+    formats: &'static str,
 }
 
 #[derive(Template)]
@@ -87,7 +91,14 @@ fn html(status: StatusCode, page: &impl Template) -> HttpResponse {
 
 #[get("/")]
 pub async fn upload_page(state: web::Data<AppState>) -> HttpResponse {
-    html(StatusCode::OK, &UploadPage { limits: state.settings.limits })
+    html(
+        StatusCode::OK,
+        &UploadPage {
+            limits: state.settings.limits,
+            heic: darkroom_imaging::HEIC_SUPPORTED,
+            formats: darkroom_imaging::SUPPORTED_FORMATS,
+        },
+    )
 }
 
 #[post("/jobs")]

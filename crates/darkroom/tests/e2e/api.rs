@@ -10,6 +10,7 @@ crate::on_every_backend!(
     bad_requests_get_clear_json_errors,
     only_the_owner_changes_a_job_and_batches_are_idempotent,
     the_plain_html_form_creates_a_job_without_javascript,
+    an_iphone_heic_photo_is_taken_or_refused_by_what_the_build_decodes,
 );
 
 const RECIPE: &str = r#"{"ops":[{"op":"crop","aspect":"4:3"},{"op":"recolor","mode":"grayscale"},{"op":"thumbnail","size":300}],"format":"jpeg","quality":90}"#;
@@ -424,4 +425,40 @@ fn cross_site_posts_are_refused_and_originals_are_the_owner_s_alone() {
         );
         assert_eq!(reply.header("referrer-policy"), Some("same-origin"), "{url}");
     }
+}
+
+/// A HEIC from a phone: processed upright like a JPEG by a build with the `heic` feature (the
+/// test command's), refused at upload with what to do by one without.
+fn an_iphone_heic_photo_is_taken_or_refused_by_what_the_build_decodes(backend: Backend) {
+    let app = TestApp::serve(&backend, &[]);
+    let heic = fixture("coffee-rotate90.heic");
+    let created =
+        create_job(app.server.url(), RECIPE, &[("IMG_0042.HEIC", &heic), ("coffee.jpg", &fixture("coffee.jpg"))]);
+    if !cfg!(feature = "heic") {
+        assert_eq!(created.status, 201, "{}", created.text());
+        let body = created.json();
+        let rejected = &body["rejected"][0];
+        assert_eq!(rejected["name"], "IMG_0042.HEIC", "{body:#}");
+        assert_eq!(rejected["error"]["code"], "unsupported_format");
+        assert!(rejected["error"]["message"].as_str().unwrap().contains("export them as JPEG"), "{body:#}");
+        return;
+    }
+    assert_eq!(created.status, 201, "{}", created.text());
+    let job = created.json();
+    assert_eq!(job["photos"].as_array().unwrap().len(), 2, "{job:#}");
+    let view = wait_for_job(app.server.url(), job["id"].as_str().unwrap(), Duration::from_secs(120));
+    assert_eq!(view["state"], "done", "{view:#}");
+    let photo = &view["photos"][0];
+    assert_eq!(photo["name"], "IMG_0042.HEIC");
+    // Stored sideways with an irot box: upright, the 4:3 crop fitted into 300 px is 300×225.
+    let result = get(&app.url(output_url(photo, "result")));
+    assert_eq!(result.header("content-type"), Some("image/jpeg"));
+    assert_eq!(decode(&result.body).dimensions(), (300, 225));
+    let token = job["owner_token"].as_str().unwrap();
+    let original =
+        reply(agent().get(&app.url(photo["original_url"].as_str().unwrap())).header("X-Owner-Token", token).call());
+    assert_eq!(original.header("content-type"), Some("image/heic"));
+    assert_eq!(original.body, heic, "the original is kept as uploaded");
+    let archive = get(&app.url(&format!("/api/v1/jobs/{}/archive.zip", job["id"].as_str().unwrap())));
+    assert_eq!(zip_entry_names(&archive.body), ["IMG_0042.jpg", "coffee.jpg"]);
 }

@@ -98,6 +98,12 @@ fn dockerfile_is_multi_stage_non_root_and_builds_the_aws_backend() {
     if dockerfile.contains("turbojpeg") {
         assert!(dockerfile.contains("cmake") && dockerfile.contains("nasm"), "turbojpeg needs cmake and nasm");
     }
+    if dockerfile.contains(",heic") {
+        // libheif is built from source against libde265, which the runtime image must have too.
+        assert!(dockerfile.contains("libde265-dev") && dockerfile.contains("pkg-config"), "heic needs libde265-dev");
+        let runtime = dockerfile.rsplit("FROM ").next().unwrap();
+        assert!(runtime.contains("libde265-0"), "the runtime image lacks libde265 for HEIC");
+    }
     let user = dockerfile.lines().rev().find(|l| l.starts_with("USER ")).unwrap();
     assert_ne!(user.trim(), "USER root");
     assert!(dockerfile.contains("ENTRYPOINT [\"darkroom\"]"));

@@ -229,7 +229,7 @@ impl Reply {
     }
 }
 
-fn reply(response: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
+pub fn reply(response: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
     let mut response = response.expect("HTTP request completes");
     let status = response.status().as_u16();
     let headers =
