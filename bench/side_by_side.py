@@ -16,6 +16,7 @@ baselines, corpus = sys.argv[2:4]
 RUNS = int(os.environ.get("RUNS", "3"))
 CPU = os.environ.get("BENCH_CPU", "1")
 pil_bench = os.path.join(baselines, "pil_bench.py")
+pil_margin = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pillow_draft_margin.py")
 files = sorted(glob.glob(os.path.join(corpus, "*.jpg")))
 if not files:
     sys.exit(f"no .jpg files in {corpus}: fetch the corpus with {baselines}/fetch-corpus.sh {corpus}")
@@ -67,6 +68,7 @@ TOOLS = {
         **{label: (lambda d: lambda o, fs: darkroom_pipe(d, o, fs))(binary) for label, binary in builds.items()},
         "pillow-pipe": lambda o, fs: [py, pil_bench, "pil-pipe", o] + fs,
         "pillow-pipe-draft": lambda o, fs: [py, pil_bench, "pil-pipe-draft", o] + fs,
+        "pillow-pipe-draft-2x": lambda o, fs: [py, pil_margin, o] + fs,
         "pyvips-pipe": lambda o, fs: [py, pil_bench, "vips-pipe", o] + fs,
         "imagemagick-pipe": lambda o, fs: ["mogrify", "-path", o] + IM_PIPE + fs,
     },
@@ -145,6 +147,7 @@ for label, darkroom in builds.items():
 rows += [
     ("pillow-pipe", "pipe1024", [py, pil_bench, "pil-pipe", work, photo24]),
     ("pillow-pipe-draft", "pipe1024", [py, pil_bench, "pil-pipe-draft", work, photo24]),
+    ("pillow-pipe-draft-2x", "pipe1024", [py, pil_margin, work, photo24]),
     ("pillow-draft-thumb", "thumb256", [py, pil_bench, "pil-thumb", work, photo24]),
     ("vipsthumbnail", "thumb256", ["vipsthumbnail", "-s", "256", "-o", work + "/%s.v.jpg[Q=85,strip]", photo24]),
 ]

@@ -420,8 +420,7 @@ fn decode_at_least_probed(
 ) -> Result<Photo, ImagingError> {
     // Photos too small for even a 1/2 scale go straight to the full decoder, without a
     // first walk over the JPEG's markers that the full decoder would repeat.
-    let worth_scaling =
-        probed.dimensions.is_none_or(|(width, height)| needed_long_side.saturating_mul(2) <= width.max(height));
+    let worth_scaling = probed.dimensions.is_none_or(|(width, height)| scales_down(width.max(height), needed_long_side));
     if probed.format == SourceFormat::Jpeg && worth_scaling && jpeg_is_complete(bytes) {
         if let Some(decoded) = decode_scaled_jpeg(bytes, limits, needed_long_side) {
             return decoded;
@@ -457,8 +456,8 @@ fn decode_scaled_jpeg(
         return Some(Err(ImagingError::TooManyPixels(reason)));
     }
     let long_side = width.max(height);
-    if needed_long_side.saturating_mul(2) > long_side {
-        return None; // not even a 1/2 scale would do: nothing to gain
+    if !scales_down(long_side, needed_long_side) {
+        return None; // not even the largest reduced scale would do: nothing to gain
     }
     decoder.set_max_decoding_buffer_size(usize::try_from(limits.max_alloc_bytes).unwrap_or(usize::MAX));
     let orientation = decoder.exif_data().and_then(Orientation::from_exif_chunk).unwrap_or(Orientation::NoTransforms);
@@ -482,6 +481,14 @@ fn decode_scaled_jpeg(
     );
     tracing::debug!(width, height, scaled_width, scaled_height, "JPEG decoded at reduced scale");
     Some(Ok(photo))
+}
+
+/// Whether a JPEG whose long side is `long_side` can be decoded at a reduced DCT scale and
+/// still reach `needed_long_side`: at 1/2 with the pure-Rust decoder (its scales are 1/8, 1/4
+/// and 1/2), at 7/8 with libjpeg-turbo (which scales by any n/8).
+fn scales_down(long_side: u32, needed_long_side: u32) -> bool {
+    let (numerator, denominator) = if cfg!(feature = "turbojpeg") { (7, 8) } else { (1, 2) };
+    u64::from(needed_long_side) * denominator <= u64::from(long_side) * numerator
 }
 
 /// The pixels of a JPEG at the smallest DCT scale (1/8, 1/4, 1/2) whose long side still
@@ -516,8 +523,9 @@ fn scaled_pixels(
     image.map(Ok)
 }
 
-/// The same with libjpeg-turbo (feature `turbojpeg`): its SIMD Huffman and IDCT code make
-/// thumbnails about 1.4× faster than with the pure-Rust decoder (bench/RESULTS.md).
+/// The same with libjpeg-turbo (feature `turbojpeg`), at any scale n/8: its Huffman and SIMD
+/// IDCT code make thumbnails about 1.4× faster than with the pure-Rust decoder
+/// (bench/RESULTS.md).
 /// Metadata still comes from jpeg-decoder's header parse.
 #[cfg(feature = "turbojpeg")]
 fn scaled_pixels(
@@ -529,9 +537,9 @@ fn scaled_pixels(
     let info = decoder.info()?;
     let long_side = usize::from(info.width.max(info.height));
     let needed = usize::try_from(needed_long_side).ok()?;
-    let factor = [ScalingFactor::ONE_EIGHTH, ScalingFactor::ONE_QUARTER, ScalingFactor::ONE_HALF]
-        .into_iter()
-        .find(|factor| factor.scale(long_side) >= needed)?;
+    // The smallest n/8 that still reaches the size needed: a crop that needs 0.6 of the photo
+    // decodes at 5/8, not in full (libjpeg-turbo has an IDCT for each n×n).
+    let factor = (1..8).map(|eighths| ScalingFactor::new(eighths, 8)).find(|factor| factor.scale(long_side) >= needed)?;
     let mut decompressor = turbojpeg::Decompressor::new().ok()?;
     let header = decompressor.read_header(bytes).ok()?;
     decompressor.set_scaling_factor(factor).ok()?;

@@ -140,8 +140,8 @@ fn shrink_on_load_keeps_orientation_and_original_coordinates() {
     let recipe = Recipe::from_json(r#"{"ops":[{"op":"crop","x":300,"y":200,"width":300,"height":200}]}"#).unwrap();
     let cropped = apply_ops(scaled.clone(), &recipe.ops).unwrap();
     assert_eq!((cropped.width() * 2, cropped.height() * 2), (scaled.width(), scaled.height()));
-    // Photos too small to gain from it decode in full.
-    assert_eq!(decode_at_least(&fixture("chelsea.jpg"), limits(), 300).unwrap().width(), 451);
+    // Photos too small to gain from it (no scale below 1 reaches the size) decode in full.
+    assert_eq!(decode_at_least(&fixture("chelsea.jpg"), limits(), 440).unwrap().width(), 451);
 }
 
 #[test]
@@ -162,9 +162,11 @@ fn a_crop_then_resize_recipe_decodes_small_and_gives_the_same_picture() {
     let mean_diff: f64 = fast.as_raw().iter().zip(full.as_raw()).map(|(a, b)| f64::from(a.abs_diff(*b))).sum::<f64>()
         / fast.as_raw().len() as f64;
     assert!(mean_diff < 3.0, "shrink-on-load result differs by {mean_diff:.2} on average");
-    // Retouching before the thumbnail works at the size the recipe ends at too...
+    // Retouching before the thumbnail works at the size the recipe ends at too (twice the
+    // thumbnail: 1/2 scale with jpeg-decoder, 3/8 with libjpeg-turbo)...
     let redeye = Recipe::from_json(r#"{"ops":[{"op":"redeye"},{"op":"thumbnail","size":96}]}"#).unwrap();
-    assert_eq!(decode_for_ops(&bytes, limits(), &redeye.ops, 0).unwrap().width(), 256);
+    let retouched_at = decode_for_ops(&bytes, limits(), &redeye.ops, 0).unwrap().width();
+    assert!((192..512).contains(&retouched_at), "decoded {retouched_at} px wide");
     // ... but a recipe that needs every pixel first decodes in full.
     let sharpen =
         Recipe::from_json(r#"{"ops":[{"op":"customize","sharpen":1},{"op":"thumbnail","size":96}]}"#).unwrap();
