@@ -14,6 +14,7 @@
 # DARKROOM_SKIP_LOCALSTACK=1 runs the embedded-backend tests only (no Python needed).
 # DARKROOM_SKIP_TURBOJPEG=1 skips the second imaging run with libjpeg-turbo (needs cmake, nasm).
 # DARKROOM_SKIP_FUZZ=1 skips the short fuzzing run (fuzz/run.sh).
+# DARKROOM_SKIP_CFN_LINT=1 skips linting the AWS template (deploy/aws/lint.sh, cfn-lint).
 # DARKROOM_SKIP_HEIC=1 builds without HEIC decoding (feature `heic`: cmake, libde265-dev).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -74,6 +75,11 @@ else
 fi
 
 cargo test --workspace --locked --features "$features" "$@"
+
+# The AWS template through cfn-lint (PyPI, cached virtualenv); DARKROOM_SKIP_CFN_LINT=1 skips it.
+if [ "${DARKROOM_SKIP_CFN_LINT:-0}" != 1 ] && [ $# = 0 ]; then
+  deploy/aws/lint.sh
+fi
 
 # A short coverage-guided fuzzing run of every input parser (15 s per target; cargo-fuzz is
 # installed once from crates.io). FUZZ_SECONDS=3600 fuzz/run.sh runs longer.

@@ -72,9 +72,11 @@ pub async fn run(
     metrics: Option<PrometheusHandle>,
 ) -> anyhow::Result<()> {
     let backends = backends::open(&settings).await?;
-    let embedded_serve = roles.web && roles.worker && roles.status && settings.backend == crate::config::Backend::Local;
-    if embedded_serve || settings.auto_setup {
-        // The embedded mode needs no separate setup step.
+    // The embedded backend needs no separate setup step, whichever role a process plays: each
+    // creates the data directory and queues it needs (idempotent, safe to race), so `web`,
+    // `worker` and `status` sharing a --data-dir start in any order. On AWS, creating queues
+    // and buckets is an operator's decision (`darkroom setup`, or --auto-setup).
+    if settings.backend == crate::config::Backend::Local || settings.auto_setup {
         backends::setup(&settings, &backends).await?;
     }
     let shutdown = CancellationToken::new();

@@ -67,11 +67,16 @@ impl Backend {
 
     /// Runs `darkroom setup` with the default settings plus `args`.
     pub fn setup_plain(&self, data_dir: &Path, args: &[&str]) {
-        let mut command = Command::new(BIN);
-        command.args(["setup", "--data-dir", data_dir.to_str().unwrap()]).args(args);
-        self.configure(&mut command);
-        let output = command.output().unwrap();
+        let output = self.run(data_dir, &[&["setup"], args].concat());
         assert!(output.status.success(), "setup failed: {}", String::from_utf8_lossy(&output.stderr));
+    }
+
+    /// Runs `darkroom ARGS` on this backend to its end.
+    pub fn run(&self, data_dir: &Path, args: &[&str]) -> std::process::Output {
+        let mut command = Command::new(BIN);
+        command.args(args).args(["--data-dir", data_dir.to_str().unwrap()]);
+        self.configure(&mut command);
+        command.output().unwrap()
     }
 }
 

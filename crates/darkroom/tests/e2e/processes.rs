@@ -7,19 +7,25 @@ use std::time::Duration;
 crate::on_every_backend!(separate_web_worker_and_status_processes_share_one_store_and_queues);
 
 fn separate_web_worker_and_status_processes_share_one_store_and_queues(backend: Backend) {
-    let data = tempfile::tempdir().unwrap();
-    backend.setup(data.path());
+    let scratch = tempfile::tempdir().unwrap();
+    // On the embedded backend the processes create the data directory and queues themselves,
+    // as the README's example runs them; on AWS that is `darkroom setup`'s job.
+    let data = scratch.path().join("data");
+    if !backend.is_local() {
+        backend.setup(&data);
+    }
+    let data = data.as_path();
 
     let mut args = vec!["web"];
     args.extend_from_slice(FAST);
-    let web = Process::start(&backend, data.path(), &args, true);
+    let web = Process::start(&backend, data, &args, true);
     let mut worker_args = vec!["worker", "--metrics-listen", "127.0.0.1:0"];
     worker_args.extend_from_slice(FAST);
-    let worker_a = Process::start(&backend, data.path(), &worker_args, true);
-    let _worker_b = Process::start(&backend, data.path(), &worker_args, true);
+    let worker_a = Process::start(&backend, data, &worker_args, true);
+    let _worker_b = Process::start(&backend, data, &worker_args, true);
     let mut status_args = vec!["status"];
     status_args.extend_from_slice(FAST);
-    let _status = Process::start(&backend, data.path(), &status_args, false);
+    let _status = Process::start(&backend, data, &status_args, false);
 
     let photos = ["astronaut.jpg", "chelsea.jpg", "rocket.jpg", "coffee.jpg"];
     let files: Vec<(&str, Vec<u8>)> = photos.iter().map(|n| (*n, fixture(n))).collect();
@@ -50,11 +56,13 @@ fn separate_web_worker_and_status_processes_share_one_store_and_queues(backend: 
     assert!(metrics.contains("darkroom_queue_backlog"), "{metrics}");
 }
 
+/// On AWS nothing is created behind the operator's back: a worker started before `darkroom
+/// setup` stops and says what to run.
 #[test]
-fn a_worker_refuses_to_start_before_setup_and_says_why() {
+fn a_worker_on_aws_refuses_to_start_before_setup_and_says_why() {
+    let Some(backend) = Backend::localstack() else { return };
     let data = tempfile::tempdir().unwrap();
-    let output =
-        std::process::Command::new(BIN).args(["worker", "--data-dir", data.path().to_str().unwrap()]).output().unwrap();
+    let output = backend.run(data.path(), &["worker"]);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("darkroom setup"), "{stderr}");
