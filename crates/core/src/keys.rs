@@ -74,6 +74,16 @@ pub fn batch_reply(job: &JobId, idempotency_key_sha256: &str) -> String {
     format!("jobs/{job}/batches/{idempotency_key_sha256}.json")
 }
 
+/// Where a job's photo seats are (see the web tier's `seats`): one object per photo it holds.
+pub fn seats_prefix(job: &JobId) -> String {
+    format!("jobs/{job}/seats/")
+}
+
+/// Seat `n` of a job.
+pub fn seat(job: &JobId, n: usize) -> String {
+    format!("jobs/{job}/seats/{n:05}")
+}
+
 pub fn photos_prefix(job: &JobId) -> String {
     format!("jobs/{job}/photos/")
 }

@@ -420,7 +420,8 @@ fn decode_at_least_probed(
 ) -> Result<Photo, ImagingError> {
     // Photos too small for even a 1/2 scale go straight to the full decoder, without a
     // first walk over the JPEG's markers that the full decoder would repeat.
-    let worth_scaling = probed.dimensions.is_none_or(|(width, height)| scales_down(width.max(height), needed_long_side));
+    let worth_scaling =
+        probed.dimensions.is_none_or(|(width, height)| scales_down(width.max(height), needed_long_side));
     if probed.format == SourceFormat::Jpeg && worth_scaling && jpeg_is_complete(bytes) {
         if let Some(decoded) = decode_scaled_jpeg(bytes, limits, needed_long_side) {
             return decoded;
@@ -539,7 +540,8 @@ fn scaled_pixels(
     let needed = usize::try_from(needed_long_side).ok()?;
     // The smallest n/8 that still reaches the size needed: a crop that needs 0.6 of the photo
     // decodes at 5/8, not in full (libjpeg-turbo has an IDCT for each n×n).
-    let factor = (1..8).map(|eighths| ScalingFactor::new(eighths, 8)).find(|factor| factor.scale(long_side) >= needed)?;
+    let factor =
+        (1..8).map(|eighths| ScalingFactor::new(eighths, 8)).find(|factor| factor.scale(long_side) >= needed)?;
     let mut decompressor = turbojpeg::Decompressor::new().ok()?;
     let header = decompressor.read_header(bytes).ok()?;
     decompressor.set_scaling_factor(factor).ok()?;

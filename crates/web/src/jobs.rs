@@ -4,11 +4,12 @@
 //! if sending fails, everything stored for the request is deleted again (503), so no job
 //! is left looking queued with nothing in the queue.
 
+use crate::seats::Seats;
 use crate::upload::{self, AcceptedPhoto, BodyReader, Intake};
 use crate::view::load_photo;
 use crate::{ApiError, AppState};
 use darkroom_core::job::{PhotoState, MANIFEST_VERSION};
-use darkroom_core::keys::{self, PhotoKey};
+use darkroom_core::keys;
 use darkroom_core::{
     now_millis, DeletionCause, ErrorCode, JobId, JobManifest, OwnerToken, PhotoId, PhotoManifest, Recipe,
 };
@@ -64,7 +65,8 @@ fn nothing_acceptable(intake: &Intake) -> ApiError {
 
 pub async fn create(state: &AppState, body: BodyReader, source: RecipeSource) -> Result<CreatedJob, ApiError> {
     let job = JobId::generate();
-    let mut intake = upload::receive(state, &job, body, state.settings.limits.max_photos_per_job).await?;
+    let mut seats = Seats::for_new_job(&job, state.settings.limits.max_photos_per_job);
+    let mut intake = upload::receive(state, &job, body, &mut seats).await?;
     let recipe = match recipe_from(source, &intake) {
         Ok(recipe) => recipe,
         Err(error) => {
@@ -111,15 +113,10 @@ pub async fn create(state: &AppState, body: BodyReader, source: RecipeSource) ->
     Ok(CreatedJob { manifest, token, intake })
 }
 
-async fn count_photos(state: &AppState, job: &JobId) -> Result<usize, ApiError> {
-    let listed = state.store.list(&keys::photos_prefix(job)).await?;
-    Ok(listed.iter().filter(|o| matches!(keys::classify(job, &o.key), PhotoKey::Manifest { .. })).count())
-}
-
 pub async fn add_photos(state: &AppState, manifest: &JobManifest, body: BodyReader) -> Result<Intake, ApiError> {
     let job = &manifest.id;
-    let room = state.settings.limits.max_photos_per_job.saturating_sub(count_photos(state, job).await?);
-    let mut intake = upload::receive(state, job, body, room).await?;
+    let mut seats = Seats::of_existing_job(state.store.as_ref(), job, state.settings.limits.max_photos_per_job).await?;
+    let mut intake = upload::receive(state, job, body, &mut seats).await?;
     if intake.accepted.is_empty() {
         intake.discard().await;
         return Err(nothing_acceptable(&intake));

@@ -15,6 +15,7 @@ mod names;
 mod owner;
 mod pages;
 mod rate_limit;
+mod seats;
 mod security;
 mod slots;
 mod upload;

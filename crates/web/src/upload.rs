@@ -10,6 +10,7 @@
 //! someone else (see `slots.rs`).
 
 use crate::names::display_name;
+use crate::seats::Seats;
 use crate::slots::{Refused, UploadSlot, UploadSlots};
 use crate::{ApiError, AppState};
 use actix_multipart::{Field, Multipart};
@@ -265,8 +266,13 @@ impl BodyReader {
     }
 }
 
-/// Reads the whole multipart body. `room` is how many more photos the job may take.
-pub async fn receive(state: &AppState, job: &JobId, mut body: BodyReader, room: usize) -> Result<Intake, ApiError> {
+/// Reads the whole multipart body; each accepted photo takes one of the job's `seats`.
+pub async fn receive(
+    state: &AppState,
+    job: &JobId,
+    mut body: BodyReader,
+    seats: &mut Seats,
+) -> Result<Intake, ApiError> {
     let mut intake = Intake {
         fields: HashMap::new(),
         accepted: Vec::new(),
@@ -278,18 +284,36 @@ pub async fn receive(state: &AppState, job: &JobId, mut body: BodyReader, room: 
         let field_name = field.name().unwrap_or("").to_owned();
         if field_name == "photos" || field_name == "photos[]" {
             let name = display_name(field.content_disposition().and_then(|cd| cd.get_filename()));
-            let verdict = if intake.accepted.len() >= room {
-                Err(PhotoError::new(
+            let job_full = || {
+                PhotoError::new(
                     ErrorCode::TooManyPhotos,
                     format!("a job holds at most {} photos", state.settings.limits.max_photos_per_job),
-                ))
+                )
+            };
+            let mut verdict = if seats.full() {
+                Err(job_full())
             } else {
                 store_photo(state, job, &mut body, &mut field, position).await?
             };
+            if let Ok(photo) = &verdict {
+                let original = keys::original(job, &photo.id);
+                intake.guard.keys.push(original.clone());
+                // The seat is taken once the photo is known to be acceptable; another batch
+                // may have taken the last one meanwhile.
+                match seats.take(state.store.as_ref()).await? {
+                    Some(seat) => intake.guard.keys.push(seat),
+                    None => {
+                        intake.guard.keys.retain(|key| key != &original);
+                        if let Err(error) = state.store.delete(&original).await {
+                            tracing::warn!(job_id = %job, key = original, error.message = %error, "could not delete an original the job had no room for");
+                        }
+                        verdict = Err(job_full());
+                    }
+                }
+            }
             match verdict {
                 Ok(mut photo) => {
                     photo.name = name;
-                    intake.guard.keys.push(keys::original(job, &photo.id));
                     intake.accepted.push(photo);
                     position += 1;
                 }

@@ -11,6 +11,7 @@ crate::on_every_backend!(
     only_the_owner_changes_a_job_and_batches_are_idempotent,
     the_plain_html_form_creates_a_job_without_javascript,
     an_iphone_heic_photo_is_taken_or_refused_by_what_the_build_decodes,
+    the_photo_limit_holds_when_batches_race_for_the_last_seats,
 );
 
 const RECIPE: &str = r#"{"ops":[{"op":"crop","aspect":"4:3"},{"op":"recolor","mode":"grayscale"},{"op":"thumbnail","size":300}],"format":"jpeg","quality":90}"#;
@@ -461,4 +462,47 @@ fn an_iphone_heic_photo_is_taken_or_refused_by_what_the_build_decodes(backend: B
     assert_eq!(original.body, heic, "the original is kept as uploaded");
     let archive = get(&app.url(&format!("/api/v1/jobs/{}/archive.zip", job["id"].as_str().unwrap())));
     assert_eq!(zip_entry_names(&archive.body), ["IMG_0042.jpg", "coffee.jpg"]);
+}
+
+/// Eight batches of two photos sent at once to a job with room for eight more: the limit
+/// holds (each photo takes a seat with a conditional create), no batch gets more than it
+/// should, and every photo that was refused is told why.
+fn the_photo_limit_holds_when_batches_race_for_the_last_seats(backend: Backend) {
+    let app = TestApp::serve(&backend, &["--max-photos", "10"]);
+    let base = app.server.url().to_owned();
+    let photo = fixture("chelsea.jpg");
+    let created =
+        create_job(&base, r#"{"ops":[{"op":"thumbnail","size":64}]}"#, &[("a.jpg", &photo), ("b.jpg", &photo)]);
+    assert_eq!(created.status, 201, "{}", created.text());
+    let job = created.json();
+    let (id, token) = (job["id"].as_str().unwrap().to_owned(), job["owner_token"].as_str().unwrap().to_owned());
+    let start = std::sync::Arc::new(std::sync::Barrier::new(8));
+    let batches: Vec<_> = (0..8)
+        .map(|batch| {
+            let (base, id, token, photo, start) =
+                (base.clone(), id.clone(), token.clone(), photo.clone(), start.clone());
+            std::thread::spawn(move || {
+                let (first, second) = (format!("{batch}-1.jpg"), format!("{batch}-2.jpg"));
+                let (content_type, body) =
+                    multipart(&[Part::File("photos", &first, &photo), Part::File("photos", &second, &photo)]);
+                start.wait();
+                post(&format!("{base}/api/v1/jobs/{id}/photos"), &[("X-Owner-Token", &token)], &content_type, &body)
+            })
+        })
+        .collect();
+    let (mut accepted, mut refused) = (0, 0);
+    for batch in batches {
+        let reply = batch.join().unwrap();
+        let body = reply.json();
+        assert!(reply.status == 201 || reply.status == 400, "{}: {}", reply.status, reply.text());
+        accepted += body["photos"].as_array().map_or(0, Vec::len);
+        for rejected in body["rejected"].as_array().into_iter().flatten() {
+            assert_eq!(rejected["error"]["code"], "too_many_photos", "{body:#}");
+            refused += 1;
+        }
+    }
+    assert_eq!((accepted, refused), (8, 8), "8 seats were left for 16 photos");
+    let view = wait_for_job(&base, &id, Duration::from_secs(120));
+    assert_eq!(view["photos"].as_array().unwrap().len(), 10, "{view:#}");
+    assert_eq!(view["state"], "done", "{view:#}");
 }
