@@ -15,12 +15,21 @@ function el(tag, attrs = {}, ...children) {
 
 function output(photo, name) { return (photo.outputs || []).find((o) => o.name === name); }
 
+// Where a photo is, in words: as PhotoView::label says it on the server-rendered page.
+const STAGE_WORDS = { quick: "processing", slow: "retouching" };
+function label(photo) {
+  const stage = photo.stage && (STAGE_WORDS[photo.stage] || photo.stage);
+  if (photo.state === "queued" && stage) return `waiting for ${stage}`;
+  if (photo.state === "processing" && stage) return stage;
+  return photo.state;
+}
+
 function card(photo) {
   const thumb = output(photo, "thumb");
   const result = output(photo, "result");
   const box = el("div", { class: "thumb" }, thumb ? el("img", { src: thumb.url, alt: photo.name, loading: "lazy" }) : el("span", { class: "placeholder" }, photo.state));
-  const node = el("article", { class: `card state-${photo.state}`, "data-photo-id": photo.id }, box,
-    el("div", { class: "meta" }, el("span", { class: "name", title: photo.name }, photo.name), el("span", { class: `badge state-${photo.state}` }, photo.state)));
+  const node = el("article", { class: `card state-${photo.state} stage-${photo.stage || "none"}`, "data-photo-id": photo.id }, box,
+    el("div", { class: "meta" }, el("span", { class: "name", title: photo.name }, photo.name), el("span", { class: `badge state-${photo.state}` }, label(photo))));
   if (photo.error) node.append(el("p", { class: "error" }, photo.error.message));
   if (result) {
     node.append(el("p", { class: "links" }, el("a", { href: result.url }, "Result"), " · ", el("a", { href: photo.original_url }, "Original"), " · ", el("a", { href: result.url + "?download=1" }, "Download")));

@@ -129,6 +129,10 @@ pub struct EventDoc {
     /// How many times in a row the reconciler has had to restart this photo.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub recoveries: u32,
+    /// A `processing` event that records a hand-over: the photo is waiting in `stage`'s
+    /// queue, not yet taken by one of its workers (shown as `queued` at that stage).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub waiting: bool,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -148,6 +152,16 @@ impl EventDoc {
             recipe: None,
             reason: None,
             recoveries: 0,
+            waiting: false,
+        }
+    }
+
+    /// The state users see: a hand-over to the next stage is `queued` there.
+    pub fn shown_state(&self) -> PhotoState {
+        if self.waiting && self.state == PhotoState::Processing {
+            PhotoState::Queued
+        } else {
+            self.state
         }
     }
 }

@@ -111,12 +111,24 @@ pub fn intermediate(job: &JobId, photo: &PhotoId, attempt: u32, after_segment: u
     format!("jobs/{job}/photos/{photo}/a{attempt}/segment-{after_segment}.png")
 }
 
-/// The step of every event but `processing` (whose step is its pipeline segment).
+/// The step of every event but `processing` (see [`processing_step`]).
 pub const TERMINAL_STEP: u32 = 0;
 
-/// A state event. `step` orders events of one state within an attempt: the pipeline
-/// segment for `processing` (so "processing in slow" follows "processing in quick"),
-/// [`TERMINAL_STEP`] otherwise.
+/// The step of a `processing` event: 2 × its pipeline segment while it runs there, one less
+/// while it waits in that segment's queue, so that "processing in quick" < "waiting for
+/// slow" < "processing in slow". (Events written before hand-overs were recorded used the
+/// segment itself; they still sort after the first segment's and before a later one's.)
+pub fn processing_step(segment: u32, waiting: bool) -> u32 {
+    let running = segment.saturating_mul(2);
+    if waiting {
+        running.saturating_sub(1)
+    } else {
+        running
+    }
+}
+
+/// A state event. `step` orders events of one state within an attempt: see
+/// [`processing_step`] for `processing`, [`TERMINAL_STEP`] otherwise.
 pub fn event(job: &JobId, photo: &PhotoId, attempt: u32, state: PhotoState, step: u32) -> String {
     format!("jobs/{job}/photos/{photo}/events/{attempt:06}-{}-{step:03}-{state}.json", state.rank())
 }

@@ -97,6 +97,11 @@ pub enum PhotoUpdate {
         /// Which segment of the plan is running (orders "processing" events).
         #[serde(default)]
         segment: u32,
+        /// Sent by the stage that forwards the photo: it is waiting in `stage`'s queue for
+        /// `segment`, not yet running. (A status process that predates the field reads
+        /// it as "processing" there, which is only less precise.)
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        waiting: bool,
     },
     Done {
         outputs: Vec<OutputInfo>,
@@ -182,10 +187,11 @@ impl PhotoResponse {
     /// The state event this response records, and its step (see [`crate::keys::event`]).
     pub fn event(&self) -> (u32, EventDoc) {
         match &self.update {
-            PhotoUpdate::Processing { stage, segment } => {
+            PhotoUpdate::Processing { stage, segment, waiting } => {
                 let mut event = EventDoc::new(self.attempt, PhotoState::Processing);
                 event.stage = Some(stage.clone());
-                (*segment, event)
+                event.waiting = *waiting;
+                (crate::keys::processing_step(*segment, *waiting), event)
             }
             PhotoUpdate::Done { outputs } => {
                 let mut event = EventDoc::new(self.attempt, PhotoState::Done);
@@ -257,10 +263,30 @@ mod tests {
             JobId::generate(),
             PhotoId::generate(),
             2,
-            PhotoUpdate::Processing { stage: "quick".into(), segment: 0 },
+            PhotoUpdate::Processing { stage: "quick".into(), segment: 0, waiting: false },
         );
         let json: serde_json::Value = serde_json::from_str(&response.encode()).expect("json");
         assert_eq!(json["state"], "processing");
         assert_eq!(json["attempt"], 2);
+        assert!(json.get("waiting").is_none(), "older status processes need not know the field");
+    }
+
+    #[test]
+    fn a_hand_over_sorts_between_the_two_stages_it_joins() {
+        let (job, photo) = (JobId::generate(), PhotoId::generate());
+        let progress = |segment, waiting| {
+            let response = PhotoResponse::new(
+                job.clone(),
+                photo.clone(),
+                1,
+                PhotoUpdate::Processing { stage: "any".into(), segment, waiting },
+            );
+            let (step, event) = response.event();
+            assert_eq!(event.shown_state(), if waiting { PhotoState::Queued } else { PhotoState::Processing });
+            crate::job::Progress::of(1, event.state).with_step(step)
+        };
+        assert!(progress(0, false) < progress(1, true));
+        assert!(progress(1, true) < progress(1, false));
+        assert!(progress(1, false) < progress(2, true));
     }
 }

@@ -79,6 +79,26 @@ impl PhotoView {
     pub fn output(&self, name: &str) -> Option<&OutputView> {
         self.outputs.iter().find(|output| output.name == name)
     }
+
+    /// Where the photo is, in words for the job page ("waiting for retouching"); static/job.js
+    /// says the same from the JSON view.
+    pub fn label(&self) -> String {
+        let stage = self.stage.as_deref().map(stage_words);
+        match (self.state, stage) {
+            (PhotoState::Queued, Some(stage)) => format!("waiting for {stage}"),
+            (PhotoState::Processing, Some(stage)) => stage.to_owned(),
+            (state, _) => state.as_str().to_owned(),
+        }
+    }
+}
+
+/// The default stages by what their workers do; another stage by its name.
+fn stage_words(stage: &str) -> &str {
+    match stage {
+        "quick" => "processing",
+        "slow" => "retouching",
+        other => other,
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -119,7 +139,7 @@ pub fn assemble(job: &JobManifest, photos: Vec<(PhotoManifest, Option<EventDoc>)
     let mut views: Vec<PhotoView> = photos
         .into_iter()
         .map(|(manifest, event)| {
-            let (state, attempt) = event.as_ref().map_or((PhotoState::Queued, 1), |e| (e.state, e.attempt));
+            let (state, attempt) = event.as_ref().map_or((PhotoState::Queued, 1), |e| (e.shown_state(), e.attempt));
             match state {
                 PhotoState::Queued => counts.queued += 1,
                 PhotoState::Processing => counts.processing += 1,

@@ -36,6 +36,7 @@ pub(crate) enum Step {
     AlreadyDone,
 }
 
+#[derive(Debug)]
 pub(crate) enum StepError {
     /// The store or a queue is unavailable: worth trying again later.
     Transient(String),
@@ -86,7 +87,8 @@ impl Worker {
                 "the request names a pipeline segment its plan does not have",
             )));
         };
-        let processing = PhotoUpdate::Processing { stage: segment.stage.clone(), segment: request.segment as u32 };
+        let processing =
+            PhotoUpdate::Processing { stage: segment.stage.clone(), segment: request.segment as u32, waiting: false };
         self.with_retries(delivery, "reporting progress", || self.respond(request, processing.clone())).await?;
         let bytes = self.with_retries(delivery, "reading the photo", || self.read_input(request)).await?;
         let rendered = self.render_within_budget(request, &segment.stage, bytes).await?;
@@ -230,6 +232,13 @@ impl Worker {
                     .await
                     .map_err(|e| queue_error("forwarding to the next stage", e))?;
                 tracing::info!(next_stage = %next_stage, "segment done; forwarded");
+                // Tell the job view the photo now waits at the next stage. Best effort: the
+                // forward is what matters, and that stage's own report supersedes this one.
+                let waiting =
+                    PhotoUpdate::Processing { stage: next_stage.clone(), segment: next.segment as u32, waiting: true };
+                if let Err(error) = self.respond(request, waiting).await {
+                    tracing::warn!(next_stage = %next_stage, error = ?error, "could not report the hand-over; the view shows the photo in the previous stage until the next one starts it");
+                }
                 Ok(Step::Forwarded)
             }
         }

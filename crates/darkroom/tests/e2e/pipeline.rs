@@ -7,7 +7,8 @@ use std::time::Duration;
 
 crate::on_every_backend!(
     a_recipe_spanning_stages_is_forwarded_between_stage_queues,
-    red_eye_and_teeth_run_in_the_slow_stage_and_fix_the_photo
+    red_eye_and_teeth_run_in_the_slow_stage_and_fix_the_photo,
+    a_photo_handed_to_a_stage_with_no_worker_shows_as_waiting_there,
 );
 
 fn red_eye_and_teeth_run_in_the_slow_stage_and_fix_the_photo(backend: Backend) {
@@ -49,5 +50,38 @@ fn a_recipe_spanning_stages_is_forwarded_between_stage_queues(backend: Backend) 
     assert!(
         rgb.pixels().all(|p| p[0].abs_diff(p[1]) <= 8 && p[1].abs_diff(p[2]) <= 8),
         "the slow stage's grayscale is in the result"
+    );
+}
+
+/// With only quick workers running, a retouching recipe's photo is shown waiting at the slow
+/// stage (not "processing", not stuck at quick); a slow worker then finishes it.
+fn a_photo_handed_to_a_stage_with_no_worker_shows_as_waiting_there(backend: Backend) {
+    let scratch = tempfile::tempdir().unwrap();
+    let data = scratch.path();
+    if !backend.is_local() {
+        backend.setup(data);
+    }
+    let web = Process::start(&backend, data, &[&["web"], FAST].concat(), true);
+    let _status = Process::start(&backend, data, &[&["status"], FAST].concat(), false);
+    let quick_args = [&["worker", "--stage", "quick", "--metrics-listen", "127.0.0.1:0"], FAST].concat();
+    let _quick = Process::start(&backend, data, &quick_args, true);
+    let recipe = r#"{"ops":[{"op":"crop","aspect":"1:1"},{"op":"redeye"},{"op":"thumbnail","size":128}]}"#;
+    let created = create_job(web.url(), recipe, &[("portrait.png", &fixture("astronaut-redeye.png"))]);
+    assert_eq!(created.status, 201, "{}", created.text());
+    let id = created.json()["id"].as_str().unwrap().to_owned();
+    let view = wait_for_view(web.url(), &id, Duration::from_secs(60), |v| v["photos"][0]["stage"] == "slow");
+    let photo = &view["photos"][0];
+    assert_eq!(photo["state"], "queued", "{view:#}");
+    assert_eq!(view["state"], "queued", "nothing is running: {view:#}");
+    let page = get(&format!("{}/jobs/{id}", web.url())).text();
+    assert!(page.contains("waiting for retouching"), "{page}");
+
+    let slow_args = [&["worker", "--stage", "slow", "--metrics-listen", "127.0.0.1:0"], FAST].concat();
+    let _slow = Process::start(&backend, data, &slow_args, true);
+    let view = wait_for_job(web.url(), &id, Duration::from_secs(120));
+    assert_eq!(view["state"], "done", "{view:#}");
+    assert_eq!(
+        decode(&get(&format!("{}{}", web.url(), output_url(&view["photos"][0], "result"))).body).dimensions(),
+        (128, 128)
     );
 }
