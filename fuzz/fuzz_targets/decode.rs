@@ -16,4 +16,6 @@ fuzz_target!(|data: &[u8]| {
         assert!(u64::from(photo.width()) * u64::from(photo.height()) <= 4_000_000);
     }
     let _ = darkroom_imaging::decode_at_least(data, limits, 64);
+    // Small enough that small inputs take the 1/8-scale paths (the DC-scan reader too).
+    let _ = darkroom_imaging::decode_at_least(data, limits, 8);
 });

@@ -463,9 +463,16 @@ fn decode_scaled_jpeg(
     decoder.set_max_decoding_buffer_size(usize::try_from(limits.max_alloc_bytes).unwrap_or(usize::MAX));
     let orientation = decoder.exif_data().and_then(Orientation::from_exif_chunk).unwrap_or(Orientation::NoTransforms);
     let icc_profile = decoder.icc_profile();
-    let image = match scaled_pixels(decoder, bytes, needed_long_side)? {
-        Ok(image) => image,
-        Err(error) => return Some(Err(error)),
+    // A progressive JPEG wanted at 1/8 scale is read from its DC scans alone.
+    let eighth_will_do = long_side.div_ceil(8) >= needed_long_side;
+    let progressive = info.coding_process == jpeg_decoder::CodingProcess::DctProgressive;
+    let from_dc = if eighth_will_do && progressive { crate::progressive_dc::decode_eighth(bytes) } else { None };
+    let image = match from_dc {
+        Some(image) => image,
+        None => match scaled_pixels(decoder, bytes, needed_long_side)? {
+            Ok(image) => image,
+            Err(error) => return Some(Err(error)),
+        },
     };
     let (scaled_width, scaled_height) = (image.width(), image.height());
     let mut image = DynamicImage::ImageRgb8(image);

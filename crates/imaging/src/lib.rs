@@ -13,6 +13,7 @@ mod geometry;
 #[cfg(feature = "heic")]
 mod heic;
 mod pipeline;
+mod progressive_dc;
 mod resize;
 pub mod retouch;
 mod teeth;

@@ -267,3 +267,109 @@ fn a_heic_declares_its_size_in_its_first_bytes() {
         assert!(matches!(probed, Err(ImagingError::UnsupportedFormat { .. })), "{probed:?}");
     }
 }
+
+/// jpeg-decoder's own 1/8-scale decode, as RGB: what the DC-scan reader must match.
+fn eighth_by_jpeg_decoder(bytes: &[u8]) -> image::RgbImage {
+    let mut decoder = jpeg_decoder::Decoder::new(bytes);
+    decoder.read_info().unwrap();
+    let info = decoder.info().unwrap();
+    let (w, h) = decoder.scale(info.width.div_ceil(8), info.height.div_ceil(8)).unwrap();
+    let pixels = decoder.decode().unwrap();
+    let (w, h) = (u32::from(w), u32::from(h));
+    match decoder.info().unwrap().pixel_format {
+        jpeg_decoder::PixelFormat::L8 => {
+            image::DynamicImage::ImageLuma8(image::GrayImage::from_raw(w, h, pixels).unwrap()).to_rgb8()
+        }
+        _ => image::RgbImage::from_raw(w, h, pixels).unwrap(),
+    }
+}
+
+fn differences(a: &image::RgbImage, b: &image::RgbImage) -> (f64, u8) {
+    assert_eq!(a.dimensions(), b.dimensions());
+    let pairs = a.as_raw().iter().zip(b.as_raw());
+    let mean = pairs.clone().map(|(x, y)| f64::from(x.abs_diff(*y))).sum::<f64>() / a.as_raw().len() as f64;
+    (mean, pairs.map(|(x, y)| x.abs_diff(*y)).max().unwrap())
+}
+
+/// Progressive JPEGs bound for 1/8 scale are read from their DC scans only; the picture is
+/// the one a full entropy decode at 1/8 gives: greyscale and colour, libjpeg's scan script
+/// (DC refined in a later scan) with restart markers, and jpeg-encoder's with each chroma
+/// subsampling and restart interval.
+#[test]
+fn progressive_photos_at_an_eighth_match_a_full_decode_at_an_eighth() {
+    use darkroom_imaging::decode_at_least;
+    let mut cases: Vec<(String, Vec<u8>)> = ["coffee-progressive.jpg", "astronaut-progressive-gray.jpg"]
+        .map(|name| (name.to_owned(), fixture(name)))
+        .into();
+    let source = decode(&fixture("rocket.jpg"), limits()).unwrap().image.to_rgb8();
+    for sampling in
+        [jpeg_encoder::SamplingFactor::F_1_1, jpeg_encoder::SamplingFactor::F_2_1, jpeg_encoder::SamplingFactor::F_2_2]
+    {
+        for restart in [0u16, 5] {
+            let mut bytes = Vec::new();
+            let mut encoder = jpeg_encoder::Encoder::new(&mut bytes, 85);
+            encoder.set_progressive(true);
+            encoder.set_sampling_factor(sampling);
+            encoder.set_restart_interval(restart);
+            encoder.encode(source.as_raw(), 640, 427, jpeg_encoder::ColorType::Rgb).unwrap();
+            cases.push((format!("rocket {sampling:?} restart {restart}"), bytes));
+        }
+    }
+    for (name, bytes) in cases {
+        let expected = eighth_by_jpeg_decoder(&bytes);
+        let photo = decode_at_least(&bytes, limits(), expected.width().max(expected.height())).unwrap();
+        let got = photo.image.to_rgb8();
+        assert_eq!(got.dimensions(), expected.dimensions(), "{name}");
+        let (mean, max) = differences(&got, &expected);
+        // Rounding apart (colour conversion in floating point), the same picture.
+        assert!(mean < 1.0, "{name}: mean difference {mean:.2} from jpeg-decoder at 1/8");
+        assert!(max <= 4, "{name}: largest difference {max}");
+    }
+}
+
+/// The same on every progressive JPEG of a folder of real photos (opt-in: set
+/// DARKROOM_TEST_CORPUS, e.g. to the benchmark corpus of ../shared/bench/fetch-corpus.sh).
+#[test]
+fn progressive_photos_of_a_corpus_at_an_eighth_match_a_full_decode() {
+    let Ok(folder) = std::env::var("DARKROOM_TEST_CORPUS") else { return };
+    let mut checked = 0;
+    for entry in std::fs::read_dir(folder).unwrap() {
+        let path = entry.unwrap().path();
+        if !path.extension().is_some_and(|e| e.eq_ignore_ascii_case("jpg") || e.eq_ignore_ascii_case("jpeg")) {
+            continue;
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        let mut decoder = jpeg_decoder::Decoder::new(bytes.as_slice());
+        if decoder.read_info().is_err()
+            || decoder.info().unwrap().coding_process != jpeg_decoder::CodingProcess::DctProgressive
+        {
+            continue;
+        }
+        let expected = eighth_by_jpeg_decoder(&bytes);
+        let got = darkroom_imaging::decode_at_least(&bytes, limits(), expected.width().max(expected.height())).unwrap();
+        let (mean, max) = differences(&got.image.to_rgb8(), &expected);
+        assert!(mean < 1.0 && max <= 8, "{}: mean {mean:.2}, max {max}", path.display());
+        checked += 1;
+    }
+    assert!(checked > 0, "no progressive JPEG in the folder");
+}
+
+#[test]
+fn a_damaged_progressive_photo_still_fails_clearly_or_decodes() {
+    use darkroom_imaging::decode_at_least;
+    let whole = fixture("coffee-progressive.jpg");
+    // Cut inside the AC scans, the DC ones intact: the general decoder's verdict stands
+    // (the file is incomplete), not a thumbnail made from half a file.
+    let cut = &whole[..whole.len() * 2 / 3];
+    let error = decode_at_least(cut, limits(), 50).unwrap_err();
+    assert!(matches!(error, ImagingError::Corrupt(_)), "{error:?}");
+    // Garbage in the DC data: whatever happens, no panic, and the size is right if it decodes.
+    let mut damaged = whole.clone();
+    let sos = damaged.windows(2).position(|w| w == [0xFF, 0xDA]).unwrap();
+    for byte in &mut damaged[sos + 20..sos + 60] {
+        *byte ^= 0x5A;
+    }
+    if let Ok(photo) = decode_at_least(&damaged, limits(), 50) {
+        assert_eq!((photo.width(), photo.height()), (100, 67));
+    }
+}
