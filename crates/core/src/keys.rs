@@ -74,6 +74,11 @@ pub fn batch_reply(job: &JobId, idempotency_key_sha256: &str) -> String {
     format!("jobs/{job}/batches/{idempotency_key_sha256}.json")
 }
 
+/// Where a job's change log is (see the jobs crate's `changes`).
+pub fn changes_prefix(job: &JobId) -> String {
+    format!("jobs/{job}/changes/")
+}
+
 /// Where a job's photo seats are (see the web tier's `seats`): one object per photo it holds.
 pub fn seats_prefix(job: &JobId) -> String {
     format!("jobs/{job}/seats/")

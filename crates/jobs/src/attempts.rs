@@ -96,7 +96,7 @@ impl Jobs {
         let mut attempt = after + 1;
         // Two concurrent retries may pick the same number; the queued event is written with
         // put-if-absent, so the loser simply takes the next one.
-        loop {
+        let queued = loop {
             let mut queued = EventDoc::new(attempt, PhotoState::Queued);
             queued.recipe = Some(recipe.clone());
             if let Some(recovery) = &recovery {
@@ -105,13 +105,13 @@ impl Jobs {
             }
             match put_json_if_absent(self.store.as_ref(), &keys::queued_event(&job.id, photo, attempt), &queued).await?
             {
-                PutOutcome::Created => break,
+                PutOutcome::Created => break queued,
                 // A recovery gives way: another status process restarted the photo already.
                 PutOutcome::AlreadyExists if recovering => return Err(JobsError::AlreadyStarted),
                 PutOutcome::AlreadyExists if attempt < after + MAX_ATTEMPT_RACE => attempt += 1,
                 PutOutcome::AlreadyExists => return Err(JobsError::TooManyRetries),
             }
-        }
+        };
         if let Err(error) = self.enqueue(job, &recipe, &[(photo.clone(), attempt)]).await {
             // Compensate: without a message the attempt would stay queued for ever.
             let queued = keys::queued_event(&job.id, photo, attempt);
@@ -120,6 +120,10 @@ impl Jobs {
             }
             return Err(error.into());
         }
+        // Only now, with the request on its way: a withdrawn attempt never shows.
+        let change = crate::event_change(&job.id, photo, keys::TERMINAL_STEP, &queued);
+        crate::log_change(self.store.as_ref(), &job.id, &change).await;
+        self.changed(&job.id);
         Ok(attempt)
     }
 }

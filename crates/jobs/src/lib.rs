@@ -5,11 +5,13 @@
 //! for users) and status (whose reconciler and sweeper act on their own) cannot drift apart.
 
 mod attempts;
+pub mod changes;
 mod deletion;
 mod error;
 mod read;
 
 pub use attempts::{recipe_of, Recovery};
+pub use changes::{event_change, log_change, Change};
 pub use deletion::{DeleteOutcome, SweepReport};
 pub use error::JobsError;
 
@@ -27,11 +29,44 @@ pub struct Jobs {
     /// Immutable documents (photo manifests, state events) by key: a job view re-reads
     /// only what changed since the last read.
     documents: Arc<quick_cache::sync::Cache<String, bytes::Bytes>>,
+    /// Job views folded so far, kept up to date from each job's change log.
+    views: Arc<read::FoldedViews>,
+    /// How long a folded view is served without looking for changes.
+    view_refresh: std::time::Duration,
+    /// How often a folded view is read again in full (see [`changes::FULL_READ_EVERY`]).
+    full_read_every: std::time::Duration,
 }
+
+/// Jobs whose folded views a process keeps (a 1000-photo job's is about half a megabyte).
+const FOLDED_VIEWS: usize = 128;
 
 impl Jobs {
     pub fn new(store: Arc<dyn ObjectStore>, queues: QueueDirectory, names: QueueNames, stage_map: StageMap) -> Self {
-        Self { store, queues, names, stage_map, documents: Arc::new(quick_cache::sync::Cache::new(50_000)) }
+        Self {
+            store,
+            queues,
+            names,
+            stage_map,
+            documents: Arc::new(quick_cache::sync::Cache::new(50_000)),
+            views: Arc::new(quick_cache::sync::Cache::new(FOLDED_VIEWS)),
+            view_refresh: std::time::Duration::from_millis(500),
+            full_read_every: changes::FULL_READ_EVERY,
+        }
+    }
+
+    /// How often a job view kept up to date from the change log is read again in full
+    /// (default [`changes::FULL_READ_EVERY`]).
+    pub fn with_full_read_every(mut self, every: std::time::Duration) -> Self {
+        self.full_read_every = every;
+        self
+    }
+
+    /// How long a job view read from the store is served to other readers before the next
+    /// one looks for changes (default 0.5 s): within it, any number of readers of one job
+    /// cost one read. Zero reads for every reader.
+    pub fn with_view_refresh(mut self, refresh: std::time::Duration) -> Self {
+        self.view_refresh = refresh;
+        self
     }
 
     pub fn store(&self) -> &Arc<dyn ObjectStore> {

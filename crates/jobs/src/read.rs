@@ -1,8 +1,15 @@
-//! Reading jobs back from the store: the job manifest, and the job view assembled from one
-//! listing of the job's photo keys plus the documents it names. Photo manifests and state
-//! events never change once written, so they are cached by key: reading a 500-photo job
-//! again costs one listing and only the documents that are new since the last read.
+//! Reading jobs back from the store: the job manifest, and the job view.
+//!
+//! A view is folded once from one listing of the job's photo keys plus the documents it
+//! names (photo manifests and state events never change once written, so they are cached by
+//! key), then kept up to date from the job's change log (see [`crate::changes`]): one LIST
+//! of what is new and nothing else, whatever the number of photos. Readers of one job in
+//! one process share the fold, and within [`Jobs::with_view_refresh`]'s window share one
+//! read: many tabs watching a job cost what one does. Every
+//! [`crate::changes::FULL_READ_EVERY`] the job is folded again in full, so nothing the log
+//! missed stays missed.
 
+use crate::changes::{change_millis, listing_start, progress_of, Change, LOOKBACK};
 use crate::{Jobs, JobsError};
 use darkroom_core::job::Progress;
 use darkroom_core::keys::{self, PhotoKey};
@@ -11,9 +18,65 @@ use darkroom_store::json::get_json;
 use darkroom_store::ObjectMeta;
 use futures::{StreamExt, TryStreamExt};
 use serde::de::DeserializeOwned;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Instant;
 
 const PARALLEL_READS: usize = 32;
+
+/// Pages of changes one incremental read takes before it reads the job in full instead.
+const MAX_CHANGE_PAGES: usize = 4;
+const CHANGE_PAGE: usize = 1000;
+
+/// A job's view as this process last folded it.
+#[derive(Debug, Default)]
+pub(crate) struct Folded {
+    photos: BTreeMap<PhotoId, (PhotoManifest, Option<(Progress, EventDoc)>)>,
+    /// Events whose photo is not known yet (its "photos added" entry comes later in the log).
+    orphans: BTreeMap<PhotoId, (Progress, EventDoc)>,
+    /// Change keys already folded in, back to twice the lookback before the newest.
+    applied: BTreeSet<String>,
+    /// The newest change time folded in (ms).
+    newest: u64,
+    full_read_at: Option<Instant>,
+    refreshed_at: Option<Instant>,
+}
+
+impl Folded {
+    fn event(&mut self, photo: &PhotoId, progress: Progress, event: EventDoc) {
+        let slot = match self.photos.get_mut(photo) {
+            Some((_, latest)) => latest,
+            None => {
+                let orphan = self.orphans.entry(photo.clone()).or_insert((progress, event.clone()));
+                if progress > orphan.0 {
+                    *orphan = (progress, event);
+                }
+                return;
+            }
+        };
+        if slot.as_ref().is_none_or(|(best, _)| progress > *best) {
+            *slot = Some((progress, event));
+        }
+    }
+
+    fn photo(&mut self, manifest: PhotoManifest) {
+        let id = manifest.id.clone();
+        self.photos.entry(id.clone()).or_insert((manifest, None));
+        if let Some((progress, event)) = self.orphans.remove(&id) {
+            self.event(&id, progress, event);
+        }
+    }
+}
+
+/// One job's fold, and whether this process changed the job since it was last read (its own
+/// changes show at once, not after the refresh window).
+#[derive(Debug, Default)]
+pub(crate) struct FoldedEntry {
+    changed_here: std::sync::atomic::AtomicBool,
+    folded: tokio::sync::Mutex<Folded>,
+}
+
+pub(crate) type FoldedViews = quick_cache::sync::Cache<JobId, Arc<FoldedEntry>>;
 
 /// Each photo of the job: whether its manifest exists, and its latest event key, if any.
 #[derive(Debug, Default)]
@@ -65,15 +128,48 @@ impl Jobs {
         serde_json::from_slice(&bytes).map_err(|e| JobsError::Corrupt { key: key.to_owned(), message: e.to_string() })
     }
 
+    /// The job's view: folded in full the first time and every [`crate::changes::FULL_READ_EVERY`], brought
+    /// up to date from the change log in between, shared by every reader in this process.
     pub async fn load_view(&self, job: &JobManifest) -> Result<JobView, JobsError> {
-        let listed = self.store.list(&keys::photos_prefix(&job.id)).await?;
-        let photos = index_photo_keys(&job.id, listed);
-        let pairs: Vec<(PhotoManifest, Option<EventDoc>)> =
+        let entry = self
+            .views
+            .get_or_insert_with(&job.id, || Ok::<_, std::convert::Infallible>(Arc::default()))
+            .unwrap_or_else(|never| match never {});
+        let mut folded = entry.folded.lock().await;
+        let changed_here = entry.changed_here.swap(false, std::sync::atomic::Ordering::SeqCst);
+        let fresh = !changed_here && folded.refreshed_at.is_some_and(|at| at.elapsed() < self.view_refresh);
+        if !fresh {
+            let full_read_due = folded.full_read_at.is_none_or(|at| at.elapsed() >= self.full_read_every);
+            if full_read_due || !self.read_changes(&job.id, &mut folded).await? {
+                self.read_in_full(&job.id, &mut folded).await?;
+            }
+            folded.refreshed_at = Some(Instant::now());
+        }
+        let pairs =
+            folded.photos.values().map(|(manifest, latest)| (manifest.clone(), latest.clone().map(|(_, event)| event)));
+        Ok(darkroom_core::view::assemble(job, pairs.collect()))
+    }
+
+    /// Notes that this process changed the job (and logged it): its next view read looks for
+    /// changes whatever the refresh window says.
+    pub fn changed(&self, job: &JobId) {
+        if let Some(entry) = self.views.get(job) {
+            entry.changed_here.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    /// Folds the job from its per-photo documents: one listing, and the documents not read
+    /// before.
+    async fn read_in_full(&self, job: &JobId, folded: &mut Folded) -> Result<(), JobsError> {
+        let started = darkroom_core::now_millis();
+        let listed = self.store.list(&keys::photos_prefix(job)).await?;
+        let photos = index_photo_keys(job, listed);
+        let pairs: Vec<(PhotoManifest, Option<(Progress, EventDoc)>)> =
             futures::stream::iter(photos.into_iter().filter(|(_, keys)| keys.has_manifest))
                 .map(|(photo, photo_keys)| async move {
-                    let manifest: PhotoManifest = self.immutable_doc(&keys::photo_manifest(&job.id, &photo)).await?;
+                    let manifest: PhotoManifest = self.immutable_doc(&keys::photo_manifest(job, &photo)).await?;
                     let event = match photo_keys.latest_event {
-                        Some((_, key)) => Some(self.immutable_doc::<EventDoc>(&key).await?),
+                        Some((progress, key)) => Some((progress, self.immutable_doc::<EventDoc>(&key).await?)),
                         None => None,
                     };
                     Ok::<_, JobsError>((manifest, event))
@@ -81,7 +177,66 @@ impl Jobs {
                 .buffer_unordered(PARALLEL_READS)
                 .try_collect()
                 .await?;
-        Ok(darkroom_core::view::assemble(job, pairs))
+        *folded = Folded {
+            photos: pairs.into_iter().map(|(manifest, latest)| (manifest.id.clone(), (manifest, latest))).collect(),
+            // The log is read again from a little before this read began.
+            newest: started.saturating_sub(LOOKBACK.as_millis() as u64),
+            full_read_at: Some(Instant::now()),
+            ..Folded::default()
+        };
+        Ok(())
+    }
+
+    /// Folds in what the change log holds since the last read; `false` when there is too
+    /// much of it (reading the job in full is cheaper then).
+    async fn read_changes(&self, job: &JobId, folded: &mut Folded) -> Result<bool, JobsError> {
+        let prefix = keys::changes_prefix(job);
+        let lookback = LOOKBACK.as_millis() as u64;
+        let mut after = listing_start(job, folded.newest.saturating_sub(lookback));
+        let mut new_keys = Vec::new();
+        for page in 0.. {
+            if page == MAX_CHANGE_PAGES {
+                return Ok(false);
+            }
+            let listed = self.store.list_page(&prefix, Some(&after), CHANGE_PAGE).await?;
+            new_keys.extend(listed.iter().filter(|o| !folded.applied.contains(&o.key)).map(|o| o.key.clone()));
+            match listed.last() {
+                Some(last) if listed.len() == CHANGE_PAGE => after = last.key.clone(),
+                _ => break,
+            }
+        }
+        let changes: Vec<(String, Option<Change>)> = futures::stream::iter(new_keys)
+            .map(|key| async move {
+                match get_json::<Change>(self.store.as_ref(), &key).await {
+                    Ok(change) => Ok((key, Some(change))),
+                    Err(error) if error.is_not_found() => Ok((key, None)),
+                    Err(darkroom_store::json::JsonDocError::Store(error)) => Err(JobsError::from(error)),
+                    Err(error) => {
+                        tracing::warn!(job_id = %job, key, error.message = %error, "unreadable change log entry skipped");
+                        Ok((key, None))
+                    }
+                }
+            })
+            .buffer_unordered(PARALLEL_READS)
+            .try_collect()
+            .await?;
+        for (key, change) in changes {
+            match change {
+                Some(Change::Photos { photos }) => photos.into_iter().for_each(|manifest| folded.photo(manifest)),
+                Some(Change::Event { photo, key: event_key, event }) => {
+                    if let Some(progress) = progress_of(job, &event_key) {
+                        folded.event(&photo, progress, event);
+                    }
+                }
+                None => {}
+            }
+            folded.newest = folded.newest.max(change_millis(job, &key).unwrap_or(0));
+            folded.applied.insert(key);
+        }
+        // Forget keys that no later listing can return again.
+        let keep_from = listing_start(job, folded.newest.saturating_sub(2 * lookback));
+        folded.applied = folded.applied.split_off(&keep_from);
+        Ok(true)
     }
 
     /// One photo's manifest and latest event; `None` if the job has no such photo.

@@ -159,3 +159,114 @@ async fn retention_expires_old_jobs_then_forgets_them() {
     assert!(fixture.store.list("").await.unwrap().is_empty(), "{:?}", fixture.store.list("").await.unwrap());
     let _ = PhotoState::Queued;
 }
+
+/// Records a state event as the status process does: the event, then its change-log entry.
+async fn record(fixture: &Fixture, job: &JobId, photo: &PhotoId, state: PhotoState, stage: &str, step: u32) {
+    let mut event = darkroom_core::EventDoc::new(1, state);
+    event.stage = Some(stage.to_owned());
+    let key = keys::event(job, photo, 1, state, step);
+    darkroom_store::json::put_json_if_absent(fixture.store.as_ref(), &key, &event).await.unwrap();
+    darkroom_jobs::log_change(fixture.store.as_ref(), job, &darkroom_jobs::event_change(job, photo, step, &event))
+        .await;
+}
+
+fn requests(fixture: &Fixture) -> u64 {
+    fixture.store.requests.total()
+}
+
+/// Once a job's view has been read, reading it again costs one listing of what changed and
+/// one read per change, whether the job has one photo or a thousand.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_view_costs_the_same_store_requests_for_one_photo_or_a_thousand() {
+    let mut steady_costs = Vec::new();
+    for size in [1, 1000] {
+        let fixture = fixture().await;
+        let jobs = fixture.jobs.clone().with_view_refresh(Duration::ZERO);
+        let (manifest, photos) = job(&fixture, size, now_millis()).await;
+        let cold = requests(&fixture);
+        assert_eq!(jobs.load_view(&manifest).await.unwrap().photos.len(), size);
+        let cold = requests(&fixture) - cold;
+        // Three photos move on.
+        for photo in photos.iter().take(3) {
+            record(&fixture, &manifest.id, photo, PhotoState::Processing, "quick", 0).await;
+        }
+        let before = requests(&fixture);
+        let view = jobs.load_view(&manifest).await.unwrap();
+        let steady = requests(&fixture) - before;
+        let processing = view.photos.iter().filter(|p| p.state == PhotoState::Processing).count();
+        assert_eq!(processing, size.min(3), "the view shows the new states");
+        // Nothing new: one listing.
+        let before = requests(&fixture);
+        jobs.load_view(&manifest).await.unwrap();
+        assert_eq!(requests(&fixture) - before, 1, "an unchanged job costs one listing");
+        println!("{size} photos: first read {cold} requests, then {steady} for {} changes", size.min(3));
+        steady_costs.push(steady);
+    }
+    assert!(steady_costs.iter().all(|&cost| cost <= 4), "1 listing + 1 read per change: {steady_costs:?}");
+    assert_eq!(steady_costs[0] + 2, steady_costs[1], "a thousand photos cost what one does, change for change");
+}
+
+/// Readers of one job within the refresh window share one read, however many there are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_readers_of_one_job_share_one_read() {
+    let fixture = fixture().await;
+    let jobs = fixture.jobs.clone().with_view_refresh(Duration::from_secs(60));
+    let (manifest, _) = job(&fixture, 20, now_millis()).await;
+    jobs.load_view(&manifest).await.unwrap();
+    let before = requests(&fixture);
+    let readers: Vec<_> = (0..50).map(|_| jobs.load_view(&manifest)).collect();
+    for view in futures::future::join_all(readers).await {
+        assert_eq!(view.unwrap().photos.len(), 20);
+    }
+    assert_eq!(requests(&fixture) - before, 0, "fifty readers within the window cost nothing more");
+}
+
+/// The log is an index, not the truth: an event whose log entry was lost shows after the
+/// next full read; an event logged before its photo's "added" entry is kept until the photo
+/// shows; a later state never gives way to an earlier one read after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_change_log_misses_nothing_for_long_and_never_goes_backwards() {
+    let fixture = fixture().await;
+    let jobs = fixture.jobs.clone().with_view_refresh(Duration::ZERO).with_full_read_every(Duration::from_millis(300));
+    let (manifest, photos) = job(&fixture, 3, now_millis()).await;
+    jobs.load_view(&manifest).await.unwrap();
+    // Done recorded first, then a late "processing" of the same attempt arrives.
+    record(&fixture, &manifest.id, &photos[0], PhotoState::Done, "quick", keys::TERMINAL_STEP).await;
+    record(&fixture, &manifest.id, &photos[0], PhotoState::Processing, "quick", 0).await;
+    // An event written without its log entry (a crash between the two).
+    let mut lost = darkroom_core::EventDoc::new(1, PhotoState::Failed);
+    lost.stage = Some("quick".into());
+    let key = keys::event(&manifest.id, &photos[1], 1, PhotoState::Failed, keys::TERMINAL_STEP);
+    put_json(fixture.store.as_ref(), &key, &lost).await.unwrap();
+    let view = jobs.load_view(&manifest).await.unwrap();
+    assert_eq!(view.photos[0].state, PhotoState::Done, "done stays done");
+    darkroom_testkit::eventually(Duration::from_secs(5), "the unlogged event shows after a full read", || async {
+        jobs.load_view(&manifest).await.unwrap().photos[1].state == PhotoState::Failed
+    })
+    .await;
+    // A photo whose event is logged before the photo itself.
+    let late = PhotoId::generate();
+    record(&fixture, &manifest.id, &late, PhotoState::Processing, "quick", 0).await;
+    let photo = PhotoManifest {
+        v: MANIFEST_VERSION,
+        job_id: manifest.id.clone(),
+        id: late.clone(),
+        name: "late.jpg".into(),
+        content_type: "image/jpeg".into(),
+        size: 3,
+        width: None,
+        height: None,
+        added_at: now_millis(),
+        position: 3,
+    };
+    put_json(fixture.store.as_ref(), &keys::photo_manifest(&manifest.id, &late), &photo).await.unwrap();
+    darkroom_jobs::log_change(
+        fixture.store.as_ref(),
+        &manifest.id,
+        &darkroom_jobs::Change::Photos { photos: vec![photo] },
+    )
+    .await;
+    let view = jobs.load_view(&manifest).await.unwrap();
+    let shown = view.photos.iter().find(|p| p.id == late).expect("the added photo");
+    assert_eq!(shown.state, PhotoState::Processing);
+}

@@ -20,6 +20,7 @@ use darkroom_core::{
 };
 use darkroom_jobs::{Jobs, JobsError, Recovery};
 use darkroom_store::json::put_json_if_absent;
+use darkroom_store::PutOutcome;
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -218,7 +219,11 @@ impl Housekeeper {
                 format!("darkroom lost this photo's request {previous} times in a row (last: {reason}); retry it, and tell the operator if it happens again"),
             ));
             let key = keys::event(&job.id, &photo.id, photo.attempt, PhotoState::Failed, keys::TERMINAL_STEP);
-            put_json_if_absent(self.jobs.store().as_ref(), &key, &failed).await?;
+            if put_json_if_absent(self.jobs.store().as_ref(), &key, &failed).await? == PutOutcome::Created {
+                let change = darkroom_jobs::event_change(&job.id, &photo.id, keys::TERMINAL_STEP, &failed);
+                darkroom_jobs::log_change(self.jobs.store().as_ref(), &job.id, &change).await;
+                self.jobs.changed(&job.id);
+            }
             tracing::error!(reason = %reason, "a photo lost again and again: failed");
             metrics::counter!("darkroom_reconciler_failed_total").increment(1);
             report.failed += 1;

@@ -267,6 +267,8 @@ impl StatusUpdater {
         let key = keys::event(job, photo, event.attempt, event.state, step);
         match put_json_if_absent(self.store.as_ref(), &key, &event).await? {
             PutOutcome::Created => {
+                let change = darkroom_jobs::event_change(job, photo, step, &event);
+                darkroom_jobs::log_change(self.store.as_ref(), job, &change).await;
                 tracing::info!("photo state recorded");
                 Ok(Applied::Recorded)
             }

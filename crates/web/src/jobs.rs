@@ -13,7 +13,7 @@ use darkroom_core::keys;
 use darkroom_core::{
     now_millis, DeletionCause, ErrorCode, JobId, JobManifest, OwnerToken, PhotoId, PhotoManifest, Recipe,
 };
-use darkroom_jobs::DeleteOutcome;
+use darkroom_jobs::{log_change, Change, DeleteOutcome};
 use darkroom_store::delete_prefix;
 use darkroom_store::json::put_json;
 use futures::{StreamExt, TryStreamExt};
@@ -87,7 +87,7 @@ pub async fn create(state: &AppState, body: BodyReader, source: RecipeSource) ->
         recipe,
     };
     let stored = async {
-        write_photo_manifests(state, &job, &intake.accepted).await?;
+        let photo_manifests = write_photo_manifests(state, &job, &intake.accepted).await?;
         // Indexed before the manifest makes the job visible: retention and the reconciler
         // must know every job that exists.
         state.jobs.index_created(&manifest).await?;
@@ -95,18 +95,23 @@ pub async fn create(state: &AppState, body: BodyReader, source: RecipeSource) ->
         put_json(state.store.as_ref(), &keys::job_manifest(&job), &manifest).await?;
         let photos: Vec<(PhotoId, u32)> = intake.accepted.iter().map(|p| (p.id.clone(), 1)).collect();
         state.jobs.enqueue(&manifest, &manifest.recipe, &photos).await?;
-        Ok::<_, ApiError>(())
+        Ok::<_, ApiError>(photo_manifests)
     }
     .await;
-    if let Err(error) = stored {
-        intake.discard().await;
-        if let Err(cleanup) = delete_prefix(state.store.as_ref(), &keys::job_prefix(&job)).await {
-            tracing::error!(job_id = %job, error.message = %cleanup, "could not remove a job whose creation failed; retention will");
+    let photo_manifests = match stored {
+        Ok(photo_manifests) => photo_manifests,
+        Err(error) => {
+            intake.discard().await;
+            if let Err(cleanup) = delete_prefix(state.store.as_ref(), &keys::job_prefix(&job)).await {
+                tracing::error!(job_id = %job, error.message = %cleanup, "could not remove a job whose creation failed; retention will");
+            }
+            let _ = state.store.delete(&keys::active_marker(&job)).await;
+            return Err(error);
         }
-        let _ = state.store.delete(&keys::active_marker(&job)).await;
-        return Err(error);
-    }
+    };
     intake.commit();
+    log_change(state.store.as_ref(), &job, &Change::Photos { photos: photo_manifests }).await;
+    state.jobs.changed(&job);
     tracing::info!(job_id = %job, photos = intake.accepted.len(), rejected = intake.rejected.len(), "job created");
     metrics::counter!("darkroom_jobs_created_total").increment(1);
     metrics::counter!("darkroom_photos_uploaded_total").increment(intake.accepted.len() as u64);
@@ -122,27 +127,37 @@ pub async fn add_photos(state: &AppState, manifest: &JobManifest, body: BodyRead
         return Err(nothing_acceptable(&intake));
     }
     let stored = async {
-        write_photo_manifests(state, job, &intake.accepted).await?;
+        let photo_manifests = write_photo_manifests(state, job, &intake.accepted).await?;
         state.jobs.mark_active(job).await?;
         let photos: Vec<(PhotoId, u32)> = intake.accepted.iter().map(|p| (p.id.clone(), 1)).collect();
         state.jobs.enqueue(manifest, &manifest.recipe, &photos).await?;
-        Ok::<_, ApiError>(())
+        Ok::<_, ApiError>(photo_manifests)
     }
     .await;
-    if let Err(error) = stored {
-        intake.discard().await;
-        for photo in &intake.accepted {
-            let _ = delete_prefix(state.store.as_ref(), &keys::photo_prefix(job, &photo.id)).await;
+    let photo_manifests = match stored {
+        Ok(photo_manifests) => photo_manifests,
+        Err(error) => {
+            intake.discard().await;
+            for photo in &intake.accepted {
+                let _ = delete_prefix(state.store.as_ref(), &keys::photo_prefix(job, &photo.id)).await;
+            }
+            return Err(error);
         }
-        return Err(error);
-    }
+    };
     intake.commit();
+    log_change(state.store.as_ref(), job, &Change::Photos { photos: photo_manifests }).await;
+    state.jobs.changed(job);
     tracing::info!(job_id = %job, photos = intake.accepted.len(), rejected = intake.rejected.len(), "photos added");
     metrics::counter!("darkroom_photos_uploaded_total").increment(intake.accepted.len() as u64);
     Ok(intake)
 }
 
-async fn write_photo_manifests(state: &AppState, job: &JobId, photos: &[AcceptedPhoto]) -> Result<(), ApiError> {
+/// Writes each accepted photo's manifest; returns them, for the job's change log.
+async fn write_photo_manifests(
+    state: &AppState,
+    job: &JobId,
+    photos: &[AcceptedPhoto],
+) -> Result<Vec<PhotoManifest>, ApiError> {
     let added_at = now_millis();
     futures::stream::iter(photos)
         .map(|photo| async move {
@@ -158,12 +173,13 @@ async fn write_photo_manifests(state: &AppState, job: &JobId, photos: &[Accepted
                 added_at,
                 position: photo.position,
             };
-            put_json(state.store.as_ref(), &keys::photo_manifest(job, &photo.id), &manifest).await
+            put_json(state.store.as_ref(), &keys::photo_manifest(job, &photo.id), &manifest).await?;
+            Ok::<_, darkroom_store::StoreError>(manifest)
         })
         .buffer_unordered(16)
-        .try_collect::<Vec<()>>()
-        .await?;
-    Ok(())
+        .try_collect::<Vec<PhotoManifest>>()
+        .await
+        .map_err(ApiError::from)
 }
 
 /// Re-enqueues every failed photo as a new attempt with the recipe it last ran.
