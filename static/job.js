@@ -73,6 +73,31 @@ function render(view) {
 
 function finished(view) { return !["queued", "processing"].includes(view.state); }
 
+// Live updates: one server-sent-events stream (the server reads the job once a second for
+// every tab that watches it); polling if the browser or a proxy cannot keep it open.
+function follow(jobId) {
+  if (!window.EventSource) { setTimeout(() => poll(jobId), POLL_MS); return; }
+  const source = new EventSource(`/api/v1/jobs/${jobId}/events`);
+  let failures = 0;
+  source.addEventListener("view", (event) => {
+    failures = 0;
+    const view = JSON.parse(event.data);
+    render(view);
+    if (finished(view)) source.close();
+  });
+  source.addEventListener("gone", () => {
+    source.close();
+    document.getElementById("job-counts").textContent = "This job no longer exists.";
+  });
+  source.onerror = () => {
+    // EventSource reconnects by itself; after a few failures in a row, poll instead.
+    if (++failures >= 3 || source.readyState === EventSource.CLOSED) {
+      source.close();
+      if (!latestView || !finished(latestView)) setTimeout(() => poll(jobId), POLL_MS);
+    }
+  };
+}
+
 async function poll(jobId) {
   try {
     const reply = await fetch(`/api/v1/jobs/${jobId}`, { cache: "no-store" });
@@ -97,7 +122,7 @@ function setup() {
     if (list.length) root.append(el("p", { class: "status-line error" }, `${list.length} file${list.length === 1 ? " was" : "s were"} not accepted: ` + list.map((r) => `${r.name} (${r.error.message})`).join("; ")));
     sessionStorage.removeItem(`darkroom-rejected-${jobId}`);
   }
-  if (!finished(view)) setTimeout(() => poll(jobId), POLL_MS);
+  if (!finished(view)) follow(jobId);
   document.getElementById("photos").addEventListener("click", (event) => {
     const card = event.target.closest("article");
     if (!card || !event.target.closest(".thumb")) return;

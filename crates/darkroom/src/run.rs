@@ -52,12 +52,14 @@ fn start_http(
     let listener = TcpListener::bind(address)
         .with_context(|| format!("binding {address} (is another darkroom already running there? use --listen)"))?;
     let bound = listener.local_addr()?;
+    let closing = state.closing.clone();
     let server =
         if health_only { darkroom_web::build_health(state, listener)? } else { darkroom_web::build(state, listener)? };
     let handle = server.handle();
     let shutdown = shutdown.clone();
     tasks.spawn(async move {
         shutdown.cancelled().await;
+        closing.cancel(); // live views end now, not when the drain gives up on them
         handle.stop(true).await;
         Ok(())
     });

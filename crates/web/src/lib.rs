@@ -11,6 +11,7 @@ mod form;
 mod health;
 pub use health::health_routes;
 mod jobs;
+mod live;
 mod names;
 mod owner;
 mod pages;
@@ -109,6 +110,10 @@ pub struct AppState {
     pub readiness_cache: Arc<health::ReadinessCache>,
     /// Served on the operator listener (`--metrics-listen`): every health detail is shown.
     pub operator_listener: bool,
+    /// Live job views being streamed (see `live`).
+    pub live_streams: Arc<tokio::sync::Semaphore>,
+    /// Cancelled when the server shuts down: long-lived responses end at once.
+    pub closing: tokio_util::sync::CancellationToken,
 }
 
 impl AppState {
@@ -143,6 +148,8 @@ impl AppState {
             readiness: Readiness::default(),
             readiness_cache: Arc::default(),
             operator_listener: false,
+            live_streams: Arc::new(tokio::sync::Semaphore::new(live::MAX_STREAMS)),
+            closing: tokio_util::sync::CancellationToken::new(),
         }
     }
 }
@@ -164,6 +171,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
             web::scope("/api/v1")
                 .service(api::create_job)
                 .service(api::get_job)
+                .service(live::job_events)
                 .service(api::delete_job)
                 .service(api::add_photos)
                 .service(api::retry_failed)

@@ -12,6 +12,7 @@ crate::on_every_backend!(
     the_plain_html_form_creates_a_job_without_javascript,
     an_iphone_heic_photo_is_taken_or_refused_by_what_the_build_decodes,
     the_photo_limit_holds_when_batches_race_for_the_last_seats,
+    the_job_view_streams_live_until_the_job_is_finished,
 );
 
 const RECIPE: &str = r#"{"ops":[{"op":"crop","aspect":"4:3"},{"op":"recolor","mode":"grayscale"},{"op":"thumbnail","size":300}],"format":"jpeg","quality":90}"#;
@@ -505,4 +506,50 @@ fn the_photo_limit_holds_when_batches_race_for_the_last_seats(backend: Backend) 
     let view = wait_for_job(&base, &id, Duration::from_secs(120));
     assert_eq!(view["photos"].as_array().unwrap().len(), 10, "{view:#}");
     assert_eq!(view["state"], "done", "{view:#}");
+}
+
+/// `GET /api/v1/jobs/{id}/events`: server-sent events carrying the view each time it changes,
+/// ending with the finished view; several watchers of one job each get the whole story.
+fn the_job_view_streams_live_until_the_job_is_finished(backend: Backend) {
+    use std::io::BufRead;
+    let app = TestApp::serve(&backend, &[]);
+    let base = app.server.url().to_owned();
+    let files: Vec<(&str, Vec<u8>)> = PHOTOS.iter().map(|name| (*name, fixture(name))).collect();
+    let refs: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (*n, b.as_slice())).collect();
+    let created = create_job(&base, RECIPE, &refs);
+    assert_eq!(created.status, 201, "{}", created.text());
+    let id = created.json()["id"].as_str().unwrap().to_owned();
+    let watchers: Vec<_> = (0..3)
+        .map(|_| {
+            let url = format!("{base}/api/v1/jobs/{id}/events");
+            std::thread::spawn(move || {
+                let response = agent().get(&url).call().unwrap();
+                assert_eq!(response.headers().get("content-type").unwrap(), "text/event-stream");
+                let reader = std::io::BufReader::new(response.into_body().into_reader());
+                // Every `data:` line of a `view` event, in order, until the server ends the stream.
+                let mut views = Vec::new();
+                let mut event = String::new();
+                for line in reader.lines() {
+                    let line = line.unwrap();
+                    if let Some(name) = line.strip_prefix("event: ") {
+                        event = name.to_owned();
+                    } else if let Some(data) = line.strip_prefix("data: ") {
+                        if event == "view" {
+                            views.push(serde_json::from_str::<serde_json::Value>(data).unwrap());
+                        }
+                    }
+                }
+                views
+            })
+        })
+        .collect();
+    for watcher in watchers {
+        let views = watcher.join().unwrap();
+        let last = views.last().expect("at least the finished view");
+        assert_eq!(last["state"], "done", "the stream ends with the finished job: {last:#}");
+        assert_eq!(last["counts"]["done"], PHOTOS.len());
+        assert!(views.windows(2).all(|pair| pair[0] != pair[1]), "a view is sent only when it changed");
+    }
+    // A job that does not exist: 404, not an empty stream.
+    assert_eq!(get(&format!("{base}/api/v1/jobs/0123456789abcdefghjkmnpqrs/events")).status, 404);
 }
