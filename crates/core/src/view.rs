@@ -156,7 +156,14 @@ pub fn assemble(job: &JobManifest, photos: Vec<(PhotoManifest, Option<EventDoc>)
                     .map(|output| OutputView {
                         name: output.name.clone(),
                         key: output.key.clone(),
-                        url: photo_url(&job.id, &manifest.id, &output.name),
+                        // The attempt's own file (immutable, cached for good), where the key
+                        // has the expected shape; else the photo's latest output.
+                        url: match output.key.strip_prefix(&crate::keys::photo_prefix(&job.id, &manifest.id)) {
+                            Some(rest) if rest.starts_with('a') && rest.matches('/').count() == 1 => {
+                                format!("/{}", output.key)
+                            }
+                            _ => photo_url(&job.id, &manifest.id, &output.name),
+                        },
                         content_type: output.content_type.clone(),
                         width: output.width,
                         height: output.height,

@@ -9,7 +9,7 @@ use crate::{ApiError, AppState};
 use actix_web::{get, web, HttpRequest, HttpResponse};
 use bytes::Bytes;
 use darkroom_core::job::PhotoState;
-use darkroom_core::{keys, PhotoId};
+use darkroom_core::{keys, OutputFormat, PhotoId};
 use std::io::Write;
 use std::time::Duration;
 
@@ -64,6 +64,67 @@ pub async fn photo_file(
         .insert_header(("X-Content-Type-Options", "nosniff"));
     if query.download.is_some() {
         response.insert_header(("Content-Disposition", attachment(&file_name)));
+    }
+    Ok(response.streaming(futures::StreamExt::map(stream, |chunk| chunk.map_err(std::io::Error::other))))
+}
+
+/// One output of one attempt, at the address its view gives (`/jobs/{job}/photos/{photo}/a{n}/{name}.{ext}`,
+/// the store key's own shape): it never changes once written, so it is served with one store
+/// GET, no other lookup, cached by browsers for a year (`immutable`), and answered 304 from
+/// its ETag alone when the browser has it.
+#[get("/jobs/{job}/photos/{photo}/{attempt}/{file}")]
+pub async fn attempt_output(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: web::Path<(String, String, String, String)>,
+    query: web::Query<DownloadQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (job_text, photo_text, attempt_text, file) = path.into_inner();
+    let job = darkroom_core::JobId::parse(&job_text).map_err(|_| ApiError::not_found())?;
+    let photo = PhotoId::parse(&photo_text).map_err(|_| ApiError::not_found())?;
+    let attempt: u32 = attempt_text.strip_prefix('a').and_then(|n| n.parse().ok()).ok_or_else(ApiError::not_found)?;
+    let (name, extension) = file.rsplit_once('.').ok_or_else(ApiError::not_found)?;
+    let format = [OutputFormat::Jpeg, OutputFormat::Png, OutputFormat::Webp]
+        .into_iter()
+        .find(|format| format.extension() == extension)
+        .ok_or_else(ApiError::not_found)?;
+    if !matches!(name, "result" | "thumb" | "preview") {
+        return Err(ApiError::not_found());
+    }
+    // The key names the bytes for ever (a redelivered render rewrites the same bytes).
+    let etag = format!("\"{job}-{photo}-a{attempt}-{name}.{extension}\"");
+    let cache_control = "private, max-age=31536000, immutable";
+    let known = request
+        .headers()
+        .get("If-None-Match")
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|tags| tags.split(',').any(|tag| tag.trim() == etag || tag.trim() == "*"));
+    if known {
+        return Ok(HttpResponse::NotModified()
+            .insert_header(("ETag", etag))
+            .insert_header(("Cache-Control", cache_control))
+            .finish());
+    }
+    let key = keys::output(&job, &photo, attempt, name, extension);
+    let (meta, stream) = match state.store.get_stream(&key).await {
+        Ok(found) => found,
+        Err(error) if error.is_not_found() => return Err(ApiError::not_found()),
+        Err(error) => return Err(error.into()),
+    };
+    let mut response = HttpResponse::Ok();
+    response
+        .content_type(format.content_type())
+        .insert_header(("Content-Length", meta.size.to_string()))
+        .insert_header(("ETag", etag))
+        .insert_header(("Cache-Control", cache_control))
+        .insert_header(("X-Content-Type-Options", "nosniff"));
+    if query.download.is_some() {
+        // A download is named after the photo: one more read, for that only.
+        let manifest: darkroom_core::PhotoManifest =
+            darkroom_store::json::get_json(state.store.as_ref(), &keys::photo_manifest(&job, &photo))
+                .await
+                .map_err(|_| ApiError::not_found())?;
+        response.insert_header(("Content-Disposition", attachment(&with_extension(&manifest.name, extension))));
     }
     Ok(response.streaming(futures::StreamExt::map(stream, |chunk| chunk.map_err(std::io::Error::other))))
 }

@@ -167,6 +167,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .service(downloads::archive)
         .service(downloads::api_archive)
         .service(downloads::photo_file)
+        .service(downloads::attempt_output)
         .service(
             web::scope("/api/v1")
                 .service(api::create_job)

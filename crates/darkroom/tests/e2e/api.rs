@@ -13,6 +13,7 @@ crate::on_every_backend!(
     an_iphone_heic_photo_is_taken_or_refused_by_what_the_build_decodes,
     the_photo_limit_holds_when_batches_race_for_the_last_seats,
     the_job_view_streams_live_until_the_job_is_finished,
+    outputs_are_immutable_files_the_browser_keeps,
 );
 
 const RECIPE: &str = r#"{"ops":[{"op":"crop","aspect":"4:3"},{"op":"recolor","mode":"grayscale"},{"op":"thumbnail","size":300}],"format":"jpeg","quality":90}"#;
@@ -552,4 +553,35 @@ fn the_job_view_streams_live_until_the_job_is_finished(backend: Backend) {
     }
     // A job that does not exist: 404, not an empty stream.
     assert_eq!(get(&format!("{base}/api/v1/jobs/0123456789abcdefghjkmnpqrs/events")).status, 404);
+}
+
+/// The view's output URLs name one attempt's files: served with a year's `immutable` caching
+/// and an ETag, a repeat answered 304 from the ETag alone; a download is named after the photo.
+fn outputs_are_immutable_files_the_browser_keeps(backend: Backend) {
+    let app = TestApp::serve(&backend, &[]);
+    let base = app.server.url().to_owned();
+    let created = create_job(&base, RECIPE, &[("holiday.png", &fixture("coffee.png"))]);
+    let id = created.json()["id"].as_str().unwrap().to_owned();
+    let view = wait_for_job(&base, &id, Duration::from_secs(120));
+    let photo = &view["photos"][0];
+    for output in photo["outputs"].as_array().unwrap() {
+        let url = output["url"].as_str().unwrap();
+        let name = output["name"].as_str().unwrap();
+        assert!(url.starts_with(&format!("/jobs/{id}/photos/{}/a1/{name}.", photo["id"].as_str().unwrap())), "{url}");
+        let first = get(&app.url(url));
+        assert_eq!(first.status, 200, "{url}");
+        assert!(first.header("cache-control").unwrap().contains("immutable"), "{url}");
+        let etag = first.header("etag").unwrap().to_owned();
+        let again = reply(agent().get(&app.url(url)).header("If-None-Match", &etag).call());
+        assert_eq!(again.status, 304, "{url}");
+        assert!(again.body.is_empty());
+    }
+    let result = photo["outputs"].as_array().unwrap().iter().find(|o| o["name"] == "result").unwrap();
+    let download = get(&app.url(&format!("{}?download=1", result["url"].as_str().unwrap())));
+    assert_eq!(download.header("content-disposition"), Some("attachment; filename=\"holiday.jpg\""));
+    // Addresses that are not an attempt's output are not found, whatever they try.
+    let photo_id = photo["id"].as_str().unwrap();
+    for bad in ["a1/original.jpg", "a1/result.exe", "ax/result.jpg", "a1/..%2F..%2Fjob.json", "a99/result.jpg"] {
+        assert_eq!(get(&app.url(&format!("/jobs/{id}/photos/{photo_id}/{bad}"))).status, 404, "{bad}");
+    }
 }

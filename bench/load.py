@@ -1,0 +1,169 @@
+#!/usr/bin/env python3
+"""Load benchmark: N photos through a running darkroom, with 1 and 2 worker processes.
+
+usage: bench/load.py [--photos N] [--backend local|localstack] [--darkroom BIN] CORPUS_DIR
+
+For each worker count (1, then 2), starts `darkroom web`, `darkroom status` and that many
+`darkroom worker --concurrency 1` processes on a fresh data directory (or a fresh bucket and
+queue prefix on LocalStack at $AWS_ENDPOINT_URL, default http://127.0.0.1:4566), uploads N
+photos (cycling through the corpus) in batches of 10 to one job, and follows the job to the
+end. Reported per run:
+
+  - photos/s: N over the time from the first upload to the last photo done;
+  - upload->done latency p50/p95/p99, each photo's done time being its view's `updated_at`
+    (recorded by the status process, so polling does not blur it);
+
+and the baseline: `darkroom process` on the same photos and recipe, one process per worker
+(each given its share), wall time. The scaling ratio is 2 workers' photos/s over 1 worker's.
+Needs only Python's standard library; build darkroom first (`cargo build --release
+--features aws` for LocalStack).
+"""
+import argparse, glob, json, os, random, shutil, signal, statistics, subprocess, sys, tempfile, time
+import urllib.request
+
+RECIPE = {"ops": [{"op": "crop", "aspect": "4:3"}, {"op": "recolor", "mode": "sepia"},
+                  {"op": "thumbnail", "size": 1024}], "format": "jpeg", "quality": 85}
+BATCH = 10
+
+
+def multipart(fields, files):
+    boundary = "darkroom-load-%016x" % random.getrandbits(64)
+    body = bytearray()
+    for name, value in fields:
+        body += b"--%s\r\nContent-Disposition: form-data; name=\"%s\"\r\n\r\n%s\r\n" % (
+            boundary.encode(), name.encode(), value.encode())
+    for name, filename, data in files:
+        body += b"--%s\r\nContent-Disposition: form-data; name=\"%s\"; filename=\"%s\"\r\n" % (
+            boundary.encode(), name.encode(), filename.encode())
+        body += b"Content-Type: application/octet-stream\r\n\r\n" + data + b"\r\n"
+    body += b"--%s--\r\n" % boundary.encode()
+    return "multipart/form-data; boundary=" + boundary, bytes(body)
+
+
+def request(method, url, body=None, headers=None):
+    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    with urllib.request.urlopen(req, timeout=300) as reply:
+        return json.loads(reply.read() or b"null")
+
+
+def start(darkroom, args, env, log):
+    return subprocess.Popen([darkroom] + args, env=env, stdout=subprocess.PIPE, stderr=log, text=True)
+
+
+def listening_url(process):
+    # darkroom prints "listening on http://..." on stdout once it serves.
+    for line in process.stdout:
+        if "http://" in line:
+            return line[line.index("http://"):].split()[0].rstrip(".,")
+    sys.exit("a darkroom process ended before it listened")
+
+
+def percentile(values, p):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
+def run_service(darkroom, photos, workers, backend, tmp):
+    data = tempfile.mkdtemp(dir=tmp)
+    env = dict(os.environ, DARKROOM_LOG="warn", RAYON_NUM_THREADS="1")
+    common = ["--data-dir", data]
+    if backend == "localstack":
+        tag = "load%08x" % random.getrandbits(32)
+        env.update(AWS_ENDPOINT_URL=os.environ.get("AWS_ENDPOINT_URL", "http://127.0.0.1:4566"),
+                   AWS_REGION="us-east-1", AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test")
+        common = ["--backend", "aws", "--bucket", tag, "--queue-prefix", tag]
+        subprocess.run([darkroom, "setup"] + common, env=env, check=True, stdout=subprocess.DEVNULL)
+    log = open(os.path.join(tmp, "darkroom-%d-workers.log" % workers), "w")
+    processes = [start(darkroom, ["web", "--listen", "127.0.0.1:0", "--max-photos", str(len(photos) + 10)] + common, env, log)]
+    base = listening_url(processes[0])
+    processes.append(start(darkroom, ["status"] + common, env, log))
+    for _ in range(workers):
+        processes.append(start(darkroom, ["worker", "--concurrency", "1", "--metrics-listen", "127.0.0.1:0"] + common, env, log))
+    try:
+        time.sleep(1.0)  # let the workers open their queues (not part of the measurement)
+        uploaded = {}
+        started = time.time()
+        job, token = None, None
+        for at in range(0, len(photos), BATCH):
+            batch = [("photos", "p%05d.jpg" % (at + i), data) for i, data in enumerate(photos[at:at + BATCH])]
+            sent = time.time()
+            if job is None:
+                content_type, body = multipart([("recipe", json.dumps(RECIPE))], batch)
+                reply = request("POST", base + "/api/v1/jobs", body, {"Content-Type": content_type})
+                job, token = reply["id"], reply["owner_token"]
+            else:
+                content_type, body = multipart([], batch)
+                reply = request("POST", "%s/api/v1/jobs/%s/photos" % (base, job), body,
+                                {"Content-Type": content_type, "X-Owner-Token": token})
+            for photo in reply["photos"]:
+                uploaded[photo["id"]] = sent
+        while True:
+            view = request("GET", "%s/api/v1/jobs/%s" % (base, job))
+            if view["state"] not in ("queued", "processing"):
+                break
+            time.sleep(0.2)
+        done = [p for p in view["photos"] if p["state"] == "done"]
+        if len(done) != len(photos):
+            sys.exit("only %d of %d photos done: %s" % (len(done), len(photos), view["counts"]))
+        finished = max(p["updated_at"] for p in done) / 1000
+        latencies = [p["updated_at"] / 1000 - uploaded[p["id"]] for p in done]
+        return {"photos_per_s": len(photos) / (finished - started),
+                "p50": percentile(latencies, 50), "p95": percentile(latencies, 95), "p99": percentile(latencies, 99)}
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            process.wait(timeout=30)
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def run_process(darkroom, photos, parallel, tmp):
+    folder = tempfile.mkdtemp(dir=tmp)
+    paths = []
+    for i, data in enumerate(photos):
+        path = os.path.join(folder, "p%05d.jpg" % i)
+        with open(path, "wb") as f:
+            f.write(data)
+        paths.append(path)
+    out = tempfile.mkdtemp(dir=tmp)
+    started = time.time()
+    shares = [paths[i::parallel] for i in range(parallel)]
+    running = [subprocess.Popen([darkroom, "process", "--recipe", json.dumps(RECIPE), "--out", out] + share,
+                                stdout=subprocess.DEVNULL, env=dict(os.environ, RAYON_NUM_THREADS="1"))
+               for share in shares]
+    for process in running:
+        if process.wait() != 0:
+            sys.exit("darkroom process failed")
+    return len(photos) / (time.time() - started)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("corpus")
+    parser.add_argument("--photos", type=int, default=500)
+    parser.add_argument("--backend", choices=["local", "localstack"], default="local")
+    parser.add_argument("--darkroom", default=os.path.join(os.path.dirname(__file__), "..", "target", "release", "darkroom"))
+    args = parser.parse_args()
+    corpus = [open(f, "rb").read() for f in sorted(glob.glob(os.path.join(args.corpus, "*.jpg")))]
+    if not corpus:
+        sys.exit("no .jpg in " + args.corpus)
+    photos = [corpus[i % len(corpus)] for i in range(args.photos)]
+    tmp = tempfile.mkdtemp(prefix="darkroom-load-")
+    print("# darkroom load benchmark: %d photos (%d distinct), backend %s, %d cores, recipe %s" % (
+        len(photos), len(corpus), args.backend, os.cpu_count(), json.dumps(RECIPE)))
+    print("\n| setup | photos/s | upload→done p50 s | p95 s | p99 s | `darkroom process` photos/s | service ÷ process |")
+    print("|---|---|---|---|---|---|---|")
+    results = {}
+    for workers in (1, 2):
+        service = run_service(args.darkroom, photos, workers, args.backend, tmp)
+        baseline = run_process(args.darkroom, photos, workers, tmp)
+        results[workers] = service
+        print("| %s, %d worker process%s | %.2f | %.2f | %.2f | %.2f | %.2f (%d in parallel) | %.2f× |" % (
+            args.backend, workers, "" if workers == 1 else "es", service["photos_per_s"], service["p50"],
+            service["p95"], service["p99"], baseline, workers, service["photos_per_s"] / baseline), flush=True)
+    print("\nscaling: 2 worker processes ÷ 1 = %.2f×" % (results[2]["photos_per_s"] / results[1]["photos_per_s"]))
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
