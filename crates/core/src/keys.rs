@@ -119,12 +119,14 @@ pub fn intermediate(job: &JobId, photo: &PhotoId, attempt: u32, after_segment: u
 /// The step of every event but `processing` (see [`processing_step`]).
 pub const TERMINAL_STEP: u32 = 0;
 
-/// The step of a `processing` event: 2 × its pipeline segment while it runs there, one less
-/// while it waits in that segment's queue, so that "processing in quick" < "waiting for
-/// slow" < "processing in slow". (Events written before hand-overs were recorded used the
-/// segment itself; they still sort after the first segment's and before a later one's.)
+/// The step of a `processing` event: 1000 + 2 × its pipeline segment while it runs there, one
+/// less while it waits in that segment's queue, so that "processing in quick" < "waiting for
+/// slow" < "processing in slow". Status processes from before hand-overs were recorded wrote
+/// the segment itself (0, 1, 2…): the offset keeps the two numberings from ever naming the
+/// same key in a mixed fleet (an older process's event only sorts below the newer ones).
 pub fn processing_step(segment: u32, waiting: bool) -> u32 {
-    let running = segment.saturating_mul(2);
+    const NEWER_STEPS: u32 = 1000;
+    let running = NEWER_STEPS.saturating_add(segment.saturating_mul(2));
     if waiting {
         running.saturating_sub(1)
     } else {

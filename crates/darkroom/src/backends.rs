@@ -49,6 +49,18 @@ pub async fn open(settings: &Settings) -> anyhow::Result<Backends> {
     })
 }
 
+/// Whether every queue (and dead-letter queue) `setup` creates is there already.
+pub async fn all_queues_exist(backends: &Backends) -> bool {
+    for pair in backends.names.all(&backends.stage_map.stages()) {
+        for name in [&pair.queue, &pair.dead_letter] {
+            if backends.queues.get(name.as_str()).await.is_err() {
+                return false;
+            }
+        }
+    }
+    true
+}
+
 /// Creates every queue (each stage's requests, the responses, and a DLQ for each) with the
 /// configured visibility timeout and redrive; safe to run any number of times.
 pub async fn setup(settings: &Settings, backends: &Backends) -> anyhow::Result<Vec<String>> {

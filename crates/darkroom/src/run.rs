@@ -78,7 +78,12 @@ pub async fn run(
     // creates the data directory and queues it needs (idempotent, safe to race), so `web`,
     // `worker` and `status` sharing a --data-dir start in any order. On AWS, creating queues
     // and buckets is an operator's decision (`darkroom setup`, or --auto-setup).
-    if settings.backend == crate::config::Backend::Local || settings.auto_setup {
+    let embedded_serve = roles.web && roles.worker && roles.status && settings.backend == crate::config::Backend::Local;
+    if embedded_serve || settings.auto_setup {
+        backends::setup(&settings, &backends).await?;
+    } else if settings.backend == crate::config::Backend::Local && !backends::all_queues_exist(&backends).await {
+        // Only what is missing: a web process restarted with other flags must not rewrite
+        // the visibility timeout and receive count its workers were set up with.
         backends::setup(&settings, &backends).await?;
     }
     let shutdown = CancellationToken::new();

@@ -12,6 +12,9 @@ use crate::ImagingError;
 use image::{DynamicImage, RgbImage, RgbaImage};
 use libheif_rs::{color_profile_types, ColorSpace, HeifContext, HeifError, LibHeif, RgbChroma, SecurityLimits};
 
+/// The largest ICC profile taken from a HEIC file.
+const MAX_ICC_BYTES: u32 = 4 << 20;
+
 fn corrupt(error: HeifError) -> ImagingError {
     ImagingError::Corrupt(format!("HEIC: {}", error.message))
 }
@@ -26,7 +29,11 @@ pub(crate) fn decode(bytes: &[u8], limits: DecodeLimits) -> Result<Photo, Imagin
     let mut security = SecurityLimits::new();
     security.set_max_image_size_pixels(limits.limits.max_pixels);
     security.set_max_total_memory(limits.max_alloc_bytes);
+    // The profile is copied into every output: a few megabytes is more than any real one.
+    security.set_max_color_profile_size(MAX_ICC_BYTES);
     context.set_security_limits(&security).map_err(corrupt)?;
+    // One thread per decode: the worker runs --concurrency photos at once already.
+    context.set_max_decoding_threads(1);
     context.read_bytes(bytes).map_err(corrupt)?;
     let handle = context.primary_image_handle().map_err(corrupt)?;
     // The handle's size is after the file's rotation and crop: what the photo will be.

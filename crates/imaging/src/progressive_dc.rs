@@ -22,6 +22,9 @@ struct Component {
     h: usize,
     v: usize,
     quant_table: usize,
+    /// The DC quantiser, as it was when the component's first DC scan began (as libjpeg
+    /// latches it); `None` until then.
+    quantiser: Option<u16>,
     /// DC coefficients of this component's blocks, row by row over its padded block grid.
     coefficients: Vec<i32>,
     /// The padded block grid (whole MCUs) and the blocks that carry the image.
@@ -65,34 +68,26 @@ struct Bits<'a> {
     at: usize,
     buffer: u32,
     count: u32,
-    /// A marker was reached: only zero bits follow until the scan is realigned.
-    at_marker: bool,
 }
 
 impl<'a> Bits<'a> {
     fn new(data: &'a [u8], at: usize) -> Self {
-        Self { data, at, buffer: 0, count: 0, at_marker: false }
+        Self { data, at, buffer: 0, count: 0 }
     }
 
     fn bit(&mut self) -> Option<u32> {
         if self.count == 0 {
-            let byte = if self.at_marker {
-                0
-            } else {
-                let byte = *self.data.get(self.at)?;
-                if byte == 0xFF {
-                    match self.data.get(self.at + 1)? {
-                        0x00 => self.at += 2,
-                        _ => {
-                            self.at_marker = true;
-                            return Some(0);
-                        }
-                    }
-                } else {
-                    self.at += 1;
+            let byte = *self.data.get(self.at)?;
+            if byte == 0xFF {
+                match self.data.get(self.at + 1)? {
+                    0x00 => self.at += 2,
+                    // The scan's data ran out before its blocks did: a damaged or crafted
+                    // file, which the general decoder judges.
+                    _ => return None,
                 }
-                byte
-            };
+            } else {
+                self.at += 1;
+            }
             self.buffer = u32::from(byte);
             self.count = 8;
         }
@@ -123,7 +118,6 @@ impl<'a> Bits<'a> {
     /// At a restart interval's end: drop the partial byte and step over the RSTn marker.
     fn restart(&mut self) -> Option<()> {
         self.count = 0;
-        self.at_marker = false;
         while self.data.get(self.at) == Some(&0xFF) && self.data.get(self.at + 1) == Some(&0xFF) {
             self.at += 1; // fill bytes
         }
@@ -169,13 +163,14 @@ pub(crate) fn decode_eighth(data: &[u8]) -> Option<RgbImage> {
     if data.get(0..2)? != [0xFF, 0xD8] {
         return None;
     }
-    let mut quant = [0u16; 4];
+    let mut quant: [Option<u16>; 4] = [None; 4];
     let mut dc_tables: [Option<Huffman>; 4] = Default::default();
     let mut components: Vec<Component> = Vec::new();
     let (mut width, mut height, mut mcus_wide, mut mcus_high) = (0usize, 0usize, 0usize, 0usize);
     let (mut h_max, mut v_max) = (1usize, 1usize);
     let mut restart_interval = 0usize;
     let mut adobe_rgb = false;
+    let mut jfif = false;
     let mut dc_scans = 0;
     let mut at = 2;
     loop {
@@ -216,6 +211,7 @@ pub(crate) fn decode_eighth(data: &[u8]) -> Option<RgbImage> {
                         h,
                         v,
                         quant_table: usize::from(spec[2]),
+                        quantiser: None,
                         coefficients: Vec::new(),
                         blocks_wide: 0,
                         blocks_high: 0,
@@ -245,8 +241,11 @@ pub(crate) fn decode_eighth(data: &[u8]) -> Option<RgbImage> {
                     let (precision, id) = (spec >> 4, usize::from(spec & 15));
                     let size = if precision == 0 { 64 } else { 128 };
                     let table = rest.get(1..1 + size)?;
-                    *quant.get_mut(id)? =
-                        if precision == 0 { u16::from(table[0]) } else { u16::from_be_bytes([table[0], table[1]]) };
+                    *quant.get_mut(id)? = Some(if precision == 0 {
+                        u16::from(table[0])
+                    } else {
+                        u16::from_be_bytes([table[0], table[1]])
+                    });
                     rest = &rest[1 + size..];
                 }
             }
@@ -264,6 +263,7 @@ pub(crate) fn decode_eighth(data: &[u8]) -> Option<RgbImage> {
                 }
             }
             0xDD => restart_interval = u16_at(segment, 0)?,
+            0xE0 if segment.starts_with(b"JFIF\0") => jfif = true,
             // Adobe: transform 0 means the three components are RGB, not YCbCr.
             0xEE if segment.starts_with(b"Adobe") && segment.get(11) == Some(&0) => adobe_rgb = true,
             0xDA => {
@@ -271,16 +271,41 @@ pub(crate) fn decode_eighth(data: &[u8]) -> Option<RgbImage> {
                     return None;
                 }
                 let count = usize::from(*segment.first()?);
-                let mut in_scan = Vec::with_capacity(count);
+                if count == 0 || count > components.len() {
+                    return None;
+                }
+                let mut in_scan: Vec<(usize, usize)> = Vec::with_capacity(count);
                 for s in 0..count {
                     let spec = segment.get(1 + 2 * s..3 + 2 * s)?;
                     let index = components.iter().position(|c| c.id == spec[0])?;
+                    // Each component once, in frame order (as the standard requires).
+                    if in_scan.last().is_some_and(|&(previous, _)| previous >= index) {
+                        return None;
+                    }
                     in_scan.push((index, usize::from(spec[1] >> 4)));
                 }
                 let tail = segment.get(1 + 2 * count..4 + 2 * count)?;
-                let (spectral_start, high, low) = (tail[0], u32::from(tail[2] >> 4), u32::from(tail[2] & 15));
+                let (spectral_start, spectral_end) = (tail[0], tail[1]);
+                let (high, low) = (u32::from(tail[2] >> 4), u32::from(tail[2] & 15));
                 let start = at + length;
                 if spectral_start == 0 {
+                    // A DC scan: DC only, a first scan or a one-bit refinement, and no more
+                    // than the 10 blocks per MCU the standard allows.
+                    let blocks_per_mcu: usize = in_scan.iter().map(|&(i, _)| components[i].h * components[i].v).sum();
+                    let refinement_ok = high == 0 || high == low + 1;
+                    if spectral_end != 0 || low > 13 || !refinement_ok || (count > 1 && blocks_per_mcu > 10) {
+                        return None;
+                    }
+                    for &(index, _) in &in_scan {
+                        let component = &mut components[index];
+                        if high == 0 {
+                            // At most one first scan per component; its quantiser is latched now.
+                            if component.seen || component.quantiser.is_some() {
+                                return None;
+                            }
+                            component.quantiser = Some((*quant.get(component.quant_table)?)?);
+                        }
+                    }
                     // Encoders send two or three DC scans (one per component, or a first and
                     // a refinement); a file with dozens is crafted to make each one cost a
                     // pass over every block.
@@ -308,10 +333,17 @@ pub(crate) fn decode_eighth(data: &[u8]) -> Option<RgbImage> {
         }
         at += length;
     }
-    if components.is_empty() || components.iter().any(|c| !c.seen) || (components.len() == 3 && adobe_rgb) {
+    if components.is_empty() || components.iter().any(|c| !c.seen) {
         return None;
     }
-    Some(to_rgb(&components, &quant, width, height, (h_max, v_max)))
+    // Three components are YCbCr when JFIF says so or their ids are 1, 2, 3 (what
+    // jpeg-decoder and libjpeg conclude too); an Adobe RGB transform, ids "R","G","B" and
+    // anything else unusual go to the general decoder.
+    let ids_ycc = components.iter().map(|c| c.id).eq([1, 2, 3]);
+    if components.len() == 3 && (adobe_rgb || !(jfif || ids_ycc)) {
+        return None;
+    }
+    Some(to_rgb(&components, width, height, (h_max, v_max)))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -387,17 +419,11 @@ fn decode_dc_scan(
 /// Blocks to pixels (DC × quantiser / 8, centred on 128), subsampled chroma brought up to
 /// the luma grid by linear interpolation (as libjpeg's "fancy" upsampling does), YCbCr to RGB
 /// as JFIF defines it.
-fn to_rgb(
-    components: &[Component],
-    quant: &[u16; 4],
-    width: usize,
-    height: usize,
-    (h_max, v_max): (usize, usize),
-) -> RgbImage {
+fn to_rgb(components: &[Component], width: usize, height: usize, (h_max, v_max): (usize, usize)) -> RgbImage {
     let (out_w, out_h) = (width.div_ceil(8), height.div_ceil(8));
     let value = |component: &Component, bx: usize, by: usize| -> f32 {
         let dc = component.coefficients[by * component.blocks_wide + bx];
-        dc as f32 * f32::from(quant[component.quant_table]) / 8.0 + 128.0
+        dc as f32 * f32::from(component.quantiser.unwrap_or(0)) / 8.0 + 128.0
     };
     // Where an output pixel's centre falls in a component's block grid, and the two
     // neighbouring blocks with their weights, along one axis.
@@ -427,4 +453,42 @@ fn to_rgb(
         pixel.0 = rgb.map(|value| value.round().clamp(0.0, 255.0) as u8);
     }
     image
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        std::fs::read(format!("{}/../../tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap_or_default()
+    }
+
+    #[test]
+    fn takes_progressive_photos_and_leaves_the_rest() {
+        let colour = decode_eighth(&fixture("coffee-progressive.jpg")).expect("libjpeg's progressive 4:2:0");
+        assert_eq!(colour.dimensions(), (100, 67));
+        let grey = decode_eighth(&fixture("astronaut-progressive-gray.jpg")).expect("greyscale progressive");
+        assert_eq!(grey.dimensions(), (64, 64));
+        assert!(decode_eighth(&fixture("astronaut.jpg")).is_none(), "baseline JPEGs go to the general decoder");
+    }
+
+    #[test]
+    fn refuses_scans_the_standard_does_not_allow() {
+        let whole = fixture("coffee-progressive.jpg");
+        let sos = whole.windows(2).position(|w| w == [0xFF, 0xDA]).unwrap_or_default();
+        // The first scan names its components: list the first one twice.
+        let mut repeated = whole.clone();
+        repeated[sos + 7] = repeated[sos + 5];
+        assert!(decode_eighth(&repeated).is_none());
+        // A DC scan whose data ends before its blocks do.
+        let next_marker = sos
+            + 2
+            + whole[sos + 2..]
+                .windows(2)
+                .position(|w| w[0] == 0xFF && w[1] != 0 && !(0xD0..=0xD7).contains(&w[1]))
+                .unwrap_or_default();
+        let mut short = whole[..sos + 40].to_vec();
+        short.extend_from_slice(&whole[next_marker..]);
+        assert!(decode_eighth(&short).is_none());
+    }
 }

@@ -36,13 +36,34 @@ pub(crate) struct Folded {
     orphans: BTreeMap<PhotoId, (Progress, EventDoc)>,
     /// Change keys already folded in, back to twice the lookback before the newest.
     applied: BTreeSet<String>,
-    /// The newest change time folded in (ms).
+    /// The newest change time folded in (ms), never ahead of this process's clock.
     newest: u64,
+    /// Bumped whenever what the view shows changes (live streams compare it).
+    version: u64,
+    /// The view assembled at `version`, shared by the live streams of the job.
+    assembled: Option<(u64, Arc<JobView>)>,
     full_read_at: Option<Instant>,
     refreshed_at: Option<Instant>,
 }
 
 impl Folded {
+    /// The view at the current version, assembled once per version.
+    fn shared_view(&mut self, job: &JobManifest) -> Arc<JobView> {
+        match &self.assembled {
+            Some((version, view)) if *version == self.version => view.clone(),
+            _ => {
+                let view = Arc::new(self.view(job));
+                self.assembled = Some((self.version, view.clone()));
+                view
+            }
+        }
+    }
+
+    fn view(&self, job: &JobManifest) -> JobView {
+        let pairs = self.photos.values().map(|(manifest, latest)| (manifest.clone(), latest.clone().map(|(_, e)| e)));
+        darkroom_core::view::assemble(job, pairs.collect())
+    }
+
     fn event(&mut self, photo: &PhotoId, progress: Progress, event: EventDoc) {
         let slot = match self.photos.get_mut(photo) {
             Some((_, latest)) => latest,
@@ -56,12 +77,16 @@ impl Folded {
         };
         if slot.as_ref().is_none_or(|(best, _)| progress > *best) {
             *slot = Some((progress, event));
+            self.version += 1;
         }
     }
 
     fn photo(&mut self, manifest: PhotoManifest) {
         let id = manifest.id.clone();
-        self.photos.entry(id.clone()).or_insert((manifest, None));
+        if !self.photos.contains_key(&id) {
+            self.photos.insert(id.clone(), (manifest, None));
+            self.version += 1;
+        }
         if let Some((progress, event)) = self.orphans.remove(&id) {
             self.event(&id, progress, event);
         }
@@ -131,23 +156,34 @@ impl Jobs {
     /// The job's view: folded in full the first time and every [`crate::changes::FULL_READ_EVERY`], brought
     /// up to date from the change log in between, shared by every reader in this process.
     pub async fn load_view(&self, job: &JobManifest) -> Result<JobView, JobsError> {
-        let entry = self
-            .views
-            .get_or_insert_with(&job.id, || Ok::<_, std::convert::Infallible>(Arc::default()))
-            .unwrap_or_else(|never| match never {});
+        let entry = self.fold_of(&job.id);
         let mut folded = entry.folded.lock().await;
-        let changed_here = entry.changed_here.swap(false, std::sync::atomic::Ordering::SeqCst);
-        let fresh = !changed_here && folded.refreshed_at.is_some_and(|at| at.elapsed() < self.view_refresh);
-        if !fresh {
-            let full_read_due = folded.full_read_at.is_none_or(|at| at.elapsed() >= self.full_read_every);
-            if full_read_due || !self.read_changes(&job.id, &mut folded).await? {
-                self.read_in_full(&job.id, &mut folded).await?;
-            }
-            folded.refreshed_at = Some(Instant::now());
+        self.refresh(&job.id, &entry, &mut folded).await?;
+        Ok(folded.view(job))
+    }
+
+    /// The job's view if its fold changed since `seen` (a version from an earlier call), with
+    /// the fold's version now: `None` when nothing changed, without copying the view.
+    pub async fn load_view_if_changed(
+        &self,
+        job: &JobManifest,
+        seen: Option<u64>,
+    ) -> Result<(u64, Option<Arc<JobView>>), JobsError> {
+        let entry = self.fold_of(&job.id);
+        let mut folded = entry.folded.lock().await;
+        self.refresh(&job.id, &entry, &mut folded).await?;
+        if seen == Some(folded.version) {
+            return Ok((folded.version, None));
         }
-        let pairs =
-            folded.photos.values().map(|(manifest, latest)| (manifest.clone(), latest.clone().map(|(_, event)| event)));
-        Ok(darkroom_core::view::assemble(job, pairs.collect()))
+        Ok((folded.version, Some(folded.shared_view(job))))
+    }
+
+    /// The job's view read afresh from its per-photo documents, neither from nor into the
+    /// shared fold: for decisions that must see the store as it is now (the reconciler).
+    pub async fn load_view_in_full(&self, job: &JobManifest) -> Result<JobView, JobsError> {
+        let mut folded = Folded::default();
+        self.read_in_full(&job.id, &mut folded).await?;
+        Ok(folded.view(job))
     }
 
     /// Notes that this process changed the job (and logged it): its next view read looks for
@@ -156,6 +192,27 @@ impl Jobs {
         if let Some(entry) = self.views.get(job) {
             entry.changed_here.store(true, std::sync::atomic::Ordering::SeqCst);
         }
+    }
+
+    fn fold_of(&self, job: &JobId) -> Arc<FoldedEntry> {
+        self.views
+            .get_or_insert_with(job, || Ok::<_, std::convert::Infallible>(Arc::default()))
+            .unwrap_or_else(|never| match never {})
+    }
+
+    /// Brings the fold up to date unless it was within the refresh window (and this process
+    /// has not changed the job since).
+    async fn refresh(&self, job: &JobId, entry: &FoldedEntry, folded: &mut Folded) -> Result<(), JobsError> {
+        let changed_here = entry.changed_here.swap(false, std::sync::atomic::Ordering::SeqCst);
+        let fresh = !changed_here && folded.refreshed_at.is_some_and(|at| at.elapsed() < self.view_refresh);
+        if !fresh {
+            let full_read_due = folded.full_read_at.is_none_or(|at| at.elapsed() >= self.full_read_every);
+            if full_read_due || !self.read_changes(job, folded).await? {
+                self.read_in_full(job, folded).await?;
+            }
+            folded.refreshed_at = Some(Instant::now());
+        }
+        Ok(())
     }
 
     /// Folds the job from its per-photo documents: one listing, and the documents not read
@@ -177,13 +234,21 @@ impl Jobs {
                 .buffer_unordered(PARALLEL_READS)
                 .try_collect()
                 .await?;
-        *folded = Folded {
-            photos: pairs.into_iter().map(|(manifest, latest)| (manifest.id.clone(), (manifest, latest))).collect(),
-            // The log is read again from a little before this read began.
-            newest: started.saturating_sub(LOOKBACK.as_millis() as u64),
-            full_read_at: Some(Instant::now()),
-            ..Folded::default()
+        let photos: BTreeMap<PhotoId, (PhotoManifest, Option<(Progress, EventDoc)>)> =
+            pairs.into_iter().map(|(manifest, latest)| (manifest.id.clone(), (manifest, latest))).collect();
+        let progress = |photos: &BTreeMap<PhotoId, (PhotoManifest, Option<(Progress, EventDoc)>)>| {
+            photos.iter().map(|(id, (_, latest))| (id.clone(), latest.as_ref().map(|(p, _)| *p))).collect::<Vec<_>>()
         };
+        if folded.full_read_at.is_none() || progress(&photos) != progress(&folded.photos) {
+            folded.version += 1;
+        }
+        folded.photos = photos;
+        folded.orphans.clear();
+        // Entries written from now on are read from the log (each listing looks back a
+        // little before `newest`); those already applied stay known, so a busy job's recent
+        // entries are not fetched again.
+        folded.newest = folded.newest.max(started);
+        folded.full_read_at = Some(Instant::now());
         Ok(())
     }
 
@@ -230,7 +295,10 @@ impl Jobs {
                 }
                 None => {}
             }
-            folded.newest = folded.newest.max(change_millis(job, &key).unwrap_or(0));
+            // A writer whose clock runs ahead must not push the listing start past entries
+            // from writers whose clocks are right.
+            let written = change_millis(job, &key).unwrap_or(0).min(darkroom_core::now_millis());
+            folded.newest = folded.newest.max(written);
             folded.applied.insert(key);
         }
         // Forget keys that no later listing can return again.

@@ -179,11 +179,13 @@ impl Housekeeper {
             self.jobs.store().delete(marker_key).await?; // deleted or expired
             return Ok(());
         };
-        let view = self.jobs.load_view(&manifest).await?;
+        // The reconciler acts on what it reads (restarts, index removal): it reads each job
+        // from its per-photo documents, not from a fold kept up to date by the change log.
+        let view = self.jobs.load_view_in_full(&manifest).await?;
         if view.state.is_finished() {
             self.jobs.store().delete(marker_key).await?;
             // A retry may have started between the read and the delete: look again.
-            if !self.jobs.load_view(&manifest).await?.state.is_finished() {
+            if !self.jobs.load_view_in_full(&manifest).await?.state.is_finished() {
                 self.jobs.mark_active(&job).await?;
             } else {
                 report.finished_jobs += 1;

@@ -110,8 +110,9 @@ pub struct AppState {
     pub readiness_cache: Arc<health::ReadinessCache>,
     /// Served on the operator listener (`--metrics-listen`): every health detail is shown.
     pub operator_listener: bool,
-    /// Live job views being streamed (see `live`).
+    /// Live job views being streamed (see `live`), in all and per job.
     pub live_streams: Arc<tokio::sync::Semaphore>,
+    pub live_views: Arc<live::LiveViews>,
     /// Cancelled when the server shuts down: long-lived responses end at once.
     pub closing: tokio_util::sync::CancellationToken,
 }
@@ -149,6 +150,7 @@ impl AppState {
             readiness_cache: Arc::default(),
             operator_listener: false,
             live_streams: Arc::new(tokio::sync::Semaphore::new(live::MAX_STREAMS)),
+            live_views: Arc::default(),
             closing: tokio_util::sync::CancellationToken::new(),
         }
     }

@@ -6,7 +6,7 @@
 //! not one per tab. Streams are capped per process, end after half an hour (`EventSource`
 //! reconnects by itself) and when the server shuts down, so they never hold a deploy.
 
-use crate::view::{load_job_or_404, load_view};
+use crate::view::load_job_or_404;
 use crate::{ApiError, AppState};
 use actix_web::http::StatusCode;
 use actix_web::{get, web, HttpResponse};
@@ -25,12 +25,69 @@ const MAX_LIFE: Duration = Duration::from_secs(30 * 60);
 /// Streams one process serves at once.
 pub const MAX_STREAMS: usize = 2000;
 
+/// Streams one job may have open in one process (a link shared widely falls back to polling
+/// beyond this), so one job cannot take every stream of the server.
+const MAX_STREAMS_PER_JOB: usize = 64;
+
+/// Open streams per job in this process, and each job's view serialised once per version
+/// for all of them.
+#[derive(Debug, Default)]
+pub struct LiveViews {
+    open: std::sync::Mutex<std::collections::HashMap<darkroom_core::JobId, usize>>,
+    serialized: std::sync::Mutex<std::collections::HashMap<darkroom_core::JobId, (u64, Bytes)>>,
+}
+
+impl LiveViews {
+    fn open(self: &std::sync::Arc<Self>, job: &darkroom_core::JobId) -> Option<JobStreamGuard> {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let count = open.entry(job.clone()).or_insert(0);
+        if *count >= MAX_STREAMS_PER_JOB {
+            return None;
+        }
+        *count += 1;
+        Some(JobStreamGuard { live: self.clone(), job: job.clone() })
+    }
+
+    /// The `event: view` chunk for this version of the job's view, serialised once.
+    fn chunk(&self, job: &darkroom_core::JobId, version: u64, view: &darkroom_core::JobView) -> Bytes {
+        let mut serialized = self.serialized.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, chunk)) = serialized.get(job) {
+            if *at == version {
+                return chunk.clone();
+            }
+        }
+        let chunk = Bytes::from(format!("event: view\ndata: {}\n\n", serde_json::to_string(view).unwrap_or_default()));
+        serialized.insert(job.clone(), (version, chunk.clone()));
+        chunk
+    }
+}
+
+/// Counts a stream against its job until dropped.
+struct JobStreamGuard {
+    live: std::sync::Arc<LiveViews>,
+    job: darkroom_core::JobId,
+}
+
+impl Drop for JobStreamGuard {
+    fn drop(&mut self) {
+        let mut open = self.live.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = open.get_mut(&self.job) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.job);
+                self.live.serialized.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.job);
+            }
+        }
+    }
+}
+
 struct Stream {
     state: web::Data<AppState>,
     job: JobManifest,
     _permit: tokio::sync::OwnedSemaphorePermit,
+    _job_guard: JobStreamGuard,
     started: Instant,
-    last_sent: Option<String>,
+    seen: Option<u64>,
     last_write: Instant,
     last_existence_check: Instant,
     first: bool,
@@ -62,17 +119,14 @@ impl Stream {
                     return Some(Bytes::from_static(b"event: gone\ndata: {}\n\n"));
                 }
             }
-            match load_view(&self.state, &self.job).await {
-                Ok(view) => {
-                    let json = serde_json::to_string(&view).unwrap_or_default();
-                    if self.last_sent.as_deref() != Some(json.as_str()) {
-                        self.finished = finished(view.state);
-                        self.last_write = Instant::now();
-                        let chunk = format!("event: view\ndata: {json}\n\n");
-                        self.last_sent = Some(json);
-                        return Some(Bytes::from(chunk));
-                    }
+            match self.state.jobs.load_view_if_changed(&self.job, self.seen).await {
+                Ok((version, Some(view))) => {
+                    self.seen = Some(version);
+                    self.finished = finished(view.state);
+                    self.last_write = Instant::now();
+                    return Some(self.state.live_views.chunk(&self.job.id, version, &view));
                 }
+                Ok((_, None)) => {}
                 Err(error) => {
                     // The store is away: keep the stream, try again next tick.
                     tracing::debug!(job_id = %self.job.id, error.message = %error, "live view: read failed");
@@ -96,13 +150,21 @@ pub async fn job_events(state: web::Data<AppState>, path: web::Path<String>) -> 
             "too many live views are open on this server; the page falls back to polling",
         )
     })?;
+    let job_guard = state.live_views.open(&job.id).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Unavailable,
+            "this job has as many live views open as one server gives a job; the page falls back to polling",
+        )
+    })?;
     let now = Instant::now();
     let stream = Stream {
         state: state.clone(),
         job,
         _permit: permit,
+        _job_guard: job_guard,
         started: now,
-        last_sent: None,
+        seen: None,
         last_write: now,
         last_existence_check: now,
         first: true,

@@ -27,8 +27,9 @@ impl Seats {
         Self { job: job.clone(), max, taken: BTreeSet::new(), next: 0 }
     }
 
-    /// An existing job's seats, from one listing. Jobs created before seats existed have
-    /// photos without seats: their photo count stands for the first seats.
+    /// An existing job's seats, from one listing. A job created before seats existed has
+    /// photos without seats: the first batch that finds none gives each of them its seat
+    /// (once, for good), so the count holds from then on.
     pub async fn of_existing_job(store: &dyn ObjectStore, job: &JobId, max: usize) -> Result<Self, StoreError> {
         let prefix = keys::seats_prefix(job);
         let listed = store.list(&prefix).await?;
@@ -40,7 +41,10 @@ impl Seats {
                 .iter()
                 .filter(|o| matches!(keys::classify(job, &o.key), keys::PhotoKey::Manifest { .. }))
                 .count();
-            taken.extend(0..count);
+            for seat in 0..count {
+                store.put_if_absent(&keys::seat(job, seat), bytes::Bytes::new(), "application/octet-stream").await?;
+                taken.insert(seat);
+            }
         }
         Ok(Self { job: job.clone(), max, taken, next: 0 })
     }

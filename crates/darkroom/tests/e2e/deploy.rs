@@ -103,6 +103,7 @@ fn dockerfile_is_multi_stage_non_root_and_builds_the_aws_backend() {
         assert!(dockerfile.contains("libde265-dev") && dockerfile.contains("pkg-config"), "heic needs libde265-dev");
         let runtime = dockerfile.rsplit("FROM ").next().unwrap();
         assert!(runtime.contains("libde265-0"), "the runtime image lacks libde265 for HEIC");
+        assert!(runtime.contains("libjpeg62-turbo"), "the runtime image lacks libjpeg, which libheif links");
     }
     let user = dockerfile.lines().rev().find(|l| l.starts_with("USER ")).unwrap();
     assert_ne!(user.trim(), "USER root");
