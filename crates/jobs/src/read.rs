@@ -28,10 +28,13 @@ const PARALLEL_READS: usize = 32;
 const MAX_CHANGE_PAGES: usize = 4;
 const CHANGE_PAGE: usize = 1000;
 
+/// Each photo of a fold: its manifest and its latest event with the progress it stands for.
+type FoldedPhotos = BTreeMap<PhotoId, (PhotoManifest, Option<(Progress, EventDoc)>)>;
+
 /// A job's view as this process last folded it.
 #[derive(Debug, Default)]
 pub(crate) struct Folded {
-    photos: BTreeMap<PhotoId, (PhotoManifest, Option<(Progress, EventDoc)>)>,
+    photos: FoldedPhotos,
     /// Events whose photo is not known yet (its "photos added" entry comes later in the log).
     orphans: BTreeMap<PhotoId, (Progress, EventDoc)>,
     /// Change keys already folded in, back to twice the lookback before the newest.
@@ -234,9 +237,9 @@ impl Jobs {
                 .buffer_unordered(PARALLEL_READS)
                 .try_collect()
                 .await?;
-        let photos: BTreeMap<PhotoId, (PhotoManifest, Option<(Progress, EventDoc)>)> =
+        let photos: FoldedPhotos =
             pairs.into_iter().map(|(manifest, latest)| (manifest.id.clone(), (manifest, latest))).collect();
-        let progress = |photos: &BTreeMap<PhotoId, (PhotoManifest, Option<(Progress, EventDoc)>)>| {
+        let progress = |photos: &FoldedPhotos| {
             photos.iter().map(|(id, (_, latest))| (id.clone(), latest.as_ref().map(|(p, _)| *p))).collect::<Vec<_>>()
         };
         if folded.full_read_at.is_none() || progress(&photos) != progress(&folded.photos) {
