@@ -77,7 +77,8 @@ pub fn fit_within(photo: &Photo, long_side: u32) -> Result<Photo, ImagingError> 
     let (width, height) = fit_dimensions(photo.width(), photo.height(), long_side);
     // Resampled straight from the source: no copy of the full-size image first.
     let mut fitted = Photo::new(resize_exact(&photo.image, width, height)?, photo.icc_profile.clone());
-    fitted.frame = photo.frame.scaled(f64::from(width) / f64::from(photo.width()), f64::from(height) / f64::from(photo.height()));
+    fitted.frame =
+        photo.frame.scaled(f64::from(width) / f64::from(photo.width()), f64::from(height) / f64::from(photo.height()));
     Ok(fitted)
 }
 

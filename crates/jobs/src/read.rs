@@ -212,6 +212,9 @@ impl Jobs {
             let full_read_due = folded.full_read_at.is_none_or(|at| at.elapsed() >= self.full_read_every);
             if full_read_due || !self.read_changes(job, folded).await? {
                 self.read_in_full(job, folded).await?;
+                // What the log reported from shortly before the listing on may be newer than
+                // what the listing saw: fold it in again, so the view never steps back.
+                self.read_changes(job, folded).await?;
             }
             folded.refreshed_at = Some(Instant::now());
         }
@@ -248,8 +251,11 @@ impl Jobs {
         folded.photos = photos;
         folded.orphans.clear();
         // Entries written from now on are read from the log (each listing looks back a
-        // little before `newest`); those already applied stay known, so a busy job's recent
-        // entries are not fetched again.
+        // little before `newest`). Those applied before the lookback stay known, so a busy
+        // job's entries are not all fetched again; the recent ones are, since the listing
+        // above may not have seen the events they report.
+        let recent = listing_start(job, started.saturating_sub(LOOKBACK.as_millis() as u64));
+        drop(folded.applied.split_off(&recent));
         folded.newest = folded.newest.max(started);
         folded.full_read_at = Some(Instant::now());
         Ok(())

@@ -270,3 +270,23 @@ async fn the_change_log_misses_nothing_for_long_and_never_goes_backwards() {
     let shown = view.photos.iter().find(|p| p.id == late).expect("the added photo");
     assert_eq!(shown.state, PhotoState::Processing);
 }
+
+/// A full read whose listing missed an event the log had already reported does not step the
+/// view back: the log's recent entries are folded in again after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_read_never_steps_the_view_back() {
+    let fixture = fixture().await;
+    let jobs = fixture.jobs.clone().with_view_refresh(Duration::ZERO).with_full_read_every(Duration::ZERO);
+    let (manifest, photos) = job(&fixture, 2, now_millis()).await;
+    // Logged, but (as if the full read's listing ran just before it was written) its event
+    // document is not where the listing looks.
+    let mut done = darkroom_core::EventDoc::new(1, PhotoState::Done);
+    done.stage = Some("quick".into());
+    let change = darkroom_jobs::event_change(&manifest.id, &photos[0], keys::TERMINAL_STEP, &done);
+    darkroom_jobs::log_change(fixture.store.as_ref(), &manifest.id, &change).await;
+    for _ in 0..3 {
+        let view = jobs.load_view(&manifest).await.unwrap();
+        let photo = view.photos.iter().find(|p| p.id == photos[0]).unwrap();
+        assert_eq!(photo.state, PhotoState::Done, "every read, full or not, shows what the log reported");
+    }
+}
