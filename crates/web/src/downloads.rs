@@ -28,6 +28,23 @@ fn attachment(name: &str) -> String {
     format!("attachment; filename=\"{}\"", portable_name(name))
 }
 
+/// The stored object at `key`, to stream; 404 when there is none.
+async fn open_stored(
+    state: &AppState,
+    key: &str,
+) -> Result<(darkroom_store::ObjectMeta, darkroom_store::ByteStream), ApiError> {
+    match state.store.get_stream(key).await {
+        Ok(found) => Ok(found),
+        Err(error) if error.is_not_found() => Err(ApiError::not_found()),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// `response` with the object's bytes as its body, as they come from the store.
+fn streamed(mut response: actix_web::HttpResponseBuilder, stream: darkroom_store::ByteStream) -> HttpResponse {
+    response.streaming(futures::StreamExt::map(stream, |chunk| chunk.map_err(std::io::Error::other)))
+}
+
 #[get("/jobs/{job}/photos/{photo}/{output}")]
 pub async fn photo_file(
     state: web::Data<AppState>,
@@ -51,11 +68,7 @@ pub async fn photo_file(
         let info = event.outputs.iter().find(|o| o.name == output).ok_or_else(ApiError::not_found)?;
         (info.key.clone(), info.content_type.clone(), with_extension(&manifest.name, extension_of(&info.content_type)))
     };
-    let (meta, stream) = match state.store.get_stream(&key).await {
-        Ok(found) => found,
-        Err(error) if error.is_not_found() => return Err(ApiError::not_found()),
-        Err(error) => return Err(error.into()),
-    };
+    let (meta, stream) = open_stored(&state, &key).await?;
     let mut response = HttpResponse::Ok();
     response
         .content_type(content_type)
@@ -65,7 +78,7 @@ pub async fn photo_file(
     if query.download.is_some() {
         response.insert_header(("Content-Disposition", attachment(&file_name)));
     }
-    Ok(response.streaming(futures::StreamExt::map(stream, |chunk| chunk.map_err(std::io::Error::other))))
+    Ok(streamed(response, stream))
 }
 
 /// One output of one attempt, at the address its view gives (`/jobs/{job}/photos/{photo}/a{n}/{name}.{ext}`,
@@ -106,11 +119,7 @@ pub async fn attempt_output(
             .finish());
     }
     let key = keys::output(&job, &photo, attempt, name, extension);
-    let (meta, stream) = match state.store.get_stream(&key).await {
-        Ok(found) => found,
-        Err(error) if error.is_not_found() => return Err(ApiError::not_found()),
-        Err(error) => return Err(error.into()),
-    };
+    let (meta, stream) = open_stored(&state, &key).await?;
     let mut response = HttpResponse::Ok();
     response
         .content_type(format.content_type())
@@ -126,7 +135,7 @@ pub async fn attempt_output(
                 .map_err(|_| ApiError::not_found())?;
         response.insert_header(("Content-Disposition", attachment(&with_extension(&manifest.name, extension))));
     }
-    Ok(response.streaming(futures::StreamExt::map(stream, |chunk| chunk.map_err(std::io::Error::other))))
+    Ok(streamed(response, stream))
 }
 
 /// A client that reads nothing of its archive for this long is cut off, so a stalled

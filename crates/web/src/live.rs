@@ -11,7 +11,7 @@ use crate::{ApiError, AppState};
 use actix_web::http::StatusCode;
 use actix_web::{get, web, HttpResponse};
 use bytes::Bytes;
-use darkroom_core::{ErrorCode, JobManifest, JobState};
+use darkroom_core::{ErrorCode, JobManifest};
 use std::time::{Duration, Instant};
 
 /// How often a stream looks for changes.
@@ -94,10 +94,6 @@ struct Stream {
     finished: bool,
 }
 
-fn finished(state: JobState) -> bool {
-    !matches!(state, JobState::Queued | JobState::Processing)
-}
-
 impl Stream {
     /// The next chunk to send, or `None` when the stream is over.
     async fn next_chunk(&mut self) -> Option<Bytes> {
@@ -122,7 +118,7 @@ impl Stream {
             match self.state.jobs.load_view_if_changed(&self.job, self.seen).await {
                 Ok((version, Some(view))) => {
                     self.seen = Some(version);
-                    self.finished = finished(view.state);
+                    self.finished = view.state.is_finished();
                     self.last_write = Instant::now();
                     return Some(self.state.live_views.chunk(&self.job.id, version, &view));
                 }
