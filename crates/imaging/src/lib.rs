@@ -12,6 +12,7 @@ pub mod faces;
 mod geometry;
 #[cfg(feature = "heic")]
 mod heic;
+mod heif_boxes;
 mod pipeline;
 mod progressive_dc;
 mod resize;
