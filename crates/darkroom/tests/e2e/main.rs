@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod api;
+mod at_scale;
 mod browser;
 mod deploy;
 mod faults;
