@@ -57,11 +57,13 @@ function render(view) {
   const c = view.counts;
   document.getElementById("job-state").textContent = view.state;
   document.getElementById("job-state").className = `badge state-${view.state}`;
-  document.getElementById("job-counts").textContent = `${c.done} done · ${c.processing} processing · ${c.queued} queued · ${c.failed} failed`;
+  document.getElementById("job-counts").textContent = `${c.done} done · ${c.processing} processing · ${c.queued} queued · ${c.failed} failed` + (c.cancelled ? ` · ${c.cancelled} cancelled` : "");
   const total = view.photos.length || 1;
   document.getElementById("job-progress").value = (100 * (c.done + c.failed + c.cancelled)) / total;
   const retry = document.getElementById("retry-failed");
   if (retry) retry.hidden = c.failed === 0;
+  const cancel = document.getElementById("cancel-job");
+  if (cancel) cancel.hidden = c.queued === 0;
   const grid = document.getElementById("photos");
   const previous = new Map([...grid.children].map((n) => [n.getAttribute("data-photo-id"), n.className]));
   const fresh = view.photos.map(card);
@@ -137,6 +139,15 @@ function setup() {
     retry.disabled = true;
     await fetch(`/api/v1/jobs/${jobId}/retry`, { method: "POST" });
     retry.disabled = false;
+    poll(jobId);
+  });
+  const cancel = document.getElementById("cancel-job");
+  if (cancel) cancel.addEventListener("click", async () => {
+    if (!window.confirm("Cancel the photos still waiting? Photos already done stay, and the ones in work finish.")) return;
+    cancel.disabled = true;
+    const reply = await fetch(`/api/v1/jobs/${jobId}/cancel`, { method: "POST" });
+    cancel.disabled = false;
+    if (!reply.ok) window.alert("The job could not be cancelled; try again.");
     poll(jobId);
   });
   const del = document.getElementById("delete-job");

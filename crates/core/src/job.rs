@@ -19,6 +19,9 @@ pub struct JobManifest {
     pub created_at: u64,
     pub owner_token_sha256: String,
     pub recipe: Recipe,
+    /// Where to POST the signed job view when the job finishes (a webhook), if anywhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_url: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -146,6 +146,35 @@ pub fn terminal_events(job: &JobId, photo: &PhotoId, attempt: u32) -> [String; 2
     [PhotoState::Done, PhotoState::Failed].map(|state| event(job, photo, attempt, state, TERMINAL_STEP))
 }
 
+/// The `cancelled` event of an attempt: its owner cancelled it while it was queued; a
+/// worker that receives its request drops it.
+pub fn cancelled_event(job: &JobId, photo: &PhotoId, attempt: u32) -> String {
+    event(job, photo, attempt, PhotoState::Cancelled, TERMINAL_STEP)
+}
+
+/// Where the deliveries of a job's webhook are logged: one document per delivery attempt.
+pub fn webhook_deliveries_prefix(job: &JobId) -> String {
+    format!("jobs/{job}/webhooks/deliveries/")
+}
+
+/// One delivery attempt of the webhook for one finish of the job (`finish` names the
+/// photo states it reports; a retried job finishes again under another name).
+pub fn webhook_delivery(job: &JobId, finish: &str, millis: u64) -> String {
+    format!("jobs/{job}/webhooks/deliveries/{millis:013}-{finish}.json")
+}
+
+/// Written once a finish of the job has been delivered (a 2xx answer), so a duplicate
+/// of its message is not sent again.
+pub fn webhook_delivered(job: &JobId, finish: &str) -> String {
+    format!("jobs/{job}/webhooks/delivered/{finish}.json")
+}
+
+/// Written once a finish of the job has been handed to the webhook queue, so that
+/// the other processes that see the same finish do not send it again.
+pub fn webhook_scheduled(job: &JobId, finish: &str) -> String {
+    format!("jobs/{job}/webhooks/scheduled/{finish}.json")
+}
+
 /// The `queued` event that starts an attempt after the first (a retry, a reprocessing).
 pub fn queued_event(job: &JobId, photo: &PhotoId, attempt: u32) -> String {
     event(job, photo, attempt, PhotoState::Queued, TERMINAL_STEP)

@@ -21,7 +21,7 @@ pub use error_code::{ErrorCode, PhotoError};
 pub use ids::{IdError, JobId, OwnerToken, PhotoId};
 pub use job::{DeletionCause, EventDoc, JobManifest, OutputInfo, PhotoManifest, PhotoState, Tombstone};
 pub use limits::Limits;
-pub use messages::{CarriedFrame, MessageError, PhotoRequest, PhotoResponse, PhotoUpdate};
+pub use messages::{CarriedFrame, MessageError, PhotoRequest, PhotoResponse, PhotoUpdate, WebhookRequest};
 pub use plan::{Segment, StageMap};
 pub use queue_names::QueueNames;
 pub use recipe::{Operation, OutputFormat, Recipe, RecipeError};

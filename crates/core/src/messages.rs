@@ -111,6 +111,34 @@ pub enum PhotoUpdate {
     },
 }
 
+/// Deliver the webhook of one finish of a job. `finish` names the photo states the job
+/// finished with (see the jobs crate's `finish`), so deliveries of one finish are told
+/// apart from a later one (after a retry). `tries` counts failed deliveries so far: a
+/// failed delivery is sent again as a new message with `tries + 1` and a growing delay.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookRequest {
+    pub v: u32,
+    pub job_id: JobId,
+    pub finish: String,
+    #[serde(default)]
+    pub tries: u32,
+}
+
+impl WebhookRequest {
+    pub fn new(job_id: JobId, finish: String) -> Self {
+        Self { v: spoken_version(), job_id, finish, tries: 0 }
+    }
+
+    pub fn decode(body: &str) -> Result<Self, MessageError> {
+        check_version(body)?;
+        Ok(serde_json::from_str(body)?)
+    }
+
+    pub fn encode(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
 fn check_version(body: &str) -> Result<(), MessageError> {
     #[derive(Deserialize)]
     struct Versioned {

@@ -20,17 +20,23 @@ impl QueueNames {
         format!("{}-responses", self.prefix)
     }
 
+    /// Finished jobs whose webhook is to be delivered (see the webhooks crate).
+    pub fn webhooks(&self) -> String {
+        format!("{}-webhooks", self.prefix)
+    }
+
     pub fn dead_letter(queue: &str) -> String {
         format!("{queue}-dlq")
     }
 
     /// Every queue of a deployment with these stages, each with its dead-letter queue:
-    /// what setup creates, health reports and status drains.
+    /// what setup creates and health reports. (Status drains the photo queues' dead
+    /// letters; the webhook queue's are an operator's.)
     pub fn all(&self, stages: &[String]) -> Vec<QueuePair> {
         stages
             .iter()
             .map(|stage| self.requests(stage))
-            .chain(std::iter::once(self.responses()))
+            .chain([self.responses(), self.webhooks()])
             .map(|queue| QueuePair { dead_letter: Self::dead_letter(&queue), queue })
             .collect()
     }
@@ -62,7 +68,10 @@ mod tests {
         assert!(is_valid_prefix("darkroom") && !is_valid_prefix("dark room") && !is_valid_prefix(""));
         let all = names.all(&["quick".into(), "slow".into()]);
         let queues: Vec<&str> = all.iter().map(|pair| pair.queue.as_str()).collect();
-        assert_eq!(queues, ["darkroom-requests-quick", "darkroom-requests-slow", "darkroom-responses"]);
+        assert_eq!(
+            queues,
+            ["darkroom-requests-quick", "darkroom-requests-slow", "darkroom-responses", "darkroom-webhooks"]
+        );
         assert_eq!(all[2].dead_letter, "darkroom-responses-dlq");
     }
 }

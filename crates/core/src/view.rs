@@ -121,7 +121,8 @@ pub fn job_state(counts: &Counts, photo_count: usize) -> JobState {
         JobState::Queued
     } else if finished < photo_count {
         JobState::Processing
-    } else if counts.cancelled > 0 && counts.done + counts.failed == 0 {
+    } else if counts.cancelled > 0 {
+        // Its owner stopped it: whatever was done by then is listed in the counts.
         JobState::Cancelled
     } else if counts.done == photo_count {
         JobState::Done
@@ -219,7 +220,7 @@ mod tests {
     #[test]
     fn photos_keep_upload_order_and_only_done_photos_have_outputs() {
         let recipe = Recipe::from_json(r#"{"ops":[{"op":"thumbnail","size":8}]}"#).expect("valid");
-        let job = JobManifest { v: 1, id: JobId::generate(), created_at: 0, owner_token_sha256: String::new(), recipe };
+        let job = JobManifest { v: 1, id: JobId::generate(), created_at: 0, owner_token_sha256: String::new(), recipe, callback_url: None };
         let photo = |position: u32| PhotoManifest {
             v: 1,
             job_id: job.id.clone(),

@@ -217,6 +217,24 @@ pub struct Settings {
     #[arg(long, env = "DARKROOM_SECURE_COOKIES", global = true)]
     pub secure_cookies: bool,
 
+    /// The secret webhooks are signed with (HMAC-SHA256). Without one, jobs may not name a
+    /// callback_url. Web and status processes need the same.
+    #[arg(long, env = "DARKROOM_WEBHOOK_SECRET", global = true, hide_env_values = true)]
+    pub webhook_secret: Option<String>,
+
+    /// Let callback URLs reach loopback, private and link-local addresses (a receiver on the
+    /// same host or network). Off: such targets are refused, after DNS and on redirects.
+    #[arg(long, env = "DARKROOM_WEBHOOK_ALLOW_INTERNAL", global = true)]
+    pub webhook_allow_internal: bool,
+
+    /// The wait before a failed webhook is tried again; it doubles with each try, up to 15m.
+    #[arg(long, env = "DARKROOM_WEBHOOK_RETRY_DELAY", default_value = "10s", value_parser = duration, global = true)]
+    pub webhook_retry_delay: Duration,
+
+    /// Tries of one webhook before it is given up (with the default delay, about 2 hours).
+    #[arg(long, env = "DARKROOM_WEBHOOK_MAX_TRIES", default_value_t = 12, global = true)]
+    pub webhook_max_tries: u32,
+
     /// Run `setup` (create bucket and queues) before starting; always done by `serve` on the local backend.
     #[arg(long, env = "DARKROOM_AUTO_SETUP", global = true)]
     pub auto_setup: bool,
@@ -285,6 +303,17 @@ impl Settings {
         })
     }
 
+    pub fn webhook_settings(&self) -> darkroom_webhooks::WebhookSettings {
+        darkroom_webhooks::WebhookSettings {
+            secret: self.webhook_secret.clone().filter(|secret| !secret.is_empty()),
+            allow_internal: self.webhook_allow_internal,
+            retry_delay: self.webhook_retry_delay,
+            max_tries: self.webhook_max_tries,
+            wait_time: self.wait_time,
+            ..darkroom_webhooks::WebhookSettings::default()
+        }
+    }
+
     /// Checks what clap cannot: relations between settings, and ranges. The limits are the
     /// queue crate's (SQS's) and the rules the worker's own validation states.
     pub fn validate(&self) -> anyhow::Result<()> {
@@ -323,6 +352,12 @@ impl Settings {
         }
         if self.housekeeping_interval < Duration::from_secs(1) {
             anyhow::bail!("--housekeeping-interval must be at least 1s, got {:?}", self.housekeeping_interval);
+        }
+        if self.webhook_max_tries == 0 || self.webhook_retry_delay.is_zero() {
+            anyhow::bail!("--webhook-max-tries and --webhook-retry-delay must be positive");
+        }
+        if self.webhook_secret.as_deref().is_some_and(|secret| secret.len() < 16) {
+            anyhow::bail!("--webhook-secret must be at least 16 characters (e.g. `openssl rand -hex 32`)");
         }
         self.worker_settings(Vec::new())?.validate()?;
         Ok(())

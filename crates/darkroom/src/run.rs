@@ -37,6 +37,8 @@ fn web_state(settings: &Settings, backends: &Backends, metrics: Option<Prometheu
         trust_forwarded_for: settings.trust_forwarded_for,
         secure_cookies: settings.secure_cookies,
         metrics_token: settings.metrics_token.clone().filter(|token| !token.is_empty()),
+        webhooks_enabled: settings.webhook_secret.as_deref().is_some_and(|secret| !secret.is_empty()),
+        webhook_allow_internal: settings.webhook_allow_internal,
     };
     AppState::new(backends.store.clone(), backends.queues.clone(), web_settings, metrics)
 }
@@ -117,6 +119,26 @@ pub async fn run(
         readiness.add(move || breaker_readiness("status", watched.breaker()));
         let token = shutdown.clone();
         tasks.spawn(async move { status.run(token).await.context("status failed") });
+        // Webhooks go out from the status role: it sees jobs finish.
+        let jobs = darkroom_jobs::Jobs::new(
+            backends.store.clone(),
+            backends.queues.clone(),
+            backends.names.clone(),
+            backends.stage_map.clone(),
+        );
+        let deliverer = darkroom_webhooks::Deliverer::new(
+            backends.store.clone(),
+            backends.queues.clone(),
+            backends.names.clone(),
+            jobs,
+            settings.webhook_settings(),
+        )
+        .context("starting webhook delivery")?;
+        let token = shutdown.clone();
+        tasks.spawn(async move {
+            Arc::new(deliverer).run(token).await;
+            Ok(())
+        });
     }
     let mut state = web_state(&settings, &backends, metrics);
     state.readiness = readiness;

@@ -5,15 +5,18 @@
 //! for users) and status (whose reconciler and sweeper act on their own) cannot drift apart.
 
 mod attempts;
+mod cancel;
 pub mod changes;
 mod deletion;
 mod error;
+mod finish;
 mod read;
 
 pub use attempts::{recipe_of, Recovery};
 pub use changes::{event_change, log_change, Change};
 pub use deletion::{DeleteOutcome, SweepReport};
 pub use error::JobsError;
+pub use finish::{finish_name, Scheduling};
 
 use darkroom_core::{QueueNames, StageMap};
 use darkroom_queue::QueueDirectory;

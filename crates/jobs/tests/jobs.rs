@@ -61,6 +61,7 @@ async fn job(fixture: &Fixture, photos: usize, created_at: u64) -> (JobManifest,
         created_at,
         owner_token_sha256: OwnerToken::generate().sha256_hex(),
         recipe,
+        callback_url: None,
     };
     let store = fixture.store.as_ref();
     let mut ids = Vec::new();

@@ -183,6 +183,11 @@ impl Housekeeper {
         // from its per-photo documents, not from a fold kept up to date by the change log.
         let view = self.jobs.load_view_in_full(&manifest).await?;
         if view.state.is_finished() {
+            // The backstop for a finish whose webhook the status update could not hand over
+            // (an outage, a crash): the job leaves the index only once it has been.
+            if self.jobs.schedule_webhook_if_finished(&manifest).await? == darkroom_jobs::Scheduling::InProgress {
+                return Ok(()); // looked at again next pass, in case its sender died
+            }
             self.jobs.store().delete(marker_key).await?;
             // A retry may have started between the read and the delete: look again.
             if !self.jobs.load_view_in_full(&manifest).await?.state.is_finished() {

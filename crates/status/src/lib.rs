@@ -19,10 +19,10 @@ pub use housekeeping::{judge, Housekeeper, HousekeepingSettings, PassReport, MAX
 use darkroom_consumer::{leave_unreadable, sweep_deleted_photo, Breaker, StoreAndQueueProbe};
 use darkroom_core::job::PhotoState;
 use darkroom_core::{
-    keys, ErrorCode, EventDoc, MessageError, PhotoError, PhotoRequest, PhotoResponse, QueueNames, StageMap,
+    keys, ErrorCode, EventDoc, JobManifest, MessageError, PhotoError, PhotoRequest, PhotoResponse, QueueNames, StageMap,
 };
 use darkroom_queue::{Queue, QueueDirectory, QueueError, ReceivedMessage};
-use darkroom_store::json::put_json_if_absent;
+use darkroom_store::json::{get_json, put_json_if_absent, JsonDocError};
 use darkroom_store::{ObjectStore, PutOutcome, StoreError};
 use std::sync::Arc;
 use std::time::Duration;
@@ -87,6 +87,8 @@ pub struct StatusUpdater {
     /// Open while the store or the queues are unreachable: no loop receives then.
     breaker: Breaker,
     housekeeper: Arc<Housekeeper>,
+    /// Finished jobs' webhooks are scheduled from here.
+    jobs: darkroom_jobs::Jobs,
 }
 
 impl StatusUpdater {
@@ -99,8 +101,8 @@ impl StatusUpdater {
         let probe = StoreAndQueueProbe { store: store.clone(), queues: queues.clone(), queue: names.responses() };
         let breaker = Breaker::new("status", Arc::new(probe));
         let jobs = darkroom_jobs::Jobs::new(store.clone(), queues.clone(), names.clone(), settings.stage_map.clone());
-        let housekeeper = Arc::new(Housekeeper::new(jobs, settings.housekeeping.clone()));
-        Self { store, queues, names, settings, breaker, housekeeper }
+        let housekeeper = Arc::new(Housekeeper::new(jobs.clone(), settings.housekeeping.clone()));
+        Self { store, queues, names, settings, breaker, housekeeper, jobs }
     }
 
     /// The reconciler, sweeper and retention, for tests to run a pass at will.
@@ -116,7 +118,11 @@ impl StatusUpdater {
     async fn sources(&self) -> Result<Vec<(Arc<dyn Queue>, Source)>, QueueError> {
         let responses = self.names.responses();
         let mut sources = vec![(self.queues.get(&responses).await?, Source::Responses)];
+        let webhooks = self.names.webhooks();
         for pair in self.names.all(&self.settings.stage_map.stages()) {
+            if pair.queue == webhooks {
+                continue; // not a photo's: its dead letters are undeliverable webhooks, for an operator
+            }
             let source = if pair.queue == responses { Source::ResponseDeadLetters } else { Source::RequestDeadLetters };
             sources.push((self.queues.get(&pair.dead_letter).await?, source));
         }
@@ -257,19 +263,36 @@ impl StatusUpdater {
         step: u32,
         event: EventDoc,
     ) -> Result<Applied, StoreError> {
-        if self.store.head(&keys::job_manifest(job)).await?.is_none() {
-            // Deleted while the photo was in work: the worker's outputs, written after the
-            // deletion, are swept here (its last report comes after its last write).
-            tracing::info!("job no longer exists; dropping the update and the photo's leftovers");
-            sweep_deleted_photo(self.store.as_ref(), job, photo).await?;
-            return Ok(Applied::JobGone);
-        }
+        let manifest = match get_json::<JobManifest>(self.store.as_ref(), &keys::job_manifest(job)).await {
+            Ok(manifest) => Some(manifest),
+            Err(JsonDocError::Store(error)) if error.is_not_found() => {
+                // Deleted while the photo was in work: the worker's outputs, written after the
+                // deletion, are swept here (its last report comes after its last write).
+                tracing::info!("job no longer exists; dropping the update and the photo's leftovers");
+                sweep_deleted_photo(self.store.as_ref(), job, photo).await?;
+                return Ok(Applied::JobGone);
+            }
+            Err(JsonDocError::Store(error)) => return Err(error),
+            // Unreadable: the state is still recorded; only a webhook cannot be scheduled.
+            Err(JsonDocError::Corrupt { key, source }) => {
+                tracing::error!(key, error.message = %source, "the job manifest does not parse");
+                None
+            }
+        };
         let key = keys::event(job, photo, event.attempt, event.state, step);
+        let finished = event.state.is_finished();
         match put_json_if_absent(self.store.as_ref(), &key, &event).await? {
             PutOutcome::Created => {
                 let change = darkroom_jobs::event_change(job, photo, step, &event);
                 darkroom_jobs::log_change(self.store.as_ref(), job, &change).await;
+                self.jobs.changed(job);
                 tracing::info!("photo state recorded");
+                if let (true, Some(manifest)) = (finished, &manifest) {
+                    // Best effort here: the reconciler's pass schedules what this misses.
+                    if let Err(error) = self.jobs.schedule_webhook_if_finished(manifest).await {
+                        tracing::warn!(error.message = %error, "could not schedule the job's webhook; the housekeeping pass will");
+                    }
+                }
                 Ok(Applied::Recorded)
             }
             PutOutcome::AlreadyExists => Ok(Applied::AlreadyRecorded),

@@ -74,6 +74,7 @@ async fn orphaned_job(fixture: &Fixture, photos: usize, hours_ago: u64) -> (JobM
         created_at: at,
         owner_token_sha256: OwnerToken::generate().sha256_hex(),
         recipe: Recipe::from_json(r#"{"ops":[{"op":"thumbnail","size":64}]}"#).unwrap(),
+        callback_url: None,
     };
     let mut ids = Vec::new();
     for position in 0..photos {

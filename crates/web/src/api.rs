@@ -241,3 +241,31 @@ pub async fn reprocess_photo(
     let attempt = jobs::reprocess(&state, &job, &photo, recipe).await?;
     Ok(HttpResponse::Accepted().json(json!({"id": photo, "attempt": attempt})))
 }
+
+#[post("/jobs/{job}/cancel")]
+pub async fn cancel_job(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let job = load_owned_job(&state, &request, &path).await?;
+    let cancelled = state.jobs.cancel(&job).await?;
+    // Cancelling may finish the job; the status process's housekeeping pass is the backstop.
+    if let Err(error) = state.jobs.schedule_webhook_if_finished(&job).await {
+        tracing::warn!(job_id = %job.id, error.message = %error, "could not schedule the webhook of a cancelled job; the housekeeping pass will");
+    }
+    Ok(HttpResponse::Ok().json(json!({"cancelled": cancelled})))
+}
+
+#[get("/jobs/{job}/webhook")]
+pub async fn webhook_log(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let job = load_owned_job(&state, &request, &path).await?;
+    let deliveries = darkroom_webhooks::delivery_log(state.store.as_ref(), &job.id).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(json!({"callback_url": job.callback_url, "deliveries": deliveries})))
+}

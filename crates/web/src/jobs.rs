@@ -48,6 +48,22 @@ fn recipe_from(source: RecipeSource, intake: &Intake) -> Result<Recipe, ApiError
     parsed.map_err(|error| ApiError::bad_request(ErrorCode::InvalidRecipe, error.to_string()))
 }
 
+/// The job's webhook, from the optional `callback_url` part.
+fn callback_url_from(state: &AppState, intake: &Intake) -> Result<Option<String>, ApiError> {
+    let Some(text) = intake.fields.get("callback_url").map(|text| text.trim()).filter(|text| !text.is_empty()) else {
+        return Ok(None);
+    };
+    if !state.settings.webhooks_enabled {
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidRequest,
+            "callback_url: this darkroom has no webhook secret configured (--webhook-secret), so it sends no webhooks; poll the job or follow /api/v1/jobs/<id>/events instead",
+        ));
+    }
+    let url = darkroom_webhooks::target::check_url(text, state.settings.webhook_allow_internal)
+        .map_err(|error| ApiError::bad_request(ErrorCode::InvalidRequest, error.to_string()))?;
+    Ok(Some(url.to_string()))
+}
+
 fn nothing_acceptable(intake: &Intake) -> ApiError {
     let reasons: Vec<String> = intake.rejected.iter().map(|r| format!("{}: {}", r.name, r.error.message)).collect();
     let message = if reasons.is_empty() {
@@ -74,6 +90,13 @@ pub async fn create(state: &AppState, body: BodyReader, source: RecipeSource) ->
             return Err(error);
         }
     };
+    let callback_url = match callback_url_from(state, &intake) {
+        Ok(url) => url,
+        Err(error) => {
+            intake.discard().await;
+            return Err(error);
+        }
+    };
     if intake.accepted.is_empty() {
         intake.discard().await;
         return Err(nothing_acceptable(&intake));
@@ -85,6 +108,7 @@ pub async fn create(state: &AppState, body: BodyReader, source: RecipeSource) ->
         created_at: now_millis(),
         owner_token_sha256: token.sha256_hex(),
         recipe,
+        callback_url,
     };
     let stored = async {
         let photo_manifests = write_photo_manifests(state, &job, &intake.accepted).await?;

@@ -63,6 +63,10 @@ pub struct WebSettings {
     pub secure_cookies: bool,
     /// Lets a request bearing it see `/metrics` and readiness details on the public listener.
     pub metrics_token: Option<String>,
+    /// Jobs may name a `callback_url` (a webhook secret is configured).
+    pub webhooks_enabled: bool,
+    /// Callback URLs may point at loopback and private addresses.
+    pub webhook_allow_internal: bool,
 }
 
 /// Archives one web process builds at once; more get 429.
@@ -178,7 +182,9 @@ pub fn routes(config: &mut web::ServiceConfig) {
                 .service(api::delete_job)
                 .service(api::add_photos)
                 .service(api::retry_failed)
-                .service(api::reprocess_photo),
+                .service(api::reprocess_photo)
+                .service(api::cancel_job)
+                .service(api::webhook_log),
         )
         .default_service(web::to(pages::not_found));
 }

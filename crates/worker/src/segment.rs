@@ -112,6 +112,14 @@ impl Worker {
             Ok(None) => {}
             Err(error) => return Err(store_error("checking for newer attempts", error)),
         }
+        match self.store.head(&keys::cancelled_event(job, photo, request.attempt)).await {
+            Ok(Some(_)) => {
+                tracing::info!("the owner cancelled this photo while it was queued; dropping it");
+                return Ok(true);
+            }
+            Ok(None) => {}
+            Err(error) => return Err(store_error("checking whether the photo was cancelled", error)),
+        }
         if request.is_last_segment() {
             for key in keys::terminal_events(job, photo, request.attempt) {
                 match self.store.head(&key).await {

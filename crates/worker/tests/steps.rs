@@ -58,6 +58,7 @@ async fn setup(visibility: Duration, recipe: &str) -> Setup {
         created_at: now_millis(),
         owner_token_sha256: OwnerToken::generate().sha256_hex(),
         recipe: recipe.clone(),
+        callback_url: None,
     };
     darkroom_store::json::put_json(&local, &keys::job_manifest(&job), &manifest).await.unwrap();
     let faulty_queues = Arc::new(FaultyQueues::new(backend));

@@ -12,3 +12,4 @@ mod helpers;
 mod outage;
 mod pipeline;
 mod processes;
+mod programs;
