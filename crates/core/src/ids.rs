@@ -32,6 +32,9 @@ fn encode_base32(mut value: u128) -> String {
     out.iter().map(|&b| b as char).collect()
 }
 
+/// What [`is_valid_id`] accepts, as a regular expression (for the OpenAPI document).
+pub const ID_PATTERN: &str = "^[0-9abcdefghjkmnpqrstvwxyz]{26}$";
+
 fn is_valid_id(text: &str) -> bool {
     text.len() == ID_LEN && text.bytes().all(|b| ALPHABET.contains(&b))
 }
@@ -78,6 +81,16 @@ macro_rules! id_type {
                 id.0
             }
         }
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .pattern(Some(ID_PATTERN))
+                    .description(Some(concat!("A ", $kind, " id: 26 characters of lower-case base32")))
+                    .into()
+            }
+        }
+        impl utoipa::ToSchema for $name {}
     };
 }
 

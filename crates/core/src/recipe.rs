@@ -31,13 +31,19 @@ impl RecipeError {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// What to do to every photo of a job: `ops` applied in order, then encoded as `format`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"ops": [{"op": "crop", "aspect": "4:3"}, {"op": "thumbnail", "size": 1024}], "format": "jpeg", "quality": 85}))]
 pub struct Recipe {
+    /// 1–16 operations, applied in this order.
+    #[schema(min_items = 1, max_items = 16)]
     pub ops: Vec<Operation>,
     #[serde(default)]
     pub format: OutputFormat,
+    /// For lossy formats (JPEG, WebP).
     #[serde(default = "default_quality")]
+    #[schema(minimum = 1, maximum = 100, default = 85)]
     pub quality: u8,
 }
 
@@ -45,7 +51,7 @@ fn default_quality() -> u8 {
     85
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OutputFormat {
     #[default]
@@ -76,12 +82,16 @@ impl OutputFormat {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Region {
+    #[schema(maximum = 1_000_000)]
     pub x: u32,
+    #[schema(maximum = 1_000_000)]
     pub y: u32,
+    #[schema(minimum = 1, maximum = 1_000_000)]
     pub width: u32,
+    #[schema(minimum = 1, maximum = 1_000_000)]
     pub height: u32,
 }
 
@@ -102,6 +112,19 @@ impl TryFrom<String> for Color {
     }
 }
 
+impl utoipa::PartialSchema for Color {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some("^#[0-9a-fA-F]{6}$"))
+            .description(Some("A colour, \"#rrggbb\""))
+            .examples([serde_json::json!("#ffffff")])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Color {}
+
 impl From<Color> for String {
     fn from(color: Color) -> String {
         let [r, g, b] = color.0;
@@ -109,7 +132,7 @@ impl From<Color> for String {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RecolorMode {
     Grayscale,
@@ -119,30 +142,32 @@ pub enum RecolorMode {
     AutoLevels,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Flip {
     Horizontal,
     Vertical,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CaptionPosition {
     Bottom,
     Top,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Border {
+    #[schema(minimum = 1, maximum = 2000)]
     pub width: u32,
     pub color: Color,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Caption {
+    #[schema(min_length = 1, max_length = 200)]
     pub text: String,
     #[serde(default = "default_caption_position")]
     pub position: CaptionPosition,
@@ -152,12 +177,17 @@ fn default_caption_position() -> CaptionPosition {
     CaptionPosition::Bottom
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Operation {
+    /// Fit inside size×size, aspect kept, never upscaled.
     Thumbnail {
+        /// The long side, in pixels.
+        #[schema(minimum = 1, maximum = 4096)]
         size: u32,
     },
+    /// A box (`x`, `y`, `width`, `height` in pixels of the original) or the largest crop of
+    /// an `aspect` ("W:H"), centred, or on the faces with `smart`.
     Crop {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         x: Option<u32>,
@@ -168,45 +198,61 @@ pub enum Operation {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         height: Option<u32>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(pattern = "^[0-9]{1,5}:[0-9]{1,5}$", example = "4:3")]
         aspect: Option<String>,
         /// With `aspect`: centre the crop on the faces in the photo instead of the middle.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         smart: Option<bool>,
     },
+    /// Red pupils neutralised: in `regions`, or in the eyes of the faces found.
     Redeye {
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(max_items = 64)]
         regions: Option<Vec<Region>>,
     },
+    /// Teeth whitened: in `regions`, or in the mouths of the faces found.
     WhitenTeeth {
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(max_items = 64)]
         regions: Option<Vec<Region>>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(minimum = 0, maximum = 1, default = 0.5)]
         strength: Option<f32>,
     },
+    /// Colour transforms: `tint` takes `color` and `strength`, `hue` takes `degrees`.
     Recolor {
         mode: RecolorMode,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         color: Option<Color>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(minimum = 0, maximum = 1, default = 0.3)]
         strength: Option<f32>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(minimum = -360, maximum = 360)]
         degrees: Option<f32>,
     },
+    /// Adjustments and decorations, applied in the order of the fields.
     Customize(Customize),
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Customize {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = -1, maximum = 1)]
     pub brightness: Option<f32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = -1, maximum = 1)]
     pub contrast: Option<f32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = -1, maximum = 1)]
     pub saturation: Option<f32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0, maximum = 2)]
     pub sharpen: Option<f32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Clockwise: 90, 180 or 270.
+    #[schema(minimum = 90, maximum = 270, multiple_of = 90)]
     pub rotate: Option<u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flip: Option<Flip>,
@@ -228,6 +274,21 @@ pub enum CropSpec {
     },
 }
 
+/// `512.0` is the integer 512 in JSON (and what Python's `json.dumps` writes for a float):
+/// such numbers are taken as integers, so integer fields accept them.
+fn integral_numbers_as_integers(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Number(number) if !number.is_i64() && !number.is_u64() => {
+            if let Some(float) = number.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15) {
+                *value = serde_json::Value::from(float as i64);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(integral_numbers_as_integers),
+        serde_json::Value::Object(fields) => fields.values_mut().for_each(integral_numbers_as_integers),
+        _ => {}
+    }
+}
+
 impl Operation {
     /// The name used in recipes, stage maps and metrics labels.
     pub fn name(&self) -> &'static str {
@@ -247,8 +308,10 @@ impl Operation {
 impl Recipe {
     /// Parses and validates a recipe from JSON text.
     pub fn from_json(text: &str) -> Result<Self, RecipeError> {
-        let deserializer = &mut serde_json::Deserializer::from_str(text);
-        let recipe: Recipe = serde_path_to_error::deserialize(deserializer).map_err(|error| {
+        let mut value: serde_json::Value =
+            serde_json::from_str(text).map_err(|error| RecipeError::new("recipe", format!("not JSON: {error}")))?;
+        integral_numbers_as_integers(&mut value);
+        let recipe: Recipe = serde_path_to_error::deserialize(value).map_err(|error| {
             let path = error.path().to_string();
             let field = if path == "." { "recipe".to_owned() } else { path };
             RecipeError::new(field, error.into_inner().to_string())

@@ -92,3 +92,12 @@ fn bounds_the_work_regions_can_ask_for() {
     assert_eq!(error.field, "ops[0].regions[0]");
     assert!(Recipe::from_json(&format!(r#"{{"ops":[{{"op":"redeye","regions":[{full_frame}]}}]}}"#)).is_ok());
 }
+
+#[test]
+fn integral_floats_are_integers_as_json_says() {
+    let recipe = Recipe::from_json(r#"{"ops":[{"op":"thumbnail","size":512.0}],"quality":85.0}"#).unwrap();
+    assert_eq!(recipe.ops, vec![Operation::Thumbnail { size: 512 }]);
+    assert_eq!(recipe.quality, 85);
+    let error = Recipe::from_json(r#"{"ops":[{"op":"thumbnail","size":512.5}]}"#).unwrap_err();
+    assert!(error.field.starts_with("ops[0]"), "{error}");
+}

@@ -9,7 +9,7 @@ use crate::recipe::Recipe;
 use serde::Serialize;
 use std::time::{Duration, UNIX_EPOCH};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum JobState {
     Queued,
@@ -37,7 +37,7 @@ impl JobState {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Counts {
     pub queued: usize,
     pub processing: usize,
@@ -46,7 +46,7 @@ pub struct Counts {
     pub cancelled: usize,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct OutputView {
     pub name: String,
     /// Where the output is stored; not shown to clients, who use `url`.
@@ -59,7 +59,7 @@ pub struct OutputView {
     pub size: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct PhotoView {
     pub id: PhotoId,
     pub name: String,
@@ -101,7 +101,7 @@ fn stage_words(stage: &str) -> &str {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct JobView {
     pub id: JobId,
     pub state: JobState,
@@ -220,7 +220,14 @@ mod tests {
     #[test]
     fn photos_keep_upload_order_and_only_done_photos_have_outputs() {
         let recipe = Recipe::from_json(r#"{"ops":[{"op":"thumbnail","size":8}]}"#).expect("valid");
-        let job = JobManifest { v: 1, id: JobId::generate(), created_at: 0, owner_token_sha256: String::new(), recipe, callback_url: None };
+        let job = JobManifest {
+            v: 1,
+            id: JobId::generate(),
+            created_at: 0,
+            owner_token_sha256: String::new(),
+            recipe,
+            callback_url: None,
+        };
         let photo = |position: u32| PhotoManifest {
             v: 1,
             job_id: job.id.clone(),

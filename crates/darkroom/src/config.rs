@@ -356,7 +356,7 @@ impl Settings {
         if self.webhook_max_tries == 0 || self.webhook_retry_delay.is_zero() {
             anyhow::bail!("--webhook-max-tries and --webhook-retry-delay must be positive");
         }
-        if self.webhook_secret.as_deref().is_some_and(|secret| secret.len() < 16) {
+        if self.webhook_secret.as_deref().is_some_and(|secret| !secret.is_empty() && secret.len() < 16) {
             anyhow::bail!("--webhook-secret must be at least 16 characters (e.g. `openssl rand -hex 32`)");
         }
         self.worker_settings(Vec::new())?.validate()?;

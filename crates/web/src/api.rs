@@ -47,6 +47,16 @@ fn intake_body(job: &JobId, intake: &Intake) -> serde_json::Value {
     })
 }
 
+#[utoipa::path(post, path = "/api/v1/jobs", tag = "jobs", summary = "Create a job: photos and a recipe",
+    description = "Each file is judged on its own bytes: one that is empty, not an accepted image, over the size limit or declaring too many pixels is listed under `rejected` and the others go on; a request with no acceptable photo is a 400.",
+    request_body(content = crate::openapi::CreateJobForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 201, description = "Created; `owner_token` proves ownership", body = crate::openapi::IntakeReply),
+        (status = 400, description = "No acceptable photo, an invalid recipe or callback_url", body = crate::openapi::ErrorBody),
+        (status = 408, description = "The upload stopped arriving or took too long", body = crate::openapi::ErrorBody),
+        (status = 413, description = "The request is larger than the server takes", body = crate::openapi::ErrorBody),
+        (status = 507, description = "The photo store is full", body = crate::openapi::ErrorBody),
+    ))]
 #[post("/jobs")]
 pub async fn create_job(
     state: web::Data<AppState>,
@@ -64,6 +74,12 @@ pub async fn create_job(
         .json(body))
 }
 
+#[utoipa::path(get, path = "/api/v1/jobs/{job}", tag = "jobs", summary = "The job view: state, counts, every photo",
+    params(("job" = JobId, Path, description = "The job id")),
+    responses(
+        (status = 200, description = "The job view", body = darkroom_core::JobView),
+        (status = 404, description = "No such job", body = crate::openapi::ErrorBody),
+    ))]
 #[get("/jobs/{job}")]
 pub async fn get_job(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let job = load_job_or_404(&state, &path).await?;
@@ -71,6 +87,12 @@ pub async fn get_job(state: web::Data<AppState>, path: web::Path<String>) -> Res
     Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(view))
 }
 
+#[utoipa::path(delete, path = "/api/v1/jobs/{job}", tag = "jobs", summary = "Delete the job and everything in it (owner)",
+    params(("job" = JobId, Path, description = "The job id"), ("X-Owner-Token" = Option<String>, Header, description = "The owner token (or the owner cookie of the browser that created the job)")),
+    responses(
+        (status = 204, description = "Deleted (again, for a retried request)"),
+        (status = 404, description = "No such job, or not its owner", body = crate::openapi::ErrorBody),
+    ))]
 #[delete("/jobs/{job}")]
 pub async fn delete_job(
     state: web::Data<AppState>,
@@ -170,6 +192,19 @@ impl Drop for ClaimGuard {
     }
 }
 
+#[utoipa::path(post, path = "/api/v1/jobs/{job}/photos", tag = "jobs", summary = "Add a batch of photos to a job (owner)",
+    params(("job" = JobId, Path, description = "The job id"), ("X-Owner-Token" = Option<String>, Header, description = "The owner token (or the owner cookie of the browser that created the job)"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retried batch add its photos once")),
+    request_body(content = crate::openapi::AddPhotosForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 201, description = "Added", body = crate::openapi::IntakeReply),
+        (status = 400, description = "No acceptable photo, or the job is full", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such job, or not its owner", body = crate::openapi::ErrorBody),
+        (status = 408, description = "The upload stopped arriving or took too long", body = crate::openapi::ErrorBody),
+        (status = 409, description = "A batch with this Idempotency-Key is still uploading", body = crate::openapi::ErrorBody),
+        (status = 413, description = "The request is larger than the server takes", body = crate::openapi::ErrorBody),
+        (status = 507, description = "The photo store is full", body = crate::openapi::ErrorBody),
+    ))]
 #[post("/jobs/{job}/photos")]
 pub async fn add_photos(
     state: web::Data<AppState>,
@@ -208,6 +243,12 @@ pub async fn add_photos(
     }
 }
 
+#[utoipa::path(post, path = "/api/v1/jobs/{job}/retry", tag = "jobs", summary = "Send the failed photos to work again (owner)",
+    params(("job" = JobId, Path, description = "The job id"), ("X-Owner-Token" = Option<String>, Header, description = "The owner token (or the owner cookie of the browser that created the job)")),
+    responses(
+        (status = 202, description = "The photos retried, each with its new attempt", body = crate::openapi::RetryReply),
+        (status = 404, description = "No such job, or not its owner", body = crate::openapi::ErrorBody),
+    ))]
 #[post("/jobs/{job}/retry")]
 pub async fn retry_failed(
     state: web::Data<AppState>,
@@ -220,12 +261,23 @@ pub async fn retry_failed(
     Ok(HttpResponse::Accepted().json(json!({"retried": photos})))
 }
 
-#[derive(serde::Deserialize)]
+/// The body of a reprocessing request.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReprocessBody {
+    #[schema(value_type = darkroom_core::Recipe)]
     recipe: serde_json::Value,
 }
 
+#[utoipa::path(post, path = "/api/v1/jobs/{job}/photos/{photo}/reprocess", tag = "jobs", summary = "Process one photo again with another recipe (owner)",
+    params(("job" = JobId, Path, description = "The job id"), ("photo" = PhotoId, Path, description = "The photo id"), ("X-Owner-Token" = Option<String>, Header, description = "The owner token (or the owner cookie of the browser that created the job)")),
+    request_body(content = ReprocessBody, content_type = "application/json"),
+    responses(
+        (status = 202, description = "Sent to work as a new attempt", body = crate::openapi::AttemptRef),
+        (status = 400, description = "An invalid recipe or body", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such job or photo, or not its owner", body = crate::openapi::ErrorBody),
+        (status = 413, description = "The body is over 256 KiB", body = crate::openapi::ErrorBody),
+    ))]
 #[post("/jobs/{job}/photos/{photo}/reprocess")]
 pub async fn reprocess_photo(
     state: web::Data<AppState>,
@@ -242,6 +294,13 @@ pub async fn reprocess_photo(
     Ok(HttpResponse::Accepted().json(json!({"id": photo, "attempt": attempt})))
 }
 
+#[utoipa::path(post, path = "/api/v1/jobs/{job}/cancel", tag = "jobs", summary = "Cancel the photos still queued (owner)",
+    description = "Queued photos become `cancelled` and workers skip them; photos done stay downloadable, photos in work finish.",
+    params(("job" = JobId, Path, description = "The job id"), ("X-Owner-Token" = Option<String>, Header, description = "The owner token (or the owner cookie of the browser that created the job)")),
+    responses(
+        (status = 200, description = "The photos cancelled now", body = crate::openapi::CancelReply),
+        (status = 404, description = "No such job, or not its owner", body = crate::openapi::ErrorBody),
+    ))]
 #[post("/jobs/{job}/cancel")]
 pub async fn cancel_job(
     state: web::Data<AppState>,
@@ -257,6 +316,12 @@ pub async fn cancel_job(
     Ok(HttpResponse::Ok().json(json!({"cancelled": cancelled})))
 }
 
+#[utoipa::path(get, path = "/api/v1/jobs/{job}/webhook", tag = "jobs", summary = "The job's webhook and its delivery log (owner)",
+    params(("job" = JobId, Path, description = "The job id"), ("X-Owner-Token" = Option<String>, Header, description = "The owner token (or the owner cookie of the browser that created the job)")),
+    responses(
+        (status = 200, description = "The callback URL and the last 50 delivery tries", body = crate::openapi::WebhookLogReply),
+        (status = 404, description = "No such job, or not its owner", body = crate::openapi::ErrorBody),
+    ))]
 #[get("/jobs/{job}/webhook")]
 pub async fn webhook_log(
     state: web::Data<AppState>,

@@ -45,6 +45,15 @@ fn streamed(mut response: actix_web::HttpResponseBuilder, stream: darkroom_store
     response.streaming(futures::StreamExt::map(stream, |chunk| chunk.map_err(std::io::Error::other)))
 }
 
+#[utoipa::path(get, path = "/jobs/{job}/photos/{photo}/{output}", tag = "downloads", summary = "A photo's latest output, or its original",
+    description = "`original` is the upload as sent for its owner, the metadata-free preview for anyone else.",
+    params(("job" = darkroom_core::JobId, Path, description = "The job id"), ("photo" = darkroom_core::PhotoId, Path, description = "The photo id"),
+        ("output" = String, Path, description = "`result`, `thumb`, `preview` or `original`"),
+        ("download" = Option<String>, Query, description = "Any value: served as an attachment named after the photo")),
+    responses(
+        (status = 200, description = "The image", content_type = "image/*", body = Vec<u8>),
+        (status = 404, description = "No such job, photo or output", body = crate::openapi::ErrorBody),
+    ))]
 #[get("/jobs/{job}/photos/{photo}/{output}")]
 pub async fn photo_file(
     state: web::Data<AppState>,
@@ -85,6 +94,16 @@ pub async fn photo_file(
 /// the store key's own shape): it never changes once written, so it is served with one store
 /// GET, no other lookup, cached by browsers for a year (`immutable`), and answered 304 from
 /// its ETag alone when the browser has it.
+#[utoipa::path(get, path = "/jobs/{job}/photos/{photo}/{attempt}/{file}", tag = "downloads", summary = "One output of one attempt (immutable; the view's output URLs)",
+    params(("job" = darkroom_core::JobId, Path, description = "The job id"), ("photo" = darkroom_core::PhotoId, Path, description = "The photo id"),
+        ("attempt" = String, Path, description = "`a` and the attempt number, e.g. `a1`"),
+        ("file" = String, Path, description = "`result`, `thumb` or `preview`, with the format's extension"),
+        ("download" = Option<String>, Query, description = "Any value: served as an attachment named after the photo")),
+    responses(
+        (status = 200, description = "The image", content_type = "image/*", body = Vec<u8>),
+        (status = 304, description = "The browser's copy (If-None-Match) is current"),
+        (status = 404, description = "No such output", body = crate::openapi::ErrorBody),
+    ))]
 #[get("/jobs/{job}/photos/{photo}/{attempt}/{file}")]
 pub async fn attempt_output(
     state: web::Data<AppState>,
@@ -187,11 +206,25 @@ impl Write for ChannelWriter {
     }
 }
 
+#[utoipa::path(get, path = "/jobs/{job}/archive.zip", tag = "downloads", summary = "Every result of the job, as a zip (streamed)",
+    params(("job" = darkroom_core::JobId, Path, description = "The job id")),
+    responses(
+        (status = 200, description = "The archive", content_type = "application/zip", body = Vec<u8>),
+        (status = 404, description = "No such job", body = crate::openapi::ErrorBody),
+        (status = 409, description = "No photo of the job is done yet", body = crate::openapi::ErrorBody),
+    ))]
 #[get("/jobs/{job}/archive.zip")]
 pub async fn archive(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     archive_response(&state, &path).await
 }
 
+#[utoipa::path(get, path = "/api/v1/jobs/{job}/archive.zip", tag = "downloads", summary = "Every result of the job, as a zip (streamed)",
+    params(("job" = darkroom_core::JobId, Path, description = "The job id")),
+    responses(
+        (status = 200, description = "The archive", content_type = "application/zip", body = Vec<u8>),
+        (status = 404, description = "No such job", body = crate::openapi::ErrorBody),
+        (status = 409, description = "No photo of the job is done yet", body = crate::openapi::ErrorBody),
+    ))]
 #[get("/api/v1/jobs/{job}/archive.zip")]
 pub async fn api_archive(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     archive_response(&state, &path).await
@@ -217,10 +250,12 @@ async fn archive_response(state: &AppState, job_text: &str) -> Result<HttpRespon
         })
         .collect();
     if results.is_empty() {
+        // The job is there; its archive is not, yet: 409, so a client waits instead of
+        // concluding the job is gone.
         return Err(ApiError::new(
-            actix_web::http::StatusCode::NOT_FOUND,
-            darkroom_core::ErrorCode::NotFound,
-            "no photo of this job is done yet",
+            actix_web::http::StatusCode::CONFLICT,
+            darkroom_core::ErrorCode::InvalidRequest,
+            "no photo of this job is done yet; download the archive once some are",
         ));
     }
     let entry_names = unique_names(&results.iter().map(|(name, _)| name.clone()).collect::<Vec<_>>());

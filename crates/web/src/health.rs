@@ -51,6 +51,8 @@ pub fn health_routes(config: &mut web::ServiceConfig) {
     config.service(healthz).service(readyz).service(metrics);
 }
 
+#[utoipa::path(get, path = "/healthz", tag = "operations", summary = "Alive",
+    responses((status = 200, description = "`{\"status\": \"ok\"}`", body = Object)))]
 #[get("/healthz")]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(json!({"status": "ok"}))
@@ -84,6 +86,9 @@ async fn check_readiness(state: &AppState) -> Result<serde_json::Value, String> 
     queue_depths(state).await.map(serde_json::Value::Object).map_err(|e| e.to_string())
 }
 
+#[utoipa::path(get, path = "/readyz", tag = "operations", summary = "Ready: the store and queues answer",
+    description = "Operators (loopback, `--metrics-token`, or the metrics listener) also get the queue depths.",
+    responses((status = 200, description = "Ready", body = Object)))]
 #[get("/readyz")]
 pub async fn readyz(state: web::Data<AppState>, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     let cached = state
@@ -111,6 +116,11 @@ pub async fn readyz(state: web::Data<AppState>, request: HttpRequest) -> Result<
     Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(body))
 }
 
+#[utoipa::path(get, path = "/metrics", tag = "operations", summary = "Prometheus metrics (operators)",
+    responses(
+        (status = 200, description = "Prometheus text format", content_type = "text/plain", body = String),
+        (status = 404, description = "Not an operator", body = crate::openapi::ErrorBody),
+    ))]
 #[get("/metrics")]
 pub async fn metrics(state: web::Data<AppState>, request: HttpRequest) -> HttpResponse {
     if !is_operator(&state, &request) {

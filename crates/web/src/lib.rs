@@ -4,6 +4,7 @@
 //! read back from the store. Any number of web processes can serve the same jobs.
 
 mod api;
+mod api_page;
 mod assets;
 mod downloads;
 mod error;
@@ -13,6 +14,8 @@ pub use health::health_routes;
 mod jobs;
 mod live;
 mod names;
+mod openapi;
+pub use openapi::document as openapi_document;
 mod owner;
 mod pages;
 mod rate_limit;
@@ -174,6 +177,8 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .service(downloads::api_archive)
         .service(downloads::photo_file)
         .service(downloads::attempt_output)
+        .service(openapi::openapi_json)
+        .service(openapi::api_reference)
         .service(
             web::scope("/api/v1")
                 .service(api::create_job)

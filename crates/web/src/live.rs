@@ -136,6 +136,13 @@ impl Stream {
     }
 }
 
+#[utoipa::path(get, path = "/api/v1/jobs/{job}/events", tag = "jobs", summary = "The job view, live (server-sent events)",
+    description = "`event: view` with the view's JSON each time it changes, ending once the job is finished; `event: gone` if it is deleted. Streams last at most 30 minutes (EventSource reconnects).",
+    params(("job" = darkroom_core::JobId, Path, description = "The job id")),
+    responses(
+        (status = 200, description = "The stream", content_type = "text/event-stream", body = String),
+        (status = 404, description = "No such job", body = crate::openapi::ErrorBody),
+    ))]
 #[get("/jobs/{job}/events")]
 pub async fn job_events(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let job = load_job_or_404(&state, &path).await?;

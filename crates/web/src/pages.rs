@@ -135,6 +135,16 @@ pub async fn job_page(
 }
 
 pub async fn not_found(request: HttpRequest) -> HttpResponse {
+    if let Some(allowed) = crate::openapi::allowed_methods(request.path()) {
+        let message = format!("{} is not allowed here; use {allowed}", request.method());
+        let mut response =
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, darkroom_core::ErrorCode::InvalidRequest, message)
+                .error_response();
+        if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&allowed) {
+            response.headers_mut().insert(actix_web::http::header::ALLOW, value);
+        }
+        return response;
+    }
     if request.path().starts_with("/api/") {
         ApiError::not_found().error_response()
     } else {

@@ -285,7 +285,11 @@ impl Deliverer {
         let attributes = std::collections::BTreeMap::from([("job_id".to_owned(), job_id.to_string())]);
         match queue.send(OutgoingMessage::new(next.encode(), attributes).with_delay(delay)).await {
             Ok(()) => {
-                tracing::info!(reason, retry_in_seconds = delay.as_secs(), "webhook delivery failed; it will be tried again");
+                tracing::info!(
+                    reason,
+                    retry_in_seconds = delay.as_secs(),
+                    "webhook delivery failed; it will be tried again"
+                );
                 Ok(Handled::Rescheduled)
             }
             Err(error) => {

@@ -127,9 +127,17 @@ fn aws_template_uses_the_contract_queue_names_with_dead_letter_queues() {
         }
     }
     queue_names.sort();
-    let expected =
-        ["requests-quick", "requests-quick-dlq", "requests-slow", "requests-slow-dlq", "responses", "responses-dlq"]
-            .map(|suffix| format!("${{QueuePrefix}}-{suffix}"));
+    let expected = [
+        "requests-quick",
+        "requests-quick-dlq",
+        "requests-slow",
+        "requests-slow-dlq",
+        "responses",
+        "responses-dlq",
+        "webhooks",
+        "webhooks-dlq",
+    ]
+    .map(|suffix| format!("${{QueuePrefix}}-{suffix}"));
     assert_eq!(queue_names, expected);
     // Each role's instances run a real darkroom subcommand.
     for (_, resource) in resources {

@@ -13,3 +13,4 @@ mod outage;
 mod pipeline;
 mod processes;
 mod programs;
+mod reference;

@@ -208,7 +208,8 @@ fn cancel_stops_queued_photos_and_keeps_finished_ones(backend: Backend) {
     // One photo at a time, each taking a second and a half: most are still queued when the
     // owner cancels.
     let app = TestApp::serve(&backend, &["--concurrency", "1"]);
-    let recipe = r#"{"ops":[{"op":"customize","caption":{"text":"darkroom-fault:sleep=1500"}},{"op":"thumbnail","size":64}]}"#;
+    let recipe =
+        r#"{"ops":[{"op":"customize","caption":{"text":"darkroom-fault:sleep=1500"}},{"op":"thumbnail","size":64}]}"#;
     let photo = fixture("coffee.png");
     let names: Vec<String> = (0..6).map(|n| format!("slow-{n}.png")).collect();
     let files: Vec<(&str, &[u8])> = names.iter().map(|name| (name.as_str(), photo.as_slice())).collect();
