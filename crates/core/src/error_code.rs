@@ -20,6 +20,8 @@ pub enum ErrorCode {
     RequestTimeout,
     /// A cross-site request to a route that changes state.
     Forbidden,
+    /// A private deployment, and no valid access key or session.
+    Unauthorized,
     Unavailable,
     InsufficientStorage,
     Internal,
@@ -46,6 +48,7 @@ impl ErrorCode {
             Self::RateLimited => "rate_limited",
             Self::RequestTimeout => "request_timeout",
             Self::Forbidden => "forbidden",
+            Self::Unauthorized => "unauthorized",
             Self::Unavailable => "unavailable",
             Self::InsufficientStorage => "insufficient_storage",
             Self::Internal => "internal",

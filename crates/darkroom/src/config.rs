@@ -41,6 +41,12 @@ pub enum Command {
     Status,
     /// Create the bucket/data directory, request and response queues and their DLQs (idempotent).
     Setup,
+    /// Make a new access key for a private deployment (--access-keys): prints the key, once,
+    /// and the line that lets it in.
+    AccessKey {
+        /// A name for whoever gets the key (a program, a person): shown in the logs.
+        name: String,
+    },
     /// Apply a recipe to local files, without queues or a store: for scripts and benchmarks.
     Process {
         /// The recipe, as JSON (see the README).
@@ -216,6 +222,13 @@ pub struct Settings {
     /// AWS template's load balancer does).
     #[arg(long, env = "DARKROOM_SECURE_COOKIES", global = true)]
     pub secure_cookies: bool,
+
+    /// Make the deployment private: every page and API call needs an access key listed in
+    /// this file (`<name> <sha256 hex>` per line; `darkroom access-key NAME` makes one),
+    /// as `Authorization: Bearer <key>` or through the sign-in page. The file is read again
+    /// when it changes. Off (open to all) by default.
+    #[arg(long, env = "DARKROOM_ACCESS_KEYS", global = true)]
+    pub access_keys: Option<PathBuf>,
 
     /// The secret webhooks are signed with (HMAC-SHA256). Without one, jobs may not name a
     /// callback_url. Web and status processes need the same.

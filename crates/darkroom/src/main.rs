@@ -49,6 +49,7 @@ fn start(cli: Cli) -> anyhow::Result<bool> {
         // No runtime, queues or store: a recipe applied to local files.
         Command::Process { recipe, out, photos } => return process::run(&recipe, &out, &photos, settings.limits()),
         Command::Setup => return runtime()?.block_on(setup(&settings)),
+        Command::AccessKey { name } => return new_access_key(&name),
         Command::Serve => (Roles { web: true, worker: true, status: true }, Vec::new()),
         Command::Web => (Roles { web: true, worker: false, status: false }, Vec::new()),
         Command::Worker { stages } => (Roles { web: false, worker: true, status: false }, stages),
@@ -65,6 +66,17 @@ fn start(cli: Cli) -> anyhow::Result<bool> {
     // SIGTERM must end the process within the drain deadline.
     runtime.shutdown_timeout(std::time::Duration::from_millis(500));
     result
+}
+
+/// Prints a new access key and the keys-file line that lets it in.
+fn new_access_key(name: &str) -> anyhow::Result<bool> {
+    if name.is_empty() || name.contains(['.', ' ', '\t', '#']) {
+        anyhow::bail!("the key's name must be one word without '.' or '#', e.g. shop-sync");
+    }
+    let key = format!("drk_{}", hex::encode(rand::random::<[u8; 32]>()));
+    println!("access key for {name} (give it to them; it is not stored, and not shown again):\n\n    {key}\n");
+    println!("line for the --access-keys file:\n\n    {name} {}", hex::encode(darkroom_web::key_hash(&key)));
+    Ok(true)
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

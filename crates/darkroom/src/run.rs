@@ -142,6 +142,9 @@ pub async fn run(
     }
     let mut state = web_state(&settings, &backends, metrics);
     state.readiness = readiness;
+    if let (true, Some(path)) = (roles.web, &settings.access_keys) {
+        state.access_keys = Some(Arc::new(darkroom_web::AccessKeys::load(path).context("--access-keys")?));
+    }
     if roles.web {
         let bound = start_http(state, settings.listen, false, &mut tasks, &shutdown)?;
         // The one line on stdout: scripts and tests read the address from it.

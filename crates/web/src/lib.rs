@@ -3,6 +3,8 @@
 //! documents go to the object store, work goes to the request queue, and the job view is
 //! read back from the store. Any number of web processes can serve the same jobs.
 
+mod access;
+pub use access::{key_hash, AccessKeys, AccessKeysError};
 mod api;
 mod api_page;
 mod assets;
@@ -13,6 +15,7 @@ mod health;
 pub use health::health_routes;
 mod jobs;
 mod live;
+mod login;
 mod names;
 mod openapi;
 pub use openapi::document as openapi_document;
@@ -122,6 +125,8 @@ pub struct AppState {
     pub live_views: Arc<live::LiveViews>,
     /// Cancelled when the server shuts down: long-lived responses end at once.
     pub closing: tokio_util::sync::CancellationToken,
+    /// A private deployment's access keys (`--access-keys`); `None`: open to all.
+    pub access_keys: Option<Arc<AccessKeys>>,
 }
 
 impl AppState {
@@ -159,6 +164,7 @@ impl AppState {
             live_streams: Arc::new(tokio::sync::Semaphore::new(live::MAX_STREAMS)),
             live_views: Arc::default(),
             closing: tokio_util::sync::CancellationToken::new(),
+            access_keys: None,
         }
     }
 }
@@ -170,6 +176,9 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .service(health::readyz)
         .service(health::metrics)
         .service(assets::asset)
+        .service(login::login_page)
+        .service(login::login)
+        .service(login::logout)
         .service(pages::upload_page)
         .service(pages::create_job_from_form)
         .service(pages::job_page)
@@ -202,6 +211,7 @@ pub fn build(state: AppState, listener: TcpListener) -> std::io::Result<actix_we
             .app_data(web::JsonConfig::default().limit(256 * 1024).error_handler(api::json_error))
             .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::not_found().into()))
             .wrap(actix_web::middleware::from_fn(security::refuse_cross_site))
+            .wrap(actix_web::middleware::from_fn(access::require_access))
             .wrap(actix_web::middleware::from_fn(rate_limit::limit_requests))
             .wrap(actix_web::middleware::from_fn(security::add_headers))
             .wrap(actix_web::middleware::Compress::default())

@@ -69,7 +69,7 @@ fn the_reference_page_and_the_document_are_served_and_wrong_methods_get_405() {
 }
 
 /// The example program's binary, built if this test run did not build it.
-fn example_binary() -> PathBuf {
+pub fn example_binary() -> PathBuf {
     let binary = Path::new(BIN).with_file_name("upload-folder");
     if !binary.exists() {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());

@@ -1,0 +1,325 @@
+//! Private deployments (`--access-keys FILE`): every page and API call needs an access key —
+//! programs send it as `Authorization: Bearer <key>`, browsers sign in once at `/login` and
+//! keep a session cookie. Health, readiness and metrics keep their own rules; the login page
+//! and the stylesheet are open. Inside, job ids stay capabilities and owner tokens still
+//! guard changes: a key lets one in, it does not make one the owner of every job.
+//!
+//! The file holds one key per line, `<name> <sha256 of the key, hex>` (`#` starts a comment;
+//! `darkroom access-key NAME` makes a key and its line). Only hashes are stored. The file
+//! is read again when it changes (looked at once a second at most), so keys are added and
+//! revoked without a restart, on every web process that reads the same file.
+//!
+//! A session cookie is `<name>.<expiry>.<HMAC-SHA256 of both, keyed with the key's hash>`:
+//! any web process with the file can check it, and revoking or rotating the key ends the
+//! sessions opened with it.
+
+use crate::error::ApiError;
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
+use actix_web::middleware::Next;
+use actix_web::ResponseError;
+use darkroom_core::ErrorCode;
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+pub const SESSION_COOKIE: &str = "darkroom_session";
+/// How long a browser stays signed in.
+pub const SESSION_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How often the keys file is looked at for changes.
+const RELOAD_EVERY: Duration = Duration::from_secs(1);
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccessKeysError {
+    #[error("cannot read the access keys file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path} line {line}: expected `<name> <64 hex digits: the key's SHA-256>`")]
+    Line { path: PathBuf, line: usize },
+    #[error("{path} holds no key: nobody could get in (add one with `darkroom access-key NAME`)")]
+    Empty { path: PathBuf },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct KeyEntry {
+    name: String,
+    sha256: [u8; 32],
+}
+
+#[derive(Debug)]
+struct Loaded {
+    entries: Arc<Vec<KeyEntry>>,
+    /// The SHA-256 of the file as last read: a change is noticed whatever the file
+    /// system's timestamp granularity.
+    content: [u8; 32],
+    checked: Instant,
+}
+
+/// The access keys of a private deployment, kept in step with their file.
+#[derive(Debug)]
+pub struct AccessKeys {
+    path: PathBuf,
+    loaded: Mutex<Loaded>,
+}
+
+/// The SHA-256 of a presented key, as stored in the file.
+pub fn key_hash(key: &str) -> [u8; 32] {
+    Sha256::digest(key.trim().as_bytes()).into()
+}
+
+fn parse(path: &Path, text: &str) -> Result<Vec<KeyEntry>, AccessKeysError> {
+    let mut entries = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let bad = || AccessKeysError::Line { path: path.to_owned(), line: index + 1 };
+        let (name, hash) = line.split_once(char::is_whitespace).ok_or_else(bad)?;
+        let bytes = hex::decode(hash.trim()).map_err(|_| bad())?;
+        let sha256: [u8; 32] = bytes.try_into().map_err(|_| bad())?;
+        if name.contains('.') {
+            return Err(bad()); // the session cookie separates fields with '.'
+        }
+        entries.push(KeyEntry { name: name.to_owned(), sha256 });
+    }
+    if entries.is_empty() {
+        return Err(AccessKeysError::Empty { path: path.to_owned() });
+    }
+    Ok(entries)
+}
+
+/// The file's bytes, and their SHA-256.
+fn read_file(path: &Path) -> Result<(String, [u8; 32]), AccessKeysError> {
+    let text =
+        std::fs::read_to_string(path).map_err(|source| AccessKeysError::Read { path: path.to_owned(), source })?;
+    let content = Sha256::digest(text.as_bytes()).into();
+    Ok((text, content))
+}
+
+impl AccessKeys {
+    /// Reads the file; fails (the process should not start) if it is unreadable or empty.
+    pub fn load(path: impl Into<PathBuf>) -> Result<Self, AccessKeysError> {
+        let path = path.into();
+        let (text, content) = read_file(&path)?;
+        let entries = parse(&path, &text)?;
+        tracing::info!(path = %path.display(), keys = entries.len(), "private deployment: access keys loaded");
+        Ok(Self { path, loaded: Mutex::new(Loaded { entries: Arc::new(entries), content, checked: Instant::now() }) })
+    }
+
+    /// The keys now: the file is read again if it changed. A file that became unreadable
+    /// or invalid keeps the keys last read (logged), so a half-written edit locks nobody out.
+    fn entries(&self) -> Arc<Vec<KeyEntry>> {
+        let mut loaded = self.loaded.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if loaded.checked.elapsed() >= RELOAD_EVERY {
+            loaded.checked = Instant::now();
+            match read_file(&self.path) {
+                Ok((_, content)) if content == loaded.content => {}
+                Ok((text, content)) => {
+                    loaded.content = content;
+                    match parse(&self.path, &text) {
+                        Ok(entries) => {
+                            tracing::info!(path = %self.path.display(), keys = entries.len(), "access keys reloaded");
+                            loaded.entries = Arc::new(entries);
+                        }
+                        Err(error) => {
+                            tracing::error!(error.message = %error, "keeping the access keys last read until the file is fixed");
+                        }
+                    }
+                }
+                Err(error) => {
+                    tracing::error!(error.message = %error, "keeping the access keys last read until the file is back");
+                }
+            }
+        }
+        loaded.entries.clone()
+    }
+
+    /// The name of the key `presented` is, if it is one.
+    pub fn check_key(&self, presented: &str) -> Option<String> {
+        let hash = key_hash(presented);
+        self.entries().iter().find(|entry| entry.sha256 == hash).map(|entry| entry.name.clone())
+    }
+
+    /// A session cookie value for the key named `name`, valid until `expires` (Unix seconds).
+    pub fn session_for(&self, name: &str, expires: u64) -> Option<String> {
+        let entries = self.entries();
+        let entry = entries.iter().find(|entry| entry.name == name)?;
+        Some(format!("{name}.{expires}.{}", hex::encode(session_mac(entry, expires).finalize().into_bytes())))
+    }
+
+    /// Whether a session cookie value is valid now (its key still listed, not expired).
+    pub fn check_session(&self, value: &str) -> bool {
+        let mut parts = value.splitn(3, '.');
+        let (Some(name), Some(expires), Some(signature)) = (parts.next(), parts.next(), parts.next()) else {
+            return false;
+        };
+        let (Ok(expires), Ok(signature)) = (expires.parse::<u64>(), hex::decode(signature)) else { return false };
+        if expires < unix_now() {
+            return false;
+        }
+        let entries = self.entries();
+        let Some(entry) = entries.iter().find(|entry| entry.name == name) else { return false };
+        session_mac(entry, expires).verify_slice(&signature).is_ok()
+    }
+}
+
+fn session_mac(entry: &KeyEntry, expires: u64) -> Hmac<Sha256> {
+    let mut mac = match Hmac::<Sha256>::new_from_slice(&entry.sha256) {
+        Ok(mac) => mac,
+        Err(_) => unreachable!("HMAC accepts keys of every length"),
+    };
+    mac.update(entry.name.as_bytes());
+    mac.update(b".");
+    mac.update(expires.to_string().as_bytes());
+    mac
+}
+
+pub fn unix_now() -> u64 {
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs())
+}
+
+/// Routes open without a key: the sign-in page, what it needs to render, and the
+/// operator routes (which have their own checks).
+fn is_open(path: &str) -> bool {
+    matches!(path, "/login" | "/logout" | "/healthz" | "/readyz" | "/metrics")
+        || path == "/static/app.css"
+        || path == "/static/favicon.svg"
+}
+
+/// Whether the request carries a valid key or session.
+fn is_let_in(keys: &AccessKeys, request: &ServiceRequest) -> bool {
+    let bearer = request
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "));
+    if let Some(key) = bearer {
+        return keys.check_key(key).is_some();
+    }
+    request.cookie(SESSION_COOKIE).is_some_and(|cookie| keys.check_session(cookie.value()))
+}
+
+/// The middleware: in a private deployment, refuses whoever has no key — API clients with
+/// 401, browsers by sending them to sign in.
+pub async fn require_access(
+    request: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let keys = request.app_data::<actix_web::web::Data<crate::AppState>>().and_then(|state| state.access_keys.clone());
+    let Some(keys) = keys else {
+        return Ok(next.call(request).await?.map_into_left_body());
+    };
+    if is_open(request.path()) || is_let_in(&keys, &request) {
+        return Ok(next.call(request).await?.map_into_left_body());
+    }
+    let wants_page = request.method() == actix_web::http::Method::GET
+        && !request.path().starts_with("/api/")
+        && request
+            .headers()
+            .get(actix_web::http::header::ACCEPT)
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|accept| accept.contains("text/html"));
+    let response = if wants_page {
+        let next_path = request.uri().path_and_query().map_or("/", |pq| pq.as_str()).to_owned();
+        actix_web::HttpResponse::SeeOther()
+            .insert_header(("Location", format!("/login?next={}", percent_encode(&next_path))))
+            .finish()
+    } else {
+        let mut response = ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::Unauthorized,
+            "this darkroom is private: send an access key as `Authorization: Bearer <key>`, or sign in at /login",
+        )
+        .error_response();
+        response.headers_mut().insert(
+            actix_web::http::header::WWW_AUTHENTICATE,
+            actix_web::http::header::HeaderValue::from_static("Bearer realm=\"darkroom\""),
+        );
+        response
+    };
+    Ok(request.into_response(response).map_into_right_body())
+}
+
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'/' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+/// Where to go after signing in: only a path of this site (never `//elsewhere`).
+pub fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => path.to_owned(),
+        _ => "/".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys_file(text: &str) -> (tempfile::NamedTempFile, AccessKeys) {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), text).unwrap();
+        let keys = AccessKeys::load(file.path()).unwrap();
+        (file, keys)
+    }
+
+    fn line(name: &str, key: &str) -> String {
+        format!("{name} {}\n", hex::encode(key_hash(key)))
+    }
+
+    #[test]
+    fn keys_are_checked_by_hash_and_sessions_by_their_key() {
+        let (_file, keys) = keys_file(&format!("# comment\n{}\n{}", line("shop", "k1-secret"), line("school", "k2")));
+        assert_eq!(keys.check_key("k1-secret").as_deref(), Some("shop"));
+        assert_eq!(keys.check_key("k1-secreT"), None);
+        let expires = unix_now() + 60;
+        let session = keys.session_for("school", expires).unwrap();
+        assert!(keys.check_session(&session));
+        assert!(!keys.check_session(&session.replace("school", "shop")), "bound to its key");
+        assert!(!keys.check_session(&keys.session_for("school", unix_now() - 1).unwrap()), "expired");
+        assert!(!keys.check_session("school.99999999999.00"));
+        assert!(!keys.check_session("garbage"));
+    }
+
+    #[test]
+    fn the_file_is_read_again_when_it_changes_and_a_bad_edit_keeps_the_old_keys() {
+        let (file, keys) = keys_file(&line("old", "old-key"));
+        let session = keys.session_for("old", unix_now() + 60).unwrap();
+        // Rotation: the new key in, the old one out.
+        std::fs::write(file.path(), line("new", "new-key")).unwrap();
+        keys.loaded.lock().unwrap().checked = Instant::now() - RELOAD_EVERY;
+        assert_eq!(keys.check_key("new-key").as_deref(), Some("new"));
+        assert_eq!(keys.check_key("old-key"), None);
+        assert!(!keys.check_session(&session), "the revoked key's sessions end");
+        // A broken edit is logged and ignored.
+        std::fs::write(file.path(), "not a key line").unwrap();
+        keys.loaded.lock().unwrap().checked = Instant::now() - RELOAD_EVERY;
+        assert_eq!(keys.check_key("new-key").as_deref(), Some("new"));
+    }
+
+    #[test]
+    fn bad_files_are_refused_with_the_line() {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), "shop nothex\n").unwrap();
+        assert!(matches!(AccessKeys::load(file.path()), Err(AccessKeysError::Line { line: 1, .. })));
+        std::fs::write(file.path(), "# nothing\n").unwrap();
+        assert!(matches!(AccessKeys::load(file.path()), Err(AccessKeysError::Empty { .. })));
+    }
+
+    #[test]
+    fn only_local_paths_are_followed_after_signing_in() {
+        assert_eq!(safe_next(Some("/jobs/abc?x=1")), "/jobs/abc?x=1");
+        assert_eq!(safe_next(Some("//evil.example/")), "/");
+        assert_eq!(safe_next(Some("https://evil.example/")), "/");
+        assert_eq!(safe_next(Some("/\\evil.example")), "/");
+        assert_eq!(safe_next(None), "/");
+    }
+}
