@@ -16,6 +16,8 @@
 # DARKROOM_SKIP_FUZZ=1 skips the short fuzzing run (fuzz/run.sh).
 # DARKROOM_SKIP_CFN_LINT=1 skips linting the AWS template (deploy/aws/lint.sh, cfn-lint).
 # DARKROOM_SKIP_HEIC=1 builds without HEIC decoding (feature `heic`: cmake, libde265-dev).
+# DARKROOM_SKIP_SCHEMATHESIS=1 skips holding the API to its OpenAPI document with schemathesis
+#   (PyPI, installed once into a cached virtualenv by tests/api/schemathesis.sh).
 set -euo pipefail
 cd "$(dirname "$0")"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
