@@ -1,0 +1,229 @@
+//! The recipe's rules beyond its shape: ranges, combinations of parameters, the regions'
+//! total area — checked once a recipe parses, so a wrong one is refused at upload.
+
+use super::*;
+
+impl Recipe {
+    pub fn validate(&self) -> Result<(), RecipeError> {
+        if self.ops.is_empty() || self.ops.len() > MAX_OPS {
+            return Err(RecipeError::new(
+                "ops",
+                format!("must hold 1 to {MAX_OPS} operations, got {}", self.ops.len()),
+            ));
+        }
+        if !(1..=100).contains(&self.quality) {
+            return Err(RecipeError::new("quality", format!("must be 1–100, got {}", self.quality)));
+        }
+        let mut region_total = 0u64;
+        for (index, op) in self.ops.iter().enumerate() {
+            validate_op(op, &format!("ops[{index}]"))?;
+            if let Operation::Redeye { regions } | Operation::WhitenTeeth { regions, .. } = op {
+                region_total += region_pixels(regions);
+                if region_total > MAX_REGION_PIXELS {
+                    return Err(RecipeError::new(
+                        format!("ops[{index}].regions"),
+                        format!(
+                            "the regions of this recipe cover {:.0} megapixels in all, over the limit of {:.0}; name only the areas to retouch",
+                            region_total as f64 / 1e6,
+                            MAX_REGION_PIXELS as f64 / 1e6
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn in_range(field: String, value: f32, low: f32, high: f32) -> Result<(), RecipeError> {
+    if value.is_finite() && (low..=high).contains(&value) {
+        Ok(())
+    } else {
+        Err(RecipeError::new(field, format!("must be between {low} and {high}, got {value}")))
+    }
+}
+
+fn validate_regions(path: &str, regions: &Option<Vec<Region>>) -> Result<(), RecipeError> {
+    let Some(regions) = regions else {
+        return Ok(());
+    };
+    if regions.len() > MAX_REGIONS {
+        return Err(RecipeError::new(
+            format!("{path}.regions"),
+            format!("at most {MAX_REGIONS} regions, got {}", regions.len()),
+        ));
+    }
+    for (index, region) in regions.iter().enumerate() {
+        if region.width == 0 || region.height == 0 {
+            return Err(RecipeError::new(format!("{path}.regions[{index}]"), "width and height must be at least 1"));
+        }
+        if [region.x, region.y, region.width, region.height].iter().any(|v| *v > MAX_REGION_COORDINATE) {
+            return Err(RecipeError::new(
+                format!("{path}.regions[{index}]"),
+                format!("coordinates and sizes must be at most {MAX_REGION_COORDINATE}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The pixels a list of regions covers as declared (overlaps counted twice).
+fn region_pixels(regions: &Option<Vec<Region>>) -> u64 {
+    regions.iter().flatten().map(|r| u64::from(r.width) * u64::from(r.height)).sum()
+}
+
+fn validate_op(op: &Operation, path: &str) -> Result<(), RecipeError> {
+    match op {
+        Operation::Thumbnail { size } => {
+            if !(1..=4096).contains(size) {
+                return Err(RecipeError::new(format!("{path}.size"), format!("must be 1–4096, got {size}")));
+            }
+        }
+        Operation::Crop { .. } => {
+            crop_spec(op, path)?;
+        }
+        Operation::Redeye { regions } => validate_regions(path, regions)?,
+        Operation::WhitenTeeth { regions, strength } => {
+            validate_regions(path, regions)?;
+            if let Some(strength) = strength {
+                in_range(format!("{path}.strength"), *strength, 0.0, 1.0)?;
+            }
+        }
+        Operation::Recolor { mode, color, strength, degrees } => {
+            let unexpected =
+                |name: &str| RecipeError::new(format!("{path}.{name}"), format!("is not a parameter of mode {mode:?}"));
+            match mode {
+                RecolorMode::Tint => {
+                    if color.is_none() {
+                        return Err(RecipeError::new(format!("{path}.color"), "tint needs a colour \"#rrggbb\""));
+                    }
+                    if let Some(strength) = strength {
+                        in_range(format!("{path}.strength"), *strength, 0.0, 1.0)?;
+                    }
+                    if degrees.is_some() {
+                        return Err(unexpected("degrees"));
+                    }
+                }
+                RecolorMode::Hue => {
+                    let Some(degrees) = degrees else {
+                        return Err(RecipeError::new(format!("{path}.degrees"), "hue needs degrees (−360 to 360)"));
+                    };
+                    in_range(format!("{path}.degrees"), *degrees, -360.0, 360.0)?;
+                    if color.is_some() {
+                        return Err(unexpected("color"));
+                    }
+                    if strength.is_some() {
+                        return Err(unexpected("strength"));
+                    }
+                }
+                RecolorMode::Grayscale | RecolorMode::Sepia | RecolorMode::AutoLevels => {
+                    for (name, present) in
+                        [("color", color.is_some()), ("strength", strength.is_some()), ("degrees", degrees.is_some())]
+                    {
+                        if present {
+                            return Err(unexpected(name));
+                        }
+                    }
+                }
+            }
+        }
+        Operation::Customize(customize) => validate_customize(customize, path)?,
+    }
+    Ok(())
+}
+
+fn validate_customize(customize: &Customize, path: &str) -> Result<(), RecipeError> {
+    let Customize { brightness, contrast, saturation, sharpen, rotate, flip, border, caption } = customize;
+    for (name, value) in [("brightness", brightness), ("contrast", contrast), ("saturation", saturation)] {
+        if let Some(value) = value {
+            in_range(format!("{path}.{name}"), *value, -1.0, 1.0)?;
+        }
+    }
+    if let Some(sharpen) = sharpen {
+        in_range(format!("{path}.sharpen"), *sharpen, 0.0, 2.0)?;
+    }
+    if let Some(rotate) = rotate {
+        if ![90, 180, 270].contains(rotate) {
+            return Err(RecipeError::new(format!("{path}.rotate"), format!("must be 90, 180 or 270, got {rotate}")));
+        }
+    }
+    if let Some(border) = border {
+        if !(1..=MAX_BORDER_WIDTH).contains(&border.width) {
+            return Err(RecipeError::new(
+                format!("{path}.border.width"),
+                format!("must be 1–{MAX_BORDER_WIDTH}, got {}", border.width),
+            ));
+        }
+    }
+    if let Some(caption) = caption {
+        let chars = caption.text.chars().count();
+        if caption.text.trim().is_empty() || chars > MAX_CAPTION_CHARS {
+            return Err(RecipeError::new(
+                format!("{path}.caption.text"),
+                format!("must be 1–{MAX_CAPTION_CHARS} characters, got {chars}"),
+            ));
+        }
+    }
+    let nothing_set = brightness.is_none()
+        && contrast.is_none()
+        && saturation.is_none()
+        && sharpen.is_none()
+        && rotate.is_none()
+        && flip.is_none()
+        && border.is_none()
+        && caption.is_none();
+    if nothing_set {
+        return Err(RecipeError::new(path, "customize needs at least one adjustment"));
+    }
+    Ok(())
+}
+
+/// The validated form of a `crop` operation.
+pub fn crop_spec(op: &Operation, path: &str) -> Result<CropSpec, RecipeError> {
+    let Operation::Crop { x, y, width, height, aspect, smart } = op else {
+        return Err(RecipeError::new(path, "not a crop"));
+    };
+    let has_box = [x, y, width, height].iter().any(|v| v.is_some());
+    if smart.is_some() && aspect.is_none() {
+        return Err(RecipeError::new(
+            format!("{path}.smart"),
+            "smart goes with aspect (a box crop already says where to cut)",
+        ));
+    }
+    match (aspect, has_box) {
+        (Some(_), true) => Err(RecipeError::new(path, "give either x, y, width, height or aspect, not both")),
+        (None, false) => Err(RecipeError::new(path, "crop needs x, y, width, height or aspect")),
+        (Some(aspect), false) => {
+            let parsed = aspect
+                .split_once(':')
+                .and_then(|(w, h)| Some((w.trim().parse::<u32>().ok()?, h.trim().parse::<u32>().ok()?)));
+            match parsed {
+                Some((w, h)) if w > 0 && h > 0 && w <= 1000 && h <= 1000 => {
+                    Ok(CropSpec::Aspect { width: w, height: h, smart: smart.unwrap_or(false) })
+                }
+                _ => Err(RecipeError::new(
+                    format!("{path}.aspect"),
+                    format!("expected \"W:H\" with positive integers up to 1000, got {aspect:?}"),
+                )),
+            }
+        }
+        (None, true) => {
+            let field = |name: &str, value: &Option<u32>| {
+                value.ok_or_else(|| {
+                    RecipeError::new(format!("{path}.{name}"), "missing: a box crop needs x, y, width and height")
+                })
+            };
+            let region = Region {
+                x: field("x", x)?,
+                y: field("y", y)?,
+                width: field("width", width)?,
+                height: field("height", height)?,
+            };
+            if region.width == 0 || region.height == 0 {
+                return Err(RecipeError::new(format!("{path}.width"), "width and height must be at least 1"));
+            }
+            Ok(CropSpec::Box(region))
+        }
+    }
+}
+
