@@ -226,4 +226,3 @@ pub fn crop_spec(op: &Operation, path: &str) -> Result<CropSpec, RecipeError> {
         }
     }
 }
-

@@ -39,6 +39,14 @@ impl Frame {
         }
     }
 
+    /// This frame, for an image that is itself a reduced copy of a `width`×`height` original
+    /// (a browser's preview copy): coordinates of that original land in the image.
+    pub fn of_copy_of(self, width: u32, height: u32) -> Self {
+        let sx = f64::from(self.original_width) / f64::from(width.max(1));
+        let sy = f64::from(self.original_height) / f64::from(height.max(1));
+        Self::identity(width, height).scaled(sx, sy).then(self.m)
+    }
+
     pub fn scaled(self, sx: f64, sy: f64) -> Self {
         self.then([sx, 0.0, 0.0, 0.0, sy, 0.0])
     }

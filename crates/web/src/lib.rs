@@ -21,6 +21,7 @@ mod openapi;
 pub use openapi::document as openapi_document;
 mod owner;
 mod pages;
+mod preview;
 mod rate_limit;
 mod seats;
 mod security;
@@ -125,6 +126,8 @@ pub struct AppState {
     pub live_views: Arc<live::LiveViews>,
     /// Cancelled when the server shuts down: long-lived responses end at once.
     pub closing: tokio_util::sync::CancellationToken,
+    /// Previews rendered at once (see `preview`).
+    pub preview_slots: Arc<tokio::sync::Semaphore>,
     /// A private deployment's access keys (`--access-keys`); `None`: open to all.
     pub access_keys: Option<Arc<AccessKeys>>,
 }
@@ -165,6 +168,7 @@ impl AppState {
             live_views: Arc::default(),
             closing: tokio_util::sync::CancellationToken::new(),
             access_keys: None,
+            preview_slots: Arc::new(tokio::sync::Semaphore::new(preview::preview_slots())),
         }
     }
 }
@@ -198,7 +202,8 @@ pub fn routes(config: &mut web::ServiceConfig) {
                 .service(api::retry_failed)
                 .service(api::reprocess_photo)
                 .service(api::cancel_job)
-                .service(api::webhook_log),
+                .service(api::webhook_log)
+                .service(preview::preview),
         )
         .default_service(web::to(pages::not_found));
 }

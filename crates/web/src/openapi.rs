@@ -80,6 +80,21 @@ pub struct AddPhotosForm {
     pub photos: Vec<Vec<u8>>,
 }
 
+/// The multipart body of a preview.
+#[allow(dead_code)] // documentation of the multipart form only
+#[derive(ToSchema)]
+pub struct PreviewForm {
+    /// The photo, best a copy reduced to about 1024 px.
+    #[schema(value_type = String, format = Binary)]
+    pub photo: Vec<u8>,
+    pub recipe: darkroom_core::Recipe,
+    /// The original's width, when `photo` is a reduced copy of it.
+    #[schema(minimum = 1, maximum = 30000)]
+    pub original_width: Option<u32>,
+    #[schema(minimum = 1, maximum = 30000)]
+    pub original_height: Option<u32>,
+}
+
 /// A photo sent to work again, and its new attempt.
 #[derive(Serialize, ToSchema)]
 pub struct AttemptRef {
@@ -170,6 +185,7 @@ The job id is a capability: whoever has it can view and download; changing a job
         crate::api::reprocess_photo,
         crate::api::cancel_job,
         crate::api::webhook_log,
+        crate::preview::preview,
         crate::downloads::api_archive,
         crate::downloads::archive,
         crate::downloads::photo_file,

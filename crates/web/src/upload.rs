@@ -189,7 +189,7 @@ impl Pace {
 const FIRST_PART_DEADLINE: Duration = Duration::from_secs(15);
 
 impl BodyReader {
-    async fn next_field(&mut self) -> Result<Option<Field>, ApiError> {
+    pub(crate) async fn next_field(&mut self) -> Result<Option<Field>, ApiError> {
         let next = if self.pace.slot.is_none() {
             match tokio::time::timeout(FIRST_PART_DEADLINE, self.pace.wait(self.multipart.try_next())).await {
                 Ok(next) => next?,
@@ -221,7 +221,7 @@ impl BodyReader {
         Ok(Some(field))
     }
 
-    async fn next_chunk(&mut self, field: &mut Field) -> Result<Option<Bytes>, ApiError> {
+    pub(crate) async fn next_chunk(&mut self, field: &mut Field) -> Result<Option<Bytes>, ApiError> {
         if self.field_ended {
             return Ok(None);
         }
@@ -245,12 +245,12 @@ impl BodyReader {
     }
 
     /// Reads the rest of a field whose content is not wanted.
-    async fn drain(&mut self, field: &mut Field) -> Result<(), ApiError> {
+    pub(crate) async fn drain(&mut self, field: &mut Field) -> Result<(), ApiError> {
         while self.next_chunk(field).await?.is_some() {}
         Ok(())
     }
 
-    async fn read_text(&mut self, field: &mut Field) -> Result<String, ApiError> {
+    pub(crate) async fn read_text(&mut self, field: &mut Field) -> Result<String, ApiError> {
         let mut text = BytesMut::new();
         while let Some(chunk) = self.next_chunk(field).await? {
             if text.len() + chunk.len() > MAX_TEXT_FIELD_BYTES {

@@ -11,6 +11,7 @@ mod faults;
 mod helpers;
 mod outage;
 mod pipeline;
+mod preview;
 mod private;
 mod processes;
 mod programs;
