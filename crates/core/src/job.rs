@@ -53,14 +53,16 @@ pub enum PhotoState {
 impl PhotoState {
     /// Order of states within one attempt. `done` outranks `failed`: if both are recorded
     /// for one attempt (a dead-lettered duplicate of a message that did succeed), the
-    /// outputs exist and the photo is done.
+    /// outputs exist and the photo is done. `cancelled` shares `failed`'s rank with a higher
+    /// step (see [`crate::keys::CANCELLED_STEP`]): it outranks a failure and yields to `done`,
+    /// so a photo a worker finished just as it was cancelled shows done, with its outputs.
     pub fn rank(self) -> u8 {
         match self {
             Self::Queued => 0,
             Self::Processing => 1,
             Self::Failed => 2,
             Self::Done => 3,
-            Self::Cancelled => 4,
+            Self::Cancelled => 2,
         }
     }
 

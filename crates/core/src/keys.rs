@@ -146,10 +146,13 @@ pub fn terminal_events(job: &JobId, photo: &PhotoId, attempt: u32) -> [String; 2
     [PhotoState::Done, PhotoState::Failed].map(|state| event(job, photo, attempt, state, TERMINAL_STEP))
 }
 
+/// The step of a `cancelled` event: above a failure of its rank (see `PhotoState::rank`).
+pub const CANCELLED_STEP: u32 = 1;
+
 /// The `cancelled` event of an attempt: its owner cancelled it while it was queued; a
 /// worker that receives its request drops it.
 pub fn cancelled_event(job: &JobId, photo: &PhotoId, attempt: u32) -> String {
-    event(job, photo, attempt, PhotoState::Cancelled, TERMINAL_STEP)
+    event(job, photo, attempt, PhotoState::Cancelled, CANCELLED_STEP)
 }
 
 /// Where the deliveries of a job's webhook are logged: one document per delivery attempt.
@@ -167,6 +170,11 @@ pub fn webhook_delivery(job: &JobId, finish: &str, millis: u64) -> String {
 /// of its message is not sent again.
 pub fn webhook_delivered(job: &JobId, finish: &str) -> String {
     format!("jobs/{job}/webhooks/delivered/{finish}.json")
+}
+
+/// Where the "scheduled" markers of a job's finishes are (see [`webhook_scheduled`]).
+pub fn webhook_scheduled_prefix(job: &JobId) -> String {
+    format!("jobs/{job}/webhooks/scheduled/")
 }
 
 /// Written once a finish of the job has been handed to the webhook queue, so that

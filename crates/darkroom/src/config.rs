@@ -230,6 +230,12 @@ pub struct Settings {
     #[arg(long, env = "DARKROOM_ACCESS_KEYS", global = true)]
     pub access_keys: Option<PathBuf>,
 
+    /// The secret browser sessions of a private deployment are signed with; every web
+    /// process needs the same one (16+ characters). Without it each process makes its own,
+    /// and a browser's session holds only on the process that signed it in.
+    #[arg(long, env = "DARKROOM_SESSION_SECRET", global = true, hide_env_values = true)]
+    pub session_secret: Option<String>,
+
     /// The secret webhooks are signed with (HMAC-SHA256). Without one, jobs may not name a
     /// callback_url. Web and status processes need the same.
     #[arg(long, env = "DARKROOM_WEBHOOK_SECRET", global = true, hide_env_values = true)]
@@ -365,6 +371,9 @@ impl Settings {
         }
         if self.housekeeping_interval < Duration::from_secs(1) {
             anyhow::bail!("--housekeeping-interval must be at least 1s, got {:?}", self.housekeeping_interval);
+        }
+        if self.session_secret.as_deref().is_some_and(|secret| !secret.is_empty() && secret.len() < 16) {
+            anyhow::bail!("--session-secret must be at least 16 characters (e.g. `openssl rand -hex 32`)");
         }
         if self.webhook_max_tries == 0 || self.webhook_retry_delay.is_zero() {
             anyhow::bail!("--webhook-max-tries and --webhook-retry-delay must be positive");

@@ -143,7 +143,16 @@ pub async fn run(
     let mut state = web_state(&settings, &backends, metrics);
     state.readiness = readiness;
     if let (true, Some(path)) = (roles.web, &settings.access_keys) {
-        state.access_keys = Some(Arc::new(darkroom_web::AccessKeys::load(path).context("--access-keys")?));
+        let secret = match settings.session_secret.as_deref().filter(|secret| !secret.is_empty()) {
+            Some(secret) => secret.as_bytes().to_vec(),
+            None => {
+                if !(roles.worker && roles.status) {
+                    tracing::warn!("no --session-secret: browser sessions hold only on this web process; give every web process the same --session-secret");
+                }
+                rand::random::<[u8; 32]>().to_vec()
+            }
+        };
+        state.access_keys = Some(Arc::new(darkroom_web::AccessKeys::load(path, &secret).context("--access-keys")?));
     }
     if roles.web {
         let bound = start_http(state, settings.listen, false, &mut tasks, &shutdown)?;

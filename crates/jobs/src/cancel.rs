@@ -1,8 +1,8 @@
 //! Cancelling a job: every photo still waiting in a queue is recorded `cancelled` in its
 //! current attempt; workers that receive its request drop it (they look for the event
 //! before they start). Photos already done stay done and downloadable; photos a worker
-//! is processing at that moment finish, and a photo that a worker took just as it was
-//! cancelled shows cancelled (the `cancelled` event outranks the late `done`).
+//! is processing at that moment finish — a photo a worker took just before the view showed
+//! it, and that is then cancelled, shows done when it is (`done` outranks `cancelled`).
 
 use crate::{Jobs, JobsError};
 use darkroom_core::{keys, EventDoc, JobManifest, PhotoId, PhotoState};
@@ -29,7 +29,7 @@ impl Jobs {
                 let key = keys::cancelled_event(&job.id, &photo, attempt);
                 match put_json_if_absent(self.store.as_ref(), &key, &event).await? {
                     PutOutcome::Created => {
-                        let change = crate::event_change(&job.id, &photo, keys::TERMINAL_STEP, &event);
+                        let change = crate::event_change(&job.id, &photo, keys::CANCELLED_STEP, &event);
                         crate::log_change(self.store.as_ref(), &job.id, &change).await;
                         Ok::<_, JobsError>(Some(photo))
                     }

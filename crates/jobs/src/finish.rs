@@ -20,6 +20,10 @@ use darkroom_store::PutOutcome;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// Finishes of one job reported by webhook: a job retried and cancelled over and over does
+/// not become a stream of webhooks (each tried up to a dozen times).
+pub const MAX_FINISHES_REPORTED: usize = 20;
+
 /// How long a claim may stay unsent before another process takes it over.
 const CLAIM_LEASE_MILLIS: u64 = 60_000;
 
@@ -56,17 +60,33 @@ pub fn finish_name(view: &JobView) -> String {
 
 impl Jobs {
     /// Hands the job's finish to the webhook queue if the job has a webhook, is finished
-    /// and this finish has not been handed over yet.
-    pub async fn schedule_webhook_if_finished(&self, job: &JobManifest) -> Result<Scheduling, JobsError> {
+    /// and this finish has not been handed over yet. `fresh` is a view just read in full, if
+    /// the caller has one (the housekeeping pass): without it, the shared fold is read.
+    pub async fn schedule_webhook_if_finished(
+        &self,
+        job: &JobManifest,
+        fresh: Option<&JobView>,
+    ) -> Result<Scheduling, JobsError> {
         if job.callback_url.is_none() {
             return Ok(Scheduling::NotDue);
         }
-        let view = self.load_view(job).await?;
+        let folded;
+        let view = match fresh {
+            Some(view) => view,
+            None => {
+                folded = self.load_view(job).await?;
+                &folded
+            }
+        };
         if !view.state.is_finished() {
             return Ok(Scheduling::NotDue);
         }
-        let finish = finish_name(&view);
+        let finish = finish_name(view);
         let marker = keys::webhook_scheduled(&job.id, &finish);
+        if self.store.list(&keys::webhook_scheduled_prefix(&job.id)).await?.len() >= MAX_FINISHES_REPORTED {
+            tracing::warn!(job_id = %job.id, finish, "this job has finished {MAX_FINISHES_REPORTED} times already; no more webhooks are sent for it");
+            return Ok(Scheduling::NotDue);
+        }
         let now = darkroom_core::now_millis();
         let claim = Scheduled { at: now, sent: false };
         if put_json_if_absent(self.store.as_ref(), &marker, &claim).await? == PutOutcome::AlreadyExists {

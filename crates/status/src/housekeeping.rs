@@ -185,7 +185,9 @@ impl Housekeeper {
         if view.state.is_finished() {
             // The backstop for a finish whose webhook the status update could not hand over
             // (an outage, a crash): the job leaves the index only once it has been.
-            if self.jobs.schedule_webhook_if_finished(&manifest).await? == darkroom_jobs::Scheduling::InProgress {
+            if self.jobs.schedule_webhook_if_finished(&manifest, Some(&view)).await?
+                == darkroom_jobs::Scheduling::InProgress
+            {
                 return Ok(()); // looked at again next pass, in case its sender died
             }
             self.jobs.store().delete(marker_key).await?;

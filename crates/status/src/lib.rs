@@ -89,6 +89,9 @@ pub struct StatusUpdater {
     housekeeper: Arc<Housekeeper>,
     /// Finished jobs' webhooks are scheduled from here.
     jobs: darkroom_jobs::Jobs,
+    /// Jobs with a webhook whose photos reached a final state since the last look: whether
+    /// the job is finished is looked at once a second, off the response path.
+    finishing: Arc<std::sync::Mutex<std::collections::HashMap<darkroom_core::JobId, JobManifest>>>,
 }
 
 impl StatusUpdater {
@@ -102,7 +105,7 @@ impl StatusUpdater {
         let breaker = Breaker::new("status", Arc::new(probe));
         let jobs = darkroom_jobs::Jobs::new(store.clone(), queues.clone(), names.clone(), settings.stage_map.clone());
         let housekeeper = Arc::new(Housekeeper::new(jobs.clone(), settings.housekeeping.clone()));
-        Self { store, queues, names, settings, breaker, housekeeper, jobs }
+        Self { store, queues, names, settings, breaker, housekeeper, jobs, finishing: Arc::default() }
     }
 
     /// The reconciler, sweeper and retention, for tests to run a pass at will.
@@ -144,10 +147,33 @@ impl StatusUpdater {
         }
         let (status, token) = (self.clone(), shutdown.clone());
         loops.spawn(async move { status.housekeeper.run(&status.breaker, token).await });
+        let (status, token) = (self.clone(), shutdown.clone());
+        loops.spawn(async move { status.schedule_webhooks(token).await });
         tracing::info!("status started");
         while loops.join_next().await.is_some() {}
         tracing::info!("status stopped");
         Ok(())
+    }
+
+    /// Once a second, looks whether the jobs with a webhook that had a photo finish are
+    /// finished, and schedules their webhooks. Best effort: the housekeeping pass schedules
+    /// what this misses (an outage, a crash).
+    async fn schedule_webhooks(&self, shutdown: CancellationToken) {
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+            let due: Vec<JobManifest> = {
+                let mut finishing = self.finishing.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                finishing.drain().map(|(_, manifest)| manifest).collect()
+            };
+            for manifest in due {
+                if let Err(error) = self.jobs.schedule_webhook_if_finished(&manifest, None).await {
+                    tracing::warn!(job_id = %manifest.id, error.message = %error, "could not schedule the job's webhook; the housekeeping pass will");
+                }
+            }
+        }
     }
 
     async fn serve_queue(self: Arc<Self>, queue: Arc<dyn Queue>, source: Source, shutdown: CancellationToken) {
@@ -287,10 +313,10 @@ impl StatusUpdater {
                 darkroom_jobs::log_change(self.store.as_ref(), job, &change).await;
                 self.jobs.changed(job);
                 tracing::info!("photo state recorded");
-                if let (true, Some(manifest)) = (finished, &manifest) {
-                    // Best effort here: the reconciler's pass schedules what this misses.
-                    if let Err(error) = self.jobs.schedule_webhook_if_finished(manifest).await {
-                        tracing::warn!(error.message = %error, "could not schedule the job's webhook; the housekeeping pass will");
+                if let (true, Some(manifest)) = (finished, manifest) {
+                    if manifest.callback_url.is_some() {
+                        let mut finishing = self.finishing.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                        finishing.insert(job.clone(), manifest);
                     }
                 }
                 Ok(Applied::Recorded)

@@ -9,9 +9,10 @@
 //! is read again when it changes (looked at once a second at most), so keys are added and
 //! revoked without a restart, on every web process that reads the same file.
 //!
-//! A session cookie is `<name>.<expiry>.<HMAC-SHA256 of both, keyed with the key's hash>`:
-//! any web process with the file can check it, and revoking or rotating the key ends the
-//! sessions opened with it.
+//! A session cookie is `<name>.<expiry>.<HMAC-SHA256 of the name, the key's hash and the
+//! expiry, keyed with the session secret>`: any web process with the file and the secret
+//! (`--session-secret`) can check it, the keys file alone cannot forge one, and revoking or
+//! rotating the key ends the sessions opened with it.
 
 use crate::error::ApiError;
 use actix_web::body::{EitherBody, MessageBody};
@@ -40,6 +41,8 @@ pub enum AccessKeysError {
     Line { path: PathBuf, line: usize },
     #[error("{path} holds no key: nobody could get in (add one with `darkroom access-key NAME`)")]
     Empty { path: PathBuf },
+    #[error("{path} line {line}: the name {name:?} is used twice; give each key a name of its own")]
+    Duplicate { path: PathBuf, line: usize, name: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,10 +61,17 @@ struct Loaded {
 }
 
 /// The access keys of a private deployment, kept in step with their file.
-#[derive(Debug)]
 pub struct AccessKeys {
     path: PathBuf,
     loaded: Mutex<Loaded>,
+    /// What session cookies are signed with.
+    session_secret: Vec<u8>,
+}
+
+impl std::fmt::Debug for AccessKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessKeys").field("path", &self.path).finish_non_exhaustive()
+    }
 }
 
 /// The SHA-256 of a presented key, as stored in the file.
@@ -83,6 +93,9 @@ fn parse(path: &Path, text: &str) -> Result<Vec<KeyEntry>, AccessKeysError> {
         if name.contains('.') {
             return Err(bad()); // the session cookie separates fields with '.'
         }
+        if entries.iter().any(|entry: &KeyEntry| entry.name == name) {
+            return Err(AccessKeysError::Duplicate { path: path.to_owned(), line: index + 1, name: name.to_owned() });
+        }
         entries.push(KeyEntry { name: name.to_owned(), sha256 });
     }
     if entries.is_empty() {
@@ -101,12 +114,18 @@ fn read_file(path: &Path) -> Result<(String, [u8; 32]), AccessKeysError> {
 
 impl AccessKeys {
     /// Reads the file; fails (the process should not start) if it is unreadable or empty.
-    pub fn load(path: impl Into<PathBuf>) -> Result<Self, AccessKeysError> {
+    /// Sessions are signed with `session_secret`: every web process of a deployment needs
+    /// the same one for a browser's session to hold on all of them.
+    pub fn load(path: impl Into<PathBuf>, session_secret: &[u8]) -> Result<Self, AccessKeysError> {
         let path = path.into();
         let (text, content) = read_file(&path)?;
         let entries = parse(&path, &text)?;
         tracing::info!(path = %path.display(), keys = entries.len(), "private deployment: access keys loaded");
-        Ok(Self { path, loaded: Mutex::new(Loaded { entries: Arc::new(entries), content, checked: Instant::now() }) })
+        Ok(Self {
+            path,
+            loaded: Mutex::new(Loaded { entries: Arc::new(entries), content, checked: Instant::now() }),
+            session_secret: session_secret.to_vec(),
+        })
     }
 
     /// The keys now: the file is read again if it changed. A file that became unreadable
@@ -124,15 +143,31 @@ impl AccessKeys {
                             tracing::info!(path = %self.path.display(), keys = entries.len(), "access keys reloaded");
                             loaded.entries = Arc::new(entries);
                         }
+                        // Emptied: the operator revoked every key, so nobody gets in.
+                        Err(AccessKeysError::Empty { .. }) => {
+                            tracing::warn!(path = %self.path.display(), "the access keys file is empty: nobody is let in");
+                            loaded.entries = Arc::new(Vec::new());
+                        }
+                        // A half-written or mistyped edit locks nobody out.
                         Err(error) => {
                             tracing::error!(error.message = %error, "keeping the access keys last read until the file is fixed");
                         }
                     }
                 }
+                // Deleted: revoked too. (Other read errors keep the keys: a passing fault
+                // of the file system must not lock everyone out.)
+                Err(AccessKeysError::Read { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                    if !loaded.entries.is_empty() {
+                        tracing::warn!(path = %self.path.display(), "the access keys file is gone: nobody is let in");
+                    }
+                    loaded.entries = Arc::new(Vec::new());
+                    loaded.content = [0; 32];
+                }
                 Err(error) => {
-                    tracing::error!(error.message = %error, "keeping the access keys last read until the file is back");
+                    tracing::error!(error.message = %error, "keeping the access keys last read until the file can be read");
                 }
             }
+            metrics::gauge!("darkroom_access_keys").set(loaded.entries.len() as f64);
         }
         loaded.entries.clone()
     }
@@ -140,14 +175,23 @@ impl AccessKeys {
     /// The name of the key `presented` is, if it is one.
     pub fn check_key(&self, presented: &str) -> Option<String> {
         let hash = key_hash(presented);
-        self.entries().iter().find(|entry| entry.sha256 == hash).map(|entry| entry.name.clone())
+        // Every entry is compared, each in constant time.
+        let mut found = None;
+        for entry in self.entries().iter() {
+            let difference = entry.sha256.iter().zip(hash.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b));
+            if difference == 0 {
+                found = Some(entry.name.clone());
+            }
+        }
+        found
     }
 
     /// A session cookie value for the key named `name`, valid until `expires` (Unix seconds).
     pub fn session_for(&self, name: &str, expires: u64) -> Option<String> {
         let entries = self.entries();
         let entry = entries.iter().find(|entry| entry.name == name)?;
-        Some(format!("{name}.{expires}.{}", hex::encode(session_mac(entry, expires).finalize().into_bytes())))
+        let mac = self.session_mac(entry, expires);
+        Some(format!("{name}.{expires}.{}", hex::encode(mac.finalize().into_bytes())))
     }
 
     /// Whether a session cookie value is valid now (its key still listed, not expired).
@@ -157,24 +201,30 @@ impl AccessKeys {
             return false;
         };
         let (Ok(expires), Ok(signature)) = (expires.parse::<u64>(), hex::decode(signature)) else { return false };
-        if expires < unix_now() {
+        let now = unix_now();
+        // Never longer than a session lasts, whatever a cookie claims.
+        if expires < now || expires > now + SESSION_LIFETIME.as_secs() + 60 {
             return false;
         }
         let entries = self.entries();
         let Some(entry) = entries.iter().find(|entry| entry.name == name) else { return false };
-        session_mac(entry, expires).verify_slice(&signature).is_ok()
+        self.session_mac(entry, expires).verify_slice(&signature).is_ok()
     }
-}
 
-fn session_mac(entry: &KeyEntry, expires: u64) -> Hmac<Sha256> {
-    let mut mac = match Hmac::<Sha256>::new_from_slice(&entry.sha256) {
-        Ok(mac) => mac,
-        Err(_) => unreachable!("HMAC accepts keys of every length"),
-    };
-    mac.update(entry.name.as_bytes());
-    mac.update(b".");
-    mac.update(expires.to_string().as_bytes());
-    mac
+    /// The MAC of a session: keyed with the session secret (not derivable from the keys
+    /// file), over the key's name and hash (so it ends with that key) and the expiry.
+    fn session_mac(&self, entry: &KeyEntry, expires: u64) -> Hmac<Sha256> {
+        let mut mac = match Hmac::<Sha256>::new_from_slice(&self.session_secret) {
+            Ok(mac) => mac,
+            Err(_) => unreachable!("HMAC accepts keys of every length"),
+        };
+        mac.update(entry.name.as_bytes());
+        mac.update(b".");
+        mac.update(&entry.sha256);
+        mac.update(b".");
+        mac.update(expires.to_string().as_bytes());
+        mac
+    }
 }
 
 pub fn unix_now() -> u64 {
@@ -253,9 +303,13 @@ fn percent_encode(text: &str) -> String {
 }
 
 /// Where to go after signing in: only a path of this site (never `//elsewhere`).
+/// Browsers drop tabs and newlines from URLs and read `\\` as `/`, so `next` is a path of
+/// this site only if it is made of plain URL characters, starts with one `/` and is not
+/// `//host`.
 pub fn safe_next(next: Option<&str>) -> String {
+    let plain = |path: &str| path.bytes().all(|b| b.is_ascii_alphanumeric() || b"/-._~?=&%+:@!$'()*,;".contains(&b));
     match next {
-        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => path.to_owned(),
+        Some(path) if path.starts_with('/') && !path.starts_with("//") && plain(path) => path.to_owned(),
         _ => "/".to_owned(),
     }
 }
@@ -267,7 +321,7 @@ mod tests {
     fn keys_file(text: &str) -> (tempfile::NamedTempFile, AccessKeys) {
         let file = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(file.path(), text).unwrap();
-        let keys = AccessKeys::load(file.path()).unwrap();
+        let keys = AccessKeys::load(file.path(), b"session-secret").unwrap();
         (file, keys)
     }
 
@@ -286,6 +340,16 @@ mod tests {
         assert!(!keys.check_session(&session.replace("school", "shop")), "bound to its key");
         assert!(!keys.check_session(&keys.session_for("school", unix_now() - 1).unwrap()), "expired");
         assert!(!keys.check_session("school.99999999999.00"));
+        let far = unix_now() + 365 * 24 * 3600;
+        assert!(!keys.check_session(&keys.session_for("school", far).unwrap()), "no session outlives its lifetime");
+        // The keys file alone does not make a session: the MAC needs the session secret.
+        let forged_with_file = {
+            let entry = &keys.entries()[1];
+            let mut mac = Hmac::<Sha256>::new_from_slice(&entry.sha256).unwrap();
+            mac.update(format!("school.{expires}").as_bytes());
+            format!("school.{expires}.{}", hex::encode(mac.finalize().into_bytes()))
+        };
+        assert!(!keys.check_session(&forged_with_file));
         assert!(!keys.check_session("garbage"));
     }
 
@@ -303,15 +367,27 @@ mod tests {
         std::fs::write(file.path(), "not a key line").unwrap();
         keys.loaded.lock().unwrap().checked = Instant::now() - RELOAD_EVERY;
         assert_eq!(keys.check_key("new-key").as_deref(), Some("new"));
+        // Emptied or deleted: every key is revoked.
+        std::fs::write(file.path(), "# nobody\n").unwrap();
+        keys.loaded.lock().unwrap().checked = Instant::now() - RELOAD_EVERY;
+        assert_eq!(keys.check_key("new-key"), None);
+        std::fs::write(file.path(), line("new", "new-key")).unwrap();
+        keys.loaded.lock().unwrap().checked = Instant::now() - RELOAD_EVERY;
+        assert_eq!(keys.check_key("new-key").as_deref(), Some("new"));
+        std::fs::remove_file(file.path()).unwrap();
+        keys.loaded.lock().unwrap().checked = Instant::now() - RELOAD_EVERY;
+        assert_eq!(keys.check_key("new-key"), None);
     }
 
     #[test]
     fn bad_files_are_refused_with_the_line() {
         let file = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(file.path(), "shop nothex\n").unwrap();
-        assert!(matches!(AccessKeys::load(file.path()), Err(AccessKeysError::Line { line: 1, .. })));
+        assert!(matches!(AccessKeys::load(file.path(), b"s"), Err(AccessKeysError::Line { line: 1, .. })));
         std::fs::write(file.path(), "# nothing\n").unwrap();
-        assert!(matches!(AccessKeys::load(file.path()), Err(AccessKeysError::Empty { .. })));
+        assert!(matches!(AccessKeys::load(file.path(), b"s"), Err(AccessKeysError::Empty { .. })));
+        std::fs::write(file.path(), format!("{}{}", line("shop", "a"), line("shop", "b"))).unwrap();
+        assert!(matches!(AccessKeys::load(file.path(), b"s"), Err(AccessKeysError::Duplicate { line: 2, .. })));
     }
 
     #[test]
@@ -320,6 +396,9 @@ mod tests {
         assert_eq!(safe_next(Some("//evil.example/")), "/");
         assert_eq!(safe_next(Some("https://evil.example/")), "/");
         assert_eq!(safe_next(Some("/\\evil.example")), "/");
+        assert_eq!(safe_next(Some("/\t/evil.example")), "/", "browsers drop the tab");
+        assert_eq!(safe_next(Some("/\n/evil.example")), "/");
+        assert_eq!(safe_next(Some("/ /evil.example")), "/");
         assert_eq!(safe_next(None), "/");
     }
 }

@@ -310,7 +310,7 @@ pub async fn cancel_job(
     let job = load_owned_job(&state, &request, &path).await?;
     let cancelled = state.jobs.cancel(&job).await?;
     // Cancelling may finish the job; the status process's housekeeping pass is the backstop.
-    if let Err(error) = state.jobs.schedule_webhook_if_finished(&job).await {
+    if let Err(error) = state.jobs.schedule_webhook_if_finished(&job, None).await {
         tracing::warn!(job_id = %job.id, error.message = %error, "could not schedule the webhook of a cancelled job; the housekeeping pass will");
     }
     Ok(HttpResponse::Ok().json(json!({"cancelled": cancelled})))

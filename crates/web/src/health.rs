@@ -68,8 +68,19 @@ fn all_queue_names(state: &AppState) -> Vec<String> {
 
 async fn queue_depths(state: &AppState) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {
     let mut depths = serde_json::Map::new();
+    let webhooks = state.settings.names.webhooks();
     for name in all_queue_names(state) {
-        let counts = state.queues.get(&name).await?.counts().await?;
+        let queue = match state.queues.get(&name).await {
+            Ok(queue) => queue,
+            // The webhook queues came with a later release: a deployment that has not run
+            // `darkroom setup` since is ready all the same (it sends no webhooks until then).
+            Err(_) if name.starts_with(&webhooks) && !state.settings.webhooks_enabled => {
+                depths.insert(name, json!({"missing": "run `darkroom setup` to create it"}));
+                continue;
+            }
+            Err(error) => return Err(error.into()),
+        };
+        let counts = queue.counts().await?;
         ::metrics::gauge!("darkroom_queue_backlog", "queue" => name.clone()).set(counts.visible as f64);
         ::metrics::gauge!("darkroom_queue_in_flight", "queue" => name.clone()).set(counts.in_flight as f64);
         depths.insert(name, json!({"visible": counts.visible, "in_flight": counts.in_flight}));

@@ -87,6 +87,9 @@ pub fn delivery_id(job: &JobId, finish: &str) -> String {
     format!("{job}-{finish}")
 }
 
+/// Deliveries one process makes at once.
+const MAX_IN_FLIGHT: usize = 16;
+
 pub struct Deliverer {
     store: Arc<dyn ObjectStore>,
     queues: QueueDirectory,
@@ -114,21 +117,15 @@ impl Deliverer {
         settings: WebhookSettings,
     ) -> Result<Self, WebhookError> {
         let allow_internal = settings.allow_internal;
-        let redirects = reqwest::redirect::Policy::custom(move |attempt| {
-            if attempt.previous().len() >= 5 {
-                attempt.error("more than 5 redirects")
-            } else if let Err(refused) = check_url(attempt.url().as_str(), allow_internal) {
-                attempt.error(format!("redirected to a refused target: {refused}"))
-            } else {
-                attempt.follow()
-            }
-        });
         let client = reqwest::Client::builder()
             .dns_resolver(Arc::new(GuardedResolver { allow_internal }))
-            .redirect(redirects)
+            // Not followed: a 301/302 would turn the POST into a bodiless GET, and the signed
+            // body must go only where the job said. A redirect is a failed try, logged with
+            // where it pointed.
+            .redirect(reqwest::redirect::Policy::none())
             .no_proxy() // a proxy would make the connection, unchecked
             .timeout(settings.timeout)
-            .connect_timeout(settings.timeout)
+            .connect_timeout(settings.timeout.min(Duration::from_secs(5)))
             .user_agent(concat!("darkroom-webhooks/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(Self { store, queues, names, jobs, client, settings })
@@ -138,6 +135,11 @@ impl Deliverer {
     /// `darkroom setup`) rather than failing the process that runs it.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         let name = self.names.webhooks();
+        if self.settings.secret.is_none() {
+            // Left queued for a status process that can sign them, instead of spending their tries.
+            tracing::info!(queue = name, "webhooks are off here (no --webhook-secret): any queued ones wait for a status process with the secret");
+            return;
+        }
         let queue = loop {
             match self.queues.get(&name).await {
                 Ok(queue) => break queue,
@@ -150,27 +152,40 @@ impl Deliverer {
                 }
             }
         };
+        // Deliveries run side by side, up to MAX_IN_FLIGHT: a receiver that never answers
+        // holds one slot for its timeout, not everyone's turn.
+        let mut in_flight = tokio::task::JoinSet::new();
         let mut pause = Duration::from_secs(1);
         while !shutdown.is_cancelled() {
+            while in_flight.len() >= MAX_IN_FLIGHT {
+                in_flight.join_next().await;
+            }
+            while in_flight.try_join_next().is_some() {}
+            let wanted = (MAX_IN_FLIGHT - in_flight.len()).min(10);
             let received = tokio::select! {
-                () = shutdown.cancelled() => return,
-                received = queue.receive(10, self.settings.wait_time) => received,
+                () = shutdown.cancelled() => break,
+                received = queue.receive(wanted, self.settings.wait_time) => received,
             };
             match received {
                 Ok(messages) => {
                     pause = Duration::from_secs(1);
-                    futures::future::join_all(messages.into_iter().map(|message| self.handle(&queue, message))).await;
+                    for message in messages {
+                        let (deliverer, queue) = (self.clone(), queue.clone());
+                        in_flight.spawn(async move { deliverer.handle(&queue, message).await });
+                    }
                 }
                 Err(error) => {
                     tracing::warn!(queue = name, error.message = %error, "could not receive webhooks; trying again in {}s", pause.as_secs());
                     tokio::select! {
-                        () = shutdown.cancelled() => return,
+                        () = shutdown.cancelled() => break,
                         () = tokio::time::sleep(pause) => {}
                     }
                     pause = (pause * 2).min(Duration::from_secs(30));
                 }
             }
         }
+        // Deliveries under way finish (each is bounded by its timeout); the rest stay queued.
+        while in_flight.join_next().await.is_some() {}
     }
 
     /// Handles one message of the webhook queue.
@@ -262,7 +277,13 @@ impl Deliverer {
                 record.status = Some(status.as_u16());
                 record.error = Some(format!("the receiver answered {status}"));
             }
-            Err(error) => record.error = Some(error),
+            Err(PostError::Redirected { status, location }) => {
+                record.status = Some(status);
+                record.error = Some(format!(
+                    "the receiver answered {status}, a redirect to {location}: webhooks do not follow redirects; use that address as the callback_url"
+                ));
+            }
+            Err(PostError::Failed(error)) => record.error = Some(error),
         }
         let retry = (!record.delivered && attempt < self.settings.max_tries)
             .then(|| retry_delay(self.settings.retry_delay, attempt));
@@ -275,17 +296,24 @@ impl Deliverer {
             return Ok(Handled::Finished);
         }
         let reason = record.error.clone().unwrap_or_default();
+        let host =
+            url::Url::parse(&callback_url).ok().and_then(|url| url.host_str().map(str::to_owned)).unwrap_or_default();
+        let answer = match record.status {
+            Some(status) => format!("{}xx", status / 100),
+            None => "none".to_owned(),
+        };
         let Some(delay) = retry else {
-            tracing::warn!(reason, "webhook given up after {attempt} tries");
-            metrics::counter!("darkroom_webhooks_total", "result" => "given_up").increment(1);
+            tracing::warn!(host, reason, "webhook given up after {attempt} tries");
+            metrics::counter!("darkroom_webhooks_total", "result" => "given_up", "answer" => answer).increment(1);
             return Ok(Handled::Finished);
         };
-        metrics::counter!("darkroom_webhooks_total", "result" => "failed").increment(1);
+        metrics::counter!("darkroom_webhooks_total", "result" => "failed", "answer" => answer).increment(1);
         let next = WebhookRequest { tries: attempt, ..request.clone() };
         let attributes = std::collections::BTreeMap::from([("job_id".to_owned(), job_id.to_string())]);
         match queue.send(OutgoingMessage::new(next.encode(), attributes).with_delay(delay)).await {
             Ok(()) => {
-                tracing::info!(
+                tracing::warn!(
+                    host,
                     reason,
                     retry_in_seconds = delay.as_secs(),
                     "webhook delivery failed; it will be tried again"
@@ -294,7 +322,7 @@ impl Deliverer {
             }
             Err(error) => {
                 // Kept: the same message comes back after its visibility timeout.
-                tracing::warn!(reason, error.message = %error, "webhook delivery failed and its retry could not be queued; the message will return");
+                tracing::warn!(host, reason, error.message = %error, "webhook delivery failed and its retry could not be queued; the message returns after its visibility timeout");
                 Err(JobsError::Queue(error))
             }
         }
@@ -307,11 +335,11 @@ impl Deliverer {
         url: &str,
         finish: &str,
         body: Vec<u8>,
-    ) -> Result<reqwest::StatusCode, String> {
+    ) -> Result<reqwest::StatusCode, PostError> {
         let secret = self.settings.secret.as_deref().filter(|secret| !secret.is_empty()).ok_or_else(|| {
-            "this deployment has no webhook secret to sign with: set --webhook-secret (DARKROOM_WEBHOOK_SECRET) on the status processes".to_owned()
+            PostError::Failed("this deployment has no webhook secret to sign with: set --webhook-secret (DARKROOM_WEBHOOK_SECRET) on the status processes".to_owned())
         })?;
-        let url = check_url(url, self.settings.allow_internal).map_err(|error| error.to_string())?;
+        let url = check_url(url, self.settings.allow_internal).map_err(|error| PostError::Failed(error.to_string()))?;
         let timestamp = now_millis() / 1000;
         let signature = sign(secret.as_bytes(), timestamp, &body);
         let response = self
@@ -325,9 +353,24 @@ impl Deliverer {
             .body(body)
             .send()
             .await
-            .map_err(describe)?;
-        Ok(response.status())
+            .map_err(|error| PostError::Failed(describe(error)))?;
+        let status = response.status();
+        if status.is_redirection() {
+            let location = response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|value| value.to_str().ok())
+                .map_or_else(|| "nowhere".to_owned(), |value| value.chars().take(200).collect());
+            return Err(PostError::Redirected { status: status.as_u16(), location });
+        }
+        Ok(status)
     }
+}
+
+/// Why a POST got no usable answer.
+enum PostError {
+    Redirected { status: u16, location: String },
+    Failed(String),
 }
 
 /// A transport error in words, with its causes (reqwest's own message is "error sending

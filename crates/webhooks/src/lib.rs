@@ -16,6 +16,7 @@ pub use deliver::{delivery_id, retry_delay, Deliverer, DeliveryRecord, WebhookEr
 use darkroom_core::{keys, JobId};
 use darkroom_store::json::get_json;
 use darkroom_store::{ObjectStore, StoreError};
+use futures::StreamExt;
 
 /// Delivery tries shown in a job's log (the most recent).
 const SHOWN_DELIVERIES: usize = 50;
@@ -24,13 +25,18 @@ const SHOWN_DELIVERIES: usize = 50;
 pub async fn delivery_log(store: &dyn ObjectStore, job: &JobId) -> Result<Vec<DeliveryRecord>, StoreError> {
     let listed = store.list(&keys::webhook_deliveries_prefix(job)).await?;
     let recent = &listed[listed.len().saturating_sub(SHOWN_DELIVERIES)..];
-    let mut records = Vec::with_capacity(recent.len());
-    for object in recent {
-        match get_json::<DeliveryRecord>(store, &object.key).await {
+    let read = futures::stream::iter(recent)
+        .map(|object| async move { (object.key.clone(), get_json::<DeliveryRecord>(store, &object.key).await) })
+        .buffered(8)
+        .collect::<Vec<_>>()
+        .await;
+    let mut records = Vec::with_capacity(read.len());
+    for (key, result) in read {
+        match result {
             Ok(record) => records.push(record),
             Err(darkroom_store::json::JsonDocError::Store(error)) if error.is_not_found() => {}
             Err(darkroom_store::json::JsonDocError::Store(error)) => return Err(error),
-            Err(darkroom_store::json::JsonDocError::Corrupt { key, source }) => {
+            Err(darkroom_store::json::JsonDocError::Corrupt { source, .. }) => {
                 tracing::warn!(job_id = %job, key, error.message = %source, "skipping an unreadable delivery record");
             }
         }

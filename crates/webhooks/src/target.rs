@@ -23,7 +23,9 @@ pub enum TargetError {
     TooLong,
     #[error("callback_url must not carry a user name or password; put a secret in its path or query instead")]
     Credentials,
-    #[error("callback_url points at {0}, a loopback, private, link-local or otherwise internal address, which webhooks may not reach")]
+    /// (The address is not in the message: it is shown to the job's owner, and a name's
+    /// internal address is not theirs to learn. The resolver logs it for operators.)
+    #[error("callback_url points at a loopback, private, link-local or otherwise internal address, which webhooks may not reach")]
     Internal(IpAddr),
     #[error("callback_url's host {0} has no public address")]
     NoPublicAddress(String),
@@ -84,11 +86,18 @@ fn is_internal_v6(ip: Ipv6Addr) -> bool {
         return is_internal_v4(v4);
     }
     let segments = ip.segments();
+    let v4_in = |high: u16, low: u16| {
+        let [a, b] = high.to_be_bytes();
+        let [c, d] = low.to_be_bytes();
+        Ipv4Addr::new(a, b, c, d)
+    };
     // 64:ff9b::/96, NAT64: the IPv4 address it carries decides.
     if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
-        let [a, b] = segments[6].to_be_bytes();
-        let [c, d] = segments[7].to_be_bytes();
-        return is_internal_v4(Ipv4Addr::new(a, b, c, d));
+        return is_internal_v4(v4_in(segments[6], segments[7]));
+    }
+    // 2002::/16, 6to4: the IPv4 address in its second and third groups decides.
+    if segments[0] == 0x2002 {
+        return is_internal_v4(v4_in(segments[1], segments[2]));
     }
     ip.is_unspecified()
         || ip.is_loopback()
@@ -98,6 +107,9 @@ fn is_internal_v6(ip: Ipv6Addr) -> bool {
         || (segments[0] & 0xffc0) == 0xfec0 // fec0::/10, site-local (deprecated)
         || segments[0] == 0x2001 && segments[1] == 0x0db8 // documentation
         || segments[..6] == [0, 0, 0, 0, 0, 0] // IPv4-compatible (deprecated)
+        || segments[..3] == [0x64, 0xff9b, 1] // 64:ff9b:1::/48, local-use NAT64
+        || segments[0] == 0x2001 && segments[1] == 0 // 2001::/32, Teredo (tunnels to any IPv4)
+        || segments[..6] == [0, 0, 0, 0, 0xffff, 0] // ::ffff:0:0:0/96, IPv4-translated
 }
 
 /// A DNS resolver that drops internal addresses from every answer (and fails when none
@@ -117,6 +129,9 @@ impl Resolve for GuardedResolver {
             let allowed: Vec<SocketAddr> =
                 resolved.iter().copied().filter(|addr| allow_internal || !is_internal(addr.ip())).collect();
             if allowed.is_empty() {
+                if let Some(addr) = resolved.first() {
+                    tracing::warn!(host, address = %addr.ip(), "a webhook's host resolves to an internal address; not delivered");
+                }
                 let error: Box<dyn std::error::Error + Send + Sync> = match resolved.first() {
                     Some(addr) => Box::new(TargetError::Internal(addr.ip())),
                     None => Box::new(TargetError::NoPublicAddress(host)),
@@ -153,10 +168,21 @@ mod tests {
             "::ffff:169.254.169.254",
             "64:ff9b::a9fe:a9fe",
             "::7f00:1",
+            "2002:7f00:1::1",
+            "2002:a9fe:a9fe::",
+            "64:ff9b:1::a",
+            "2001:0:4136:e378::1",
         ] {
             assert!(is_internal(internal.parse().unwrap()), "{internal} should be internal");
         }
-        for public in ["93.184.215.14", "8.8.8.8", "2606:4700:4700::1111", "::ffff:8.8.8.8", "64:ff9b::808:808"] {
+        for public in [
+            "93.184.215.14",
+            "8.8.8.8",
+            "2606:4700:4700::1111",
+            "::ffff:8.8.8.8",
+            "64:ff9b::808:808",
+            "2002:808:808::1",
+        ] {
             assert!(!is_internal(public.parse().unwrap()), "{public} should be public");
         }
     }

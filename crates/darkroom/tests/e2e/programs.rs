@@ -95,7 +95,8 @@ fn webhook_log(base: &str, job: &Value) -> Value {
 }
 
 fn a_webhook_is_signed_retried_across_a_restart_and_logged(backend: Backend) {
-    let (callback, received) = receiver(vec![500, 503]);
+    // A redirect is a failed try (not followed: the signed body goes only where the job said).
+    let (callback, received) = receiver(vec![302, 503]);
     let data = tempfile::tempdir().unwrap();
     let webhook_flags = ["--webhook-secret", SECRET, "--webhook-allow-internal", "--webhook-retry-delay", "1s"];
     let start = |data: &std::path::Path| {
@@ -146,10 +147,14 @@ fn a_webhook_is_signed_retried_across_a_restart_and_logged(backend: Backend) {
     assert!(last["attempt"].as_u64().unwrap() >= 2, "delivered by a retry: {log:#}");
     assert!(last["retry_in_seconds"].is_null());
     assert!(!failed.is_empty(), "{log:#}");
+    assert!(
+        failed.iter().any(|try_| try_["error"].as_str().unwrap().contains("a redirect to nowhere")),
+        "the redirect is logged as one: {log:#}"
+    );
     for try_ in failed {
         assert_eq!(try_["delivered"], false);
-        assert!([500, 503].contains(&try_["status"].as_u64().unwrap()), "{log:#}");
-        assert!(try_["error"].as_str().unwrap().contains("answered 50"), "{log:#}");
+        assert!([302, 503].contains(&try_["status"].as_u64().unwrap()), "{log:#}");
+        assert!(try_["error"].as_str().unwrap().contains("answered"), "{log:#}");
         assert!(try_["retry_in_seconds"].as_u64().unwrap() >= 1, "{log:#}");
     }
 
@@ -230,8 +235,10 @@ fn cancel_stops_queued_photos_and_keeps_finished_ones(backend: Backend) {
 
     let view = wait_for_job(base, job_id, Duration::from_secs(120));
     assert_eq!(view["state"], "cancelled", "{view:#}");
-    assert_eq!(view["counts"]["cancelled"], count as u64);
-    assert_eq!(view["counts"]["done"].as_u64().unwrap() + count as u64, 6, "{view:#}");
+    // A photo a worker took just before the cancel reached it finishes and shows done.
+    let shown_cancelled = view["counts"]["cancelled"].as_u64().unwrap();
+    assert!(shown_cancelled >= 1 && shown_cancelled <= count as u64, "{view:#}");
+    assert_eq!(view["counts"]["done"].as_u64().unwrap() + shown_cancelled, 6, "{view:#}");
     for photo in view["photos"].as_array().unwrap() {
         match photo["state"].as_str().unwrap() {
             "done" => assert_eq!(get(&app.url(output_url(photo, "result"))).status, 200),

@@ -1,0 +1,244 @@
+// The recipe builder of the upload page: operations added from a palette, reordered (drag,
+// or the ↑ ↓ buttons and Alt+↑/↓ on a focused card), removed, any of them more than once,
+// each with its parameters; presets; the last recipe remembered in this browser. It
+// replaces the plain form's fixed fieldsets (kept for browsers without JavaScript).
+// window.darkroomBuilder exposes recipe() and onChange(callback) to upload.js.
+"use strict";
+
+(function () {
+  const STORAGE_KEY = "darkroom-last-recipe";
+  const TITLES = { thumbnail: "Resize", crop: "Crop", recolor: "Re-color", customize: "Customize", redeye: "Red-eye reduction", whiten_teeth: "Teeth whitening" };
+  const DEFAULTS = {
+    thumbnail: () => ({ op: "thumbnail", size: 1600 }),
+    crop: () => ({ op: "crop", aspect: "4:3", smart: true }),
+    recolor: () => ({ op: "recolor", mode: "grayscale" }),
+    customize: () => ({ op: "customize", contrast: 0.1 }),
+    redeye: () => ({ op: "redeye" }),
+    whiten_teeth: () => ({ op: "whiten_teeth", strength: 0.5 }),
+  };
+  const PRESETS = {
+    web: { label: "Web gallery, 1600 px", recipe: { ops: [{ op: "thumbnail", size: 1600 }], format: "jpeg", quality: 85 } },
+    squares: { label: "Square thumbnails", recipe: { ops: [{ op: "crop", aspect: "1:1", smart: true }, { op: "thumbnail", size: 256 }], format: "jpeg", quality: 85 } },
+    portrait: { label: "Portrait retouch", recipe: { ops: [{ op: "redeye" }, { op: "whiten_teeth", strength: 0.5 }, { op: "customize", sharpen: 0.3 }], format: "jpeg", quality: 90 } },
+    bw: { label: "Black & white", recipe: { ops: [{ op: "recolor", mode: "grayscale" }, { op: "customize", contrast: 0.15 }], format: "jpeg", quality: 90 } },
+  };
+  const ASPECTS = [["1:1", "1:1 square"], ["4:3", "4:3"], ["3:2", "3:2"], ["16:9", "16:9"], ["3:4", "3:4 portrait"], ["2:3", "2:3 portrait"], ["9:16", "9:16 portrait"]];
+
+  let state = { ops: [], format: "jpeg", quality: 85 };
+  let nextId = 1;
+  const listeners = [];
+  const withId = (op) => Object.assign({ _id: nextId++ }, op);
+
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(attrs || {})) {
+      if (value === null || value === undefined || value === false) continue;
+      if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+      else node.setAttribute(key, value === true ? "" : value);
+    }
+    for (const child of children.flat()) if (child !== null && child !== undefined) node.append(child);
+    return node;
+  }
+
+  // One labelled control bound to a parameter of an operation.
+  function control(op, key, label, kind, options) {
+    const id = `op${op._id}-${key}`;
+    const current = op[key];
+    let input;
+    const set = (value) => {
+      if (value === "" || value === null || Number.isNaN(value)) delete op[key]; else op[key] = value;
+      changed(false);
+    };
+    if (kind === "select") {
+      input = el("select", { id }, options.map(([value, text]) => el("option", { value, selected: String(current) === value }, text)));
+      input.addEventListener("change", () => {
+        set(input.value);
+        if (key === "mode") {
+          // Each mode's own parameters, with their defaults; the others' removed.
+          if (input.value === "tint") { op.color = op.color || "#704214"; op.strength = op.strength ?? 0.3; } else { delete op.color; delete op.strength; }
+          if (input.value === "hue") op.degrees = op.degrees ?? 30; else delete op.degrees;
+          changed(true);
+        }
+      });
+    } else if (kind === "checkbox") {
+      input = el("input", { id, type: "checkbox", checked: Boolean(current) });
+      input.addEventListener("change", () => set(input.checked || null));
+    } else if (kind === "range") {
+      input = el("input", { id, type: "range", min: options.min, max: options.max, step: options.step, value: current ?? options.value ?? 0 });
+      input.addEventListener("input", () => set(Number(input.value) || (options.keepZero ? 0 : null)));
+    } else if (kind === "number") {
+      input = el("input", { id, type: "number", min: options.min, max: options.max, step: options.step || 1, value: current ?? "" });
+      input.addEventListener("input", () => set(input.value === "" ? null : Number(input.value)));
+    } else if (kind === "color") {
+      input = el("input", { id, type: "color", value: current || options.value });
+      input.addEventListener("input", () => set(input.value));
+    } else {
+      input = el("input", { id, type: "text", maxlength: 200, value: current ?? "" });
+      input.addEventListener("input", () => set(input.value.trim() || null));
+    }
+    return el("label", { for: id, class: "param" }, el("span", {}, label), input);
+  }
+
+  function nested(op, key, field, label, kind, options) {
+    // border.width / caption.text: a parameter inside an object parameter.
+    const holder = { _id: `${op._id}-${key}`, [field]: op[key] ? op[key][field] : undefined };
+    const wrapper = control(holder, field, label, kind, options);
+    const input = wrapper.querySelector("input, select");
+    const update = () => {
+      const value = kind === "number" ? (input.value === "" ? null : Number(input.value)) : input.value.trim();
+      const next = Object.assign({}, op[key] || {});
+      if (value === null || value === "" || value === 0) delete next[field]; else next[field] = value;
+      const required = key === "border" ? "width" : "text";
+      if (next[required] === undefined) delete op[key];
+      else op[key] = Object.assign(key === "border" ? { color: "#ffffff" } : { position: "bottom" }, next);
+      changed(false);
+    };
+    input.addEventListener(kind === "select" ? "change" : "input", update);
+    return wrapper;
+  }
+
+  function parameters(op) {
+    switch (op.op) {
+      case "thumbnail":
+        return [control(op, "size", "Long side (px)", "number", { min: 1, max: 4096 })];
+      case "crop": {
+        const byBox = op.x !== undefined || op.cropBy === "box";
+        const mode = { _id: op._id, cropBy: byBox ? "box" : "aspect" };
+        const chooser = control(mode, "cropBy", "Crop by", "select", [["aspect", "aspect ratio"], ["box", "a box (original pixels)"]]);
+        chooser.querySelector("select").addEventListener("change", (e) => {
+          if (e.target.value === "box") { delete op.aspect; delete op.smart; Object.assign(op, { x: 0, y: 0, width: 1000, height: 750 }); }
+          else { for (const k of ["x", "y", "width", "height"]) delete op[k]; Object.assign(op, { aspect: "4:3", smart: true }); }
+          changed(true);
+        });
+        if (byBox) return [chooser, ...["x", "y", "width", "height"].map((k) => control(op, k, k, "number", { min: k === "x" || k === "y" ? 0 : 1, max: 30000 })), el("p", { class: "hint" }, "Or draw the box on the preview's “before” photo.")];
+        return [chooser, control(op, "aspect", "Aspect ratio", "select", ASPECTS), control(op, "smart", "Centre on faces", "checkbox")];
+      }
+      case "recolor": {
+        const fields = [control(op, "mode", "Mode", "select", [["grayscale", "Black & white"], ["sepia", "Sepia"], ["tint", "Tint"], ["hue", "Hue shift"], ["auto_levels", "Auto levels"]])];
+        if (op.mode === "tint") fields.push(control(op, "color", "Tint colour", "color", { value: "#704214" }), control(op, "strength", "Tint strength", "range", { min: 0, max: 1, step: 0.05, value: 0.3 }));
+        if (op.mode === "hue") fields.push(control(op, "degrees", "Hue shift (°)", "number", { min: -360, max: 360 }));
+        return fields;
+      }
+      case "customize":
+        return [
+          control(op, "brightness", "Brightness", "range", { min: -1, max: 1, step: 0.05 }),
+          control(op, "contrast", "Contrast", "range", { min: -1, max: 1, step: 0.05 }),
+          control(op, "saturation", "Saturation", "range", { min: -1, max: 1, step: 0.05 }),
+          control(op, "sharpen", "Sharpen", "range", { min: 0, max: 2, step: 0.1 }),
+          control(op, "rotate", "Rotate", "select", [["", "none"], ["90", "90° clockwise"], ["180", "180°"], ["270", "90° counter-clockwise"]]),
+          control(op, "flip", "Flip", "select", [["", "none"], ["horizontal", "horizontal"], ["vertical", "vertical"]]),
+          nested(op, "border", "width", "Border (px)", "number", { min: 0, max: 2000 }),
+          nested(op, "border", "color", "Border colour", "color", { value: "#ffffff" }),
+          nested(op, "caption", "text", "Caption", "text"),
+          nested(op, "caption", "position", "Caption at", "select", [["bottom", "bottom"], ["top", "top"]]),
+        ];
+      case "whiten_teeth":
+        return [control(op, "strength", "Strength", "range", { min: 0, max: 1, step: 0.05, value: 0.5 }), el("p", { class: "hint" }, "Finds the mouths of the faces in each photo.")];
+      case "redeye":
+        return [el("p", { class: "hint" }, "Finds faces and neutralises red pupils; nothing else is touched.")];
+      default:
+        return [];
+    }
+  }
+
+  function move(index, by) {
+    const target = index + by;
+    if (target < 0 || target >= state.ops.length) return;
+    const [op] = state.ops.splice(index, 1);
+    state.ops.splice(target, 0, op);
+    changed(true);
+    const card = document.querySelector(`#recipe-ops li[data-op-id="${op._id}"]`);
+    if (card) card.focus();
+  }
+
+  let dragged = null;
+  function card(op, index) {
+    const count = state.ops.length;
+    const item = el("li", {
+      class: "op-card", tabindex: 0, draggable: "true", "data-op-id": op._id, "data-op": op.op,
+      "aria-label": `${index + 1}. ${TITLES[op.op]} (Alt+Up and Alt+Down move it)`,
+      onkeydown: (e) => {
+        if (e.target !== item || !e.altKey) return;
+        if (e.key === "ArrowUp") { e.preventDefault(); move(index, -1); }
+        if (e.key === "ArrowDown") { e.preventDefault(); move(index, 1); }
+      },
+      ondragstart: (e) => { dragged = index; item.classList.add("dragging"); e.dataTransfer.effectAllowed = "move"; e.dataTransfer.setData("text/plain", String(index)); },
+      ondragend: () => { dragged = null; item.classList.remove("dragging"); },
+      ondragover: (e) => { if (dragged !== null) { e.preventDefault(); item.classList.add("drop-target"); } },
+      ondragleave: () => item.classList.remove("drop-target"),
+      ondrop: (e) => { e.preventDefault(); item.classList.remove("drop-target"); if (dragged !== null && dragged !== index) move(dragged, index - dragged); },
+    },
+    el("div", { class: "op-head" },
+      el("span", { class: "op-step", "aria-hidden": "true" }, String(index + 1)),
+      el("strong", {}, TITLES[op.op]),
+      el("span", { class: "op-tools" },
+        el("button", { type: "button", class: "icon", "aria-label": `Move ${TITLES[op.op]} up`, disabled: index === 0, onclick: () => move(index, -1) }, "↑"),
+        el("button", { type: "button", class: "icon", "aria-label": `Move ${TITLES[op.op]} down`, disabled: index === count - 1, onclick: () => move(index, 1) }, "↓"),
+        el("button", { type: "button", class: "icon", "aria-label": `Remove ${TITLES[op.op]}`, onclick: () => { state.ops.splice(index, 1); changed(true); } }, "✕"))),
+    el("div", { class: "op-params" }, parameters(op)));
+    return item;
+  }
+
+  function render() {
+    const list = document.getElementById("recipe-ops");
+    list.replaceChildren(...state.ops.map(card));
+    document.getElementById("recipe-empty").hidden = state.ops.length > 0;
+    document.getElementById("recipe-format").value = state.format;
+    document.getElementById("recipe-quality").value = state.quality;
+  }
+
+  function recipe() {
+    const ops = state.ops.map((op) => {
+      const clean = {};
+      for (const [key, value] of Object.entries(op)) if (!key.startsWith("_") && key !== "cropBy") clean[key] = value;
+      if (clean.rotate !== undefined) clean.rotate = Number(clean.rotate);
+      return clean;
+    });
+    return { ops, format: state.format, quality: Math.round(Number(state.quality) || 85) };
+  }
+
+  function changed(rerender) {
+    if (rerender) render();
+    try { localStorage.setItem(STORAGE_KEY, JSON.stringify(recipe())); } catch (_) { /* private mode */ }
+    for (const listener of listeners) listener(recipe());
+  }
+
+  function load(saved) {
+    state = { ops: (saved.ops || []).filter((op) => DEFAULTS[op.op]).map(withId), format: saved.format || "jpeg", quality: saved.quality || 85 };
+    changed(true);
+  }
+
+  function setup() {
+    const root = document.getElementById("builder");
+    if (!root) return;
+    root.hidden = false;
+    const plain = document.getElementById("plain-ops");
+    if (plain) { plain.hidden = true; plain.querySelectorAll("input, select").forEach((input) => { input.disabled = true; }); }
+    const palette = document.getElementById("recipe-palette");
+    for (const [op, title] of Object.entries(TITLES)) {
+      palette.append(el("button", { type: "button", class: "button add-op", "data-add": op, onclick: () => { state.ops.push(withId(DEFAULTS[op]())); changed(true); } }, `+ ${title}`));
+    }
+    const presets = document.getElementById("recipe-preset");
+    for (const [key, preset] of Object.entries(PRESETS)) presets.append(el("option", { value: key }, preset.label));
+    presets.addEventListener("change", () => { if (PRESETS[presets.value]) load(JSON.parse(JSON.stringify(PRESETS[presets.value].recipe))); presets.value = ""; });
+    document.getElementById("recipe-format").addEventListener("change", (e) => { state.format = e.target.value; changed(false); });
+    document.getElementById("recipe-quality").addEventListener("input", (e) => { state.quality = Number(e.target.value); changed(false); });
+    let saved = null;
+    try { saved = JSON.parse(localStorage.getItem(STORAGE_KEY) || "null"); } catch (_) { saved = null; }
+    load(saved && Array.isArray(saved.ops) && saved.ops.length ? saved : PRESETS.web.recipe);
+  }
+
+  window.darkroomBuilder = {
+    recipe,
+    onChange: (callback) => listeners.push(callback),
+    // A crop box drawn on the preview (original pixels): the first crop by box, or a new one.
+    setCropBox: (box) => {
+      let op = state.ops.find((o) => o.op === "crop" && o.x !== undefined);
+      if (!op) { op = withId({ op: "crop" }); state.ops.unshift(op); }
+      delete op.aspect; delete op.smart;
+      Object.assign(op, box);
+      changed(true);
+    },
+  };
+  document.addEventListener("DOMContentLoaded", setup);
+})();
