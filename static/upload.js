@@ -1,63 +1,228 @@
-// Upload page: drag and drop, then the photos go up in parallel batches through the JSON
-// API (first batch creates the job, the rest are added to it with an Idempotency-Key so
-// a retried batch is added once). Without JavaScript the form posts to /jobs instead.
-// buildRecipe() mirrors crates/web/src/form.rs: keep the two in step.
+// Upload page: photos chosen or dropped are listed with thumbnails and checked against the
+// server's limits; the recipe (builder.js) is previewed on one of them by the server; on
+// upload the photos go up in parallel batches through the JSON API (the first batch
+// creates the job, the rest are added with an Idempotency-Key), each photo with its own
+// progress and state, a failed one with a retry button. Without JavaScript the plain form
+// posts to /jobs instead.
 "use strict";
 
 const BATCH_FILES = 8;
 const BATCH_BYTES = 48 * 1024 * 1024;
 const PARALLEL_BATCHES = 3;
-const FORM_ORDER = ["redeye", "whiten_teeth", "crop", "recolor", "thumbnail", "customize"];
+const PREVIEW_SIDE = 1024;
+const EXTENSIONS = ["jpg", "jpeg", "png", "webp", "gif", "tif", "tiff", "heic", "heif"];
 
-function buildRecipe(form) {
-  const value = (name) => (form.elements[name] ? String(form.elements[name].value).trim() : "");
-  const number = (name) => (value(name) === "" ? null : Number(value(name)));
-  const checked = (name) => Boolean(form.elements[name] && form.elements[name].checked);
-  const ops = [];
-  for (const op of FORM_ORDER) {
-    if (!checked("op_" + op)) continue;
-    const spec = { op };
-    if (op === "whiten_teeth" && number("whiten_strength") !== null) spec.strength = number("whiten_strength");
-    if (op === "crop") {
-      spec.aspect = value("crop_aspect") || "1:1";
-      if (checked("crop_smart")) spec.smart = true;
-    }
-    if (op === "recolor") {
-      spec.mode = value("recolor_mode") || "grayscale";
-      if (spec.mode === "tint") {
-        spec.color = value("tint_color") || "#704214";
-        if (number("tint_strength") !== null) spec.strength = number("tint_strength");
-      }
-      if (spec.mode === "hue") spec.degrees = number("hue_degrees") ?? 0;
-    }
-    if (op === "thumbnail") spec.size = Math.round(number("thumbnail_size") ?? 1024);
-    if (op === "customize") {
-      for (const name of ["brightness", "contrast", "saturation", "sharpen"]) {
-        const v = number(name);
-        if (v !== null && v !== 0) spec[name] = v;
-      }
-      const rotate = number("rotate");
-      if (rotate) spec.rotate = Math.round(rotate);
-      if (value("flip") && value("flip") !== "none") spec.flip = value("flip");
-      const border = number("border_width");
-      if (border && border > 0) spec.border = { width: Math.round(border), color: value("border_color") || "#ffffff" };
-      if (value("caption_text")) spec.caption = { text: value("caption_text"), position: value("caption_position") || "bottom" };
-    }
-    ops.push(spec);
+const $ = (id) => document.getElementById(id);
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key.startsWith("on")) node.addEventListener(key.slice(2), value); else node.setAttribute(key, value === true ? "" : value);
   }
-  const recipe = { ops, format: value("format") || "jpeg" };
-  if (number("quality") !== null) recipe.quality = Math.round(number("quality"));
-  return recipe;
+  for (const child of children.flat()) if (child !== null && child !== undefined) node.append(child);
+  return node;
+}
+const mib = (bytes) => `${(bytes / 1048576).toFixed(1)} MiB`;
+// The server's display name (crates/web/src/names.rs): the last path part, no control characters.
+const displayName = (name) => (name.split(/[\\/]/).pop().replace(/[\u0000-\u001f\u007f]/g, "").slice(0, 200).trim().replace(/^\.+/, "").trim() || "photo");
+
+function ago(iso) {
+  const seconds = Math.max(0, (Date.now() - Date.parse(iso)) / 1000);
+  if (!Number.isFinite(seconds)) return "";
+  if (seconds < 60) return "just now";
+  const [value, unit] = seconds < 3600 ? [seconds / 60, "minute"] : seconds < 86400 ? [seconds / 3600, "hour"] : [seconds / 86400, "day"];
+  const n = Math.floor(value);
+  return `${n} ${unit}${n === 1 ? "" : "s"} ago`;
 }
 
-function batches(files) {
+// ---- the selection -------------------------------------------------------------------
+
+const chosen = []; // { file, state, reason, loaded, item }
+let job = null; // { id, url, owner_token } once the first batch created it
+let limits = { maxBytes: Infinity, maxPhotos: 1000 };
+
+function setState(entry, state, reason) {
+  entry.state = state;
+  entry.reason = reason || "";
+  const labels = { waiting: "waiting", uploading: "uploading", uploaded: "uploaded", rejected: "not accepted", failed: "failed" };
+  const badge = entry.item.querySelector(".badge");
+  badge.textContent = state === "uploading" && entry.file.size ? `${Math.round((100 * entry.loaded) / entry.file.size)}%` : labels[state];
+  badge.className = `badge file-${state}`;
+  entry.item.className = `file file-${state}`;
+  entry.item.querySelector(".reason").textContent = entry.reason;
+  entry.item.querySelector(".retry").hidden = state !== "failed";
+  entry.item.querySelector(".preview-this").hidden = state === "rejected";
+  entry.item.querySelector(".bar").style.width = state === "uploaded" ? "100%" : `${entry.file.size ? (100 * entry.loaded) / entry.file.size : 0}%`;
+}
+
+// Thumbnails are made only as they scroll into view: hundreds of photos do not stall the page.
+const thumbnails = "IntersectionObserver" in window ? new IntersectionObserver((seen) => {
+  for (const item of seen) {
+    if (!item.isIntersecting) continue;
+    const img = item.target.querySelector("img");
+    const entry = chosen.find((e) => e.item === item.target);
+    if (entry && !img.src && entry.state !== "rejected") img.src = URL.createObjectURL(entry.file);
+    thumbnails.unobserve(item.target);
+  }
+}, { rootMargin: "200px" }) : null;
+
+function check(file, index) {
+  const extension = (file.name.split(".").pop() || "").toLowerCase();
+  if (!EXTENSIONS.includes(extension) && !file.type.startsWith("image/")) return "not a photo this service takes (JPEG, PNG, WebP, GIF, TIFF, HEIC)";
+  if (file.size === 0) return "the file is empty";
+  if (file.size > limits.maxBytes) return `larger than ${mib(limits.maxBytes)}`;
+  if (index >= limits.maxPhotos) return `a job holds at most ${limits.maxPhotos} photos`;
+  return "";
+}
+
+function addFiles(files) {
+  for (const file of files) {
+    const reason = check(file, chosen.filter((e) => e.state !== "rejected").length);
+    const item = el("li", { class: "file" },
+      el("img", { alt: "", width: 56, height: 56, decoding: "async" }),
+      el("span", { class: "file-name", title: file.name }, file.name),
+      el("span", { class: "file-size" }, mib(file.size)),
+      el("span", { class: "badge" }),
+      el("span", { class: "progress mini", "aria-hidden": "true" }, el("span", { class: "bar" })),
+      el("span", { class: "reason" }),
+      el("span", { class: "file-tools" },
+        el("button", { type: "button", class: "button small preview-this", "aria-label": `Preview the recipe on ${file.name}` }, "Preview"),
+        el("button", { type: "button", class: "button small retry", hidden: true, "aria-label": `Retry ${file.name}` }, "Retry")));
+    const entry = { file, state: "waiting", reason: "", loaded: 0, item };
+    item.querySelector(".preview-this").addEventListener("click", () => previewOf(entry));
+    item.querySelector(".retry").addEventListener("click", () => retry(entry));
+    chosen.push(entry);
+    $("file-list").append(item);
+    if (thumbnails) thumbnails.observe(item); else item.querySelector("img").src = URL.createObjectURL(file);
+    setState(entry, reason ? "rejected" : "waiting", reason);
+  }
+  describe();
+  if (!preview.entry) { const first = chosen.find((e) => e.state !== "rejected"); if (first) previewOf(first); }
+}
+
+function describe() {
+  const usable = chosen.filter((e) => e.state !== "rejected");
+  const refused = chosen.length - usable.length;
+  $("selection").hidden = chosen.length === 0;
+  $("file-summary").textContent = chosen.length
+    ? `${usable.length} photo${usable.length === 1 ? "" : "s"} chosen · ${mib(usable.reduce((s, e) => s + e.file.size, 0))}${refused ? ` · ${refused} not accepted` : ""}`
+    : $("file-summary").dataset.initial;
+}
+
+// ---- the preview ---------------------------------------------------------------------
+
+const preview = { entry: null, copy: null, timer: null, abort: null };
+
+async function reducedCopy(file) {
+  // The browser's own decoder, upright (EXIF applied), shrunk to the preview's size.
+  const bitmap = await createImageBitmap(file);
+  const scale = Math.min(1, PREVIEW_SIDE / Math.max(bitmap.width, bitmap.height));
+  const canvas = document.createElement("canvas");
+  canvas.width = Math.max(1, Math.round(bitmap.width * scale));
+  canvas.height = Math.max(1, Math.round(bitmap.height * scale));
+  canvas.getContext("2d").drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+  const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.9));
+  return { blob, width: bitmap.width, height: bitmap.height };
+}
+
+async function previewOf(entry) {
+  preview.entry = entry;
+  preview.copy = null;
+  $("preview-name").textContent = entry.file.name;
+  $("preview-status").textContent = "Preparing the preview…";
+  try {
+    preview.copy = await reducedCopy(entry.file);
+    const before = $("preview-before");
+    before.src = URL.createObjectURL(preview.copy.blob);
+    before.hidden = false;
+  } catch (_) {
+    preview.copy = null; // a format this browser cannot show (HEIC, TIFF): the server decodes it
+    $("preview-before").hidden = true;
+  }
+  schedulePreview(0);
+}
+
+function schedulePreview(delay) {
+  if (!preview.entry || !window.darkroomBuilder) return;
+  clearTimeout(preview.timer);
+  preview.timer = setTimeout(renderPreview, delay);
+}
+
+async function renderPreview() {
+  if (preview.abort) preview.abort.abort();
+  const abort = new AbortController();
+  preview.abort = abort;
+  const recipe = window.darkroomBuilder.recipe();
+  if (!recipe.ops.length) { $("preview-status").textContent = "Add an operation to see what it does."; return; }
+  const body = new FormData();
+  body.append("recipe", JSON.stringify(recipe));
+  if (preview.copy) {
+    body.append("photo", preview.copy.blob, "preview.jpg");
+    body.append("original_width", String(preview.copy.width));
+    body.append("original_height", String(preview.copy.height));
+  } else {
+    body.append("photo", preview.entry.file, preview.entry.file.name);
+  }
+  $("preview-status").textContent = "Rendering the preview…";
+  try {
+    const reply = await fetch("/api/v1/preview", { method: "POST", body, signal: abort.signal });
+    if (!reply.ok) {
+      let message = `HTTP ${reply.status}`;
+      try { message = (await reply.json()).error.message; } catch (_) { /* not JSON */ }
+      $("preview-status").textContent = reply.status === 429 ? "The server is busy; the preview follows in a moment." : `The recipe cannot run: ${message}`;
+      if (reply.status === 429) schedulePreview(1500);
+      return;
+    }
+    const after = $("preview-after");
+    if (after.src) URL.revokeObjectURL(after.src);
+    after.src = URL.createObjectURL(await reply.blob());
+    after.hidden = false;
+    $("preview-status").textContent = `Preview of ${preview.entry.file.name}, as the recipe stands.`;
+  } catch (error) {
+    if (error.name !== "AbortError") $("preview-status").textContent = "The preview could not be fetched.";
+  }
+}
+
+// A crop box drawn on the "before" photo, in the original's pixels.
+function setupDrawing() {
+  const box = $("preview-before-box"), rect = $("draw-box"), before = $("preview-before");
+  let start = null;
+  const point = (event) => {
+    const bounds = before.getBoundingClientRect();
+    return { x: Math.min(Math.max(event.clientX - bounds.left, 0), bounds.width), y: Math.min(Math.max(event.clientY - bounds.top, 0), bounds.height), bounds };
+  };
+  box.addEventListener("pointerdown", (event) => {
+    if (before.hidden || !preview.copy) return;
+    start = point(event);
+    box.setPointerCapture(event.pointerId);
+    Object.assign(rect.style, { left: `${start.x}px`, top: `${start.y}px`, width: "0px", height: "0px" });
+    rect.hidden = false;
+  });
+  box.addEventListener("pointermove", (event) => {
+    if (!start) return;
+    const now = point(event);
+    Object.assign(rect.style, { left: `${Math.min(start.x, now.x)}px`, top: `${Math.min(start.y, now.y)}px`, width: `${Math.abs(now.x - start.x)}px`, height: `${Math.abs(now.y - start.y)}px` });
+  });
+  box.addEventListener("pointerup", (event) => {
+    if (!start) return;
+    const end = point(event);
+    const scale = preview.copy.width / end.bounds.width;
+    const x = Math.round(Math.min(start.x, end.x) * scale), y = Math.round(Math.min(start.y, end.y) * scale);
+    const width = Math.round(Math.abs(end.x - start.x) * scale), height = Math.round(Math.abs(end.y - start.y) * scale);
+    start = null;
+    rect.hidden = true;
+    if (width >= 8 && height >= 8) window.darkroomBuilder.setCropBox({ x, y, width, height });
+  });
+}
+
+// ---- uploading -----------------------------------------------------------------------
+
+function batches(entries) {
   const out = [];
   let current = [], bytes = 0;
-  for (const file of files) {
-    if (current.length && (current.length >= BATCH_FILES || bytes + file.size > BATCH_BYTES)) {
-      out.push(current); current = []; bytes = 0;
-    }
-    current.push(file); bytes += file.size;
+  for (const entry of entries) {
+    if (current.length && (current.length >= BATCH_FILES || bytes + entry.file.size > BATCH_BYTES)) { out.push(current); current = []; bytes = 0; }
+    current.push(entry); bytes += entry.file.size;
   }
   if (current.length) out.push(current);
   return out;
@@ -69,11 +234,7 @@ function send(url, body, headers, onProgress) {
     xhr.open("POST", url);
     for (const [k, v] of Object.entries(headers)) xhr.setRequestHeader(k, v);
     xhr.upload.onprogress = (e) => e.lengthComputable && onProgress(e.loaded);
-    xhr.onload = () => {
-      let json = null;
-      try { json = JSON.parse(xhr.responseText); } catch (_) { /* not JSON */ }
-      resolve({ status: xhr.status, json });
-    };
+    xhr.onload = () => { let json = null; try { json = JSON.parse(xhr.responseText); } catch (_) { /* not JSON */ } resolve({ status: xhr.status, json }); };
     xhr.onerror = () => reject(new Error("network error"));
     xhr.send(body);
   });
@@ -94,71 +255,149 @@ async function sendWithRetry(url, makeBody, headers, onProgress) {
   }
 }
 
-function setup() {
-  const form = document.getElementById("upload-form");
-  const input = document.getElementById("photos");
-  const zone = document.getElementById("drop-zone");
-  const summary = document.getElementById("file-summary");
-  const status = document.getElementById("upload-status");
-  const progress = document.getElementById("progress");
-  const bar = document.getElementById("progress-bar");
-  const button = document.getElementById("submit");
+const totals = { bytes: 1, started: 0 };
+function reportTotal() {
+  const sent = chosen.reduce((s, e) => s + (e.state === "uploaded" ? e.file.size : e.state === "uploading" ? e.loaded : 0), 0);
+  $("progress-bar").style.width = `${Math.min(100, (100 * sent) / totals.bytes).toFixed(1)}%`;
+  const seconds = (Date.now() - totals.started) / 1000;
+  const rate = sent / Math.max(seconds, 0.001);
+  const left = rate > 0 ? Math.max(0, (totals.bytes - sent) / rate) : 0;
+  $("upload-eta").textContent = `${mib(sent)} of ${mib(totals.bytes)}` + (seconds > 2 && sent < totals.bytes ? ` · about ${left < 90 ? `${Math.ceil(left)} s` : `${Math.ceil(left / 60)} min`} left` : "");
+}
 
-  const describe = () => {
-    const files = Array.from(input.files);
-    if (!files.length) return;
-    const mib = files.reduce((s, f) => s + f.size, 0) / 1048576;
-    summary.textContent = `${files.length} photo${files.length === 1 ? "" : "s"} chosen · ${mib.toFixed(1)} MiB`;
+// Sends one batch; marks each of its photos uploaded, not accepted (with the server's
+// reason) or failed.
+async function sendBatch(batch, url, headers, first) {
+  const offsets = [];
+  let offset = 0;
+  for (const entry of batch) { offsets.push(offset); offset += entry.file.size; entry.loaded = 0; setState(entry, "uploading"); }
+  const onProgress = (loaded) => {
+    batch.forEach((entry, i) => { entry.loaded = Math.min(entry.file.size, Math.max(0, loaded - offsets[i])); setState(entry, "uploading"); });
+    reportTotal();
   };
-  input.addEventListener("change", describe);
+  const makeBody = () => {
+    const body = new FormData();
+    if (first) body.append("recipe", JSON.stringify(window.darkroomBuilder ? window.darkroomBuilder.recipe() : {}));
+    for (const entry of batch) body.append("photos", entry.file, entry.file.name);
+    return body;
+  };
+  let reply;
+  try {
+    reply = await sendWithRetry(url, makeBody, headers, onProgress);
+  } catch (_) {
+    for (const entry of batch) setState(entry, "failed", "the connection failed");
+    return null;
+  }
+  if (reply.status === 201 || (reply.status === 400 && reply.json && reply.json.rejected)) {
+    const rejected = [...((reply.json && reply.json.rejected) || [])];
+    for (const entry of batch) {
+      const index = rejected.findIndex((r) => r.name === displayName(entry.file.name));
+      if (index >= 0) setState(entry, "rejected", rejected.splice(index, 1)[0].error.message);
+      else if (reply.status === 201) setState(entry, "uploaded");
+      else setState(entry, "rejected", reply.json.error.message);
+    }
+    reportTotal();
+    return reply.status === 201 ? reply.json : null;
+  }
+  const message = reply.json && reply.json.error ? reply.json.error.message : `HTTP ${reply.status}`;
+  for (const entry of batch) setState(entry, reply.status >= 500 || reply.status === 429 ? "failed" : "rejected", message);
+  if (first && reply.status < 500 && reply.status !== 429) throw new Error(message);
+  return null;
+}
+
+async function retry(entry) {
+  if (!job) { $("submit").click(); return; }
+  await sendBatch([entry], `/api/v1/jobs/${job.id}/photos`, { "X-Owner-Token": job.owner_token, "Idempotency-Key": `${job.id}-retry-${crypto.randomUUID ? crypto.randomUUID() : Math.random()}` }, false);
+  finish();
+}
+
+function finish() {
+  const open = chosen.filter((e) => e.state === "failed" || e.state === "waiting");
+  const rejected = chosen.filter((e) => e.state === "rejected");
+  if (!job) return;
+  $("open-job").href = job.url;
+  $("upload-done").hidden = false;
+  if (!open.length && !rejected.length) { window.location.href = job.url; return; }
+  sessionStorage.setItem(`darkroom-rejected-${job.id}`, JSON.stringify(rejected.map((e) => ({ name: e.file.name, error: { message: e.reason } }))));
+  $("upload-status").className = open.length ? "status-line error" : "status-line";
+  $("upload-status").textContent = open.length
+    ? `${open.length} photo${open.length === 1 ? "" : "s"} could not be sent: retry ${open.length === 1 ? "it" : "them"}, or open the job page.`
+    : `${rejected.length} file${rejected.length === 1 ? " was" : "s were"} not accepted (see the list); the others are being processed.`;
+}
+
+async function upload(event) {
+  event.preventDefault();
+  const status = $("upload-status"), button = $("submit");
+  const todo = chosen.filter((e) => e.state === "waiting" || e.state === "failed");
+  if (!todo.length) { status.className = "status-line error"; status.textContent = chosen.length ? "No photo left to send." : "Choose at least one photo."; return; }
+  if (window.darkroomBuilder && !window.darkroomBuilder.recipe().ops.length) { status.className = "status-line error"; status.textContent = "Add at least one operation to the recipe."; return; }
+  button.disabled = true; $("progress").hidden = false; status.className = "status-line";
+  totals.bytes = todo.reduce((s, e) => s + e.file.size, 0) || 1;
+  totals.started = Date.now();
+  status.textContent = `Uploading ${todo.length} photo${todo.length === 1 ? "" : "s"}…`;
+  try {
+    let rest = batches(todo);
+    while (!job && rest.length) {
+      const [first, ...others] = rest;
+      rest = others;
+      job = await sendBatch(first, "/api/v1/jobs", {}, true);
+      if (!job && first.every((e) => e.state === "rejected")) continue; // nothing acceptable: try the next batch
+      if (!job) throw new Error("the upload failed; retry it");
+    }
+    let next = 0;
+    const worker = async () => {
+      while (next < rest.length) {
+        const batch = rest[next++];
+        const key = `${job.id}-${crypto.randomUUID ? crypto.randomUUID() : Math.random()}`;
+        await sendBatch(batch, `/api/v1/jobs/${job.id}/photos`, { "X-Owner-Token": job.owner_token, "Idempotency-Key": key }, false);
+      }
+    };
+    if (job) await Promise.all(Array.from({ length: PARALLEL_BATCHES }, worker));
+    if (!job) throw new Error("none of the photos was accepted; see the list");
+    finish();
+  } catch (error) {
+    status.className = "status-line error";
+    status.textContent = error.message;
+  } finally {
+    button.disabled = false;
+  }
+}
+
+// ---- this browser's jobs -------------------------------------------------------------
+
+async function showMyJobs() {
+  let reply;
+  try { reply = await fetch("/api/v1/jobs", { headers: { Accept: "application/json" } }); } catch (_) { return; }
+  if (!reply.ok) return;
+  const { jobs } = await reply.json();
+  const list = $("my-jobs-list");
+  list.replaceChildren(...jobs.map((j) => el("li", { class: "my-job" },
+    el("a", { href: j.url }, `${j.photos} photo${j.photos === 1 ? "" : "s"}`),
+    el("span", { class: `badge state-${j.state}` }, j.state),
+    el("span", { class: "muted" }, `${j.counts.done} done${j.counts.failed ? ` · ${j.counts.failed} failed` : ""} · ${ago(j.created_at)}`))));
+  $("my-jobs").hidden = jobs.length === 0;
+}
+
+function setup() {
+  const form = $("upload-form"), input = $("photos"), zone = $("drop-zone");
+  limits = { maxBytes: Number(form.dataset.maxFileBytes) || Infinity, maxPhotos: Number(form.dataset.maxPhotos) || 1000 };
+  $("file-summary").dataset.initial = $("file-summary").textContent;
+  zone.classList.add("enhanced");
+  input.addEventListener("change", () => { addFiles(Array.from(input.files)); input.value = ""; });
   for (const name of ["dragenter", "dragover"]) zone.addEventListener(name, (e) => { e.preventDefault(); zone.classList.add("dragging"); });
   for (const name of ["dragleave", "drop"]) zone.addEventListener(name, () => zone.classList.remove("dragging"));
-  zone.addEventListener("drop", (e) => {
-    e.preventDefault();
-    if (e.dataTransfer && e.dataTransfer.files.length) { input.files = e.dataTransfer.files; describe(); }
+  zone.addEventListener("drop", (e) => { e.preventDefault(); if (e.dataTransfer && e.dataTransfer.files.length) addFiles(Array.from(e.dataTransfer.files)); });
+  $("clear-selection").addEventListener("click", () => {
+    chosen.splice(0).forEach((e) => { const img = e.item.querySelector("img"); if (img.src) URL.revokeObjectURL(img.src); });
+    $("file-list").replaceChildren();
+    preview.entry = null;
+    describe();
   });
-
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const files = Array.from(input.files);
-    if (!files.length) { status.textContent = "Choose at least one photo."; return; }
-    const recipe = buildRecipe(form);
-    if (!recipe.ops.length) { status.className = "status-line error"; status.textContent = "Choose at least one operation."; return; }
-    button.disabled = true; progress.hidden = false; status.className = "status-line";
-    const total = files.reduce((s, f) => s + f.size, 0) || 1;
-    const sent = new Map();
-    const report = (key, loaded) => { sent.set(key, loaded); const done = [...sent.values()].reduce((a, b) => a + b, 0); bar.style.width = `${Math.min(100, (100 * done) / total).toFixed(1)}%`; };
-    const rejected = [];
-    const [first, ...rest] = batches(files);
-    try {
-      status.textContent = `Uploading ${files.length} photo${files.length === 1 ? "" : "s"}…`;
-      const makeFirst = () => { const body = new FormData(); body.append("recipe", JSON.stringify(recipe)); for (const f of first) body.append("photos", f, f.name); return body; };
-      const created = await sendWithRetry("/api/v1/jobs", makeFirst, {}, (n) => report(0, n));
-      if (created.status !== 201) throw new Error(created.json && created.json.error ? created.json.error.message : `upload failed (HTTP ${created.status})`);
-      const job = created.json;
-      rejected.push(...job.rejected);
-      let next = 0;
-      const worker = async () => {
-        while (next < rest.length) {
-          const index = next++;
-          const batch = rest[index];
-          const key = `${job.id}-${index}-${crypto.randomUUID ? crypto.randomUUID() : Math.random()}`;
-          const makeBody = () => { const body = new FormData(); for (const f of batch) body.append("photos", f, f.name); return body; };
-          const reply = await sendWithRetry(`/api/v1/jobs/${job.id}/photos`, makeBody, { "X-Owner-Token": job.owner_token, "Idempotency-Key": key }, (n) => report(index + 1, n));
-          if (reply.status === 201) rejected.push(...reply.json.rejected);
-          else if (reply.json && reply.json.rejected) rejected.push(...reply.json.rejected);
-          else rejected.push(...batch.map((f) => ({ name: f.name, error: { message: reply.json && reply.json.error ? reply.json.error.message : `HTTP ${reply.status}` } })));
-        }
-      };
-      await Promise.all(Array.from({ length: PARALLEL_BATCHES }, worker));
-      if (rejected.length) sessionStorage.setItem(`darkroom-rejected-${job.id}`, JSON.stringify(rejected));
-      window.location.href = job.url;
-    } catch (error) {
-      status.className = "status-line error";
-      status.textContent = error.message;
-      button.disabled = false;
-    }
-  });
+  input.required = false; // the list is what is sent
+  form.addEventListener("submit", upload);
+  if (window.darkroomBuilder) window.darkroomBuilder.onChange(() => schedulePreview(400));
+  setupDrawing();
+  showMyJobs();
 }
 
 document.addEventListener("DOMContentLoaded", setup);

@@ -15,6 +15,7 @@ mod health;
 pub use health::health_routes;
 mod jobs;
 mod live;
+mod my_jobs;
 mod login;
 mod names;
 mod openapi;
@@ -195,6 +196,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .service(
             web::scope("/api/v1")
                 .service(api::create_job)
+                .service(my_jobs::my_jobs)
                 .service(api::get_job)
                 .service(live::job_events)
                 .service(api::delete_job)

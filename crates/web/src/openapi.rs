@@ -177,6 +177,7 @@ The job id is a capability: whoever has it can view and download; changing a job
     ),
     paths(
         crate::api::create_job,
+        crate::my_jobs::my_jobs,
         crate::api::get_job,
         crate::api::delete_job,
         crate::api::add_photos,

@@ -1,0 +1,61 @@
+//! `GET /api/v1/jobs`: the jobs this browser created (its owner cookie remembers the 30 most
+//! recent), newest first, each with its state and counts — the upload page's "Your recent
+//! jobs". A job deleted elsewhere is left out; a cookie entry whose token does not match is
+//! ignored.
+
+use crate::owner::remembered_jobs;
+use crate::{ApiError, AppState};
+use actix_web::{get, web, HttpRequest, HttpResponse};
+use darkroom_core::view::Counts;
+use darkroom_core::{JobId, JobState};
+use futures::StreamExt;
+use serde::Serialize;
+
+/// One job of this browser's.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct MyJob {
+    pub id: JobId,
+    pub url: String,
+    pub state: JobState,
+    /// RFC 3339.
+    pub created_at: String,
+    pub counts: Counts,
+    pub photos: usize,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct MyJobs {
+    pub jobs: Vec<MyJob>,
+}
+
+#[utoipa::path(get, path = "/api/v1/jobs", tag = "jobs", summary = "This browser's recent jobs (from its owner cookie)",
+    responses((status = 200, description = "Newest first; empty without the cookie", body = MyJobs)))]
+#[get("/jobs")]
+pub async fn my_jobs(state: web::Data<AppState>, request: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let remembered = remembered_jobs(&request);
+    let state = &state;
+    let found: Vec<Option<MyJob>> = futures::stream::iter(remembered)
+        .map(|(job, token)| async move {
+            let manifest = match state.jobs.load_job(&job).await {
+                Ok(Some(manifest)) if token.matches(&manifest.owner_token_sha256) => manifest,
+                Ok(_) => return Ok(None),
+                Err(error) => return Err(ApiError::from(error)),
+            };
+            let view = crate::view::load_view(state, &manifest).await?;
+            Ok::<_, ApiError>(Some(MyJob {
+                url: format!("/jobs/{}", view.id),
+                id: view.id,
+                state: view.state,
+                created_at: view.created_at,
+                counts: view.counts,
+                photos: view.photos.len(),
+            }))
+        })
+        .buffered(4)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()?;
+    let jobs: Vec<MyJob> = found.into_iter().flatten().collect();
+    Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(MyJobs { jobs }))
+}
