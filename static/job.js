@@ -37,7 +37,9 @@ function card(photo) {
   return node;
 }
 
+let comparing = null;
 function compare(photo) {
+  comparing = photo;
   const dialog = document.getElementById("compare");
   const preview = output(photo, "preview");
   const result = output(photo, "result");
@@ -45,7 +47,37 @@ function compare(photo) {
   document.getElementById("compare-before").src = preview ? preview.url : photo.original_url;
   document.getElementById("compare-after").src = result.url;
   document.getElementById("compare-download").href = result.url + "?download=1";
+  const reprocess = document.getElementById("reprocess");
+  if (reprocess) {
+    reprocess.hidden = true;
+    document.getElementById("reprocess-recipe").value = JSON.stringify(latestView.recipe, null, 1);
+    document.getElementById("reprocess-status").textContent = "";
+  }
+  setSlider(50);
   dialog.showModal();
+}
+
+function setSlider(percent) {
+  document.getElementById("compare-position").value = String(percent);
+  document.getElementById("compare-clip").style.clipPath = `inset(0 0 0 ${percent}%)`;
+}
+
+function ago(iso) {
+  const seconds = Math.max(0, (Date.now() - Date.parse(iso)) / 1000);
+  if (!Number.isFinite(seconds)) return iso;
+  if (seconds < 60) return "just now";
+  const [value, unit] = seconds < 3600 ? [seconds / 60, "minute"] : seconds < 86400 ? [seconds / 3600, "hour"] : [seconds / 86400, "day"];
+  const n = Math.floor(value);
+  return `${n} ${unit}${n === 1 ? "" : "s"} ago`;
+}
+
+const FILTERS = { all: () => true, done: (s) => s === "done", failed: (s) => s === "failed", waiting: (s) => s === "queued" || s === "processing" };
+let filter = "all";
+function applyFilter() {
+  for (const card of document.getElementById("photos").children) {
+    const state = [...card.classList].find((c) => c.startsWith("state-"));
+    card.hidden = !FILTERS[filter]((state || "").slice(6));
+  }
 }
 
 // The newest view, for the before/after dialog: cards may have been rendered by the
@@ -71,6 +103,8 @@ function render(view) {
   if (grid.children.length !== fresh.length) grid.replaceChildren(...fresh);
   else fresh.forEach((node, i) => { if (previous.get(node.getAttribute("data-photo-id")) !== node.className || !grid.children[i].querySelector("img") && node.querySelector("img")) grid.children[i].replaceWith(node); });
   document.title = `Job ${view.state} — darkroom`;
+  document.getElementById("filters").hidden = view.photos.length < 2;
+  applyFilter();
 }
 
 function finished(view) { return !["queued", "processing"].includes(view.state); }
@@ -125,6 +159,43 @@ function setup() {
     sessionStorage.removeItem(`darkroom-rejected-${jobId}`);
   }
   if (!finished(view)) follow(jobId);
+  const created = document.getElementById("created-at");
+  const showAge = () => { created.textContent = ago(created.getAttribute("datetime")); };
+  showAge();
+  setInterval(showAge, 30000);
+  for (const button of document.querySelectorAll("#filters button")) {
+    button.addEventListener("click", () => {
+      filter = button.dataset.filter;
+      for (const other of document.querySelectorAll("#filters button")) other.setAttribute("aria-pressed", String(other === button));
+      applyFilter();
+    });
+  }
+  document.getElementById("compare-position").addEventListener("input", (e) => setSlider(Number(e.target.value)));
+  const slider = document.getElementById("compare-slider");
+  const slide = (event) => { const bounds = slider.getBoundingClientRect(); setSlider(Math.round(Math.min(100, Math.max(0, (100 * (event.clientX - bounds.left)) / bounds.width)))); };
+  slider.addEventListener("pointerdown", (event) => { slider.setPointerCapture(event.pointerId); slide(event); });
+  slider.addEventListener("pointermove", (event) => { if (event.buttons) slide(event); });
+  const reprocessOpen = document.getElementById("reprocess-open");
+  if (reprocessOpen) {
+    reprocessOpen.addEventListener("click", () => { document.getElementById("reprocess").hidden = false; document.getElementById("reprocess-recipe").focus(); });
+    document.getElementById("reprocess-send").addEventListener("click", async () => {
+      const status = document.getElementById("reprocess-status");
+      let recipe;
+      try { recipe = JSON.parse(document.getElementById("reprocess-recipe").value); } catch (error) { status.className = "status-line error"; status.textContent = `Not JSON: ${error.message}`; return; }
+      const reply = await fetch(`/api/v1/jobs/${jobId}/photos/${comparing.id}/reprocess`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ recipe }) });
+      if (reply.status === 202) {
+        status.className = "status-line";
+        status.textContent = "Sent: this photo is being processed again.";
+        setTimeout(() => document.getElementById("compare").close(), 800);
+        follow(jobId);
+      } else {
+        let message = `HTTP ${reply.status}`;
+        try { message = (await reply.json()).error.message; } catch (_) { /* not JSON */ }
+        status.className = "status-line error";
+        status.textContent = message;
+      }
+    });
+  }
   document.getElementById("photos").addEventListener("click", (event) => {
     const card = event.target.closest("article");
     if (!card || !event.target.closest(".thumb")) return;
