@@ -54,7 +54,7 @@ if [ "${DARKROOM_SKIP_BROWSER:-0}" != 1 ]; then
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
       || echo "could not install Chromium; the browser test will fail" >&2
   fi
-  if command -v npm >/dev/null && [ ! -d tests/browser/node_modules/playwright-core ]; then
+  if command -v npm >/dev/null && { [ ! -d tests/browser/node_modules/playwright-core ] || [ ! -d tests/browser/node_modules/axe-core ]; }; then
     echo "== installing playwright-core for the browser test"
     (cd tests/browser && npm ci --no-audit --no-fund --silent)
   fi

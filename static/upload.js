@@ -314,7 +314,8 @@ async function retry(entry) {
 function finish() {
   const open = chosen.filter((e) => e.state === "failed" || e.state === "waiting");
   const rejected = chosen.filter((e) => e.state === "rejected");
-  if (!job) return;
+  if (!job || chosen.some((e) => e.state === "uploading")) return; // another send will finish
+
   $("open-job").href = job.url;
   $("upload-done").hidden = false;
   if (!open.length && !rejected.length) { window.location.href = job.url; return; }

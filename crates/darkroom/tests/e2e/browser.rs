@@ -8,7 +8,9 @@ use std::path::Path;
 fn browser_tools() -> Option<(String, std::path::PathBuf)> {
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
     let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/browser");
-    let ready = Path::new(&chromium).exists() && scripts.join("node_modules/playwright-core").exists();
+    let ready = Path::new(&chromium).exists()
+        && scripts.join("node_modules/playwright-core").exists()
+        && scripts.join("node_modules/axe-core").exists();
     if ready {
         return Some((chromium, scripts));
     }
@@ -40,4 +42,34 @@ fn a_person_uploads_ten_photos_watches_them_finish_and_downloads_them() {
     assert_eq!(summary["done"], 10);
     assert_eq!(summary["archive_entries"], 10);
     eprintln!("browser run: {summary} (screenshots in {})", screenshots.display());
+}
+
+/// Issue 15's walk through the pages: recipe builder, live preview, a failed batch retried,
+/// reprocessing, "Your recent jobs", axe-core, and screenshots at desktop and phone width
+/// (in target/tmp/browser).
+#[test]
+fn a_person_builds_a_recipe_previews_it_uploads_twenty_photos_and_finds_the_job_again() {
+    let Some((chromium, scripts)) = browser_tools() else { return };
+    let app = TestApp::serve(&Backend::Local, &[]);
+    let screenshots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser");
+    std::fs::create_dir_all(&screenshots).unwrap();
+    let output = std::process::Command::new("node")
+        .arg(scripts.join("studio.mjs"))
+        .arg(app.server.url())
+        .arg(fixture_path(""))
+        .arg(&screenshots)
+        .env("CHROMIUM", chromium)
+        .output()
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "browser run failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(summary["done"], 19);
+    assert_eq!(summary["entries"], 19);
+    assert_eq!(summary["rejected"], 1);
+    assert!(summary["failed_then_retried"].as_u64().unwrap() >= 1);
+    for name in ["upload-desktop", "upload-phone", "job-desktop", "job-phone", "compare-desktop"] {
+        assert!(screenshots.join(format!("{name}.png")).exists(), "{name} screenshot");
+    }
+    eprintln!("studio: {stdout}");
 }

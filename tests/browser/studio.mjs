@@ -1,0 +1,162 @@
+// The browser experience of issue 15, in headless Chromium: build a recipe by reordering,
+// see the server's preview change with it, upload 20 photos (one not a photo, one batch
+// whose connection fails until retried), watch the job to done, compare before/after,
+// reprocess one photo, find the job again under "Your recent jobs", download the zip; both
+// pages checked with axe-core and photographed at desktop and phone width.
+// Usage: node studio.mjs <base-url> <fixtures-dir> <screenshot-dir>
+import { chromium } from "playwright-core";
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { join } from "node:path";
+
+const [base, fixtures, screenshots] = process.argv.slice(2);
+const fail = (message) => { console.error(`FAIL: ${message}`); process.exit(1); };
+const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+
+const names = ["astronaut.jpg", "chelsea.jpg", "coffee.jpg", "rocket.jpg", "coffee.png"];
+const photos = Array.from({ length: 19 }, (_, i) => {
+  const name = names[i % names.length];
+  const [stem, ext] = name.split(".");
+  return { name: `${stem}-${String(i + 1).padStart(2, "0")}.${ext}`, mimeType: ext === "png" ? "image/png" : "image/jpeg", buffer: readFileSync(join(fixtures, name)) };
+});
+const notAPhoto = { name: "holiday-notes.jpg", mimeType: "image/jpeg", buffer: Buffer.from("these are notes, not a photo\n".repeat(20)) };
+
+// No serious or critical accessibility violations (axe-core's WCAG 2 A/AA rules).
+async function accessible(page, what) {
+  await page.evaluate(axeSource);
+  const result = await page.evaluate(() => window.axe.run(document, { runOnly: ["wcag2a", "wcag2aa", "best-practice"] }));
+  const bad = result.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
+  if (bad.length) fail(`${what}: ${bad.map((v) => `${v.id} (${v.impact}): ${v.nodes.slice(0, 3).map((n) => n.target.join(" ")).join(", ")}`).join("; ")}`);
+  return result.violations.length;
+}
+
+async function shots(page, name) {
+  await page.setViewportSize({ width: 1280, height: 900 });
+  await page.screenshot({ path: join(screenshots, `${name}-desktop.png`), fullPage: true });
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.waitForTimeout(100); // one layout pass at the new width
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  if (overflow > 1) fail(`${name} is ${overflow}px wider than a phone`);
+  await page.screenshot({ path: join(screenshots, `${name}-phone.png`), fullPage: true });
+  await page.setViewportSize({ width: 1280, height: 900 });
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"],
+});
+try {
+  // axe is injected by the test, which the pages' Content Security Policy would refuse.
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, bypassCSP: true });
+  const page = await context.newPage();
+  const errors = [];
+  page.on("pageerror", (error) => errors.push(error.message));
+  await page.goto(base + "/");
+  const violationsUpload = await accessible(page, "upload page");
+
+  // A recipe built by adding and reordering: crop, then re-colour moved above it by keys.
+  await page.click("[data-add=crop]");
+  await page.click("[data-add=recolor]");
+  const recolor = page.locator("#recipe-ops li[data-op=recolor]");
+  await recolor.focus();
+  await page.keyboard.press("Alt+ArrowUp");
+  const order = await page.evaluate(() => window.darkroomBuilder.recipe().ops.map((op) => op.op));
+  const [firstOp] = order;
+  if (order.indexOf("recolor") > order.indexOf("crop")) fail(`reordering did not move re-color above crop: ${order}`);
+  // A preset replaced and rebuilt by removing operations: the palette adds any op twice.
+  await page.click("[data-add=customize]");
+  await page.click("[data-add=customize]");
+  const customizes = await page.evaluate(() => window.darkroomBuilder.recipe().ops.filter((op) => op.op === "customize").length);
+  if (customizes < 2) fail("an operation could not be added twice");
+  await page.locator("#recipe-ops li[data-op=customize] button[aria-label^=Remove]").first().click();
+
+  // The preview follows the recipe.
+  await page.setInputFiles("#photos", [...photos, notAPhoto]);
+  await page.waitForFunction(() => !document.getElementById("preview-after").hidden && document.getElementById("preview-after").src, null, { timeout: 30000 });
+  const firstPreview = await page.getAttribute("#preview-after", "src");
+  await page.locator("#recipe-ops li[data-op=recolor] select").first().selectOption("sepia");
+  await page.waitForFunction((before) => document.getElementById("preview-after").src !== before, firstPreview, { timeout: 30000 });
+  const sepia = await page.evaluate(async () => {
+    const img = document.getElementById("preview-after");
+    await img.decode();
+    const canvas = Object.assign(document.createElement("canvas"), { width: 32, height: 32 });
+    const g = canvas.getContext("2d");
+    g.drawImage(img, 0, 0, 32, 32);
+    const d = g.getImageData(0, 0, 32, 32).data;
+    let r = 0, b = 0;
+    for (let i = 0; i < d.length; i += 4) { r += d[i]; b += d[i + 2]; }
+    return r > b * 1.1;
+  });
+  if (!sepia) fail("the preview did not turn sepia");
+  await shots(page, "upload");
+
+  // Uploads: the second batch's connection fails until the photo is retried by hand.
+  let failing = 8;
+  await page.route("**/api/v1/jobs/*/photos", (route) => (failing-- > 0 ? route.abort("connectionreset") : route.continue()));
+  await page.click("#submit");
+  await page.waitForFunction(() => document.querySelectorAll("#file-list li.file-failed").length > 0 && !document.getElementById("submit").disabled, null, { timeout: 120000 });
+  const failed = await page.locator("#file-list li.file-failed").count();
+  const failedNote = await page.textContent("#upload-status");
+  if (!failedNote.includes("could not be sent")) fail(`no word of the failed photos: ${failedNote}`);
+  await page.unroute("**/api/v1/jobs/*/photos");
+  await page.$$eval("#file-list li.file-failed .retry", (buttons) => buttons.forEach((button) => button.click()));
+  await page.waitForFunction(() => document.querySelectorAll("#file-list li.file-uploaded").length === 19 && document.querySelectorAll("#file-list li.file-rejected").length === 1, null, { timeout: 60000 })
+    .catch(async () => fail(`after the retries: ${await page.$$eval("#file-list li", (items) => items.map((i) => `${i.querySelector(".file-name").textContent}=${i.className}:${i.querySelector(".reason").textContent}`).join(", "))}`));
+  const rejected = await page.locator("#file-list li.file-rejected").allTextContents();
+  if (!rejected[0].includes("holiday-notes.jpg") || !/not an image|format/i.test(rejected[0])) fail(`rejected: ${rejected}`);
+  const eta = await page.textContent("#upload-eta");
+  if (!eta.includes("MiB")) fail(`no total progress: ${eta}`);
+  await Promise.all([page.waitForURL(/\/jobs\/[0-9a-z]{26}$/), page.click("#open-job")]);
+  const jobUrl = page.url();
+
+  // The job, watched to done.
+  await page.waitForFunction(() => document.getElementById("job-state").textContent === "done", null, { timeout: 180000 });
+  const done = await page.locator("#photos article.state-done").count();
+  if (done !== 19) fail(`${done} of 19 photos shown done`);
+  const created = await page.textContent("#created-at");
+  if (!/ago|just now/.test(created)) fail(`the creation time reads ${created}`);
+  const heights = await page.$$eval("#photos article", (cards) => new Set(cards.map((c) => Math.round(c.getBoundingClientRect().height))).size);
+  if (heights !== 1) fail(`cards of ${heights} different heights`);
+  await page.click("#filters [data-filter=failed]");
+  const shownWhenFailed = await page.locator("#photos article:visible").count();
+  await page.click("#filters [data-filter=all]");
+  if (shownWhenFailed !== 0) fail(`the failed filter shows ${shownWhenFailed}`);
+  const violationsJob = await accessible(page, "job page");
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await shots(page, "job");
+
+  // Before/after with the slider, then this photo reprocessed with another recipe.
+  await page.click("#photos article .thumb");
+  await page.waitForFunction(() => ["compare-before", "compare-after"].every((id) => { const img = document.getElementById(id); return img.complete && img.naturalWidth > 0; }), null, { timeout: 30000 });
+  await page.focus("#compare-position");
+  for (let i = 0; i < 30; i++) await page.keyboard.press("ArrowLeft");
+  const clip = await page.$eval("#compare-clip", (node) => node.style.clipPath);
+  if (!clip.includes("20%")) fail(`the slider did not move: ${clip}`);
+  await page.screenshot({ path: join(screenshots, "compare-desktop.png") });
+  const photoId = await page.getAttribute("#photos article", "data-photo-id");
+  await page.click("#reprocess-open");
+  await page.fill("#reprocess-recipe", JSON.stringify({ ops: [{ op: "thumbnail", size: 120 }], format: "png" }));
+  await page.click("#reprocess-send");
+  await page.waitForFunction((id) => {
+    const card = document.querySelector(`#photos article[data-photo-id="${id}"]`);
+    return card && card.classList.contains("state-done") && [...card.querySelectorAll("a")].some((a) => a.href.includes("/a2/"));
+  }, photoId, { timeout: 120000 });
+
+  // The zip holds every result, the reprocessed photo as PNG.
+  const archive = await page.request.get(new URL(await page.getAttribute("#download-all", "href"), jobUrl).href);
+  if (archive.status() !== 200) fail(`archive: HTTP ${archive.status()}`);
+  const zip = (await archive.body()).toString("latin1");
+  const entries = zip.split("PK\x01\x02").length - 1;
+  if (entries !== 19) fail(`the archive has ${entries} entries`);
+  if (!zip.includes(".png")) fail("the reprocessed photo is not in the archive as PNG");
+
+  // The job is found again on the upload page.
+  await page.goto(base + "/");
+  await page.waitForSelector("#my-jobs:not([hidden])", { timeout: 10000 });
+  const mine = await page.$$eval("#my-jobs-list a", (links) => links.map((a) => a.href));
+  if (!mine.includes(jobUrl)) fail(`"Your recent jobs" lists ${mine}, not ${jobUrl}`);
+  if (errors.length) fail(`script errors on the pages: ${errors.join("; ")}`);
+  console.log(JSON.stringify({ job: jobUrl, order, first_op: firstOp, rejected: rejected.length, failed_then_retried: failed, done, entries, violations_minor: violationsUpload + violationsJob }));
+} finally {
+  await browser.close();
+}
