@@ -133,12 +133,20 @@
           nested(op, "caption", "position", "Caption at", "select", [["bottom", "bottom"], ["top", "top"]]),
         ];
       case "whiten_teeth":
-        return [control(op, "strength", "Strength", "range", { min: 0, max: 1, step: 0.05, value: 0.5 }), el("p", { class: "hint" }, "Finds the mouths of the faces in each photo.")];
+        return [control(op, "strength", "Strength", "range", { min: 0, max: 1, step: 0.05, value: 0.5 }), regions(op, "the mouths of the faces in each photo")];
       case "redeye":
-        return [el("p", { class: "hint" }, "Finds faces and neutralises red pupils; nothing else is touched.")];
+        return [regions(op, "faces and their red pupils; nothing else is touched")];
       default:
         return [];
     }
+  }
+
+  // Where red-eye or teeth work: regions drawn on the preview, or found in every photo.
+  function regions(op, found) {
+    const count = (op.regions || []).length;
+    if (!count) return el("p", { class: "hint" }, `Finds ${found}. Or draw regions on the preview's “before” photo.`);
+    return el("p", { class: "hint" }, `Only in ${count} region${count === 1 ? "" : "s"} drawn on the preview. `,
+      el("button", { type: "button", class: "button small", onclick: () => { delete op.regions; changed(true); } }, "Clear regions"));
   }
 
   function move(index, by) {
@@ -231,6 +239,14 @@
   window.darkroomBuilder = {
     recipe,
     onChange: (callback) => listeners.push(callback),
+    // A region drawn on the preview (original pixels) for red-eye or teeth whitening: added
+    // to the first such operation, which is created if there is none.
+    addRegion: (kind, box) => {
+      let op = state.ops.find((o) => o.op === kind);
+      if (!op) { op = withId(DEFAULTS[kind]()); state.ops.unshift(op); }
+      op.regions = [...(op.regions || []), box].slice(-64);
+      changed(true);
+    },
     // A crop box drawn on the preview (original pixels): the first crop by box, or a new one.
     setCropBox: (box) => {
       let op = state.ops.find((o) => o.op === "crop" && o.x !== undefined);

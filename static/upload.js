@@ -191,8 +191,11 @@ function setupDrawing() {
     const bounds = before.getBoundingClientRect();
     return { x: Math.min(Math.max(event.clientX - bounds.left, 0), bounds.width), y: Math.min(Math.max(event.clientY - bounds.top, 0), bounds.height), bounds };
   };
+  before.draggable = false; // a drag draws a box, it does not pick the image up
+  box.addEventListener("dragstart", (event) => event.preventDefault());
   box.addEventListener("pointerdown", (event) => {
     if (before.hidden || !preview.copy) return;
+    event.preventDefault();
     start = point(event);
     box.setPointerCapture(event.pointerId);
     Object.assign(rect.style, { left: `${start.x}px`, top: `${start.y}px`, width: "0px", height: "0px" });
@@ -211,7 +214,10 @@ function setupDrawing() {
     const width = Math.round(Math.abs(end.x - start.x) * scale), height = Math.round(Math.abs(end.y - start.y) * scale);
     start = null;
     rect.hidden = true;
-    if (width >= 8 && height >= 8) window.darkroomBuilder.setCropBox({ x, y, width, height });
+    if (width < 8 || height < 8) return;
+    const what = $("draw-what").value;
+    if (what === "crop") window.darkroomBuilder.setCropBox({ x, y, width, height });
+    else window.darkroomBuilder.addRegion(what, { x, y, width, height });
   });
 }
 

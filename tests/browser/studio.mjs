@@ -88,6 +88,15 @@ try {
     return r > b * 1.1;
   });
   if (!sepia) fail("the preview did not turn sepia");
+  // A red-eye region drawn on the "before" photo, in the original's pixels.
+  await page.selectOption("#draw-what", "redeye");
+  const before = await page.locator("#preview-before").boundingBox();
+  await page.mouse.move(before.x + before.width * 0.3, before.y + before.height * 0.2);
+  await page.mouse.down();
+  await page.mouse.move(before.x + before.width * 0.5, before.y + before.height * 0.35, { steps: 5 });
+  await page.mouse.up();
+  const regions = await page.evaluate(() => (window.darkroomBuilder.recipe().ops.find((op) => op.op === "redeye") || {}).regions);
+  if (!regions || regions.length !== 1 || Math.abs(regions[0].width - 102) > 8 || Math.abs(regions[0].x - 154) > 8) fail(`drawn regions: ${JSON.stringify(regions)}`);
   await shots(page, "upload");
 
   // Uploads: the second batch's connection fails until the photo is retried by hand.

@@ -27,9 +27,12 @@ try {
   await page.setInputFiles("#photos", files);
   const summary = await page.textContent("#file-summary");
   if (!summary.includes("10 photos")) fail(`file summary says ${summary}`);
-  await page.check("input[name=op_recolor]");
-  await page.selectOption("select[name=recolor_mode]", "sepia");
-  await page.fill("input[name=thumbnail_size]", "400");
+  // The recipe builder: the default preset (resize) made 400 px, then sepia added.
+  await page.fill("#recipe-ops li[data-op=thumbnail] input", "400");
+  await page.click("[data-add=recolor]");
+  await page.locator("#recipe-ops li[data-op=recolor] select").selectOption("sepia");
+  const recipe = await page.evaluate(() => window.darkroomBuilder.recipe());
+  if (JSON.stringify(recipe.ops) !== JSON.stringify([{ op: "thumbnail", size: 400 }, { op: "recolor", mode: "sepia" }])) fail(`recipe ${JSON.stringify(recipe)}`);
   await page.screenshot({ path: join(screenshots, "upload.png") });
   await Promise.all([page.waitForURL(/\/jobs\/[0-9a-z]{26}$/, { timeout: 60000 }), page.click("#submit")]);
   const jobUrl = page.url();
