@@ -90,6 +90,7 @@ try {
   if (!sepia) fail("the preview did not turn sepia");
   // A red-eye region drawn on the "before" photo, in the original's pixels.
   await page.selectOption("#draw-what", "redeye");
+  await page.locator("#preview-before").scrollIntoViewIfNeeded();
   const before = await page.locator("#preview-before").boundingBox();
   await page.mouse.move(before.x + before.width * 0.3, before.y + before.height * 0.2);
   await page.mouse.down();
