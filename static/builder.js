@@ -207,7 +207,12 @@
 
   function changed(rerender) {
     if (rerender) render();
-    try { localStorage.setItem(STORAGE_KEY, JSON.stringify(recipe())); } catch (_) { /* private mode */ }
+    // Remembered without boxes and regions: they were drawn on one photo, not the next ones.
+    const remembered = recipe();
+    remembered.ops = remembered.ops
+      .filter((op) => !(op.op === "crop" && op.x !== undefined))
+      .map((op) => { const copy = Object.assign({}, op); delete copy.regions; return copy; });
+    try { localStorage.setItem(STORAGE_KEY, JSON.stringify(remembered)); } catch (_) { /* private mode */ }
     for (const listener of listeners) listener(recipe());
   }
 

@@ -111,9 +111,11 @@ function finished(view) { return !["queued", "processing"].includes(view.state);
 
 // Live updates: one server-sent-events stream (the server reads the job once a second for
 // every tab that watches it); polling if the browser or a proxy cannot keep it open.
+let source = null; // the one live stream this page holds
 function follow(jobId) {
   if (!window.EventSource) { setTimeout(() => poll(jobId), POLL_MS); return; }
-  const source = new EventSource(`/api/v1/jobs/${jobId}/events`);
+  if (source && source.readyState !== EventSource.CLOSED) return;
+  source = new EventSource(`/api/v1/jobs/${jobId}/events`);
   let failures = 0;
   source.addEventListener("view", (event) => {
     failures = 0;
@@ -178,11 +180,22 @@ function setup() {
   const reprocessOpen = document.getElementById("reprocess-open");
   if (reprocessOpen) {
     reprocessOpen.addEventListener("click", () => { document.getElementById("reprocess").hidden = false; document.getElementById("reprocess-recipe").focus(); });
-    document.getElementById("reprocess-send").addEventListener("click", async () => {
+    const send = document.getElementById("reprocess-send");
+    send.addEventListener("click", async () => {
       const status = document.getElementById("reprocess-status");
       let recipe;
       try { recipe = JSON.parse(document.getElementById("reprocess-recipe").value); } catch (error) { status.className = "status-line error"; status.textContent = `Not JSON: ${error.message}`; return; }
-      const reply = await fetch(`/api/v1/jobs/${jobId}/photos/${comparing.id}/reprocess`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ recipe }) });
+      send.disabled = true;
+      let reply;
+      try {
+        reply = await fetch(`/api/v1/jobs/${jobId}/photos/${comparing.id}/reprocess`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ recipe }) });
+      } catch (_) {
+        status.className = "status-line error";
+        status.textContent = "The request did not reach the server; try again.";
+        return;
+      } finally {
+        send.disabled = false;
+      }
       if (reply.status === 202) {
         status.className = "status-line";
         status.textContent = "Sent: this photo is being processed again.";

@@ -130,15 +130,13 @@ async function previewOf(entry) {
   preview.copy = null;
   $("preview-name").textContent = entry.file.name;
   $("preview-status").textContent = "Preparing the preview…";
-  try {
-    preview.copy = await reducedCopy(entry.file);
-    const before = $("preview-before");
-    before.src = URL.createObjectURL(preview.copy.blob);
-    before.hidden = false;
-  } catch (_) {
-    preview.copy = null; // a format this browser cannot show (HEIC, TIFF): the server decodes it
-    $("preview-before").hidden = true;
-  }
+  const before = $("preview-before");
+  let copy = null;
+  try { copy = await reducedCopy(entry.file); } catch (_) { copy = null; } // HEIC, TIFF: the server decodes it
+  if (preview.entry !== entry) return; // another photo was chosen meanwhile
+  preview.copy = copy;
+  if (before.src) URL.revokeObjectURL(before.src);
+  if (copy) { before.src = URL.createObjectURL(copy.blob); before.hidden = false; } else { before.removeAttribute("src"); before.hidden = true; }
   schedulePreview(0);
 }
 
@@ -153,7 +151,8 @@ async function renderPreview() {
   const abort = new AbortController();
   preview.abort = abort;
   const recipe = window.darkroomBuilder.recipe();
-  if (!recipe.ops.length) { $("preview-status").textContent = "Add an operation to see what it does."; return; }
+  const entry = preview.entry;
+  if (!recipe.ops.length) { $("preview-after").hidden = true; $("preview-status").textContent = "Add an operation to see what it does."; return; }
   const body = new FormData();
   body.append("recipe", JSON.stringify(recipe));
   if (preview.copy) {
@@ -170,16 +169,17 @@ async function renderPreview() {
       let message = `HTTP ${reply.status}`;
       try { message = (await reply.json()).error.message; } catch (_) { /* not JSON */ }
       $("preview-status").textContent = reply.status === 429 ? "The server is busy; the preview follows in a moment." : `The recipe cannot run: ${message}`;
-      if (reply.status === 429) schedulePreview(1500);
+      if (reply.status === 429) schedulePreview(1500); else $("preview-after").hidden = true;
       return;
     }
+    if (preview.entry !== entry) return;
     const after = $("preview-after");
     if (after.src) URL.revokeObjectURL(after.src);
     after.src = URL.createObjectURL(await reply.blob());
     after.hidden = false;
     $("preview-status").textContent = `Preview of ${preview.entry.file.name}, as the recipe stands.`;
   } catch (error) {
-    if (error.name !== "AbortError") $("preview-status").textContent = "The preview could not be fetched.";
+    if (error.name !== "AbortError") { $("preview-after").hidden = true; $("preview-status").textContent = "The preview could not be fetched."; }
   }
 }
 
@@ -261,9 +261,9 @@ async function sendWithRetry(url, makeBody, headers, onProgress) {
   }
 }
 
-const totals = { bytes: 1, started: 0 };
+const totals = { bytes: 1, started: 0, entries: [] };
 function reportTotal() {
-  const sent = chosen.reduce((s, e) => s + (e.state === "uploaded" ? e.file.size : e.state === "uploading" ? e.loaded : 0), 0);
+  const sent = totals.entries.reduce((s, e) => s + (e.state === "uploaded" ? e.file.size : e.state === "uploading" ? e.loaded : 0), 0);
   $("progress-bar").style.width = `${Math.min(100, (100 * sent) / totals.bytes).toFixed(1)}%`;
   const seconds = (Date.now() - totals.started) / 1000;
   const rate = sent / Math.max(seconds, 0.001);
@@ -340,6 +340,7 @@ async function upload(event) {
   if (window.darkroomBuilder && !window.darkroomBuilder.recipe().ops.length) { status.className = "status-line error"; status.textContent = "Add at least one operation to the recipe."; return; }
   button.disabled = true; $("progress").hidden = false; status.className = "status-line";
   totals.bytes = todo.reduce((s, e) => s + e.file.size, 0) || 1;
+  totals.entries = todo;
   totals.started = Date.now();
   status.textContent = `Uploading ${todo.length} photo${todo.length === 1 ? "" : "s"}…`;
   try {
@@ -383,6 +384,7 @@ async function showMyJobs() {
     el("span", { class: `badge state-${j.state}` }, j.state),
     el("span", { class: "muted" }, `${j.counts.done} done${j.counts.failed ? ` · ${j.counts.failed} failed` : ""} · ${ago(j.created_at)}`))));
   $("my-jobs").hidden = jobs.length === 0;
+  $("my-jobs").dataset.loaded = "1";
 }
 
 function setup() {

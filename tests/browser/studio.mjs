@@ -165,6 +165,14 @@ try {
   await page.waitForSelector("#my-jobs:not([hidden])", { timeout: 10000 });
   const mine = await page.$$eval("#my-jobs-list a", (links) => links.map((a) => a.href));
   if (!mine.includes(jobUrl)) fail(`"Your recent jobs" lists ${mine}, not ${jobUrl}`);
+  // Deleted elsewhere (here: by the API, with this browser's owner cookie), it leaves the list.
+  const jobId = jobUrl.split("/").pop();
+  const deleted = await page.request.delete(`${base}/api/v1/jobs/${jobId}`);
+  if (deleted.status() !== 204) fail(`delete: HTTP ${deleted.status()}`);
+  await page.reload();
+  await page.waitForSelector("#my-jobs[data-loaded]", { state: "attached", timeout: 10000 });
+  const after = await page.$$eval("#my-jobs-list a", (links) => links.map((a) => a.href));
+  if (after.includes(jobUrl)) fail("a deleted job is still listed");
   if (errors.length) fail(`script errors on the pages: ${errors.join("; ")}`);
   console.log(JSON.stringify({ job: jobUrl, order, first_op: firstOp, rejected: rejected.length, failed_then_retried: failed, done, entries, violations_minor: violationsUpload + violationsJob }));
 } finally {

@@ -32,30 +32,40 @@ pub struct MyJobs {
     responses((status = 200, description = "Newest first; empty without the cookie", body = MyJobs)))]
 #[get("/jobs")]
 pub async fn my_jobs(state: web::Data<AppState>, request: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let remembered = remembered_jobs(&request);
+    let mut remembered = remembered_jobs(&request);
+    let mut seen = std::collections::HashSet::new();
+    remembered.retain(|(job, _)| seen.insert(job.clone()));
     let state = &state;
+    // A job that cannot be read now is left out (and logged), not the whole list failed.
     let found: Vec<Option<MyJob>> = futures::stream::iter(remembered)
         .map(|(job, token)| async move {
             let manifest = match state.jobs.load_job(&job).await {
                 Ok(Some(manifest)) if token.matches(&manifest.owner_token_sha256) => manifest,
-                Ok(_) => return Ok(None),
-                Err(error) => return Err(ApiError::from(error)),
+                Ok(_) => return None,
+                Err(error) => {
+                    tracing::warn!(job_id = %job, error.message = %error, "could not read a job for the recent-jobs list; left out");
+                    return None;
+                }
             };
-            let view = crate::view::load_view(state, &manifest).await?;
-            Ok::<_, ApiError>(Some(MyJob {
+            let view = match crate::view::load_view(state, &manifest).await {
+                Ok(view) => view,
+                Err(error) => {
+                    tracing::warn!(job_id = %job, error.message = %error, "could not read a job's view for the recent-jobs list; left out");
+                    return None;
+                }
+            };
+            Some(MyJob {
                 url: format!("/jobs/{}", view.id),
                 id: view.id,
                 state: view.state,
                 created_at: view.created_at,
                 counts: view.counts,
                 photos: view.photos.len(),
-            }))
+            })
         })
         .buffered(4)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<Result<_, _>>()?;
+        .collect()
+        .await;
     let jobs: Vec<MyJob> = found.into_iter().flatten().collect();
     Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(MyJobs { jobs }))
 }

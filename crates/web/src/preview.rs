@@ -3,8 +3,10 @@
 //! as the recipe changes, with a copy the browser has already shrunk, naming the size of the
 //! original so that crop boxes and regions (original pixels) land where they would.
 //!
-//! It runs in the web process, so it is bounded: one preview per CPU at once (more get 429),
-//! at most 1024 px, and the usual per-client rate limit applies.
+//! It runs in the web process, so it is bounded: photos of at most 16 MiB and 50 megapixels,
+//! one preview per two CPUs at once (more get 429; the slot is taken only once the photo
+//! has arrived, so slow senders hold none), the image kept under 4 megapixels between
+//! operations, and the usual per-client rate limit.
 
 use crate::api::upload_body;
 use crate::upload::{judge, Judgement};
@@ -12,15 +14,32 @@ use crate::{ApiError, AppState};
 use actix_multipart::Multipart;
 use actix_web::http::StatusCode;
 use actix_web::{post, web, HttpRequest, HttpResponse};
-use darkroom_core::{ErrorCode, Recipe};
+use darkroom_core::{ErrorCode, Limits, Operation, Recipe};
 use darkroom_imaging::{apply_ops, decode_at_least, encode, fit_within, DecodeLimits};
 
 /// The long side of a preview.
 pub const PREVIEW_LONG_SIDE: u32 = 1024;
 
-/// Previews rendered at once by one web process: one per CPU.
+/// The largest photo a preview takes.
+const MAX_PREVIEW_BYTES: u64 = 16 << 20;
+/// The most pixels a preview decodes.
+const MAX_PREVIEW_PIXELS: u64 = 50_000_000;
+/// An operation that leaves more pixels than this (borders) is followed by a shrink.
+const MAX_WORKING_PIXELS: u64 = 4_000_000;
+
+/// Previews rendered at once by one web process: one per two CPUs (their operations use
+/// every core through rayon), at least one.
 pub fn preview_slots() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get())
+    std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
+}
+
+/// The limits a preview holds the photo to: the deployment's, tighter.
+fn preview_limits(limits: Limits) -> Limits {
+    Limits {
+        max_file_bytes: limits.max_file_bytes.min(MAX_PREVIEW_BYTES),
+        max_pixels: limits.max_pixels.min(MAX_PREVIEW_PIXELS),
+        ..limits
+    }
 }
 
 #[derive(Default)]
@@ -38,7 +57,7 @@ async fn read_request(
 ) -> Result<PreviewRequest, ApiError> {
     let mut body = upload_body(state, request, multipart);
     let mut read = PreviewRequest::default();
-    let max_bytes = state.settings.limits.max_file_bytes;
+    let max_bytes = preview_limits(state.settings.limits).max_file_bytes;
     while let Some(mut field) = body.next_field().await? {
         let name = field.name().unwrap_or("").to_owned();
         if name == "photo" || name == "photos" {
@@ -51,7 +70,7 @@ async fn read_request(
                     return Err(ApiError::new(
                         StatusCode::PAYLOAD_TOO_LARGE,
                         ErrorCode::FileTooLarge,
-                        format!("the photo is larger than {} MiB", max_bytes >> 20),
+                        format!("a preview takes photos of up to {} MiB; send a reduced copy", max_bytes >> 20),
                     ));
                 }
                 bytes.extend_from_slice(&chunk);
@@ -89,7 +108,7 @@ fn render(state: &AppState, request: PreviewRequest) -> Result<(Vec<u8>, u32, u3
     let photo = request.photo.ok_or_else(|| {
         ApiError::bad_request(ErrorCode::InvalidRequest, "send the photo as a file part named \"photo\"")
     })?;
-    let limits = state.settings.limits;
+    let limits = preview_limits(state.settings.limits);
     if let Judgement::Reject(error) = judge(&photo, true, &limits) {
         return Err(ApiError::bad_request(error.code, error.message));
     }
@@ -99,20 +118,66 @@ fn render(state: &AppState, request: PreviewRequest) -> Result<(Vec<u8>, u32, u3
         decoded = fit_within(&decoded, PREVIEW_LONG_SIDE).map_err(failed)?;
     }
     if let (Some(width), Some(height)) = (request.original_width, request.original_height) {
-        if limits.check_dimensions(width, height).is_err() {
-            return Err(ApiError::bad_request(
-                ErrorCode::TooManyPixels,
-                "original_width × original_height is over the limits",
-            ));
-        }
+        check_original(
+            state.settings.limits,
+            (width, height),
+            (decoded.frame.original_width, decoded.frame.original_height),
+        )?;
         decoded.frame = decoded.frame.of_copy_of(width, height);
     }
-    let mut result = apply_ops(decoded, &recipe.ops).map_err(failed)?;
+    // Sizes in output pixels (borders) shrink with the copy, so the preview looks like the result.
+    let scale = f64::from(decoded.width()) / f64::from(decoded.frame.original_width.max(1));
+    let mut result = decoded;
+    for op in &recipe.ops {
+        let op = scaled_for_preview(op, scale);
+        result = apply_ops(result, std::slice::from_ref(&op)).map_err(failed)?;
+        if u64::from(result.width()) * u64::from(result.height()) > MAX_WORKING_PIXELS {
+            result = fit_within(&result, PREVIEW_LONG_SIDE).map_err(failed)?;
+        }
+    }
     if result.width().max(result.height()) > PREVIEW_LONG_SIDE {
         result = fit_within(&result, PREVIEW_LONG_SIDE).map_err(failed)?;
     }
     let jpeg = encode(&result, darkroom_core::OutputFormat::Jpeg, 82).map_err(failed)?;
     Ok((jpeg, result.width(), result.height()))
+}
+
+/// A named original must be within the limits, no smaller than the copy sent, and of its
+/// shape: otherwise boxes and regions would be blown up past the copy (a forged 1×1 original
+/// makes every region cover everything).
+fn check_original(limits: Limits, original: (u32, u32), copy: (u32, u32)) -> Result<(), ApiError> {
+    let ((width, height), (copy_width, copy_height)) = (original, copy);
+    if limits.check_dimensions(width, height).is_err() {
+        return Err(ApiError::bad_request(
+            ErrorCode::TooManyPixels,
+            "original_width × original_height is over the limits",
+        ));
+    }
+    let aspect = |w: u32, h: u32| f64::from(w) / f64::from(h.max(1));
+    let same_shape = (aspect(width, height) / aspect(copy_width, copy_height) - 1.0).abs() <= 0.02;
+    if width < copy_width || height < copy_height || !same_shape {
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidRequest,
+            format!(
+                "original_width × original_height ({width}×{height}) cannot be the original of the {copy_width}×{copy_height} copy sent: it must be no smaller and of the same shape"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `op` as it applies to a copy `scale` times the original's size: border widths scaled.
+fn scaled_for_preview(op: &Operation, scale: f64) -> Operation {
+    match op {
+        Operation::Customize(settings) if settings.border.is_some() && scale < 1.0 => {
+            let mut settings = settings.clone();
+            if let Some(border) = settings.border.as_mut() {
+                border.width = ((f64::from(border.width) * scale).round() as u32).max(1);
+            }
+            Operation::Customize(settings)
+        }
+        other => other.clone(),
+    }
 }
 
 #[utoipa::path(post, path = "/api/v1/preview", tag = "jobs", summary = "One photo through a recipe, at preview size; nothing stored",
@@ -130,14 +195,17 @@ pub async fn preview(
     request: HttpRequest,
     multipart: Multipart,
 ) -> Result<HttpResponse, ApiError> {
+    let read = read_request(&state, &request, multipart).await?;
+    // Taken once the photo is here: a slow sender holds no slot while it sends.
     let permit = state.preview_slots.clone().try_acquire_owned().map_err(|_| {
+        metrics::counter!("darkroom_previews_total", "result" => "busy").increment(1);
         ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::RateLimited,
             "previews are busy on this server; try again in a moment",
         )
     })?;
-    let read = read_request(&state, &request, multipart).await?;
+    let started = std::time::Instant::now();
     let state = state.into_inner();
     let rendered = tokio::task::spawn_blocking(move || {
         let _permit = permit;
@@ -146,6 +214,12 @@ pub async fn preview(
     .await
     .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, "the preview failed"))??;
     let (jpeg, width, height) = rendered;
+    let elapsed = started.elapsed();
+    metrics::histogram!("darkroom_preview_seconds").record(elapsed.as_secs_f64());
+    metrics::counter!("darkroom_previews_total", "result" => "rendered").increment(1);
+    if elapsed > std::time::Duration::from_secs(2) {
+        tracing::warn!(millis = elapsed.as_millis() as u64, width, height, "a preview took long to render");
+    }
     Ok(HttpResponse::Ok()
         .content_type("image/jpeg")
         .insert_header(("Cache-Control", "no-store"))

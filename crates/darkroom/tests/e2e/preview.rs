@@ -45,6 +45,14 @@ fn a_preview_runs_the_recipe_on_a_reduced_copy_and_stores_nothing() {
             / (128.0 * 64.0);
     assert!(mean_difference < 12.0, "the reduced copy's preview shows the same region ({mean_difference:.1})");
 
+    // An "original" the copy cannot be a reduction of is refused: a forged 1×1 would blow
+    // every box and region up past the copy.
+    for forged in [(1, 1), (128, 128), (1024, 512)] {
+        let reply = preview(base, &copy, recipe, Some(forged));
+        assert_eq!(reply.status, 400, "{forged:?}: {}", reply.text());
+        assert!(reply.text().contains("cannot be the original"), "{}", reply.text());
+    }
+
     // Bad input gets clear errors.
     let bad_recipe = preview(base, &astronaut, r#"{"ops":[{"op":"thumbnail","size":0}]}"#, None);
     assert_eq!((bad_recipe.status, bad_recipe.json()["error"]["code"].as_str()), (400, Some("invalid_recipe")));

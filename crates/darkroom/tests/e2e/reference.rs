@@ -61,7 +61,7 @@ fn the_reference_page_and_the_document_are_served_and_wrong_methods_get_405() {
 
     let wrong = reply(agent().put(&app.url("/api/v1/jobs")).send(&b""[..]));
     assert_eq!(wrong.status, 405);
-    assert_eq!(wrong.header("allow"), Some("POST"));
+    assert_eq!(wrong.header("allow"), Some("GET, POST"));
     assert_eq!(wrong.json()["error"]["code"], "invalid_request");
     let wrong = reply(agent().delete(&app.url("/healthz")).call());
     assert_eq!((wrong.status, wrong.header("allow")), (405, Some("GET")));
