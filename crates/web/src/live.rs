@@ -140,7 +140,7 @@ impl Stream {
     description = "`event: view` with the view's JSON each time it changes, ending once the job is finished; `event: gone` if it is deleted. Streams last at most 30 minutes (EventSource reconnects).",
     params(("job" = darkroom_core::JobId, Path, description = "The job id")),
     responses(
-        (status = 200, description = "The stream", content_type = "text/event-stream", body = String),
+        (status = 200, description = "The stream: one event per change of the view", content_type = "text/event-stream", body = crate::openapi::LiveEvent),
         (status = 404, description = "No such job", body = crate::openapi::ErrorBody),
     ))]
 #[get("/jobs/{job}/events")]

@@ -95,6 +95,17 @@ pub struct PreviewForm {
     pub original_height: Option<u32>,
 }
 
+/// One server-sent event of `GET /api/v1/jobs/{job}/events`.
+#[allow(dead_code)] // documentation of the event stream only
+#[derive(ToSchema)]
+pub struct LiveEvent {
+    /// `view` (the data is the job view's JSON) or `gone` (the job was deleted).
+    #[schema(pattern = "^(view|gone)$")]
+    pub event: String,
+    /// For `view`: the job view, as JSON text.
+    pub data: String,
+}
+
 /// A photo sent to work again, and its new attempt.
 #[derive(Serialize, ToSchema)]
 pub struct AttemptRef {
