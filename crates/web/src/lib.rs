@@ -127,8 +127,9 @@ pub struct AppState {
     pub live_views: Arc<live::LiveViews>,
     /// Cancelled when the server shuts down: long-lived responses end at once.
     pub closing: tokio_util::sync::CancellationToken,
-    /// Previews rendered at once (see `preview`).
+    /// Previews rendered at once, and previews rendering or waiting to (see `preview`).
     pub preview_slots: Arc<tokio::sync::Semaphore>,
+    pub preview_waiting: Arc<tokio::sync::Semaphore>,
     /// A private deployment's access keys (`--access-keys`); `None`: open to all.
     pub access_keys: Option<Arc<AccessKeys>>,
 }
@@ -170,6 +171,9 @@ impl AppState {
             closing: tokio_util::sync::CancellationToken::new(),
             access_keys: None,
             preview_slots: Arc::new(tokio::sync::Semaphore::new(preview::preview_slots())),
+            preview_waiting: Arc::new(tokio::sync::Semaphore::new(
+                preview::preview_slots() * (1 + preview::PREVIEW_WAITING_PER_SLOT),
+            )),
         }
     }
 }

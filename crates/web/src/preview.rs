@@ -4,9 +4,9 @@
 //! original so that crop boxes and regions (original pixels) land where they would.
 //!
 //! It runs in the web process, so it is bounded: photos of at most 16 MiB and 50 megapixels,
-//! one preview per two CPUs at once (more get 429; the slot is taken only once the photo
-//! has arrived, so slow senders hold none), the image kept under 4 megapixels between
-//! operations, and the usual per-client rate limit.
+//! one render per two CPUs at once; a preview whose photo has arrived (slow senders hold
+//! nothing) waits up to 3 s for its turn behind at most four others per slot, else 429; the
+//! image is kept under 4 megapixels between operations; the usual per-client rate limit.
 
 use crate::api::upload_body;
 use crate::upload::{judge, Judgement};
@@ -19,6 +19,12 @@ use darkroom_imaging::{apply_ops, decode_at_least, encode, fit_within, DecodeLim
 
 /// The long side of a preview.
 pub const PREVIEW_LONG_SIDE: u32 = 1024;
+
+/// How long a preview waits for a free slot before it is answered 429.
+const PREVIEW_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Previews that may wait for a slot at once, per slot.
+pub const PREVIEW_WAITING_PER_SLOT: usize = 4;
 
 /// The largest photo a preview takes.
 const MAX_PREVIEW_BYTES: u64 = 16 << 20;
@@ -196,15 +202,22 @@ pub async fn preview(
     multipart: Multipart,
 ) -> Result<HttpResponse, ApiError> {
     let read = read_request(&state, &request, multipart).await?;
-    // Taken once the photo is here: a slow sender holds no slot while it sends.
-    let permit = state.preview_slots.clone().try_acquire_owned().map_err(|_| {
+    // Once the photo is here (a slow sender holds nothing while it sends), the preview
+    // waits its turn for a moment — renders take tens of milliseconds — behind at most a
+    // few others (each holding its photo in memory); beyond that, or past the wait, 429.
+    let busy = || {
         metrics::counter!("darkroom_previews_total", "result" => "busy").increment(1);
         ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::RateLimited,
             "previews are busy on this server; try again in a moment",
         )
-    })?;
+    };
+    let _waiting = state.preview_waiting.clone().try_acquire_owned().map_err(|_| busy())?;
+    let permit = match tokio::time::timeout(PREVIEW_WAIT, state.preview_slots.clone().acquire_owned()).await {
+        Ok(Ok(permit)) => permit,
+        _ => return Err(busy()),
+    };
     let started = std::time::Instant::now();
     let state = state.into_inner();
     let rendered = tokio::task::spawn_blocking(move || {
