@@ -27,7 +27,7 @@ function label(photo) {
 function card(photo) {
   const thumb = output(photo, "thumb");
   const result = output(photo, "result");
-  const box = el("div", { class: "thumb" }, thumb ? el("img", { src: thumb.url, alt: photo.name, loading: "lazy" }) : el("span", { class: "placeholder" }, photo.state));
+  const box = el("div", { class: "thumb" }, thumb ? el("img", { loading: "lazy", decoding: "async", alt: photo.name, src: thumb.url }) : el("span", { class: "placeholder" }, photo.state));
   const node = el("article", { class: `card state-${photo.state} stage-${photo.stage || "none"}`, "data-photo-id": photo.id }, box,
     el("div", { class: "meta" }, el("span", { class: "name", title: photo.name }, photo.name), el("span", { class: `badge state-${photo.state}` }, label(photo))));
   if (photo.error) node.append(el("p", { class: "error" }, photo.error.message));
