@@ -1,6 +1,7 @@
 //! The JSON API, `/api/v1` (DESIGN.md "HTTP JSON API").
 
 use crate::jobs::{self, RecipeSource};
+use crate::openapi::{AcceptedPhotoRef, AttemptRef, CancelReply, IntakeReply, RetryReply, WebhookLogReply};
 use crate::owner::{owner_cookie, presented_token, require_owner};
 use crate::rate_limit::client_address;
 use crate::upload::{BodyReader, Intake};
@@ -38,20 +39,21 @@ async fn load_owned_job(
     Ok(job)
 }
 
-fn intake_body(job: &JobId, intake: &Intake) -> serde_json::Value {
-    json!({
-        "id": job,
-        "url": format!("/jobs/{job}"),
-        "photos": intake.accepted.iter().map(|p| json!({"id": p.id, "name": p.name})).collect::<Vec<_>>(),
-        "rejected": intake.rejected,
-    })
+fn intake_reply(job: &JobId, intake: &Intake, owner_token: Option<String>) -> IntakeReply {
+    IntakeReply {
+        id: job.clone(),
+        url: format!("/jobs/{job}"),
+        owner_token,
+        photos: intake.accepted.iter().map(|p| AcceptedPhotoRef { id: p.id.clone(), name: p.name.clone() }).collect(),
+        rejected: intake.rejected.clone(),
+    }
 }
 
 #[utoipa::path(post, path = "/api/v1/jobs", tag = "jobs", summary = "Create a job: photos and a recipe",
     description = "Each file is judged on its own bytes: one that is empty, not an accepted image, over the size limit or declaring too many pixels is listed under `rejected` and the others go on; a request with no acceptable photo is a 400.",
     request_body(content = crate::openapi::CreateJobForm, content_type = "multipart/form-data"),
     responses(
-        (status = 201, description = "Created; `owner_token` proves ownership", body = crate::openapi::IntakeReply),
+        (status = 201, description = "Created; `owner_token` proves ownership", body = IntakeReply),
         (status = 400, description = "No acceptable photo, an invalid recipe or callback_url", body = crate::openapi::ErrorBody),
         (status = 408, description = "The upload stopped arriving or took too long", body = crate::openapi::ErrorBody),
         (status = 413, description = "The request is larger than the server takes", body = crate::openapi::ErrorBody),
@@ -66,8 +68,7 @@ pub async fn create_job(
     let body = upload_body(&state, &request, multipart);
     let created = jobs::create(&state, body, RecipeSource::JsonPart).await?;
     let job = &created.manifest.id;
-    let mut body = intake_body(job, &created.intake);
-    body["owner_token"] = json!(created.token.as_str());
+    let body = intake_reply(job, &created.intake, Some(created.token.as_str().to_owned()));
     Ok(HttpResponse::Created()
         .cookie(owner_cookie(&request, job, &created.token, state.settings.secure_cookies))
         .insert_header(("Location", format!("/api/v1/jobs/{job}")))
@@ -197,7 +198,7 @@ impl Drop for ClaimGuard {
         ("Idempotency-Key" = Option<String>, Header, description = "Makes a retried batch add its photos once")),
     request_body(content = crate::openapi::AddPhotosForm, content_type = "multipart/form-data"),
     responses(
-        (status = 201, description = "Added", body = crate::openapi::IntakeReply),
+        (status = 201, description = "Added", body = IntakeReply),
         (status = 400, description = "No acceptable photo, or the job is full", body = crate::openapi::ErrorBody),
         (status = 404, description = "No such job, or not its owner", body = crate::openapi::ErrorBody),
         (status = 408, description = "The upload stopped arriving or took too long", body = crate::openapi::ErrorBody),
@@ -227,7 +228,8 @@ pub async fn add_photos(
     let mut claim = ClaimGuard { store: state.store.clone(), key: reply_key.clone() };
     match jobs::add_photos(&state, &job, body).await {
         Ok(intake) => {
-            let body = intake_body(&job.id, &intake);
+            // Kept as JSON: the replay of an Idempotency-Key answers with it as stored.
+            let body = serde_json::to_value(intake_reply(&job.id, &intake, None)).unwrap_or_default();
             if let Some(reply_key) = &reply_key {
                 put_json(state.store.as_ref(), reply_key, &BatchReply::Done { body: body.clone() }).await?;
             }
@@ -246,7 +248,7 @@ pub async fn add_photos(
 #[utoipa::path(post, path = "/api/v1/jobs/{job}/retry", tag = "jobs", summary = "Send the failed photos to work again (owner)",
     params(("job" = JobId, Path, description = "The job id"), ("X-Owner-Token" = Option<String>, Header, description = "The owner token (or the owner cookie of the browser that created the job)")),
     responses(
-        (status = 202, description = "The photos retried, each with its new attempt", body = crate::openapi::RetryReply),
+        (status = 202, description = "The photos retried, each with its new attempt", body = RetryReply),
         (status = 404, description = "No such job, or not its owner", body = crate::openapi::ErrorBody),
     ))]
 #[post("/jobs/{job}/retry")]
@@ -257,8 +259,8 @@ pub async fn retry_failed(
 ) -> Result<HttpResponse, ApiError> {
     let job = load_owned_job(&state, &request, &path).await?;
     let retried = jobs::retry_failed(&state, &job).await?;
-    let photos: Vec<_> = retried.iter().map(|(id, attempt)| json!({"id": id, "attempt": attempt})).collect();
-    Ok(HttpResponse::Accepted().json(json!({"retried": photos})))
+    let retried = retried.into_iter().map(|(id, attempt)| AttemptRef { id, attempt }).collect();
+    Ok(HttpResponse::Accepted().json(RetryReply { retried }))
 }
 
 /// The body of a reprocessing request.
@@ -273,7 +275,7 @@ pub struct ReprocessBody {
     params(("job" = JobId, Path, description = "The job id"), ("photo" = PhotoId, Path, description = "The photo id"), ("X-Owner-Token" = Option<String>, Header, description = "The owner token (or the owner cookie of the browser that created the job)")),
     request_body(content = ReprocessBody, content_type = "application/json"),
     responses(
-        (status = 202, description = "Sent to work as a new attempt", body = crate::openapi::AttemptRef),
+        (status = 202, description = "Sent to work as a new attempt", body = AttemptRef),
         (status = 400, description = "An invalid recipe or body", body = crate::openapi::ErrorBody),
         (status = 404, description = "No such job or photo, or not its owner", body = crate::openapi::ErrorBody),
         (status = 413, description = "The body is over 256 KiB", body = crate::openapi::ErrorBody),
@@ -291,14 +293,14 @@ pub async fn reprocess_photo(
     let recipe = Recipe::from_json(&body.recipe.to_string())
         .map_err(|e| ApiError::bad_request(ErrorCode::InvalidRecipe, e.to_string()))?;
     let attempt = jobs::reprocess(&state, &job, &photo, recipe).await?;
-    Ok(HttpResponse::Accepted().json(json!({"id": photo, "attempt": attempt})))
+    Ok(HttpResponse::Accepted().json(AttemptRef { id: photo, attempt }))
 }
 
 #[utoipa::path(post, path = "/api/v1/jobs/{job}/cancel", tag = "jobs", summary = "Cancel the photos still queued (owner)",
     description = "Queued photos become `cancelled` and workers skip them; photos done stay downloadable, photos in work finish.",
     params(("job" = JobId, Path, description = "The job id"), ("X-Owner-Token" = Option<String>, Header, description = "The owner token (or the owner cookie of the browser that created the job)")),
     responses(
-        (status = 200, description = "The photos cancelled now", body = crate::openapi::CancelReply),
+        (status = 200, description = "The photos cancelled now", body = CancelReply),
         (status = 404, description = "No such job, or not its owner", body = crate::openapi::ErrorBody),
     ))]
 #[post("/jobs/{job}/cancel")]
@@ -313,13 +315,13 @@ pub async fn cancel_job(
     if let Err(error) = state.jobs.schedule_webhook_if_finished(&job, None).await {
         tracing::warn!(job_id = %job.id, error.message = %error, "could not schedule the webhook of a cancelled job; the housekeeping pass will");
     }
-    Ok(HttpResponse::Ok().json(json!({"cancelled": cancelled})))
+    Ok(HttpResponse::Ok().json(CancelReply { cancelled }))
 }
 
 #[utoipa::path(get, path = "/api/v1/jobs/{job}/webhook", tag = "jobs", summary = "The job's webhook and its delivery log (owner)",
     params(("job" = JobId, Path, description = "The job id"), ("X-Owner-Token" = Option<String>, Header, description = "The owner token (or the owner cookie of the browser that created the job)")),
     responses(
-        (status = 200, description = "The callback URL and the last 50 delivery tries", body = crate::openapi::WebhookLogReply),
+        (status = 200, description = "The callback URL and the last 50 delivery tries", body = WebhookLogReply),
         (status = 404, description = "No such job, or not its owner", body = crate::openapi::ErrorBody),
     ))]
 #[get("/jobs/{job}/webhook")]
@@ -332,5 +334,5 @@ pub async fn webhook_log(
     let deliveries = darkroom_webhooks::delivery_log(state.store.as_ref(), &job.id).await?;
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
-        .json(json!({"callback_url": job.callback_url, "deliveries": deliveries})))
+        .json(WebhookLogReply { callback_url: job.callback_url, deliveries }))
 }

@@ -4,10 +4,12 @@
 //! Responses every route may give (429, 403, 500, 503) are added to each operation here,
 //! so the document says what the server really sends.
 
+use crate::upload::RejectedFile;
 use crate::{ApiError, AppState};
 use actix_web::http::StatusCode;
 use actix_web::{get, web, HttpResponse};
 use darkroom_core::{ErrorCode, JobId, PhotoError, PhotoId};
+use darkroom_webhooks::DeliveryRecord;
 use serde::Serialize;
 use std::sync::OnceLock;
 use utoipa::openapi::{RefOr, ResponseBuilder};
@@ -19,7 +21,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
 pub struct ErrorBody {
     pub error: PhotoError,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub rejected: Option<Vec<RejectedFileDoc>>,
+    pub rejected: Option<Vec<RejectedFile>>,
 }
 
 /// A photo taken into a job.
@@ -27,13 +29,6 @@ pub struct ErrorBody {
 pub struct AcceptedPhotoRef {
     pub id: PhotoId,
     pub name: String,
-}
-
-/// A file of an upload that was not taken, and why.
-#[derive(Serialize, ToSchema)]
-pub struct RejectedFileDoc {
-    pub name: String,
-    pub error: PhotoError,
 }
 
 /// The answer to an upload: the job, the photos taken and the files refused.
@@ -48,7 +43,7 @@ pub struct IntakeReply {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub owner_token: Option<String>,
     pub photos: Vec<AcceptedPhotoRef>,
-    pub rejected: Vec<RejectedFileDoc>,
+    pub rejected: Vec<RejectedFile>,
 }
 
 /// The multipart body of a new job. (Its `callback_url` pattern is stricter than what
@@ -124,26 +119,11 @@ pub struct CancelReply {
     pub cancelled: Vec<PhotoId>,
 }
 
-/// One try of a webhook delivery.
-#[allow(dead_code)] // documentation of darkroom_webhooks::DeliveryRecord
-#[derive(ToSchema)]
-pub struct DeliveryRecordDoc {
-    /// When it was tried (ms since the epoch).
-    pub at: u64,
-    /// The finish it reported (`X-Darkroom-Delivery` is `<job>-<delivery>`).
-    pub delivery: String,
-    pub attempt: u32,
-    pub status: Option<u16>,
-    pub error: Option<String>,
-    pub delivered: bool,
-    pub retry_in_seconds: Option<u64>,
-}
-
-#[allow(dead_code)] // documentation of the reply built in api::webhook_log
-#[derive(ToSchema)]
+/// A job's webhook and its delivery log.
+#[derive(Serialize, ToSchema)]
 pub struct WebhookLogReply {
     pub callback_url: Option<String>,
-    pub deliveries: Vec<DeliveryRecordDoc>,
+    pub deliveries: Vec<DeliveryRecord>,
 }
 
 /// Adds what every operation may answer besides its own responses.
@@ -208,7 +188,7 @@ The job id is a capability: whoever has it can view and download; changing a job
         openapi_json,
         api_reference,
     ),
-    components(schemas(ErrorCode, ErrorBody, DeliveryRecordDoc, WebhookLogReply)),
+    components(schemas(ErrorCode, ErrorBody, DeliveryRecord, WebhookLogReply)),
     modifiers(&CommonResponses),
     tags(
         (name = "jobs", description = "Create, follow, change and delete jobs"),

@@ -42,7 +42,8 @@ pub struct AcceptedPhoto {
     pub position: u32,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+/// A file of an upload that was not taken, and why.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct RejectedFile {
     pub name: String,
     pub error: PhotoError,

@@ -50,7 +50,7 @@ impl Default for WebhookSettings {
 }
 
 /// One delivery attempt, as logged on the job (`GET /api/v1/jobs/<id>/webhook`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DeliveryRecord {
     /// When it was tried (ms since the epoch).
     pub at: u64,
