@@ -29,17 +29,6 @@
   const listeners = [];
   const withId = (op) => Object.assign({ _id: nextId++ }, op);
 
-  function el(tag, attrs, ...children) {
-    const node = document.createElement(tag);
-    for (const [key, value] of Object.entries(attrs || {})) {
-      if (value === null || value === undefined || value === false) continue;
-      if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-      else node.setAttribute(key, value === true ? "" : value);
-    }
-    for (const child of children.flat()) if (child !== null && child !== undefined) node.append(child);
-    return node;
-  }
-
   // One labelled control bound to a parameter of an operation.
   function control(op, key, label, kind, options) {
     const id = `op${op._id}-${key}`;

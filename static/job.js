@@ -4,15 +4,6 @@
 
 const POLL_MS = 1500;
 
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === "class") node.className = v; else if (k.startsWith("data-")) node.setAttribute(k, v); else node[k] = v;
-  }
-  for (const child of children) node.append(child);
-  return node;
-}
-
 function output(photo, name) { return (photo.outputs || []).find((o) => o.name === name); }
 
 // Where a photo is, in words: as PhotoView::label says it on the server-rendered page.
@@ -60,15 +51,6 @@ function compare(photo) {
 function setSlider(percent) {
   document.getElementById("compare-position").value = String(percent);
   document.getElementById("compare-clip").style.clipPath = `inset(0 0 0 ${percent}%)`;
-}
-
-function ago(iso) {
-  const seconds = Math.max(0, (Date.now() - Date.parse(iso)) / 1000);
-  if (!Number.isFinite(seconds)) return iso;
-  if (seconds < 60) return "just now";
-  const [value, unit] = seconds < 3600 ? [seconds / 60, "minute"] : seconds < 86400 ? [seconds / 3600, "hour"] : [seconds / 86400, "day"];
-  const n = Math.floor(value);
-  return `${n} ${unit}${n === 1 ? "" : "s"} ago`;
 }
 
 const FILTERS = { all: () => true, done: (s) => s === "done", failed: (s) => s === "failed", waiting: (s) => s === "queued" || s === "processing" };

@@ -13,27 +13,9 @@ const PREVIEW_SIDE = 1024;
 const EXTENSIONS = ["jpg", "jpeg", "png", "webp", "gif", "tif", "tiff", "heic", "heif"];
 
 const $ = (id) => document.getElementById(id);
-function el(tag, attrs, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs || {})) {
-    if (value === null || value === undefined || value === false) continue;
-    if (key.startsWith("on")) node.addEventListener(key.slice(2), value); else node.setAttribute(key, value === true ? "" : value);
-  }
-  for (const child of children.flat()) if (child !== null && child !== undefined) node.append(child);
-  return node;
-}
 const mib = (bytes) => `${(bytes / 1048576).toFixed(1)} MiB`;
 // The server's display name (crates/web/src/names.rs): the last path part, no control characters.
 const displayName = (name) => (name.split(/[\\/]/).pop().replace(/[\u0000-\u001f\u007f]/g, "").slice(0, 200).trim().replace(/^\.+/, "").trim() || "photo");
-
-function ago(iso) {
-  const seconds = Math.max(0, (Date.now() - Date.parse(iso)) / 1000);
-  if (!Number.isFinite(seconds)) return "";
-  if (seconds < 60) return "just now";
-  const [value, unit] = seconds < 3600 ? [seconds / 60, "minute"] : seconds < 86400 ? [seconds / 3600, "hour"] : [seconds / 86400, "day"];
-  const n = Math.floor(value);
-  return `${n} ${unit}${n === 1 ? "" : "s"} ago`;
-}
 
 // ---- the selection -------------------------------------------------------------------
 

@@ -16,6 +16,11 @@ const ASSETS: &[Asset] = &[
         body: include_str!("../../../static/upload.js"),
     },
     Asset {
+        name: "common.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../../../static/common.js"),
+    },
+    Asset {
         name: "builder.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_str!("../../../static/builder.js"),
