@@ -163,7 +163,7 @@ pub fn webhook_deliveries_prefix(job: &JobId) -> String {
 /// One delivery attempt of the webhook for one finish of the job (`finish` names the
 /// photo states it reports; a retried job finishes again under another name).
 pub fn webhook_delivery(job: &JobId, finish: &str, millis: u64) -> String {
-    format!("jobs/{job}/webhooks/deliveries/{millis:013}-{finish}.json")
+    format!("{}{millis:013}-{finish}.json", webhook_deliveries_prefix(job))
 }
 
 /// Written once a finish of the job has been delivered (a 2xx answer), so a duplicate
@@ -180,7 +180,7 @@ pub fn webhook_scheduled_prefix(job: &JobId) -> String {
 /// Written once a finish of the job has been handed to the webhook queue, so that
 /// the other processes that see the same finish do not send it again.
 pub fn webhook_scheduled(job: &JobId, finish: &str) -> String {
-    format!("jobs/{job}/webhooks/scheduled/{finish}.json")
+    format!("{}{finish}.json", webhook_scheduled_prefix(job))
 }
 
 /// The `queued` event that starts an attempt after the first (a retry, a reprocessing).

@@ -152,6 +152,7 @@ impl AppState {
             settings.trust_forwarded_for,
         )
         .map(Arc::new);
+        let preview_slots = preview::preview_slots();
         let jobs =
             darkroom_jobs::Jobs::new(store.clone(), queues.clone(), settings.names.clone(), settings.stage_map.clone());
         Self {
@@ -170,9 +171,9 @@ impl AppState {
             live_views: Arc::default(),
             closing: tokio_util::sync::CancellationToken::new(),
             access_keys: None,
-            preview_slots: Arc::new(tokio::sync::Semaphore::new(preview::preview_slots())),
+            preview_slots: Arc::new(tokio::sync::Semaphore::new(preview_slots)),
             preview_waiting: Arc::new(tokio::sync::Semaphore::new(
-                preview::preview_slots() * (1 + preview::PREVIEW_WAITING_PER_SLOT),
+                preview_slots * (1 + preview::PREVIEW_WAITING_PER_SLOT),
             )),
         }
     }

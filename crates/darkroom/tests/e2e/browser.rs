@@ -22,14 +22,15 @@ fn browser_tools() -> Option<(String, std::path::PathBuf)> {
     None
 }
 
-#[test]
-fn a_person_uploads_ten_photos_watches_them_finish_and_downloads_them() {
-    let Some((chromium, scripts)) = browser_tools() else { return };
+/// Runs `tests/browser/<script>` against a fresh `serve`; its one line of JSON on stdout,
+/// and where its screenshots are (target/tmp/browser). `None` when the tools are missing.
+fn run_browser_script(script: &str) -> Option<(serde_json::Value, std::path::PathBuf)> {
+    let (chromium, scripts) = browser_tools()?;
     let app = TestApp::serve(&Backend::Local, &[]);
     let screenshots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser");
     std::fs::create_dir_all(&screenshots).unwrap();
     let output = std::process::Command::new("node")
-        .arg(scripts.join("upload.mjs"))
+        .arg(scripts.join(script))
         .arg(app.server.url())
         .arg(fixture_path(""))
         .arg(&screenshots)
@@ -38,7 +39,13 @@ fn a_person_uploads_ten_photos_watches_them_finish_and_downloads_them() {
         .expect("node runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "browser run failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
-    let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let summary = serde_json::from_str(stdout.trim()).unwrap();
+    Some((summary, screenshots))
+}
+
+#[test]
+fn a_person_uploads_ten_photos_watches_them_finish_and_downloads_them() {
+    let Some((summary, screenshots)) = run_browser_script("upload.mjs") else { return };
     assert_eq!(summary["done"], 10);
     assert_eq!(summary["archive_entries"], 10);
     eprintln!("browser run: {summary} (screenshots in {})", screenshots.display());
@@ -49,21 +56,7 @@ fn a_person_uploads_ten_photos_watches_them_finish_and_downloads_them() {
 /// (in target/tmp/browser).
 #[test]
 fn a_person_builds_a_recipe_previews_it_uploads_twenty_photos_and_finds_the_job_again() {
-    let Some((chromium, scripts)) = browser_tools() else { return };
-    let app = TestApp::serve(&Backend::Local, &[]);
-    let screenshots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser");
-    std::fs::create_dir_all(&screenshots).unwrap();
-    let output = std::process::Command::new("node")
-        .arg(scripts.join("studio.mjs"))
-        .arg(app.server.url())
-        .arg(fixture_path(""))
-        .arg(&screenshots)
-        .env("CHROMIUM", chromium)
-        .output()
-        .expect("node runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "browser run failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
-    let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let Some((summary, screenshots)) = run_browser_script("studio.mjs") else { return };
     assert_eq!(summary["done"], 19);
     assert_eq!(summary["entries"], 19);
     assert_eq!(summary["rejected"], 1);
@@ -71,5 +64,5 @@ fn a_person_builds_a_recipe_previews_it_uploads_twenty_photos_and_finds_the_job_
     for name in ["upload-desktop", "upload-phone", "job-desktop", "job-phone", "compare-desktop"] {
         assert!(screenshots.join(format!("{name}.png")).exists(), "{name} screenshot");
     }
-    eprintln!("studio: {stdout}");
+    eprintln!("studio: {summary}");
 }
