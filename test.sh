@@ -18,6 +18,10 @@
 # DARKROOM_SKIP_HEIC=1 builds without HEIC decoding (feature `heic`: cmake, libde265-dev).
 # DARKROOM_SKIP_SCHEMATHESIS=1 skips holding the API to its OpenAPI document with schemathesis
 #   (PyPI, installed once into a cached virtualenv by tests/api/schemathesis.sh).
+# DARKROOM_SKIP_DOCKER=1 skips the compose tier: docker-compose.yml and deploy/Dockerfile run for
+#   real (tests/compose/: Docker installed and started when run as root on Debian, stand-ins for
+#   the registry's images built locally). DARKROOM_REQUIRE_DOCKER=1 (CI) fails when Docker
+#   cannot run instead of skipping the tier.
 set -euo pipefail
 cd "$(dirname "$0")"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
@@ -40,6 +44,10 @@ if [ "${DARKROOM_SKIP_HEIC:-0}" != 1 ]; then
     echo "no cmake/pkg-config/libde265-dev: testing without HEIC decoding (feature heic)" >&2
   fi
 fi
+
+# Lints first: a formatting slip or a clippy warning fails in a minute, not after the suite.
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked --features "$features" -- -D warnings
 
 started_localstack=0
 cleanup() {
@@ -87,6 +95,23 @@ fi
 # installed once from crates.io). FUZZ_SECONDS=3600 fuzz/run.sh runs longer.
 if [ "${DARKROOM_SKIP_FUZZ:-0}" != 1 ] && [ $# = 0 ]; then
   fuzz/run.sh
+fi
+
+# The compose tier: docker-compose.yml against LocalStack, run for real in containers.
+if [ "${DARKROOM_SKIP_DOCKER:-0}" != 1 ] && [ $# = 0 ]; then
+  if tests/compose/docker.sh start && tests/compose/standins.sh; then
+    # The stack publishes LocalStack on 4566: the host's LocalStack makes way.
+    if [ "$started_localstack" = 1 ]; then
+      deploy/localstack/localstack.sh stop || true
+      started_localstack=0
+    fi
+    DARKROOM_TEST_COMPOSE=1 cargo test --locked --features "$features" -p darkroom --test compose -- --test-threads 1
+  elif [ "${DARKROOM_REQUIRE_DOCKER:-0}" = 1 ]; then
+    echo "DARKROOM_REQUIRE_DOCKER=1 but Docker could not run here (see above)" >&2
+    exit 1
+  else
+    echo "Docker could not run here: the compose tier is skipped" >&2
+  fi
 fi
 
 # The imaging tests once more with libjpeg-turbo decoding (feature `turbojpeg`, as the

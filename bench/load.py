@@ -2,6 +2,7 @@
 """Load benchmark: N photos through a running darkroom, with 1 and 2 worker processes.
 
 usage: bench/load.py [--photos N] [--backend local|localstack] [--darkroom BIN] CORPUS_DIR
+       bench/load.py --base-url URL [--label NAME] [--photos N] CORPUS_DIR   (a running darkroom)
 
 For each worker count (1, then 2), starts `darkroom web`, `darkroom status` and that many
 `darkroom worker --concurrency 1` processes on a fresh data directory (or a fresh bucket and
@@ -16,6 +17,12 @@ end. Reported per run:
 the job view's latency once the job is done (p50/p95 of GETs spaced past the web tier's
 refresh window, so each reads the store); and the baseline: `darkroom process` on the same photos and recipe, one process per worker
 (each given its share), wall time. The scaling ratio is 2 workers' photos/s over 1 worker's.
+
+With --fairness, it measures fair sharing instead: one worker with one slot, a big job of
+N photos uploaded by one client, and while it runs a job of one photo from another client
+every --every seconds (each from an address of its own, passed as X-Forwarded-For to a web
+tier that trusts it). Reported: the one-photo jobs' upload->done p50/p95/max, and the big
+job's photos/s. Run it with --darkroom pointing at two builds to compare them.
 Needs only Python's standard library; build darkroom first (`cargo build --release
 --features aws` for LocalStack).
 """
@@ -65,42 +72,113 @@ def percentile(values, p):
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
 
 
-def run_service(darkroom, photos, workers, backend, tmp):
+def measure(base, photos):
+    """Uploads the photos to one job at a running web tier and follows it to the end."""
+    uploaded = {}
+    started = time.time()
+    job, token = None, None
+    for at in range(0, len(photos), BATCH):
+        batch = [("photos", "p%05d.jpg" % (at + i), data) for i, data in enumerate(photos[at:at + BATCH])]
+        sent = time.time()
+        if job is None:
+            content_type, body = multipart([("recipe", json.dumps(RECIPE))], batch)
+            reply = request("POST", base + "/api/v1/jobs", body, {"Content-Type": content_type})
+            job, token = reply["id"], reply["owner_token"]
+        else:
+            content_type, body = multipart([], batch)
+            reply = request("POST", "%s/api/v1/jobs/%s/photos" % (base, job), body,
+                            {"Content-Type": content_type, "X-Owner-Token": token})
+        for photo in reply["photos"]:
+            uploaded[photo["id"]] = sent
+    while True:
+        view = request("GET", "%s/api/v1/jobs/%s" % (base, job))
+        if view["state"] not in ("queued", "processing"):
+            break
+        time.sleep(0.2)
+    done = [p for p in view["photos"] if p["state"] == "done"]
+    if len(done) != len(photos):
+        sys.exit("only %d of %d photos done: %s" % (len(done), len(photos), view["counts"]))
+    finished = max(p["updated_at"] for p in done) / 1000
+    latencies = [p["updated_at"] / 1000 - uploaded[p["id"]] for p in done]
+    # The job view's latency, each request after the web tier's 0.5 s refresh window so
+    # that every one reads the store (a change-log listing), as a page polling it does.
+    views = []
+    for _ in range(VIEW_SAMPLES):
+        time.sleep(0.6)
+        sent = time.perf_counter()
+        request("GET", "%s/api/v1/jobs/%s" % (base, job))
+        views.append(time.perf_counter() - sent)
+    return {"photos_per_s": len(photos) / (finished - started),
+            "p50": percentile(latencies, 50), "p95": percentile(latencies, 95), "p99": percentile(latencies, 99),
+            "view_p50_ms": 1000 * percentile(views, 50), "view_p95_ms": 1000 * percentile(views, 95)}
+
+
+def start_stack(darkroom, backend, tmp, name, web_args, workers):
+    """Starts web, status and `workers` one-slot workers on a fresh data directory (or a
+    fresh bucket and queue prefix on LocalStack); returns (base URL, processes, data dir)."""
     data = tempfile.mkdtemp(dir=tmp)
     env = dict(os.environ, DARKROOM_LOG="warn", RAYON_NUM_THREADS="1")
     common = ["--data-dir", data]
     if backend == "localstack":
-        tag = "load%08x" % random.getrandbits(32)
+        tag = "%s%08x" % (name[:4], random.getrandbits(32))
         env.update(AWS_ENDPOINT_URL=os.environ.get("AWS_ENDPOINT_URL", "http://127.0.0.1:4566"),
                    AWS_REGION="us-east-1", AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test")
         common = ["--backend", "aws", "--bucket", tag, "--queue-prefix", tag]
         subprocess.run([darkroom, "setup"] + common, env=env, check=True, stdout=subprocess.DEVNULL)
-    log = open(os.path.join(tmp, "darkroom-%d-workers.log" % workers), "w")
-    processes = [start(darkroom, ["web", "--listen", "127.0.0.1:0", "--max-photos", str(len(photos) + 10)] + common, env, log)]
+    log = open(os.path.join(tmp, "darkroom-%s.log" % name), "w")
+    processes = [start(darkroom, ["web", "--listen", "127.0.0.1:0"] + web_args + common, env, log)]
     base = listening_url(processes[0])
     processes.append(start(darkroom, ["status"] + common, env, log))
     for _ in range(workers):
         processes.append(start(darkroom, ["worker", "--concurrency", "1", "--metrics-listen", "127.0.0.1:0"] + common, env, log))
+    time.sleep(1.0)  # let the workers open their queues (not part of the measurement)
+    return base, processes, data
+
+
+def stop_stack(processes, data):
+    for process in processes:
+        process.send_signal(signal.SIGTERM)
+    for process in processes:
+        process.wait(timeout=30)
+    shutil.rmtree(data, ignore_errors=True)
+
+
+def run_service(darkroom, photos, workers, backend, tmp):
+    base, processes, data = start_stack(darkroom, backend, tmp, "%d-workers" % workers,
+                                        ["--max-photos", str(len(photos) + 10)], workers)
     try:
-        time.sleep(1.0)  # let the workers open their queues (not part of the measurement)
-        uploaded = {}
+        return measure(base, photos)
+    finally:
+        stop_stack(processes, data)
+
+
+def run_fairness(darkroom, photos, small_photo, backend, every, tmp):
+    base, processes, data = start_stack(darkroom, backend, tmp, "fairness",
+                                        ["--trust-forwarded-for", "--rate-limit", "0", "--max-photos", str(len(photos) + 10)], 1)
+
+    def create(client, files):
+        content_type, body = multipart([("recipe", json.dumps(RECIPE))], files)
+        return request("POST", base + "/api/v1/jobs", body, {"Content-Type": content_type, "X-Forwarded-For": client})
+
+    try:
         started = time.time()
-        job, token = None, None
-        for at in range(0, len(photos), BATCH):
+        reply = create("10.0.0.1", [("photos", "p00000.jpg", photos[0])])
+        big, token = reply["id"], reply["owner_token"]
+        for at in range(1, len(photos), BATCH):
             batch = [("photos", "p%05d.jpg" % (at + i), data) for i, data in enumerate(photos[at:at + BATCH])]
-            sent = time.time()
-            if job is None:
-                content_type, body = multipart([("recipe", json.dumps(RECIPE))], batch)
-                reply = request("POST", base + "/api/v1/jobs", body, {"Content-Type": content_type})
-                job, token = reply["id"], reply["owner_token"]
-            else:
-                content_type, body = multipart([], batch)
-                reply = request("POST", "%s/api/v1/jobs/%s/photos" % (base, job), body,
-                                {"Content-Type": content_type, "X-Owner-Token": token})
-            for photo in reply["photos"]:
-                uploaded[photo["id"]] = sent
+            content_type, body = multipart([], batch)
+            request("POST", "%s/api/v1/jobs/%s/photos" % (base, big), body,
+                    {"Content-Type": content_type, "X-Owner-Token": token})
+        small = []  # (job id, sent)
+        next_small = time.time()
         while True:
-            view = request("GET", "%s/api/v1/jobs/%s" % (base, job))
+            if time.time() >= next_small:
+                sent = time.time()
+                reply = create("10.1.%d.%d" % (len(small) // 250, len(small) % 250 + 1),
+                               [("photos", "small.jpg", small_photo)])
+                small.append((reply["id"], sent))
+                next_small = sent + every
+            view = request("GET", "%s/api/v1/jobs/%s" % (base, big))
             if view["state"] not in ("queued", "processing"):
                 break
             time.sleep(0.2)
@@ -108,24 +186,18 @@ def run_service(darkroom, photos, workers, backend, tmp):
         if len(done) != len(photos):
             sys.exit("only %d of %d photos done: %s" % (len(done), len(photos), view["counts"]))
         finished = max(p["updated_at"] for p in done) / 1000
-        latencies = [p["updated_at"] / 1000 - uploaded[p["id"]] for p in done]
-        # The job view's latency, each request after the web tier's 0.5 s refresh window so
-        # that every one reads the store (a change-log listing), as a page polling it does.
-        views = []
-        for _ in range(VIEW_SAMPLES):
-            time.sleep(0.6)
-            sent = time.perf_counter()
-            request("GET", "%s/api/v1/jobs/%s" % (base, job))
-            views.append(time.perf_counter() - sent)
-        return {"photos_per_s": len(photos) / (finished - started),
-                "p50": percentile(latencies, 50), "p95": percentile(latencies, 95), "p99": percentile(latencies, 99),
-                "view_p50_ms": 1000 * percentile(views, 50), "view_p95_ms": 1000 * percentile(views, 95)}
+        latencies = []
+        for job, sent in small:
+            while True:
+                view = request("GET", "%s/api/v1/jobs/%s" % (base, job))
+                if view["state"] not in ("queued", "processing"):
+                    break
+                time.sleep(0.2)
+            latencies.append(view["photos"][0]["updated_at"] / 1000 - sent)
+        return {"small_jobs": len(latencies), "p50": percentile(latencies, 50), "p95": percentile(latencies, 95),
+                "max": max(latencies), "big_photos_per_s": len(photos) / (finished - started)}
     finally:
-        for process in processes:
-            process.send_signal(signal.SIGTERM)
-        for process in processes:
-            process.wait(timeout=30)
-        shutil.rmtree(data, ignore_errors=True)
+        stop_stack(processes, data)
 
 
 def run_process(darkroom, photos, parallel, tmp):
@@ -154,12 +226,32 @@ def main():
     parser.add_argument("--photos", type=int, default=500)
     parser.add_argument("--backend", choices=["local", "localstack"], default="local")
     parser.add_argument("--darkroom", default=os.path.join(os.path.dirname(__file__), "..", "target", "release", "darkroom"))
+    parser.add_argument("--fairness", action="store_true", help="measure one-photo jobs beside a big job instead")
+    parser.add_argument("--base-url", help="measure a darkroom already running there (e.g. the compose stack) instead")
+    parser.add_argument("--label", default="running service", help="the row's name with --base-url")
+    parser.add_argument("--every", type=float, default=3.0, help="seconds between one-photo jobs (--fairness)")
     args = parser.parse_args()
     corpus = [open(f, "rb").read() for f in sorted(glob.glob(os.path.join(args.corpus, "*.jpg")))]
     if not corpus:
         sys.exit("no .jpg in " + args.corpus)
     photos = [corpus[i % len(corpus)] for i in range(args.photos)]
     tmp = tempfile.mkdtemp(prefix="darkroom-load-")
+    if args.base_url:
+        result = measure(args.base_url.rstrip("/"), photos)
+        print("| %s | %d | %.2f | %.2f | %.2f |" % (args.label, len(photos), result["photos_per_s"], result["p50"],
+                                                 result["p95"]), flush=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
+    if args.fairness:
+        result = run_fairness(args.darkroom, photos, corpus[-1], args.backend, args.every, tmp)
+        print("# fair sharing: a %d-photo job, one worker slot, a one-photo job every %.0f s; backend %s; recipe %s" % (
+            len(photos), args.every, args.backend, json.dumps(RECIPE)))
+        print("\n| build | one-photo jobs | upload→done p50 s | p95 s | max s | big job photos/s |")
+        print("|---|---|---|---|---|---|")
+        print("| %s | %d | %.2f | %.2f | %.2f | %.2f |" % (args.darkroom, result["small_jobs"], result["p50"], result["p95"],
+                                                      result["max"], result["big_photos_per_s"]))
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
     print("# darkroom load benchmark: %d photos (%d distinct), backend %s, %d cores, recipe %s" % (
         len(photos), len(corpus), args.backend, os.cpu_count(), json.dumps(RECIPE)))
     print("\n| setup | photos/s | upload→done p50 s | p95 s | p99 s | view of the job p50 / p95 ms | `darkroom process` photos/s | service ÷ process |")

@@ -2,6 +2,8 @@
 // or the ↑ ↓ buttons and Alt+↑/↓ on a focused card), removed, any of them more than once,
 // each with its parameters; presets; the last recipe remembered in this browser. It
 // replaces the plain form's fixed fieldsets (kept for browsers without JavaScript).
+// Every change can be undone and redone (the buttons, Ctrl+Z and Ctrl+Shift+Z or Ctrl+Y);
+// a preset is a button that replaces the recipe and offers to undo that at once.
 // window.darkroomBuilder exposes recipe() and onChange(callback) to upload.js.
 "use strict";
 
@@ -25,6 +27,9 @@
   const ASPECTS = [["1:1", "1:1 square"], ["4:3", "4:3"], ["3:2", "3:2"], ["16:9", "16:9"], ["3:4", "3:4 portrait"], ["2:3", "2:3 portrait"], ["9:16", "9:16 portrait"]];
 
   let state = { ops: [], format: "jpeg", quality: 85 };
+  // The upload page remembers the last recipe for next time; the job page's builder (for
+  // reprocessing one photo) does not.
+  let rememberRecipe = true;
   let nextId = 1;
   const listeners = [];
   const withId = (op) => Object.assign({ _id: nextId++ }, op);
@@ -54,7 +59,10 @@
       input.addEventListener("change", () => set(input.checked || null));
     } else if (kind === "range") {
       input = el("input", { id, type: "range", min: options.min, max: options.max, step: options.step, value: current ?? options.value ?? 0 });
-      input.addEventListener("input", () => set(Number(input.value) || (options.keepZero ? 0 : null)));
+      // The value beside the slider, as a number.
+      const shown = el("output", { for: id }, String(input.value));
+      input.addEventListener("input", () => { shown.textContent = input.value; set(Number(input.value) || (options.keepZero ? 0 : null)); });
+      return el("label", { for: id, class: "param" }, el("span", {}, label), el("span", { class: "range-with-value" }, input, shown));
     } else if (kind === "number") {
       input = el("input", { id, type: "number", min: options.min, max: options.max, step: options.step || 1, value: current ?? "" });
       input.addEventListener("input", () => set(input.value === "" ? null : Number(input.value)));
@@ -91,15 +99,35 @@
       case "thumbnail":
         return [control(op, "size", "Long side (px)", "number", { min: 1, max: 4096 })];
       case "crop": {
-        const byBox = op.x !== undefined || op.cropBy === "box";
-        const mode = { _id: op._id, cropBy: byBox ? "box" : "aspect" };
-        const chooser = control(mode, "cropBy", "Crop by", "select", [["aspect", "aspect ratio"], ["box", "a box (original pixels)"]]);
+        // A box is kept relative to each photo (the same part of every photo of the batch);
+        // a box in pixels, from the API or an older recipe, is still shown and kept.
+        const kind = op.relative ? "relative" : op.x !== undefined ? "pixels" : op.cropBy === "relative" ? "relative" : "aspect";
+        const mode = { _id: op._id, cropBy: kind };
+        const kinds = [["aspect", "aspect ratio"], ["relative", "a box (the same part of every photo)"]];
+        if (kind === "pixels") kinds.push(["pixels", "a box in pixels"]);
+        const chooser = control(mode, "cropBy", "Crop by", "select", kinds);
         chooser.querySelector("select").addEventListener("change", (e) => {
-          if (e.target.value === "box") { delete op.aspect; delete op.smart; Object.assign(op, { x: 0, y: 0, width: 1000, height: 750 }); }
-          else { for (const k of ["x", "y", "width", "height"]) delete op[k]; Object.assign(op, { aspect: "4:3", smart: true }); }
+          for (const k of ["x", "y", "width", "height", "aspect", "smart", "relative"]) delete op[k];
+          if (e.target.value === "relative") op.relative = { x: 0.1, y: 0.1, width: 0.8, height: 0.8 };
+          else Object.assign(op, { aspect: "4:3", smart: true });
           changed(true);
         });
-        if (byBox) return [chooser, ...["x", "y", "width", "height"].map((k) => control(op, k, k, "number", { min: k === "x" || k === "y" ? 0 : 1, max: 30000 })), el("p", { class: "hint" }, "Or draw the box on the preview's “before” photo.")];
+        if (kind === "pixels") return [chooser, ...["x", "y", "width", "height"].map((k) => control(op, k, k, "number", { min: k === "x" || k === "y" ? 0 : 1, max: 30000 }))];
+        if (kind === "relative") {
+          const percent = (key, label) => {
+            const holder = { _id: `${op._id}-relative-${key}`, [key]: op.relative ? Math.round(op.relative[key] * 1000) / 10 : undefined };
+            const wrapper = control(holder, key, label, "number", { min: 0, max: 100, step: 0.1 });
+            wrapper.querySelector("input").addEventListener("input", (e) => {
+              const value = Number(e.target.value);
+              if (e.target.value === "" || Number.isNaN(value)) return;
+              op.relative = Object.assign({}, op.relative, { [key]: Math.min(1, Math.max(0, value / 100)) });
+              changed(false);
+            });
+            return wrapper;
+          };
+          return [chooser, percent("x", "Left (% of width)"), percent("y", "Top (% of height)"), percent("width", "Width (%)"), percent("height", "Height (%)"),
+            el("p", { class: "hint" }, "Or draw the box on the preview's “before” photo; drag inside it to move it.")];
+        }
         return [chooser, control(op, "aspect", "Aspect ratio", "select", ASPECTS), control(op, "smart", "Centre on faces", "checkbox")];
       }
       case "recolor": {
@@ -178,7 +206,11 @@
 
   function render() {
     const list = document.getElementById("recipe-ops");
+    // Keyboard focus stays on the step it was on, across the rebuild.
+    const focused = document.activeElement && document.activeElement.closest && document.activeElement.closest("#recipe-ops li");
+    const focusedId = focused ? focused.getAttribute("data-op-id") : null;
     list.replaceChildren(...state.ops.map(card));
+    if (focusedId) { const again = list.querySelector(`li[data-op-id="${focusedId}"]`); if (again) again.focus(); }
     document.getElementById("recipe-empty").hidden = state.ops.length > 0;
     document.getElementById("recipe-format").value = state.format;
     document.getElementById("recipe-quality").value = state.quality;
@@ -194,18 +226,60 @@
     return { ops, format: state.format, quality: Math.round(Number(state.quality) || 85) };
   }
 
-  function changed(rerender) {
+  // Undo and redo: snapshots of the recipe (with its ids), the newest last. Typing in one
+  // field makes one snapshot a second, not one per keystroke.
+  const history = { past: [], future: [], last: null, at: 0 };
+  const snapshot = () => JSON.stringify(state);
+  function remember() {
+    const now = Date.now();
+    const current = snapshot();
+    if (history.last === null) { history.last = current; return; }
+    if (current === history.last) return;
+    if (now - history.at > 1000 || !history.past.length) history.past.push(history.last);
+    history.past = history.past.slice(-100);
+    history.future = [];
+    history.last = current;
+    history.at = now;
+    showHistory();
+  }
+  function travel(from, to) {
+    if (!from.length) return;
+    to.push(snapshot());
+    state = JSON.parse(from.pop());
+    nextId = Math.max(nextId, ...state.ops.map((op) => op._id + 1));
+    history.last = snapshot();
+    history.at = 0;
+    changed(true, true);
+    showHistory();
+  }
+  const undo = () => travel(history.past, history.future);
+  const redo = () => travel(history.future, history.past);
+  function showHistory() {
+    const undoButton = document.getElementById("recipe-undo");
+    const redoButton = document.getElementById("recipe-redo");
+    if (undoButton) undoButton.disabled = !history.past.length;
+    if (redoButton) redoButton.disabled = !history.future.length;
+  }
+
+  function changed(rerender, travelling) {
+    // A preset shows as chosen until the recipe is changed.
+    for (const pressed of document.querySelectorAll("#recipe-presets button[aria-pressed=true]")) pressed.setAttribute("aria-pressed", "false");
     if (rerender) render();
-    // Remembered without boxes and regions: they were drawn on one photo, not the next ones.
+    if (!travelling) remember();
+    // Remembered without pixel boxes and regions: they were drawn on one photo, not the next
+    // ones (a relative crop box is meant for every photo, and is kept).
     const remembered = recipe();
     remembered.ops = remembered.ops
       .filter((op) => !(op.op === "crop" && op.x !== undefined))
       .map((op) => { const copy = Object.assign({}, op); delete copy.regions; return copy; });
-    try { localStorage.setItem(STORAGE_KEY, JSON.stringify(remembered)); } catch (_) { /* private mode */ }
+    if (rememberRecipe) {
+      try { localStorage.setItem(STORAGE_KEY, JSON.stringify(remembered)); } catch (_) { /* private mode */ }
+    }
     for (const listener of listeners) listener(recipe());
   }
 
   function load(saved) {
+    history.at = 0; // a whole new recipe is a step of its own
     state = { ops: (saved.ops || []).filter((op) => DEFAULTS[op.op]).map(withId), format: saved.format || "jpeg", quality: saved.quality || 85 };
     changed(true);
   }
@@ -214,24 +288,48 @@
     const root = document.getElementById("builder");
     if (!root) return;
     root.hidden = false;
+    rememberRecipe = root.dataset.remember !== "false";
     const plain = document.getElementById("plain-ops");
     if (plain) { plain.hidden = true; plain.querySelectorAll("input, select").forEach((input) => { input.disabled = true; }); }
     const palette = document.getElementById("recipe-palette");
     for (const [op, title] of Object.entries(TITLES)) {
       palette.append(el("button", { type: "button", class: "button add-op", "data-add": op, onclick: () => { state.ops.push(withId(DEFAULTS[op]())); changed(true); } }, `+ ${title}`));
     }
-    const presets = document.getElementById("recipe-preset");
-    for (const [key, preset] of Object.entries(PRESETS)) presets.append(el("option", { value: key }, preset.label));
-    presets.addEventListener("change", () => { if (PRESETS[presets.value]) load(JSON.parse(JSON.stringify(PRESETS[presets.value].recipe))); presets.value = ""; });
+    // Presets are buttons (a menu applied them on a mere arrow key); each says it replaced
+    // the recipe, with Undo beside it.
+    const presets = document.getElementById("recipe-presets");
+    const said = document.getElementById("recipe-preset-said");
+    for (const [key, preset] of Object.entries(PRESETS)) {
+      presets.append(el("button", { type: "button", class: "button small", "data-preset": key, onclick: () => {
+        load(JSON.parse(JSON.stringify(preset.recipe)));
+        for (const other of presets.querySelectorAll("button")) other.setAttribute("aria-pressed", String(other.dataset.preset === key));
+        said.replaceChildren(`Recipe replaced by “${preset.label}”. `, el("button", { type: "button", class: "link", onclick: () => { undo(); said.replaceChildren(); } }, "Undo"));
+      } }, preset.label));
+    }
+    document.getElementById("recipe-undo").addEventListener("click", undo);
+    document.getElementById("recipe-redo").addEventListener("click", redo);
+    // On the whole page (a rebuilt step may have taken the focus with it), while the
+    // builder is shown.
+    document.addEventListener("keydown", (event) => {
+      if (!(event.ctrlKey || event.metaKey) || event.altKey || !root.offsetParent) return;
+      const key = event.key.toLowerCase();
+      // Inside a text field the browser's own undo of the typing comes first.
+      if (event.target.matches("input[type=text], input[type=number], textarea")) return;
+      if (key === "z" && !event.shiftKey) { event.preventDefault(); undo(); }
+      else if ((key === "z" && event.shiftKey) || key === "y") { event.preventDefault(); redo(); }
+    });
     document.getElementById("recipe-format").addEventListener("change", (e) => { state.format = e.target.value; changed(false); });
     document.getElementById("recipe-quality").addEventListener("input", (e) => { state.quality = Number(e.target.value); changed(false); });
     let saved = null;
-    try { saved = JSON.parse(localStorage.getItem(STORAGE_KEY) || "null"); } catch (_) { saved = null; }
+    try { saved = rememberRecipe ? JSON.parse(localStorage.getItem(STORAGE_KEY) || "null") : null; } catch (_) { saved = null; }
     load(saved && Array.isArray(saved.ops) && saved.ops.length ? saved : PRESETS.web.recipe);
+    showHistory();
   }
 
   window.darkroomBuilder = {
     recipe,
+    // Starts from a given recipe (the job page: the photo's own), as a step that can be undone.
+    load: (recipe) => load(JSON.parse(JSON.stringify(recipe))),
     onChange: (callback) => listeners.push(callback),
     // A region drawn on the preview (original pixels) for red-eye or teeth whitening: added
     // to the first such operation, which is created if there is none.
@@ -241,12 +339,13 @@
       op.regions = [...(op.regions || []), box].slice(-64);
       changed(true);
     },
-    // A crop box drawn on the preview (original pixels): the first crop by box, or a new one.
-    setCropBox: (box) => {
-      let op = state.ops.find((o) => o.op === "crop" && o.x !== undefined);
+    // A crop box drawn on the preview, as fractions of the photo: it replaces the recipe's
+    // first crop (whatever its kind), or comes first.
+    setCropBox: (relative) => {
+      let op = state.ops.find((o) => o.op === "crop");
       if (!op) { op = withId({ op: "crop" }); state.ops.unshift(op); }
-      delete op.aspect; delete op.smart;
-      Object.assign(op, box);
+      for (const key of ["aspect", "smart", "x", "y", "width", "height", "cropBy"]) delete op[key];
+      op.relative = relative;
       changed(true);
     },
   };

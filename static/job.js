@@ -18,7 +18,10 @@ function label(photo) {
 function card(photo) {
   const thumb = output(photo, "thumb");
   const result = output(photo, "result");
-  const box = el("div", { class: "thumb" }, thumb ? el("img", { loading: "lazy", decoding: "async", alt: photo.name, src: thumb.url }) : el("span", { class: "placeholder" }, photo.state));
+  // A done photo's thumbnail is a button that opens the compare viewer (keyboard too).
+  const box = thumb && result
+    ? el("button", { type: "button", class: "thumb", "aria-label": `Compare ${photo.name} before and after` }, el("img", { loading: "lazy", decoding: "async", alt: "", draggable: "false", src: thumb.url }))
+    : el("div", { class: "thumb" }, el("span", { class: "placeholder" }, label(photo)));
   const node = el("article", { class: `card state-${photo.state} stage-${photo.stage || "none"}`, "data-photo-id": photo.id }, box,
     el("div", { class: "meta" }, el("span", { class: "name", title: photo.name }, photo.name), el("span", { class: `badge state-${photo.state}` }, label(photo))));
   if (photo.error) node.append(el("p", { class: "error" }, photo.error.message));
@@ -28,29 +31,32 @@ function card(photo) {
   return node;
 }
 
-let comparing = null;
 function compare(photo) {
-  comparing = photo;
-  const dialog = document.getElementById("compare");
-  const preview = output(photo, "preview");
-  const result = output(photo, "result");
-  document.getElementById("compare-name").textContent = photo.name;
-  document.getElementById("compare-before").src = preview ? preview.url : photo.original_url;
-  document.getElementById("compare-after").src = result.url;
-  document.getElementById("compare-download").href = result.url + "?download=1";
   const reprocess = document.getElementById("reprocess");
   if (reprocess) {
     reprocess.hidden = true;
-    document.getElementById("reprocess-recipe").value = JSON.stringify(latestView.recipe, null, 1);
     document.getElementById("reprocess-status").textContent = "";
   }
-  setSlider(50);
-  dialog.showModal();
+  Compare.open(photo);
 }
 
-function setSlider(percent) {
-  document.getElementById("compare-position").value = String(percent);
-  document.getElementById("compare-clip").style.clipPath = `inset(0 0 0 ${percent}%)`;
+// Reprocessing starts from the job's recipe, in the same builder as the upload page.
+function openReprocess() {
+  const recipe = latestView.recipe;
+  if (window.darkroomBuilder) window.darkroomBuilder.load(recipe);
+  const json = document.getElementById("reprocess-recipe");
+  json.value = JSON.stringify(recipe, null, 1);
+  json.dataset.original = json.value;
+  document.getElementById("reprocess").hidden = false;
+  const first = document.querySelector("#reprocess #recipe-palette button") || json;
+  first.focus();
+}
+
+// The recipe to send: the JSON, if it was edited, else the builder's.
+function reprocessRecipe() {
+  const json = document.getElementById("reprocess-recipe");
+  if (json.value !== json.dataset.original || !window.darkroomBuilder) return JSON.parse(json.value);
+  return window.darkroomBuilder.recipe();
 }
 
 const FILTERS = { all: () => true, done: (s) => s === "done", failed: (s) => s === "failed", waiting: (s) => s === "queued" || s === "processing" };
@@ -71,13 +77,21 @@ function render(view) {
   const c = view.counts;
   document.getElementById("job-state").textContent = view.state;
   document.getElementById("job-state").className = `badge state-${view.state}`;
-  document.getElementById("job-counts").textContent = `${c.done} done · ${c.processing} processing · ${c.queued} queued · ${c.failed} failed` + (c.cancelled ? ` · ${c.cancelled} cancelled` : "");
+  document.getElementById("job-counts").textContent = `${c.done} done · ${c.processing} processing · ${c.queued} queued · ${c.failed} failed` + (c.cancelled ? ` · ${c.cancelled} cancelled` : "") + timeLeft(view);
+  const recipe = document.getElementById("job-recipe");
+  if (recipe && view.recipe) recipe.textContent = describeRecipe(view.recipe);
+  if (finished(view)) notifyFinished(view);
+  const notify = document.getElementById("notify-done");
+  if (notify) notify.hidden = finished(view) || !window.Notification || Notification.permission === "denied";
   const total = view.photos.length || 1;
-  document.getElementById("job-progress").value = (100 * (c.done + c.failed + c.cancelled)) / total;
+  // Cancelled photos are not progress: a job cancelled at 3 of 7 shows 3 of 7.
+  document.getElementById("job-progress").value = (100 * (c.done + c.failed)) / total;
   const retry = document.getElementById("retry-failed");
   if (retry) retry.hidden = c.failed === 0;
   const cancel = document.getElementById("cancel-job");
   if (cancel) cancel.hidden = c.queued === 0;
+  const resume = document.getElementById("resume-job");
+  if (resume) resume.hidden = !c.cancelled;
   const grid = document.getElementById("photos");
   const previous = new Map([...grid.children].map((n) => [n.getAttribute("data-photo-id"), n.className]));
   const fresh = view.photos.map(card);
@@ -90,6 +104,48 @@ function render(view) {
 }
 
 function finished(view) { return !["queued", "processing"].includes(view.state); }
+
+// The recipe in words, for the job's head.
+const OP_WORDS = {
+  thumbnail: (op) => `resize to ${op.size} px`,
+  crop: (op) => (op.aspect ? `crop ${op.aspect}${op.smart ? " (faces)" : ""}`
+    : op.relative ? `crop ${Math.round(op.relative.width * 100)}% × ${Math.round(op.relative.height * 100)}% of each photo`
+    : `crop ${op.width}×${op.height} px`),
+  recolor: (op) => (op.mode === "auto_levels" ? "auto levels" : op.mode),
+  customize: (op) => Object.keys(op).filter((k) => k !== "op").join(", ") || "customize",
+  redeye: () => "red-eye reduction",
+  whiten_teeth: () => "teeth whitening",
+};
+function describeRecipe(recipe) {
+  if (!recipe || !recipe.ops) return "";
+  const steps = recipe.ops.map((op) => (OP_WORDS[op.op] ? OP_WORDS[op.op](op) : op.op));
+  return `${steps.join(" → ")} · ${String(recipe.format || "jpeg").toUpperCase()}`;
+}
+
+// Time left, from how fast photos finished over the last two minutes.
+const pace = [];
+function timeLeft(view) {
+  const c = view.counts;
+  const settled = c.done + c.failed + c.cancelled;
+  const now = Date.now();
+  pace.push([now, settled]);
+  while (pace.length > 2 && now - pace[0][0] > 120000) pace.shift();
+  const [then, before] = pace[0];
+  const rate = (settled - before) / Math.max(1, (now - then) / 1000);
+  const left = c.queued + c.processing;
+  if (finished(view) || !left || rate <= 0 || now - then < 5000) return "";
+  const seconds = left / rate;
+  return seconds < 90 ? ` · about ${Math.ceil(seconds)} s left` : ` · about ${Math.ceil(seconds / 60)} min left`;
+}
+
+// A browser notification when the job finishes, if the person asked for one.
+let notifyWhenDone = false;
+function notifyFinished(view) {
+  if (!notifyWhenDone || !window.Notification || Notification.permission !== "granted") return;
+  notifyWhenDone = false;
+  const c = view.counts;
+  new Notification("darkroom: your photos are ready", { body: `${c.done} done${c.failed ? `, ${c.failed} failed` : ""}${c.cancelled ? `, ${c.cancelled} cancelled` : ""}` });
+}
 
 // Live updates: one server-sent-events stream (the server reads the job once a second for
 // every tab that watches it); polling if the browser or a proxy cannot keep it open.
@@ -154,23 +210,18 @@ function setup() {
       applyFilter();
     });
   }
-  document.getElementById("compare-position").addEventListener("input", (e) => setSlider(Number(e.target.value)));
-  const slider = document.getElementById("compare-slider");
-  const slide = (event) => { const bounds = slider.getBoundingClientRect(); setSlider(Math.round(Math.min(100, Math.max(0, (100 * (event.clientX - bounds.left)) / bounds.width)))); };
-  slider.addEventListener("pointerdown", (event) => { slider.setPointerCapture(event.pointerId); slide(event); });
-  slider.addEventListener("pointermove", (event) => { if (event.buttons) slide(event); });
   const reprocessOpen = document.getElementById("reprocess-open");
   if (reprocessOpen) {
-    reprocessOpen.addEventListener("click", () => { document.getElementById("reprocess").hidden = false; document.getElementById("reprocess-recipe").focus(); });
+    reprocessOpen.addEventListener("click", openReprocess);
     const send = document.getElementById("reprocess-send");
     send.addEventListener("click", async () => {
       const status = document.getElementById("reprocess-status");
       let recipe;
-      try { recipe = JSON.parse(document.getElementById("reprocess-recipe").value); } catch (error) { status.className = "status-line error"; status.textContent = `Not JSON: ${error.message}`; return; }
+      try { recipe = reprocessRecipe(); } catch (error) { status.className = "status-line error"; status.textContent = `Not JSON: ${error.message}`; return; }
       send.disabled = true;
       let reply;
       try {
-        reply = await fetch(`/api/v1/jobs/${jobId}/photos/${comparing.id}/reprocess`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ recipe }) });
+        reply = await fetch(`/api/v1/jobs/${jobId}/photos/${Compare.current().id}/reprocess`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ recipe }) });
       } catch (_) {
         status.className = "status-line error";
         status.textContent = "The request did not reach the server; try again.";
@@ -197,6 +248,13 @@ function setup() {
     const photo = latestView && latestView.photos.find((p) => p.id === card.getAttribute("data-photo-id"));
     if (photo && output(photo, "result")) compare(photo);
   });
+  const notify = document.getElementById("notify-done");
+  if (notify) notify.addEventListener("click", async () => {
+    const permission = await Notification.requestPermission();
+    notifyWhenDone = permission === "granted";
+    notify.textContent = notifyWhenDone ? "You will be notified" : "Notifications are blocked";
+    notify.disabled = true;
+  });
   document.getElementById("copy-link").addEventListener("click", async (e) => {
     try { await navigator.clipboard.writeText(window.location.href); e.target.textContent = "Link copied"; } catch (_) { window.prompt("Copy this link", window.location.href); }
   });
@@ -216,11 +274,20 @@ function setup() {
     if (!reply.ok) window.alert("The job could not be cancelled; try again.");
     poll(jobId);
   });
+  const resume = document.getElementById("resume-job");
+  if (resume) resume.addEventListener("click", async () => {
+    resume.disabled = true;
+    const reply = await fetch(`/api/v1/jobs/${jobId}/resume`, { method: "POST" });
+    resume.disabled = false;
+    if (!reply.ok) window.alert("The photos could not be resumed; try again.");
+    follow(jobId);
+    poll(jobId);
+  });
   const del = document.getElementById("delete-job");
   if (del) del.addEventListener("click", async () => {
     if (!window.confirm("Delete this job and every photo in it? This cannot be undone.")) return;
     const reply = await fetch(`/api/v1/jobs/${jobId}`, { method: "DELETE" });
-    if (reply.status === 204) window.location.href = "/"; else window.alert("The job could not be deleted; try again.");
+    if (reply.status === 204) window.location.href = "/?deleted=1"; else window.alert("The job could not be deleted; try again.");
   });
 }
 

@@ -34,6 +34,7 @@ function setState(entry, state, reason) {
   entry.item.querySelector(".reason").textContent = entry.reason;
   entry.item.querySelector(".retry").hidden = state !== "failed";
   entry.item.querySelector(".preview-this").hidden = state === "rejected";
+  entry.item.querySelector(".remove").hidden = state === "uploading" || state === "uploaded";
   entry.item.querySelector(".bar").style.width = state === "uploaded" ? "100%" : `${entry.file.size ? (100 * entry.loaded) / entry.file.size : 0}%`;
 }
 
@@ -57,8 +58,14 @@ function check(file, index) {
   return "";
 }
 
+// The same file chosen twice is listed once. Name and size tell it (browsers stamp files
+// dropped from some sources with the time they were picked, so that is left out).
+const sameFile = (a, b) => a.name === b.name && a.size === b.size;
+
 function addFiles(files) {
+  let repeated = 0;
   for (const file of files) {
+    if (chosen.some((e) => sameFile(e.file, file))) { repeated++; continue; }
     const reason = check(file, chosen.filter((e) => e.state !== "rejected").length);
     const item = el("li", { class: "file" },
       el("img", { alt: "", width: 56, height: 56, decoding: "async" }),
@@ -69,17 +76,55 @@ function addFiles(files) {
       el("span", { class: "reason" }),
       el("span", { class: "file-tools" },
         el("button", { type: "button", class: "button small preview-this", "aria-label": `Preview the recipe on ${file.name}` }, "Preview"),
-        el("button", { type: "button", class: "button small retry", hidden: true, "aria-label": `Retry ${file.name}` }, "Retry")));
+        el("button", { type: "button", class: "button small retry", hidden: true, "aria-label": `Retry ${file.name}` }, "Retry"),
+        el("button", { type: "button", class: "button small remove", "aria-label": `Remove ${file.name} from the selection` }, "✕")));
     const entry = { file, state: "waiting", reason: "", loaded: 0, item };
-    item.querySelector(".preview-this").addEventListener("click", () => previewOf(entry));
+    item.querySelector(".preview-this").addEventListener("click", () => { previewOf(entry); $("preview").scrollIntoView({ block: "nearest", behavior: "smooth" }); });
     item.querySelector(".retry").addEventListener("click", () => retry(entry));
+    item.querySelector(".remove").addEventListener("click", () => remove(entry));
     chosen.push(entry);
     $("file-list").append(item);
     if (thumbnails) thumbnails.observe(item); else item.querySelector("img").src = URL.createObjectURL(file);
     setState(entry, reason ? "rejected" : "waiting", reason);
+    if (!reason) sniff(entry);
   }
   describe();
+  if (repeated) $("file-summary").textContent += ` · ${repeated} already chosen, not added again`;
   if (!preview.entry) { const first = chosen.find((e) => e.state !== "rejected"); if (first) previewOf(first); }
+}
+
+// What the server accepts, told by the first bytes (as the server tells it, not by name).
+function looksLikePhoto(bytes) {
+  const starts = (...b) => b.every((v, i) => bytes[i] === v);
+  const ascii = (at, text) => [...text].every((c, i) => bytes[at + i] === c.charCodeAt(0));
+  return starts(0xff, 0xd8, 0xff) || starts(0x89, 0x50, 0x4e, 0x47) || ascii(0, "GIF8")
+    || (ascii(0, "RIFF") && ascii(8, "WEBP")) || ascii(0, "II*\0") || ascii(0, "MM\0*") || ascii(4, "ftyp");
+}
+
+// Flags a file that is no photo at all (a text file named .jpg) before anything is sent.
+async function sniff(entry) {
+  let bytes;
+  try { bytes = new Uint8Array(await entry.file.slice(0, 16).arrayBuffer()); } catch (_) { return; }
+  if (bytes.length && !looksLikePhoto(bytes) && entry.state === "waiting") {
+    setState(entry, "rejected", "not a photo: its content is not JPEG, PNG, WebP, GIF, TIFF or HEIC");
+    describe();
+  }
+}
+
+// Takes one photo out of the selection (not once it is uploading or uploaded).
+function remove(entry) {
+  if (entry.state === "uploading" || entry.state === "uploaded") return;
+  const at = chosen.indexOf(entry);
+  if (at >= 0) chosen.splice(at, 1);
+  const img = entry.item.querySelector("img");
+  if (img.src) URL.revokeObjectURL(img.src);
+  entry.item.remove();
+  if (preview.entry === entry) {
+    preview.entry = null;
+    const next = chosen.find((e) => e.state !== "rejected");
+    if (next) previewOf(next);
+  }
+  describe();
 }
 
 function describe() {
@@ -109,6 +154,7 @@ async function reducedCopy(file) {
 
 async function previewOf(entry) {
   preview.entry = entry;
+  for (const other of chosen) other.item.classList.toggle("previewing", other === entry);
   preview.copy = null;
   $("preview-name").textContent = entry.file.name;
   $("preview-status").textContent = "Preparing the preview…";
@@ -149,8 +195,17 @@ async function renderPreview() {
     const reply = await fetch("/api/v1/preview", { method: "POST", body, signal: abort.signal });
     if (!reply.ok) {
       let message = `HTTP ${reply.status}`;
-      try { message = (await reply.json()).error.message; } catch (_) { /* not JSON */ }
-      $("preview-status").textContent = reply.status === 429 ? "The server is busy; the preview follows in a moment." : `The recipe cannot run: ${message}`;
+      try { message = (await reply.clone().json()).error.message; } catch (_) { /* not JSON */ }
+      let part = "";
+      try { part = (await reply.clone().json()).part || ""; } catch (_) { /* not JSON */ }
+      const fileIsBad = part === "photo";
+      if (reply.status === 429) $("preview-status").textContent = "The server is busy; the preview follows in a moment.";
+      else if (fileIsBad) {
+        // The photo itself will be refused: say so beside it now, not after the upload.
+        $("preview-status").textContent = `${entry.file.name} cannot be processed: ${message}`;
+        if (entry.state === "waiting") setState(entry, "rejected", message);
+        describe();
+      } else $("preview-status").textContent = `The recipe cannot run on this photo: ${message}`;
       if (reply.status === 429) schedulePreview(1500); else $("preview-after").hidden = true;
       return;
     }
@@ -166,41 +221,80 @@ async function renderPreview() {
 }
 
 // A crop box drawn on the "before" photo, in the original's pixels.
+// Boxes drawn on the "before" photo. A crop box is kept relative to the photo (the same part
+// of every photo in the batch, whatever their sizes), replaces any other crop, stays shown,
+// and can be moved by dragging inside it or drawn anew; red-eye and teeth regions are in this
+// photo's pixels. Positions are taken against the image itself, not its letterboxed frame.
 function setupDrawing() {
   const box = $("preview-before-box"), rect = $("draw-box"), before = $("preview-before");
-  let start = null;
+  const clamp = (v) => Math.min(1, Math.max(0, v));
+  const round = (v) => Math.round(v * 10000) / 10000;
+  let gesture = null;
   const point = (event) => {
-    const bounds = before.getBoundingClientRect();
-    return { x: Math.min(Math.max(event.clientX - bounds.left, 0), bounds.width), y: Math.min(Math.max(event.clientY - bounds.top, 0), bounds.height), bounds };
+    const image = before.getBoundingClientRect();
+    return { x: clamp((event.clientX - image.left) / image.width), y: clamp((event.clientY - image.top) / image.height) };
   };
+  const spanning = (a, b) => ({ x: Math.min(a.x, b.x), y: Math.min(a.y, b.y), width: Math.abs(b.x - a.x), height: Math.abs(b.y - a.y) });
+  const currentCrop = () => {
+    const op = window.darkroomBuilder && window.darkroomBuilder.recipe().ops.find((o) => o.op === "crop" && o.relative);
+    return op ? op.relative : null;
+  };
+  // Shows a box (fractions of the image) over the image, wherever the image sits in its frame.
+  const show = (fraction) => {
+    if (!fraction || before.hidden || !before.naturalWidth) { rect.hidden = true; return; }
+    const frame = box.getBoundingClientRect(), image = before.getBoundingClientRect();
+    Object.assign(rect.style, {
+      left: `${image.left - frame.left + fraction.x * image.width}px`, top: `${image.top - frame.top + fraction.y * image.height}px`,
+      width: `${fraction.width * image.width}px`, height: `${fraction.height * image.height}px`,
+    });
+    rect.hidden = false;
+  };
+  const refresh = () => { if (!gesture) show(currentCrop()); };
+  if (window.darkroomBuilder) window.darkroomBuilder.onChange(refresh);
+  before.addEventListener("load", refresh);
+  window.addEventListener("resize", refresh);
   before.draggable = false; // a drag draws a box, it does not pick the image up
   box.addEventListener("dragstart", (event) => event.preventDefault());
   box.addEventListener("pointerdown", (event) => {
-    if (before.hidden || !preview.copy) return;
+    if (before.hidden || !preview.copy || event.button !== 0) return;
     event.preventDefault();
-    start = point(event);
+    const at = point(event);
+    const crop = currentCrop();
+    const inside = crop && at.x >= crop.x && at.x <= crop.x + crop.width && at.y >= crop.y && at.y <= crop.y + crop.height;
+    gesture = $("draw-what").value === "crop" && inside ? { kind: "move", start: at, from: crop, now: crop } : { kind: "draw", start: at, now: spanning(at, at) };
     box.setPointerCapture(event.pointerId);
-    Object.assign(rect.style, { left: `${start.x}px`, top: `${start.y}px`, width: "0px", height: "0px" });
-    rect.hidden = false;
+    show(gesture.now);
   });
   box.addEventListener("pointermove", (event) => {
-    if (!start) return;
-    const now = point(event);
-    Object.assign(rect.style, { left: `${Math.min(start.x, now.x)}px`, top: `${Math.min(start.y, now.y)}px`, width: `${Math.abs(now.x - start.x)}px`, height: `${Math.abs(now.y - start.y)}px` });
+    if (!gesture) return;
+    const at = point(event);
+    if (gesture.kind === "draw") gesture.now = spanning(gesture.start, at);
+    else {
+      const { from } = gesture;
+      gesture.now = { ...from, x: Math.min(1 - from.width, Math.max(0, from.x + at.x - gesture.start.x)), y: Math.min(1 - from.height, Math.max(0, from.y + at.y - gesture.start.y)) };
+    }
+    show(gesture.now);
   });
-  box.addEventListener("pointerup", (event) => {
-    if (!start) return;
-    const end = point(event);
-    const scale = preview.copy.width / end.bounds.width;
-    const x = Math.round(Math.min(start.x, end.x) * scale), y = Math.round(Math.min(start.y, end.y) * scale);
-    const width = Math.round(Math.abs(end.x - start.x) * scale), height = Math.round(Math.abs(end.y - start.y) * scale);
-    start = null;
-    rect.hidden = true;
-    if (width < 8 || height < 8) return;
+  const finish = () => {
+    if (!gesture) return;
+    const { kind, now } = gesture;
+    gesture = null;
     const what = $("draw-what").value;
-    if (what === "crop") window.darkroomBuilder.setCropBox({ x, y, width, height });
-    else window.darkroomBuilder.addRegion(what, { x, y, width, height });
-  });
+    if (kind === "draw" && (now.width < 0.01 || now.height < 0.01)) { refresh(); return; } // a click, not a box
+    if (kind === "move" || what === "crop") {
+      window.darkroomBuilder.setCropBox({ x: round(now.x), y: round(now.y), width: round(now.width), height: round(now.height) });
+      return;
+    }
+    // A region, in the pixels of this photo's upright original.
+    const { width, height } = preview.copy;
+    window.darkroomBuilder.addRegion(what, {
+      x: Math.round(now.x * width), y: Math.round(now.y * height),
+      width: Math.max(1, Math.round(now.width * width)), height: Math.max(1, Math.round(now.height * height)),
+    });
+    refresh();
+  };
+  box.addEventListener("pointerup", finish);
+  box.addEventListener("pointercancel", finish);
 }
 
 // ---- uploading -----------------------------------------------------------------------
@@ -361,8 +455,10 @@ async function showMyJobs() {
   if (!reply.ok) return;
   const { jobs } = await reply.json();
   const list = $("my-jobs-list");
+  const when = (iso) => new Date(iso).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
   list.replaceChildren(...jobs.map((j) => el("li", { class: "my-job" },
-    el("a", { href: j.url }, `${j.photos} photo${j.photos === 1 ? "" : "s"}`),
+    j.thumbnail_url ? el("img", { src: j.thumbnail_url, alt: "", loading: "lazy", width: 48, height: 48 }) : el("span", { class: "my-job-blank", "aria-hidden": "true" }),
+    el("a", { href: j.url }, `${j.photos} photo${j.photos === 1 ? "" : "s"} · ${when(j.created_at)}`),
     el("span", { class: `badge state-${j.state}` }, j.state),
     el("span", { class: "muted" }, `${j.counts.done} done${j.counts.failed ? ` · ${j.counts.failed} failed` : ""} · ${ago(j.created_at)}`))));
   $("my-jobs").hidden = jobs.length === 0;
@@ -371,6 +467,10 @@ async function showMyJobs() {
 
 function setup() {
   const form = $("upload-form"), input = $("photos"), zone = $("drop-zone");
+  // Leaving mid-upload loses the photos not sent yet: the browser asks first.
+  window.addEventListener("beforeunload", (event) => {
+    if (chosen.some((e) => e.state === "uploading")) { event.preventDefault(); event.returnValue = ""; }
+  });
   limits = { maxBytes: Number(form.dataset.maxFileBytes) || Infinity, maxPhotos: Number(form.dataset.maxPhotos) || 1000 };
   $("file-summary").dataset.initial = $("file-summary").textContent;
   zone.classList.add("enhanced");
@@ -388,7 +488,21 @@ function setup() {
   form.addEventListener("submit", upload);
   if (window.darkroomBuilder) window.darkroomBuilder.onChange(() => schedulePreview(400));
   setupDrawing();
+  const enlarge = $("preview-enlarge"), pane = document.querySelector(".preview-pane");
+  const setLarge = (large) => {
+    pane.classList.toggle("large", large);
+    enlarge.setAttribute("aria-pressed", String(large));
+    enlarge.textContent = large ? "Back" : "Enlarge";
+    window.dispatchEvent(new Event("resize")); // boxes drawn on the photo follow its new size
+  };
+  enlarge.addEventListener("click", () => setLarge(!pane.classList.contains("large")));
+  document.addEventListener("keydown", (event) => { if (event.key === "Escape" && pane.classList.contains("large")) setLarge(false); });
   showMyJobs();
+  if (new URLSearchParams(window.location.search).has("deleted")) {
+    $("notice").textContent = "The job was deleted, with every photo in it.";
+    $("notice").hidden = false;
+    history.replaceState(null, "", "/");
+  }
 }
 
 document.addEventListener("DOMContentLoaded", setup);

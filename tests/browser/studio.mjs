@@ -69,9 +69,30 @@ try {
   const customizes = await page.evaluate(() => window.darkroomBuilder.recipe().ops.filter((op) => op.op === "customize").length);
   if (customizes < 2) fail("an operation could not be added twice");
   await page.locator("#recipe-ops li[data-op=customize] button[aria-label^=Remove]").first().click();
+  // A preset replaces the recipe and offers to undo that; Ctrl+Z and Ctrl+Shift+Z walk the history.
+  const built = await page.evaluate(() => JSON.stringify(window.darkroomBuilder.recipe()));
+  await page.click("#recipe-presets [data-preset=bw]");
+  const bw = await page.evaluate(() => window.darkroomBuilder.recipe().ops.map((op) => op.op).join(","));
+  if (bw !== "recolor,customize") fail(`the black & white preset gave ${bw}`);
+  await page.click("#recipe-preset-said button.link");
+  if (await page.evaluate(() => JSON.stringify(window.darkroomBuilder.recipe())) !== built) fail("Undo did not bring the recipe back");
+  await page.focus("#recipe-ops li[data-op=crop]");
+  await page.keyboard.press("Control+Shift+Z");
+  if (await page.evaluate(() => window.darkroomBuilder.recipe().ops.map((op) => op.op).join(",")) !== "recolor,customize") fail("Ctrl+Shift+Z did not redo the preset");
+  await page.keyboard.press("Control+Z");
+  if (await page.evaluate(() => JSON.stringify(window.darkroomBuilder.recipe())) !== built) fail("Ctrl+Z did not undo the preset");
 
   // The preview follows the recipe.
   await page.setInputFiles("#photos", [...photos, notAPhoto]);
+  // Chosen again, the same photos are not listed twice; one chosen by mistake is removed.
+  await page.setInputFiles("#photos", photos.slice(0, 3));
+  const extra = { name: "by-mistake.jpg", mimeType: "image/jpeg", buffer: readFileSync(join(fixtures, "chelsea.jpg")) };
+  await page.setInputFiles("#photos", [extra]);
+  await page.click("#file-list li:last-child button.remove");
+  const listed = await page.locator("#file-list li").count();
+  if (listed !== 20) fail(`${listed} photos listed after choosing 3 again and removing one`);
+  // The file that is no photo is flagged before anything is sent.
+  await page.waitForSelector("#file-list li.file-rejected", { timeout: 10000 });
   await page.waitForFunction(() => !document.getElementById("preview-after").hidden && document.getElementById("preview-after").src, null, { timeout: 30000 });
   const firstPreview = await page.getAttribute("#preview-after", "src");
   await page.locator("#recipe-ops li[data-op=recolor] select").first().selectOption("sepia");
@@ -98,6 +119,24 @@ try {
   await page.mouse.up();
   const regions = await page.evaluate(() => (window.darkroomBuilder.recipe().ops.find((op) => op.op === "redeye") || {}).regions);
   if (!regions || regions.length !== 1 || Math.abs(regions[0].width - 102) > 8 || Math.abs(regions[0].x - 154) > 8) fail(`drawn regions: ${JSON.stringify(regions)}`);
+  // A crop box drawn with the mouse: relative to the photo, replacing the aspect crop, shown
+  // where the pointer drew it, and moved by dragging inside it.
+  await page.selectOption("#draw-what", "crop");
+  const image = await page.locator("#preview-before").boundingBox();
+  await page.mouse.move(image.x + image.width * 0.2, image.y + image.height * 0.25);
+  await page.mouse.down();
+  await page.mouse.move(image.x + image.width * 0.7, image.y + image.height * 0.75, { steps: 6 });
+  await page.mouse.up();
+  const crops = await page.evaluate(() => window.darkroomBuilder.recipe().ops.filter((op) => op.op === "crop"));
+  if (crops.length !== 1 || !crops[0].relative || Math.abs(crops[0].relative.x - 0.2) > 0.02 || Math.abs(crops[0].relative.width - 0.5) > 0.02) fail(`the drawn crop: ${JSON.stringify(crops)}`);
+  const shown = await page.locator("#draw-box").boundingBox();
+  if (!shown || Math.abs(shown.y - (image.y + image.height * 0.25)) > 3 || Math.abs(shown.x - (image.x + image.width * 0.2)) > 3) fail(`the crop box is shown at ${JSON.stringify(shown)}, not where it was drawn`);
+  await page.mouse.move(image.x + image.width * 0.45, image.y + image.height * 0.5);
+  await page.mouse.down();
+  await page.mouse.move(image.x + image.width * 0.55, image.y + image.height * 0.5, { steps: 4 });
+  await page.mouse.up();
+  const moved = await page.evaluate(() => window.darkroomBuilder.recipe().ops.find((op) => op.op === "crop").relative);
+  if (Math.abs(moved.x - 0.3) > 0.02 || Math.abs(moved.width - 0.5) > 0.02) fail(`the crop box moved to ${JSON.stringify(moved)}`);
   await shots(page, "upload");
 
   // Uploads: the second batch's connection fails until the photo is retried by hand.
@@ -113,7 +152,9 @@ try {
   await page.waitForFunction(() => document.querySelectorAll("#file-list li.file-uploaded").length === 19 && document.querySelectorAll("#file-list li.file-rejected").length === 1, null, { timeout: 60000 })
     .catch(async () => fail(`after the retries: ${await page.$$eval("#file-list li", (items) => items.map((i) => `${i.querySelector(".file-name").textContent}=${i.className}:${i.querySelector(".reason").textContent}`).join(", "))}`));
   const rejected = await page.locator("#file-list li.file-rejected").allTextContents();
-  if (!rejected[0].includes("holiday-notes.jpg") || !/not an image|format/i.test(rejected[0])) fail(`rejected: ${rejected}`);
+  if (!rejected[0].includes("holiday-notes.jpg") || !/not a photo|not an image|format/i.test(rejected[0])) fail(`rejected: ${rejected}`);
+  const filled = await page.$eval("#file-list li.file-uploaded .bar", (bar) => bar.getBoundingClientRect().width);
+  if (!(filled > 10)) fail(`an uploaded photo's progress bar is ${filled}px wide`);
   const eta = await page.textContent("#upload-eta");
   if (!eta.includes("MiB")) fail(`no total progress: ${eta}`);
   await Promise.all([page.waitForURL(/\/jobs\/[0-9a-z]{26}$/), page.click("#open-job")]);
@@ -135,17 +176,47 @@ try {
   await page.evaluate(() => window.scrollTo(0, 0));
   await shots(page, "job");
 
-  // Before/after with the slider, then this photo reprocessed with another recipe.
-  await page.click("#photos article .thumb");
+  // Before/after: opened from the keyboard, the before framed like the (cropped) result,
+  // the divider dragged with the mouse and moved with the keys; side by side and 100 %.
+  await page.focus("#photos article button.thumb");
+  await page.keyboard.press("Enter");
   await page.waitForFunction(() => ["compare-before", "compare-after"].every((id) => { const img = document.getElementById(id); return img.complete && img.naturalWidth > 0; }), null, { timeout: 30000 });
+  const framed = await page.$eval("#compare-before", (img) => !img.classList.contains("fitted") && img.style.transform.startsWith("matrix("));
+  if (!framed) fail("the before photo is not framed like the result");
+  const pane = await page.locator("#compare-after-pane").boundingBox();
+  await page.mouse.move(pane.x + pane.width * 0.5, pane.y + pane.height * 0.5);
+  await page.mouse.down();
+  await page.mouse.move(pane.x + pane.width * 0.35, pane.y + pane.height * 0.55, { steps: 4 });
+  await page.mouse.move(pane.x + pane.width * 0.2, pane.y + pane.height * 0.5, { steps: 4 });
+  await page.mouse.up();
+  const dragged = Number(await page.inputValue("#compare-position"));
+  if (Math.abs(dragged - 20) > 2) fail(`a mouse drag to 20% left the divider at ${dragged}%`);
+  const clip = await page.$eval("#compare-after-pane", (node) => node.style.clipPath);
+  if (!clip.includes(`${100 - dragged}%`)) fail(`the result is not clipped at the divider: ${clip}`);
   await page.focus("#compare-position");
-  for (let i = 0; i < 30; i++) await page.keyboard.press("ArrowLeft");
-  const clip = await page.$eval("#compare-clip", (node) => node.style.clipPath);
-  if (!clip.includes("20%")) fail(`the slider did not move: ${clip}`);
+  for (let i = 0; i < 10; i++) await page.keyboard.press("ArrowRight");
+  const keyed = await page.getAttribute("#compare-position", "aria-valuetext");
+  if (keyed !== `${dragged + 10}% of the result shown`) fail(`the slider reads "${keyed}" after ten steps right`);
   await page.screenshot({ path: join(screenshots, "compare-desktop.png") });
+  await page.click("#compare-mode");
+  const sideBySide = await page.$eval("#compare-layers", (node) => node.dataset.mode === "side" && node.getBoundingClientRect().width > 2 * document.getElementById("compare-after-pane").getBoundingClientRect().width);
+  if (!sideBySide) fail("side by side does not show two panes");
+  await page.click("#compare-mode");
+  await page.click("#compare-zoom");
+  const actual = await page.$eval("#compare-after-pane", (node) => Math.round(node.getBoundingClientRect().width) === document.getElementById("compare-after").naturalWidth);
+  if (!actual) fail("100 % does not show the result at its own size");
+  await page.click("#compare-zoom");
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.screenshot({ path: join(screenshots, "compare-phone.png") });
+  await page.setViewportSize({ width: 1280, height: 900 });
   const photoId = await page.getAttribute("#photos article", "data-photo-id");
+  // Reprocessed with the same builder as the upload page, starting from the job's recipe.
   await page.click("#reprocess-open");
-  await page.fill("#reprocess-recipe", JSON.stringify({ ops: [{ op: "thumbnail", size: 120 }], format: "png" }));
+  const startsFrom = await page.evaluate(() => window.darkroomBuilder.recipe().ops.map((op) => op.op).join(","));
+  if (!startsFrom.includes("crop")) fail(`reprocessing starts from ${startsFrom}, not the job's recipe`);
+  await page.click("#reprocess [data-add=thumbnail]");
+  await page.fill("#reprocess #recipe-ops li[data-op=thumbnail] input[type=number]", "120");
+  await page.selectOption("#reprocess #recipe-format", "png");
   await page.click("#reprocess-send");
   await page.waitForFunction((id) => {
     const card = document.querySelector(`#photos article[data-photo-id="${id}"]`);
@@ -159,6 +230,13 @@ try {
   const entries = zip.split("PK\x01\x02").length - 1;
   if (entries !== 19) fail(`the archive has ${entries} entries`);
   if (!zip.includes(".png")) fail("the reprocessed photo is not in the archive as PNG");
+
+  // Dark mode follows the system, and stays readable.
+  await page.emulateMedia({ colorScheme: "dark" });
+  await page.goto(jobUrl);
+  await accessible(page, "job page in dark mode");
+  await page.screenshot({ path: join(screenshots, "job-dark.png") });
+  await page.emulateMedia({ colorScheme: "light" });
 
   // The job is found again on the upload page.
   await page.goto(base + "/");

@@ -1,4 +1,4 @@
-//! The dependency breaker (DESIGN.md "Reliability rules": a dependency outage is not the
+//! The dependency breaker (docs/ARCHITECTURE.md "Reliability rules": a dependency outage is not the
 //! photo's fault). Workers and status consume queue messages whose every redelivery counts
 //! towards the dead-letter queue; if they kept receiving while the object store or a queue
 //! is down, a minute of outage would dead-letter the whole backlog and show every photo

@@ -29,7 +29,10 @@ pub fn deferrals(message: &ReceivedMessage) -> u32 {
 pub async fn defer(queue: &dyn Queue, message: &ReceivedMessage, delay: Duration) -> Result<(), QueueError> {
     let mut attributes = message.attributes.clone();
     attributes.insert(DEFERRALS_ATTRIBUTE.to_owned(), (deferrals(message) + 1).to_string());
-    queue.send(OutgoingMessage::new(message.body.clone(), attributes).with_delay(delay)).await?;
+    // Same group, same partition (`queue` is the one it was received from): it waits for
+    // its own turn again.
+    let copy = OutgoingMessage::new(message.body.clone(), attributes).in_group(message.group.clone()).with_delay(delay);
+    queue.send(copy).await?;
     if let Err(error) = queue.delete(&message.receipt_handle).await {
         // The copy is queued: the original coming back later is a duplicate, which every
         // consumer recognises.
@@ -38,7 +41,7 @@ pub async fn defer(queue: &dyn Queue, message: &ReceivedMessage, delay: Duration
     Ok(())
 }
 
-/// Never deletes a message it cannot read (DESIGN.md: mixed versions run side by side):
+/// Never deletes a message it cannot read (docs/ARCHITECTURE.md: mixed versions run side by side):
 /// another process — a newer darkroom during a rolling upgrade — may understand it. It is
 /// deferred for such a process; deferred too often (or if deferring fails), it is released
 /// with a delay instead, counting one receive, towards the dead-letter queue.

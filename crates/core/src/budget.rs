@@ -1,4 +1,4 @@
-//! Time budgets per stage (DESIGN.md "Every photo state is left again"): a render that
+//! Time budgets per stage (docs/ARCHITECTURE.md "Every photo state is left again"): a render that
 //! runs past its stage's budget is abandoned, so a photo that hangs or runs for hours
 //! cannot hold a worker slot for ever, and after its last attempt it is shown failed.
 

@@ -1,4 +1,4 @@
-//! The error codes of DESIGN.md's JSON error body, shared by the web tier (HTTP errors)
+//! The error codes of docs/ARCHITECTURE.md's JSON error body, shared by the web tier (HTTP errors)
 //! and the worker (why a photo failed), so a user sees the same words either way.
 
 use serde::{Deserialize, Serialize};

@@ -1,5 +1,5 @@
 //! Identifiers. Job and photo ids are 128 random bits written as 26 lowercase base32
-//! characters: URL-safe, unguessable (the job id is a capability, DESIGN.md "Ownership"),
+//! characters: URL-safe, unguessable (the job id is a capability, docs/ARCHITECTURE.md "Ownership"),
 //! and — because parsing accepts nothing else — safe to splice into object keys.
 
 use rand::RngCore;

@@ -22,6 +22,18 @@ pub struct JobManifest {
     /// Where to POST the signed job view when the job finishes (a webhook), if anywhere.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callback_url: Option<String>,
+    /// Whose job it is, for sharing the workers fairly (docs/ARCHITECTURE.md, "Fair
+    /// sharing"): a digest of the access key or client network that created it. A job
+    /// made before tenants were recorded is a tenant of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+}
+
+impl JobManifest {
+    /// The tenant the job's photos queue as.
+    pub fn tenant(&self) -> String {
+        self.tenant.clone().unwrap_or_else(|| format!("job-{}", self.id))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -194,7 +206,7 @@ pub struct Tombstone {
 }
 
 /// One stored output of a done photo: `result`, `thumb` or `preview`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OutputInfo {
     pub name: String,
     pub key: String,
@@ -202,6 +214,10 @@ pub struct OutputInfo {
     pub width: u32,
     pub height: u32,
     pub size: u64,
+    /// Where the auto-oriented original's pixels land in this output (the result's), so a
+    /// viewer can frame the "before" exactly like the result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frame: Option<crate::messages::CarriedFrame>,
 }
 
 #[cfg(test)]

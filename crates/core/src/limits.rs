@@ -1,4 +1,4 @@
-//! Upload and decode limits (DESIGN.md "Limits"). One struct, so the web tier's upload
+//! Upload and decode limits (docs/ARCHITECTURE.md "Limits"). One struct, so the web tier's upload
 //! checks, the worker's decoder and the upload page all state the same numbers.
 
 use serde::{Deserialize, Serialize};

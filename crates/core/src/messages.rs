@@ -1,7 +1,7 @@
 //! Queue messages. Versioned JSON envelopes that carry ids and keys, never image bytes
 //! (an SQS message is at most 256 KiB).
 //!
-//! Versions make rolling upgrades safe (DESIGN.md "Mixed versions run side by side"): a
+//! Versions make rolling upgrades safe (docs/ARCHITECTURE.md "Mixed versions run side by side"): a
 //! build reads every version up to its own and writes its own; a message of a *newer*
 //! version is [`MessageError::NewerVersion`], which consumers hand back for a newer process
 //! instead of deleting, and one that does not parse at all is [`MessageError::Malformed`],
@@ -69,10 +69,15 @@ pub struct PhotoRequest {
     /// segment is done.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub outputs: Vec<OutputInfo>,
+    /// The job's tenant (see [`crate::JobManifest::tenant`]), so every stage queues the
+    /// photo in its tenant's turn. A request without one queues as its job's own tenant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
 }
 
-/// An affine map from original coordinates to the current image (see imaging's `Frame`).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+/// An affine map from original coordinates to the current image (see imaging's `Frame`):
+/// x' = m₀·x + m₁·y + m₂, y' = m₃·x + m₄·y + m₅, for an original of the given size.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CarriedFrame {
     pub matrix: [f64; 6],
     pub original_width: u32,
@@ -165,7 +170,29 @@ impl PhotoRequest {
             segment: 0,
             frame: None,
             outputs: Vec::new(),
+            tenant: None,
         }
+    }
+
+    pub fn for_tenant(self, tenant: String) -> Self {
+        Self { tenant: Some(tenant), ..self }
+    }
+
+    /// Whose turn this photo waits for, as (tenant, flow): a job's first attempts are one
+    /// flow, and its later attempts (retries, reprocessing, restarts) another, so a retry
+    /// never waits behind the rest of its own job's first run; and each later segment of a
+    /// plan is a flow of its own, so photos that came back to a stage for their last step
+    /// take turns with the job's new photos there, and results appear from the start.
+    pub fn fair_share(&self) -> (String, String) {
+        let tenant = self.tenant.clone().unwrap_or_else(|| format!("job-{}", self.job_id));
+        let mut flow = self.job_id.to_string();
+        if self.attempt > 1 {
+            flow.push_str(".again");
+        }
+        if self.segment > 0 {
+            flow.push_str(&format!(".{}", self.segment));
+        }
+        (tenant, flow)
     }
 
     pub fn decode(body: &str) -> Result<Self, MessageError> {

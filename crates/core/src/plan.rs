@@ -1,4 +1,4 @@
-//! The pipeline plan: which stage runs which operations (DESIGN.md "pipeline"). A recipe
+//! The pipeline plan: which stage runs which operations (docs/ARCHITECTURE.md "pipeline"). A recipe
 //! keeps its order and is cut into consecutive segments by stage; the plan travels in the
 //! request message, so every worker follows the plan the web tier made even if stage maps
 //! are being rewired while a photo is in flight.
@@ -16,7 +16,7 @@ pub enum StageMapError {
     Syntax(String),
     #[error("stage map names unknown operation {0:?} (known: {known})", known = Operation::NAMES.join(", "))]
     UnknownOperation(String),
-    #[error("stage name {0:?} must be 1–40 characters of a-z, 0-9 and '-'")]
+    #[error("stage name {0:?} must be 1–40 characters of a-z, 0-9 and '-', not ending in -lane<n>")]
     BadStageName(String),
 }
 
@@ -40,7 +40,13 @@ impl Default for StageMap {
 }
 
 pub fn is_valid_stage_name(name: &str) -> bool {
-    (1..=40).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    // `-lane<n>` ends the names of a queue's lanes (see the queue crate), so no stage's own
+    // queue may be mistaken for another stage's lane.
+    let lane_like =
+        name.rsplit_once("-lane").is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    (1..=40).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !lane_like
 }
 
 impl StageMap {
@@ -133,5 +139,12 @@ mod tests {
         assert!(StageMap::parse("quick", "sparkle=slow").is_err());
         assert!(StageMap::parse("quick", "redeye=Slow Lane").is_err());
         assert!(StageMap::parse("quick", "redeye").is_err());
+    }
+
+    #[test]
+    fn a_stage_name_cannot_pass_for_another_stage_s_lane() {
+        assert!(is_valid_stage_name("quick") && is_valid_stage_name("lane") && is_valid_stage_name("fast-lanes"));
+        assert!(!is_valid_stage_name("quick-lane1") && !is_valid_stage_name("Quick") && !is_valid_stage_name(""));
+        assert!(StageMap::parse("quick", "redeye=slow-lane2").is_err());
     }
 }

@@ -1,4 +1,4 @@
-//! Queue names (DESIGN.md "Command line and settings"): `<prefix>-requests-<stage>`,
+//! Queue names (docs/ARCHITECTURE.md "Command line and settings"): `<prefix>-requests-<stage>`,
 //! `<prefix>-responses`, each with a `-dlq` twin. setup, docker-compose, the AWS template
 //! and the README all use these names.
 
@@ -33,11 +33,10 @@ impl QueueNames {
     /// what setup creates and health reports. (Status drains the photo queues' dead
     /// letters; the webhook queue's are an operator's.)
     pub fn all(&self, stages: &[String]) -> Vec<QueuePair> {
-        stages
-            .iter()
-            .map(|stage| self.requests(stage))
-            .chain([self.responses(), self.webhooks()])
-            .map(|queue| QueuePair { dead_letter: Self::dead_letter(&queue), queue })
+        let requests = stages.iter().map(|stage| (self.requests(stage), true));
+        requests
+            .chain([(self.responses(), false), (self.webhooks(), false)])
+            .map(|(queue, shared_fairly)| QueuePair { dead_letter: Self::dead_letter(&queue), queue, shared_fairly })
             .collect()
     }
 }
@@ -47,6 +46,9 @@ impl QueueNames {
 pub struct QueuePair {
     pub queue: String,
     pub dead_letter: String,
+    /// Whether receives take turns between the tenants whose work waits in it (the
+    /// request queues; docs/ARCHITECTURE.md, "Fair sharing").
+    pub shared_fairly: bool,
 }
 
 /// SQS allows 1–80 characters of letters, digits, '-' and '_'; the longest name we make

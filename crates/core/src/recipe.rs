@@ -1,5 +1,5 @@
 //! The recipe: which operations to apply to a photo, in order, and how to encode the result
-//! (DESIGN.md "Recipe"). Parsing is strict — an unknown op, an unknown key, a missing or
+//! (docs/ARCHITECTURE.md "Recipe"). Parsing is strict — an unknown op, an unknown key, a missing or
 //! out-of-range parameter is a [`RecipeError`] naming the offending field — because a
 //! recipe that is wrong should fail at upload, not on a worker minutes later.
 
@@ -95,6 +95,33 @@ pub struct Region {
     pub height: u32,
 }
 
+/// A box as fractions (0–1) of the original's width and height: the same part of every
+/// photo, whatever its size (a crop drawn on one photo of a batch of mixed sizes).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RelativeBox {
+    #[schema(minimum = 0, maximum = 1)]
+    pub x: f64,
+    #[schema(minimum = 0, maximum = 1)]
+    pub y: f64,
+    #[schema(exclusive_minimum = 0, maximum = 1)]
+    pub width: f64,
+    #[schema(exclusive_minimum = 0, maximum = 1)]
+    pub height: f64,
+}
+
+impl RelativeBox {
+    /// The box in pixels of a `width`×`height` original: at least one pixel, inside it.
+    pub fn in_pixels(&self, width: u32, height: u32) -> Region {
+        let (w, h) = (f64::from(width), f64::from(height));
+        let x = ((self.x * w).round() as u32).min(width.saturating_sub(1));
+        let y = ((self.y * h).round() as u32).min(height.saturating_sub(1));
+        let box_width = ((self.width * w).round() as u32).clamp(1, width - x);
+        let box_height = ((self.height * h).round() as u32).clamp(1, height - y);
+        Region { x, y, width: box_width, height: box_height }
+    }
+}
+
 /// `#rrggbb`, parsed once so operations never see text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -186,8 +213,9 @@ pub enum Operation {
         #[schema(minimum = 1, maximum = 4096)]
         size: u32,
     },
-    /// A box (`x`, `y`, `width`, `height` in pixels of the original) or the largest crop of
-    /// an `aspect` ("W:H"), centred, or on the faces with `smart`.
+    /// A box (`x`, `y`, `width`, `height` in pixels of the original), a `relative` box
+    /// (fractions of the original's sides: the same part of every photo), or the largest
+    /// crop of an `aspect` ("W:H"), centred, or on the faces with `smart`.
     Crop {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         x: Option<u32>,
@@ -200,6 +228,8 @@ pub enum Operation {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         #[schema(pattern = "^[0-9]{1,5}:[0-9]{1,5}$", example = "4:3")]
         aspect: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        relative: Option<RelativeBox>,
         /// With `aspect`: centre the crop on the faces in the photo instead of the middle.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         smart: Option<bool>,
@@ -262,10 +292,12 @@ pub struct Customize {
     pub caption: Option<Caption>,
 }
 
-/// A crop as the imaging code wants it: validated, one of the two forms.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A crop as the imaging code wants it: validated, one of its forms.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum CropSpec {
     Box(Region),
+    /// Fractions of the original's sides (see [`RelativeBox`]).
+    Relative(RelativeBox),
     /// The largest `width:height` box, centred — on the faces when `smart`.
     Aspect {
         width: u32,

@@ -101,3 +101,26 @@ fn integral_floats_are_integers_as_json_says() {
     let error = Recipe::from_json(r#"{"ops":[{"op":"thumbnail","size":512.5}]}"#).unwrap_err();
     assert!(error.field.starts_with("ops[0]"), "{error}");
 }
+
+#[test]
+fn a_relative_crop_is_the_same_part_of_every_photo() {
+    let recipe = Recipe::from_json(r#"{"ops":[{"op":"crop","relative":{"x":0.25,"y":0.1,"width":0.5,"height":0.8}}]}"#)
+        .expect("valid");
+    let Ok(CropSpec::Relative(relative)) = crop_spec(&recipe.ops[0], "ops[0]") else { panic!("a relative crop") };
+    assert_eq!(relative.in_pixels(2000, 1000), Region { x: 500, y: 100, width: 1000, height: 800 });
+    assert_eq!(relative.in_pixels(512, 512), Region { x: 128, y: 51, width: 256, height: 410 });
+    // Never empty, never outside, even on a 1×1 photo.
+    assert_eq!(relative.in_pixels(1, 1), Region { x: 0, y: 0, width: 1, height: 1 });
+}
+
+#[test]
+fn a_relative_crop_must_lie_inside_the_photo() {
+    let of = |relative: &str| error_of(&format!(r#"{{"ops":[{{"op":"crop","relative":{relative}}}]}}"#));
+    assert_eq!(of(r#"{"x":0.6,"y":0,"width":0.5,"height":1}"#).field, "ops[0].relative");
+    assert_eq!(of(r#"{"x":-0.1,"y":0,"width":0.5,"height":1}"#).field, "ops[0].relative.x");
+    assert_eq!(of(r#"{"x":0,"y":0,"width":0,"height":1}"#).field, "ops[0].relative.width");
+    assert_eq!(
+        error_of(r#"{"ops":[{"op":"crop","aspect":"1:1","relative":{"x":0,"y":0,"width":1,"height":1}}]}"#).field,
+        "ops[0]"
+    );
+}

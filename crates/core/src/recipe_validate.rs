@@ -178,12 +178,45 @@ fn validate_customize(customize: &Customize, path: &str) -> Result<(), RecipeErr
     Ok(())
 }
 
+/// A relative box lies inside the photo and covers some of it.
+fn relative_box(relative: &RelativeBox, path: &str) -> Result<RelativeBox, RecipeError> {
+    let RelativeBox { x, y, width, height } = *relative;
+    let fraction = |name: &str, value: f64| {
+        if value.is_finite() && (0.0..=1.0).contains(&value) {
+            Ok(())
+        } else {
+            Err(RecipeError::new(
+                format!("{path}.{name}"),
+                format!("a fraction of the photo's side, 0 to 1, got {value}"),
+            ))
+        }
+    };
+    fraction("x", x)?;
+    fraction("y", y)?;
+    fraction("width", width)?;
+    fraction("height", height)?;
+    if width <= 0.0 || height <= 0.0 {
+        return Err(RecipeError::new(format!("{path}.width"), "width and height must be more than 0"));
+    }
+    // A thousandth of slack for boxes drawn right to the edge and rounded by a browser.
+    if x + width > 1.001 || y + height > 1.001 {
+        return Err(RecipeError::new(path, "the box must lie inside the photo (x + width and y + height at most 1)"));
+    }
+    Ok(*relative)
+}
+
 /// The validated form of a `crop` operation.
 pub fn crop_spec(op: &Operation, path: &str) -> Result<CropSpec, RecipeError> {
-    let Operation::Crop { x, y, width, height, aspect, smart } = op else {
+    let Operation::Crop { x, y, width, height, aspect, smart, relative } = op else {
         return Err(RecipeError::new(path, "not a crop"));
     };
     let has_box = [x, y, width, height].iter().any(|v| v.is_some());
+    if let Some(relative) = relative {
+        if has_box || aspect.is_some() || smart.is_some() {
+            return Err(RecipeError::new(path, "give one of x, y, width, height; relative; or aspect"));
+        }
+        return relative_box(relative, &format!("{path}.relative")).map(CropSpec::Relative);
+    }
     if smart.is_some() && aspect.is_none() {
         return Err(RecipeError::new(
             format!("{path}.smart"),

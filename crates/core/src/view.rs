@@ -46,7 +46,7 @@ pub struct Counts {
     pub cancelled: usize,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct OutputView {
     pub name: String,
     /// Where the output is stored; not shown to clients, who use `url`.
@@ -57,6 +57,10 @@ pub struct OutputView {
     pub width: u32,
     pub height: u32,
     pub size: u64,
+    /// For `result`: where the auto-oriented original's pixels land in it (crop, turns,
+    /// resizing, borders), so the "before" can be shown framed like the result.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frame: Option<crate::messages::CarriedFrame>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -168,6 +172,7 @@ pub fn assemble(job: &JobManifest, photos: Vec<(PhotoManifest, Option<EventDoc>)
                         content_type: output.content_type.clone(),
                         width: output.width,
                         height: output.height,
+                        frame: output.frame,
                         size: output.size,
                     })
                     .collect()
@@ -227,6 +232,7 @@ mod tests {
             owner_token_sha256: String::new(),
             recipe,
             callback_url: None,
+            tenant: None,
         };
         let photo = |position: u32| PhotoManifest {
             v: 1,
@@ -248,6 +254,7 @@ mod tests {
             width: 8,
             height: 6,
             size: 10,
+            frame: None,
         });
         let view = assemble(&job, vec![(photo(1), Some(done)), (photo(0), None)]);
         assert_eq!(view.photos[0].name, "p0.jpg");

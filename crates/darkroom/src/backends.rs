@@ -75,18 +75,16 @@ pub async fn setup(settings: &Settings, backends: &Backends) -> anyhow::Result<V
     }
     let backend = backends.queues.backend();
     let all = backends.names.all(&backends.stage_map.stages());
-    for darkroom_core::queue_names::QueuePair { queue: name, dead_letter } in &all {
+    for darkroom_core::queue_names::QueuePair { queue: name, dead_letter, shared_fairly } in &all {
         backend
             .create_queue(&QueueSpec::dead_letter(dead_letter.as_str(), settings.visibility_timeout))
             .await
             .with_context(|| format!("creating queue {dead_letter}"))?;
         backend
-            .create_queue(&QueueSpec {
-                name: name.clone(),
-                visibility_timeout: settings.visibility_timeout,
-                max_receive_count: settings.max_receive_count,
-                dead_letter_queue: Some(dead_letter.clone()),
-            })
+            .create_queue(
+                &QueueSpec::new(name.clone(), settings.visibility_timeout, settings.max_receive_count, dead_letter)
+                    .with_lanes(if *shared_fairly { settings.fair_lanes } else { 1 }),
+            )
             .await
             .with_context(|| format!("creating queue {name}"))?;
     }

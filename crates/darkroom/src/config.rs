@@ -1,4 +1,4 @@
-//! Every setting, as a flag and an environment variable (DESIGN.md "Command line and
+//! Every setting, as a flag and an environment variable (docs/ARCHITECTURE.md "Command line and
 //! settings"), read once at start-up and validated with errors that name the setting.
 //! Nothing deeper in the code reads the environment.
 
@@ -124,6 +124,11 @@ pub struct Settings {
     /// Deliveries before a message goes to its dead-letter queue (and the photo is shown failed).
     #[arg(long, env = "DARKROOM_MAX_RECEIVE_COUNT", default_value_t = 5, global = true)]
     pub max_receive_count: u32,
+
+    /// Lanes `setup` spreads each request queue over on SQS, so workers take turns between
+    /// jobs there too (LocalStack does not reorder SQS fair-queue groups); 1: one queue each.
+    #[arg(long, env = "DARKROOM_FAIR_LANES", default_value_t = 4, global = true)]
+    pub fair_lanes: usize,
 
     /// Long-poll wait of each receive (at most 20s).
     #[arg(long, env = "DARKROOM_WAIT_TIME", default_value = "20s", value_parser = duration, global = true)]
@@ -350,6 +355,21 @@ impl Settings {
             || self.visibility_timeout > darkroom_queue::MAX_VISIBILITY_TIMEOUT
         {
             anyhow::bail!("--visibility-timeout must be between 3s and 12h, got {:?}", self.visibility_timeout);
+        }
+        if !(1..=darkroom_queue::MAX_LANES).contains(&self.fair_lanes) {
+            anyhow::bail!("--fair-lanes must be 1–{}, got {}", darkroom_queue::MAX_LANES, self.fair_lanes);
+        }
+        // SQS names are at most 80 characters; the longest darkroom makes is a stage's last lane.
+        let names = darkroom_core::QueueNames::new(self.queue_prefix.clone());
+        for stage in self.stage_map()?.stages() {
+            let longest = darkroom_queue::lane_name(&names.requests(&stage), darkroom_queue::MAX_LANES - 1);
+            if longest.len() > 80 {
+                anyhow::bail!(
+                    "--queue-prefix {:?} with stage {stage:?} makes queue names of {} characters ({longest}); SQS allows 80: shorten one",
+                    self.queue_prefix,
+                    longest.len()
+                );
+            }
         }
         if self.max_receive_count == 0 || self.max_receive_count > 1000 {
             anyhow::bail!("--max-receive-count must be 1–1000, got {}", self.max_receive_count);

@@ -1,5 +1,5 @@
 //! `customize`: brightness, contrast, saturation, sharpen, rotate, flip, border, caption —
-//! applied in that order (DESIGN.md), whatever order the keys had in the recipe.
+//! applied in that order (docs/ARCHITECTURE.md), whatever order the keys had in the recipe.
 
 use crate::color::{apply_lut, luma, map_pixels};
 use crate::pipeline::Photo;

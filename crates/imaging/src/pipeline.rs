@@ -115,9 +115,14 @@ fn apply_op(photo: &mut Photo, op: &Operation) -> Result<(), ImagingError> {
 
 fn crop(photo: &mut Photo, op: &Operation) -> Result<(), ImagingError> {
     let spec = crop_spec(op, "crop").map_err(|e| ImagingError::op("crop", e.to_string()))?;
+    let (original_width, original_height) = (photo.frame.original_width, photo.frame.original_height);
+    // A relative box is the same part of any photo: in this one's original pixels, a box.
+    let spec = match spec {
+        CropSpec::Relative(relative) => CropSpec::Box(relative.in_pixels(original_width, original_height)),
+        other => other,
+    };
     match spec {
         CropSpec::Box(region) => {
-            let (original_width, original_height) = (photo.frame.original_width, photo.frame.original_height);
             let inside = u64::from(region.x) + u64::from(region.width) <= u64::from(original_width)
                 && u64::from(region.y) + u64::from(region.height) <= u64::from(original_height);
             if !inside {
@@ -136,6 +141,7 @@ fn crop(photo: &mut Photo, op: &Operation) -> Result<(), ImagingError> {
             photo.crop_to(x, y, width, height);
             Ok(())
         }
+        CropSpec::Relative(_) => Ok(()), // made a box above
         CropSpec::Aspect { width: aspect_w, height: aspect_h, smart } => {
             let (width, height) = largest_centred(photo.width(), photo.height(), aspect_w, aspect_h);
             let (x, y) = if smart {
@@ -198,6 +204,10 @@ fn needed_long_side(ops: &[Operation], width: u32, height: u32) -> Option<u32> {
                 // A box is in auto-oriented pixels whichever way the photo was turned (one
                 // that does not fit fails at the crop, whatever the decode scale).
                 CropSpec::Box(region) => (kept_width, kept_height) = (region.width, region.height),
+                CropSpec::Relative(relative) => {
+                    let region = relative.in_pixels(width, height);
+                    (kept_width, kept_height) = (region.width, region.height);
+                }
                 // Where a smart crop goes depends on faces found at full resolution.
                 CropSpec::Aspect { smart: true, .. } => return None,
                 CropSpec::Aspect { width: aspect_w, height: aspect_h, smart: false } => {

@@ -376,3 +376,16 @@ fn a_damaged_progressive_photo_still_fails_clearly_or_decodes() {
         assert!([(100, 67), (800, 533)].contains(&(photo.width(), photo.height())), "{photo:?}");
     }
 }
+
+#[test]
+fn a_relative_crop_takes_the_same_part_of_photos_of_any_size() {
+    let recipe =
+        Recipe::from_json(r#"{"ops":[{"op":"crop","relative":{"x":0.5,"y":0,"width":0.5,"height":0.5}}]}"#).unwrap();
+    for name in ["astronaut.jpg", "coffee.jpg", "rocket.jpg"] {
+        let photo = decode(&fixture(name), limits()).unwrap();
+        let (width, height) = (photo.width(), photo.height());
+        let cropped = apply_ops(photo, &recipe.ops).unwrap();
+        assert_eq!(cropped.width(), width - (width as f64 * 0.5).round() as u32, "{name}");
+        assert_eq!(cropped.height(), (height as f64 * 0.5).round() as u32, "{name}");
+    }
+}

@@ -9,7 +9,7 @@
 use crate::{Jobs, JobsError};
 use darkroom_core::keys;
 use darkroom_core::{EventDoc, JobId, JobManifest, PhotoId, PhotoRequest, PhotoState, Recipe};
-use darkroom_queue::{OutgoingMessage, QueueError, MAX_BATCH};
+use darkroom_queue::{MessageGroup, OutgoingMessage, QueueError, MAX_BATCH};
 use darkroom_store::json::{get_json, put_json_if_absent};
 use darkroom_store::PutOutcome;
 
@@ -44,8 +44,11 @@ impl Jobs {
         let messages: Vec<OutgoingMessage> = photos
             .iter()
             .map(|(photo, attempt)| {
-                let request = PhotoRequest::new(job.id.clone(), photo.clone(), *attempt, recipe.clone(), plan.clone());
+                let request = PhotoRequest::new(job.id.clone(), photo.clone(), *attempt, recipe.clone(), plan.clone())
+                    .for_tenant(job.tenant());
+                let (tenant, flow) = request.fair_share();
                 OutgoingMessage::new(request.encode(), request.attributes())
+                    .in_group(Some(MessageGroup::new(tenant, flow)))
             })
             .collect();
         for batch in messages.chunks(MAX_BATCH) {

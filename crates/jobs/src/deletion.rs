@@ -1,4 +1,4 @@
-//! Durable deletion (DESIGN.md "Deletion and retention are durable"). Deleting a job writes
+//! Durable deletion (docs/ARCHITECTURE.md "Deletion and retention are durable"). Deleting a job writes
 //! its tombstone and sweep marker first, then deletes the job manifest — from that moment
 //! workers and status treat the job as gone — then every object under the job's prefix in
 //! batches, and the sweep marker last. Whatever interrupts it (a crash, a throttle, a

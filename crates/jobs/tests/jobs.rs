@@ -37,12 +37,7 @@ async fn fixture() -> Fixture {
             .await
             .unwrap();
         backend
-            .create_queue(&QueueSpec {
-                name: name.clone(),
-                visibility_timeout: Duration::from_secs(30),
-                max_receive_count: 5,
-                dead_letter_queue: Some(QueueNames::dead_letter(&name)),
-            })
+            .create_queue(&QueueSpec::new(name.clone(), Duration::from_secs(30), 5, QueueNames::dead_letter(&name)))
             .await
             .unwrap();
     }
@@ -62,6 +57,7 @@ async fn job(fixture: &Fixture, photos: usize, created_at: u64) -> (JobManifest,
         owner_token_sha256: OwnerToken::generate().sha256_hex(),
         recipe,
         callback_url: None,
+        tenant: None,
     };
     let store = fixture.store.as_ref();
     let mut ids = Vec::new();

@@ -1,4 +1,4 @@
-//! Message queues with Amazon SQS semantics (DESIGN.md "Queue semantics"): at-least-once
+//! Message queues with Amazon SQS semantics (docs/ARCHITECTURE.md "Queue semantics"): at-least-once
 //! delivery, a visibility timeout that hides a received message until it is deleted or
 //! the timeout lapses, `ChangeMessageVisibility` for heartbeats, a receive count and a
 //! dead-letter queue after `max_receive_count` receives, long polling, batches of up to
@@ -8,15 +8,18 @@
 mod backoff;
 mod directory;
 mod error;
+mod lanes;
 mod sqlite;
 #[cfg(feature = "sqs")]
 mod sqs;
+mod turns;
 
 #[cfg(feature = "sqs")]
 pub use aws_sdk_sqs;
 pub use backoff::ReceiveBackoff;
 pub use directory::QueueDirectory;
 pub use error::QueueError;
+pub use lanes::{lane_name, LanedQueue};
 pub use sqlite::SqliteQueues;
 #[cfg(feature = "sqs")]
 pub use sqs::SqsQueues;
@@ -42,12 +45,62 @@ pub struct QueueSpec {
     /// After this many receives, the next receive moves the message to the dead-letter queue.
     pub max_receive_count: u32,
     pub dead_letter_queue: Option<String>,
+    /// Lanes a fairly shared queue is spread over where the backend cannot take turns
+    /// between message groups by itself (SQS: see `sqs.rs`); 1 for an ordinary queue.
+    pub lanes: usize,
 }
 
 impl QueueSpec {
+    /// A queue whose messages go to `dead_letter_queue` after `max_receive_count` receives.
+    pub fn new(
+        name: impl Into<String>,
+        visibility_timeout: Duration,
+        max_receive_count: u32,
+        dead_letter_queue: impl Into<String>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            visibility_timeout,
+            max_receive_count,
+            dead_letter_queue: Some(dead_letter_queue.into()),
+            lanes: 1,
+        }
+    }
+
     /// A dead-letter queue: no redrive of its own.
     pub fn dead_letter(name: impl Into<String>, visibility_timeout: Duration) -> Self {
-        Self { name: name.into(), visibility_timeout, max_receive_count: 0, dead_letter_queue: None }
+        Self { name: name.into(), visibility_timeout, max_receive_count: 0, dead_letter_queue: None, lanes: 1 }
+    }
+
+    /// Spread over `lanes` lanes where the backend needs them for fairness.
+    pub fn with_lanes(self, lanes: usize) -> Self {
+        Self { lanes: lanes.clamp(1, MAX_LANES), ..self }
+    }
+}
+
+/// The most lanes a queue is spread over.
+pub const MAX_LANES: usize = 16;
+
+/// Whose work a message is, for fair receiving (docs/ARCHITECTURE.md, "Fair sharing"):
+/// receives take turns between tenants that have messages waiting, and within a tenant
+/// between its flows, so one tenant's backlog never makes another's messages wait for all
+/// of it. Within a flow, messages keep their order. Messages without a group share one.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct MessageGroup {
+    /// Who the work is for: an access key, or a client network.
+    pub tenant: String,
+    /// One stream of work of that tenant: a job's first attempts, or its retries.
+    pub flow: String,
+}
+
+impl MessageGroup {
+    pub fn new(tenant: impl Into<String>, flow: impl Into<String>) -> Self {
+        Self { tenant: tenant.into(), flow: flow.into() }
+    }
+
+    /// One string naming the group.
+    pub fn id(&self) -> String {
+        format!("{}/{}", self.tenant, self.flow)
     }
 }
 
@@ -55,6 +108,11 @@ impl QueueSpec {
 pub struct OutgoingMessage {
     pub body: String,
     pub attributes: BTreeMap<String, String>,
+    /// Whose turn the message waits for; `None` shares one group with every other such.
+    pub group: Option<MessageGroup>,
+    /// The partition (lane) to send to when the queue has several, as the message's
+    /// previous stage had it, so a flow stays in one lane from stage to stage.
+    pub partition_hint: Option<usize>,
     /// How long the message stays invisible after it is sent (at most [`MAX_DELAY`], whole
     /// seconds on SQS): a consumer that defers work re-sends it with a delay instead of
     /// spending the message's receive budget.
@@ -63,16 +121,26 @@ pub struct OutgoingMessage {
 
 impl OutgoingMessage {
     pub fn new(body: impl Into<String>, attributes: BTreeMap<String, String>) -> Self {
-        Self { body: body.into(), attributes, delay: Duration::ZERO }
+        Self { body: body.into(), attributes, delay: Duration::ZERO, group: None, partition_hint: None }
+    }
+
+    pub fn in_group(self, group: Option<MessageGroup>) -> Self {
+        Self { group, ..self }
+    }
+
+    pub fn with_partition_hint(self, partition: Option<usize>) -> Self {
+        Self { partition_hint: partition, ..self }
     }
 
     pub fn with_delay(self, delay: Duration) -> Self {
         Self { delay: delay.min(MAX_DELAY), ..self }
     }
 
-    /// The size SQS charges against its 256 KiB limit: body plus attribute names and values.
+    /// The size SQS charges against its 256 KiB limit: body plus attribute names and values,
+    /// the group's included (the SQS queue sends it as two attributes).
     pub fn size(&self) -> usize {
-        self.body.len() + self.attributes.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>()
+        let group = self.group.as_ref().map_or(0, |group| 32 + group.tenant.len() + group.flow.len());
+        self.body.len() + self.attributes.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>() + group
     }
 }
 
@@ -88,6 +156,10 @@ pub struct ReceivedMessage {
     pub attributes: BTreeMap<String, String>,
     /// How many times this message has been received, this receive included.
     pub receive_count: u32,
+    /// The group it was sent in.
+    pub group: Option<MessageGroup>,
+    /// Which partition of its queue it came from (0 when the queue has one).
+    pub partition: usize,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -121,6 +193,22 @@ pub trait Queue: Send + Sync + std::fmt::Debug {
 
     async fn send(&self, message: OutgoingMessage) -> Result<(), QueueError> {
         self.send_batch(std::slice::from_ref(&message)).await
+    }
+
+    /// The parts a consumer receives from one by one, when the queue is spread over several
+    /// (SQS lanes, see `sqs.rs`); empty when the queue is its own only part.
+    fn partitions(&self) -> Vec<Arc<dyn Queue>> {
+        Vec::new()
+    }
+}
+
+/// The queues a consumer of `queue` receives from: its partitions, or the queue itself.
+pub fn receiving_parts(queue: &Arc<dyn Queue>) -> Vec<Arc<dyn Queue>> {
+    let parts = queue.partitions();
+    if parts.is_empty() {
+        vec![queue.clone()]
+    } else {
+        parts
     }
 }
 

@@ -7,9 +7,14 @@
 //! receipt handle is regenerated on every receive, which is what makes a stale handle
 //! harmless. Long polls wake at once on a send from this process (a `Notify` per queue)
 //! and re-check every 50 ms for sends from other processes.
+//!
+//! Receives take turns between message groups (`turns.rs`; docs/ARCHITECTURE.md, "Fair
+//! sharing"): a one-photo job waits behind about one photo of each other active tenant,
+//! never behind their whole backlog.
 
+use crate::turns::{next_in_turn, TURNS_INDEXES_AND_TRIGGERS, TURNS_SCHEMA};
 use crate::{
-    check_batch, OutgoingMessage, Queue, QueueBackend, QueueCounts, QueueError, QueueSpec, ReceiptHandle,
+    check_batch, MessageGroup, OutgoingMessage, Queue, QueueBackend, QueueCounts, QueueError, QueueSpec, ReceiptHandle,
     ReceivedMessage, MAX_BATCH, MAX_DELAY, MAX_VISIBILITY_TIMEOUT, MAX_WAIT,
 };
 use async_trait::async_trait;
@@ -43,6 +48,13 @@ CREATE TABLE IF NOT EXISTS messages (
 );
 CREATE INDEX IF NOT EXISTS messages_by_visibility ON messages (queue, visible_at_ms, id);
 CREATE UNIQUE INDEX IF NOT EXISTS messages_by_receipt ON messages (receipt_handle);
+";
+
+/// Added when receives began to take turns: a database written by an older darkroom gets
+/// the columns (its messages join one shared group) and a turn for every group it holds.
+const FAIRNESS_MIGRATION: &str = "
+ALTER TABLE messages ADD COLUMN tenant TEXT NOT NULL DEFAULT '';
+ALTER TABLE messages ADD COLUMN flow TEXT NOT NULL DEFAULT '';
 ";
 
 /// The embedded queue backend: one SQLite file holding every queue.
@@ -84,11 +96,13 @@ impl SqliteQueues {
                 message: format!("cannot create {}: {e}", parent.display()),
             })?;
         }
-        let connection = Connection::open(&path).map_err(|e| db_error(&label, e))?;
+        let mut connection = Connection::open(&path).map_err(|e| db_error(&label, e))?;
         connection.busy_timeout(Duration::from_secs(30)).map_err(|e| db_error(&label, e))?;
         connection.pragma_update(None, "journal_mode", "WAL").map_err(|e| db_error(&label, e))?;
         connection.pragma_update(None, "synchronous", "FULL").map_err(|e| db_error(&label, e))?;
         connection.execute_batch(SCHEMA).map_err(|e| db_error(&label, e))?;
+        connection.execute_batch(TURNS_SCHEMA).map_err(|e| db_error(&label, e))?;
+        migrate(&mut connection).map_err(|e| db_error(&label, e))?;
         Ok(Self {
             shared: Arc::new(Shared { path, connection: Mutex::new(connection), arrivals: Mutex::new(HashMap::new()) }),
         })
@@ -97,6 +111,21 @@ impl SqliteQueues {
     pub fn path(&self) -> &Path {
         &self.shared.path
     }
+}
+
+/// Brings a database of an older darkroom up to date, in one transaction (idempotent).
+fn migrate(connection: &mut Connection) -> Result<(), rusqlite::Error> {
+    let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let has_groups: bool = transaction.query_row(
+        "SELECT COUNT(*) > 0 FROM pragma_table_info('messages') WHERE name = 'tenant'",
+        [],
+        |row| row.get(0),
+    )?;
+    if !has_groups {
+        transaction.execute_batch(FAIRNESS_MIGRATION)?;
+    }
+    transaction.execute_batch(TURNS_INDEXES_AND_TRIGGERS)?;
+    transaction.commit()
 }
 
 impl Shared {
@@ -200,8 +229,9 @@ struct SqliteQueue {
 }
 
 impl SqliteQueue {
-    /// One non-blocking receive: claims up to `max` visible messages, moving those past
-    /// their last allowed receive to the dead-letter queue instead.
+    /// One non-blocking receive: claims up to `max` visible messages, taking turns between
+    /// groups, and moves those past their last allowed receive to the dead-letter queue
+    /// instead of returning them.
     async fn try_receive(&self, max: usize) -> Result<Vec<ReceivedMessage>, QueueError> {
         let name = self.name.clone();
         let attributes = self.attributes.clone();
@@ -210,56 +240,44 @@ impl SqliteQueue {
             let now = now_ms();
             let mut received = Vec::new();
             let mut dead_lettered = 0usize;
-            let mut offset_guard = 0;
-            while received.len() < max && offset_guard < 100 {
-                offset_guard += 1;
-                let candidates: Vec<(i64, String, String, String, u32)> = {
-                    let mut statement = transaction
-                        .prepare_cached(
-                            "SELECT id, message_id, body, attributes, receive_count FROM messages
-                             WHERE queue = ?1 AND visible_at_ms <= ?2 ORDER BY visible_at_ms, id LIMIT ?3",
-                        )
-                        .map_err(|e| db_error(&name, e))?;
-                    let rows = statement
-                        .query_map(params![name, now, (max - received.len()) as i64], |row| {
-                            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get::<_, i64>(4)?.max(0) as u32))
-                        })
-                        .map_err(|e| db_error(&name, e))?;
-                    rows.collect::<Result<_, _>>().map_err(|e| db_error(&name, e))?
-                };
-                if candidates.is_empty() {
+            // Dead-lettering does not count towards `max`; the guard bounds the transaction.
+            let mut guard = 0;
+            while received.len() < max && guard < 100 {
+                guard += 1;
+                let Some(candidate) = next_in_turn(&transaction, &name, now).map_err(|e| db_error(&name, e))? else {
                     break;
-                }
-                for (id, message_id, body, attributes_json, receive_count) in candidates {
-                    let exhausted = attributes.max_receive_count > 0 && receive_count >= attributes.max_receive_count;
-                    match (&attributes.dead_letter_queue, exhausted) {
-                        (Some(dlq), true) => {
-                            transaction
-                                .execute(
-                                    "UPDATE messages SET queue = ?1, visible_at_ms = ?2, receive_count = 0, receipt_handle = NULL WHERE id = ?3",
-                                    params![dlq, now, id],
-                                )
-                                .map_err(|e| db_error(&name, e))?;
-                            dead_lettered += 1;
-                            tracing::warn!(queue = %name, dead_letter_queue = %dlq, message_id = %message_id, receive_count, "message moved to the dead-letter queue");
-                        }
-                        _ => {
-                            let handle = random_token();
-                            let visible_at = now + attributes.visibility_timeout.as_millis() as i64;
-                            transaction
-                                .execute(
-                                    "UPDATE messages SET receive_count = receive_count + 1, visible_at_ms = ?1, receipt_handle = ?2 WHERE id = ?3",
-                                    params![visible_at, handle, id],
-                                )
-                                .map_err(|e| db_error(&name, e))?;
-                            received.push(ReceivedMessage {
-                                message_id,
-                                receipt_handle: ReceiptHandle(handle),
-                                body,
-                                attributes: decode_attributes(&attributes_json),
-                                receive_count: receive_count + 1,
-                            });
-                        }
+                };
+                let exhausted = attributes.max_receive_count > 0 && candidate.receive_count >= attributes.max_receive_count;
+                match (&attributes.dead_letter_queue, exhausted) {
+                    (Some(dlq), true) => {
+                        transaction
+                            .execute(
+                                "UPDATE messages SET queue = ?1, visible_at_ms = ?2, receive_count = 0, receipt_handle = NULL WHERE id = ?3",
+                                params![dlq, now, candidate.id],
+                            )
+                            .map_err(|e| db_error(&name, e))?;
+                        dead_lettered += 1;
+                        tracing::warn!(queue = %name, dead_letter_queue = %dlq, message_id = %candidate.message_id, receive_count = candidate.receive_count, "message moved to the dead-letter queue");
+                    }
+                    _ => {
+                        let handle = random_token();
+                        let visible_at = now + attributes.visibility_timeout.as_millis() as i64;
+                        transaction
+                            .execute(
+                                "UPDATE messages SET receive_count = receive_count + 1, visible_at_ms = ?1, receipt_handle = ?2 WHERE id = ?3",
+                                params![visible_at, handle, candidate.id],
+                            )
+                            .map_err(|e| db_error(&name, e))?;
+                        received.push(ReceivedMessage {
+                            message_id: candidate.message_id,
+                            receipt_handle: ReceiptHandle(handle),
+                            body: candidate.body,
+                            attributes: decode_attributes(&candidate.attributes),
+                            receive_count: candidate.receive_count + 1,
+                            group: (!candidate.group.tenant.is_empty() || !candidate.group.flow.is_empty())
+                                .then_some(candidate.group),
+                            partition: 0,
+                        });
                     }
                 }
             }
@@ -294,18 +312,21 @@ impl Queue for SqliteQueue {
     async fn send_batch(&self, messages: &[OutgoingMessage]) -> Result<(), QueueError> {
         check_batch(&self.name, messages)?;
         let name = self.name.clone();
-        let rows: Vec<(String, String, i64)> = messages
+        let rows: Vec<(String, String, i64, MessageGroup)> = messages
             .iter()
-            .map(|m| (m.body.clone(), encode_attributes(&m.attributes), m.delay.min(MAX_DELAY).as_millis() as i64))
+            .map(|m| {
+                let delay = m.delay.min(MAX_DELAY).as_millis() as i64;
+                (m.body.clone(), encode_attributes(&m.attributes), delay, m.group.clone().unwrap_or_default())
+            })
             .collect();
         blocking(&self.shared, &self.name, move |connection| {
             let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| db_error(&name, e))?;
             let now = now_ms();
-            for (body, attributes, delay_ms) in rows {
+            for (body, attributes, delay_ms, group) in rows {
                 transaction
                     .execute(
-                        "INSERT INTO messages (queue, message_id, body, attributes, sent_at_ms, visible_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                        params![name, random_token(), body, attributes, now, now + delay_ms],
+                        "INSERT INTO messages (queue, message_id, body, attributes, sent_at_ms, visible_at_ms, tenant, flow) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                        params![name, random_token(), body, attributes, now, now + delay_ms, group.tenant, group.flow],
                     )
                     .map_err(|e| db_error(&name, e))?;
             }

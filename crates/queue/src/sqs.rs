@@ -3,10 +3,17 @@
 //! queue, long polling — so this is a thin translation; what it adds is error
 //! classification (outage vs. misconfiguration) and the limits checks the embedded queue
 //! makes too.
+//!
+//! Fair sharing (docs/ARCHITECTURE.md): each message carries its tenant as SQS's
+//! `MessageGroupId`, which Amazon SQS's fair queues use to keep a quiet tenant's messages
+//! from waiting behind a noisy one's backlog. LocalStack accepts the id but does not
+//! reorder, so a queue `setup` creates with lanes is spread over several SQS queues
+//! (`lanes.rs`): each flow gets a lane of its own, and workers take turns between lanes.
 
+use crate::lanes::{lane_name, LanedQueue};
 use crate::{
-    check_batch, OutgoingMessage, Queue, QueueBackend, QueueCounts, QueueError, QueueSpec, ReceiptHandle,
-    ReceivedMessage, MAX_BATCH, MAX_DELAY, MAX_WAIT,
+    check_batch, MessageGroup, OutgoingMessage, Queue, QueueBackend, QueueCounts, QueueError, QueueSpec, ReceiptHandle,
+    ReceivedMessage, MAX_BATCH, MAX_DELAY, MAX_LANES, MAX_WAIT,
 };
 use async_trait::async_trait;
 use aws_sdk_sqs::config::http::HttpResponse;
@@ -88,9 +95,41 @@ impl SqsQueues {
     }
 }
 
+/// Message attributes that carry a message's group through SQS (its `MessageGroupId` is
+/// not returned by every SQS-compatible service).
+const TENANT_ATTRIBUTE: &str = "darkroom.tenant";
+const FLOW_ATTRIBUTE: &str = "darkroom.flow";
+
 #[async_trait]
 impl QueueBackend for SqsQueues {
     async fn create_queue(&self, spec: &QueueSpec) -> Result<(), QueueError> {
+        self.create_one(spec, &spec.name).await?;
+        for lane in 1..spec.lanes {
+            self.create_one(spec, &lane_name(&spec.name, lane)).await?;
+        }
+        Ok(())
+    }
+
+    async fn open(&self, name: &str) -> Result<Arc<dyn Queue>, QueueError> {
+        let url = self.queue_url(name).await?.ok_or_else(|| QueueError::QueueNotFound { queue: name.to_owned() })?;
+        let first: Arc<dyn Queue> =
+            Arc::new(SqsQueue { client: self.client.clone(), name: name.to_owned(), url, lane: 0 });
+        // The lanes `setup` made, if any: a queue made without them is its own only lane.
+        let mut lanes = vec![first.clone()];
+        for lane in 1..MAX_LANES {
+            let lane_name = lane_name(name, lane);
+            let Some(url) = self.queue_url(&lane_name).await? else { break };
+            lanes.push(Arc::new(SqsQueue { client: self.client.clone(), name: lane_name, url, lane }));
+        }
+        if lanes.len() == 1 {
+            return Ok(first);
+        }
+        Ok(Arc::new(LanedQueue::new(name, lanes)))
+    }
+}
+
+impl SqsQueues {
+    async fn create_one(&self, spec: &QueueSpec, name: &str) -> Result<(), QueueError> {
         let mut attributes: HashMap<QueueAttributeName, String> = HashMap::new();
         attributes.insert(QueueAttributeName::VisibilityTimeout, spec.visibility_timeout.as_secs().to_string());
         // Messages of a job that nobody processes for two weeks are not worth keeping.
@@ -106,7 +145,7 @@ impl QueueBackend for SqsQueues {
                 format!(r#"{{"deadLetterTargetArn":"{arn}","maxReceiveCount":"{}"}}"#, spec.max_receive_count),
             );
         }
-        match self.queue_url(&spec.name).await? {
+        match self.queue_url(name).await? {
             // It exists: bring its attributes up to date (CreateQueue refuses changed ones).
             Some(url) => {
                 self.client
@@ -115,24 +154,19 @@ impl QueueBackend for SqsQueues {
                     .set_attributes(Some(attributes))
                     .send()
                     .await
-                    .map_err(|e| classify(&spec.name, e))?;
+                    .map_err(|e| classify(name, e))?;
             }
             None => {
                 self.client
                     .create_queue()
-                    .queue_name(&spec.name)
+                    .queue_name(name)
                     .set_attributes(Some(attributes))
                     .send()
                     .await
-                    .map_err(|e| classify(&spec.name, e))?;
+                    .map_err(|e| classify(name, e))?;
             }
         }
         Ok(())
-    }
-
-    async fn open(&self, name: &str) -> Result<Arc<dyn Queue>, QueueError> {
-        let url = self.queue_url(name).await?.ok_or_else(|| QueueError::QueueNotFound { queue: name.to_owned() })?;
-        Ok(Arc::new(SqsQueue { client: self.client.clone(), name: name.to_owned(), url }))
     }
 }
 
@@ -141,6 +175,8 @@ struct SqsQueue {
     client: Client,
     name: String,
     url: String,
+    /// Which lane of its queue this is (0: the queue itself).
+    lane: usize,
 }
 
 #[async_trait]
@@ -159,10 +195,22 @@ impl Queue for SqsQueue {
                 let seconds = message.delay.min(MAX_DELAY).as_millis().div_ceil(1000) as i32;
                 entry = entry.delay_seconds(seconds);
             }
-            for (name, value) in &message.attributes {
+            // SQS's fair queues take turns between tenants (the id is at most 128 characters).
+            if let Some(tenant) = message.group.as_ref().map(|group| &group.tenant).filter(|tenant| !tenant.is_empty())
+            {
+                entry = entry.message_group_id(tenant.chars().take(128).collect::<String>());
+            }
+            let group_attributes = message.group.iter().flat_map(|group| {
+                [(TENANT_ATTRIBUTE.to_owned(), group.tenant.clone()), (FLOW_ATTRIBUTE.to_owned(), group.flow.clone())]
+            });
+            for (name, value) in message.attributes.clone().into_iter().chain(group_attributes) {
+                if value.is_empty() {
+                    // SQS refuses empty attribute values.
+                    continue;
+                }
                 let value = MessageAttributeValue::builder()
                     .data_type("String")
-                    .string_value(value)
+                    .string_value(&value)
                     .build()
                     .map_err(|e| QueueError::InvalidSetting { queue: self.name.clone(), message: e.to_string() })?;
                 entry = entry.message_attributes(name, value);
@@ -213,10 +261,14 @@ impl Queue for SqsQueue {
             .messages()
             .iter()
             .filter_map(|message| {
-                let attributes: BTreeMap<String, String> = message
+                let mut attributes: BTreeMap<String, String> = message
                     .message_attributes()
                     .map(|a| a.iter().filter_map(|(k, v)| Some((k.clone(), v.string_value()?.to_owned()))).collect())
                     .unwrap_or_default();
+                let tenant = attributes.remove(TENANT_ATTRIBUTE);
+                let flow = attributes.remove(FLOW_ATTRIBUTE);
+                let group = (tenant.is_some() || flow.is_some())
+                    .then(|| MessageGroup { tenant: tenant.unwrap_or_default(), flow: flow.unwrap_or_default() });
                 let receive_count = message
                     .attributes()
                     .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
@@ -228,6 +280,8 @@ impl Queue for SqsQueue {
                     body: message.body().unwrap_or_default().to_owned(),
                     attributes,
                     receive_count,
+                    group,
+                    partition: self.lane,
                 })
             })
             .collect())

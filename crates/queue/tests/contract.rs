@@ -1,10 +1,10 @@
-//! The queue contract (DESIGN.md "Queue semantics"), written once and run against every
+//! The queue contract (docs/ARCHITECTURE.md "Queue semantics"), written once and run against every
 //! implementation: each backend module provides a fresh backend, and each check makes its
 //! own uniquely named queues, so the same checks can share one LocalStack.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use darkroom_queue::{OutgoingMessage, Queue, QueueBackend, QueueSpec};
+use darkroom_queue::{MessageGroup, OutgoingMessage, Queue, QueueBackend, QueueSpec};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,15 +24,7 @@ async fn make_queue(
     let name = unique(name);
     let dlq = format!("{name}-dlq");
     backend.create_queue(&QueueSpec::dead_letter(&dlq, visibility)).await.unwrap();
-    backend
-        .create_queue(&QueueSpec {
-            name: name.clone(),
-            visibility_timeout: visibility,
-            max_receive_count: max_receives,
-            dead_letter_queue: Some(dlq.clone()),
-        })
-        .await
-        .unwrap();
+    backend.create_queue(&QueueSpec::new(name.clone(), visibility, max_receives, dlq.clone())).await.unwrap();
     (backend.open(&name).await.unwrap(), backend.open(&dlq).await.unwrap())
 }
 
@@ -186,6 +178,72 @@ async fn opening_a_missing_queue_says_to_run_setup(backend: &dyn QueueBackend) {
     assert!(error.to_string().contains("darkroom setup"), "{error}");
 }
 
+/// A fairly shared queue: spread over lanes where the backend needs them.
+async fn make_fair_queue(backend: &dyn QueueBackend, name: &str) -> Arc<dyn Queue> {
+    let name = unique(name);
+    let dlq = format!("{name}-dlq");
+    backend.create_queue(&QueueSpec::dead_letter(&dlq, Duration::from_secs(30))).await.unwrap();
+    backend.create_queue(&QueueSpec::new(name.clone(), Duration::from_secs(30), 5, dlq).with_lanes(4)).await.unwrap();
+    backend.open(&name).await.unwrap()
+}
+
+fn grouped(body: &str, tenant: &str, flow: &str) -> OutgoingMessage {
+    message(body).in_group(Some(MessageGroup::new(tenant, flow)))
+}
+
+/// Receives `count` messages one at a time the way a worker does: from each of the
+/// queue's receiving parts in turn, and deletes them; returns their bodies in order.
+async fn consume_fairly(queue: &Arc<dyn Queue>, count: usize) -> Vec<String> {
+    let parts = darkroom_queue::receiving_parts(queue);
+    let mut bodies = Vec::new();
+    let mut next = 0;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while bodies.len() < count && Instant::now() < deadline {
+        let part = &parts[next % parts.len()];
+        next += 1;
+        for got in part.receive(1, Duration::ZERO).await.unwrap() {
+            part.delete(&got.receipt_handle).await.unwrap();
+            bodies.push(got.body);
+        }
+    }
+    bodies
+}
+
+async fn a_new_group_waits_behind_about_one_message_of_a_backlog(backend: &dyn QueueBackend) {
+    let queue = make_fair_queue(backend, "fair-newcomer").await;
+    let backlog: Vec<OutgoingMessage> = (0..30).map(|i| grouped(&format!("big-{i}"), "alice", "job-a")).collect();
+    for batch in backlog.chunks(10) {
+        queue.send_batch(batch).await.unwrap();
+    }
+    queue.send(grouped("small", "bob", "job-b")).await.unwrap();
+    let order = consume_fairly(&queue, 31).await;
+    assert_eq!(order.len(), 31, "every message is delivered once: {order:?}");
+    let position = order.iter().position(|body| body == "small").unwrap();
+    assert!(position <= 2, "the newcomer waited behind {position} messages of the backlog: {order:?}");
+    let big: Vec<&String> = order.iter().filter(|body| body.starts_with("big")).collect();
+    let in_order: Vec<String> = (0..30).map(|i| format!("big-{i}")).collect();
+    if queue.partitions().is_empty() {
+        // One queue taking turns keeps each flow in order (SQS gives no order at all).
+        assert_eq!(big, in_order.iter().collect::<Vec<_>>());
+    }
+}
+
+async fn two_tenants_with_backlogs_take_turns(backend: &dyn QueueBackend) {
+    let queue = make_fair_queue(backend, "fair-turns").await;
+    for tenant in ["alice", "bob"] {
+        let backlog: Vec<OutgoingMessage> =
+            (0..20).map(|i| grouped(&format!("{tenant}-{i}"), tenant, &format!("job-{tenant}"))).collect();
+        for batch in backlog.chunks(10) {
+            queue.send_batch(batch).await.unwrap();
+        }
+    }
+    let order = consume_fairly(&queue, 40).await;
+    assert_eq!(order.len(), 40);
+    let first_half = &order[..20];
+    let alice = first_half.iter().filter(|body| body.starts_with("alice")).count();
+    assert!((8..=12).contains(&alice), "alice got {alice} of the first 20 turns: {order:?}");
+}
+
 /// Every check of the contract, for `darkroom_testkit::contract_tests!`.
 macro_rules! every_check {
     ($make:path) => {
@@ -200,7 +258,9 @@ macro_rules! every_check {
             long_poll_returns_early_on_arrival,
             batches_hold_one_to_ten_messages_of_at_most_256_kib,
             a_delayed_message_stays_hidden_until_its_delay_passes,
-            opening_a_missing_queue_says_to_run_setup);
+            opening_a_missing_queue_says_to_run_setup,
+            a_new_group_waits_behind_about_one_message_of_a_backlog,
+            two_tenants_with_backlogs_take_turns);
     };
 }
 
@@ -230,6 +290,79 @@ mod sqlite {
             receive_one(queue.as_ref(), Duration::from_secs(5)).await.is_some(),
             "a stale handle deleted the message"
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_tenant_with_many_flows_gets_one_share_and_its_flows_take_turns() {
+        let (backend, _dir) = make().await.unwrap();
+        let queue = make_fair_queue(backend.as_ref(), "fair-tenants").await;
+        // Alice has ten jobs of five; Bob has one job of ten.
+        for job in 0..10 {
+            let batch: Vec<OutgoingMessage> =
+                (0..5).map(|i| grouped(&format!("alice-{job}-{i}"), "alice", &format!("a{job}"))).collect();
+            queue.send_batch(&batch).await.unwrap();
+        }
+        let batch: Vec<OutgoingMessage> = (0..10).map(|i| grouped(&format!("bob-{i}"), "bob", "b")).collect();
+        queue.send_batch(&batch).await.unwrap();
+        let order = consume_fairly(&queue, 20).await;
+        let bob = order.iter().filter(|body| body.starts_with("bob")).count();
+        assert_eq!(bob, 10, "one tenant, one share, however many jobs it has: {order:?}");
+        // Alice's ten turns went to ten different jobs.
+        let alice_jobs: HashSet<&str> =
+            order.iter().filter(|body| body.starts_with("alice")).map(|body| &body[..7]).collect();
+        assert_eq!(alice_jobs.len(), 10, "{order:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_database_of_an_older_darkroom_keeps_its_messages() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("queues.sqlite3");
+        {
+            // The schema before message groups, with a queue holding one message.
+            let connection = rusqlite::Connection::open(&path).unwrap();
+            connection
+                .execute_batch(
+                    "CREATE TABLE queues (name TEXT PRIMARY KEY, visibility_timeout_ms INTEGER NOT NULL,
+                         max_receive_count INTEGER NOT NULL, dead_letter_queue TEXT);
+                     CREATE TABLE messages (id INTEGER PRIMARY KEY AUTOINCREMENT, queue TEXT NOT NULL,
+                         message_id TEXT NOT NULL, body TEXT NOT NULL, attributes TEXT NOT NULL,
+                         sent_at_ms INTEGER NOT NULL, visible_at_ms INTEGER NOT NULL,
+                         receive_count INTEGER NOT NULL DEFAULT 0, receipt_handle TEXT);
+                     INSERT INTO queues VALUES ('old', 30000, 5, NULL);
+                     INSERT INTO messages (queue, message_id, body, attributes, sent_at_ms, visible_at_ms)
+                         VALUES ('old', 'm1', 'sent before the upgrade', '{}', 0, 0);",
+                )
+                .unwrap();
+        }
+        let backend = SqliteQueues::open(&path).unwrap();
+        let queue = backend.open("old").await.unwrap();
+        queue.send(grouped("sent after", "t", "f")).await.unwrap();
+        let mut bodies = Vec::new();
+        for got in queue.receive(10, Duration::from_secs(1)).await.unwrap() {
+            queue.delete(&got.receipt_handle).await.unwrap();
+            bodies.push(got.body);
+        }
+        bodies.sort();
+        assert_eq!(bodies, ["sent after", "sent before the upgrade"]);
+        // Opening again is harmless.
+        drop(backend);
+        let backend = SqliteQueues::open(&path).unwrap();
+        let queue = backend.open("old").await.unwrap();
+        // An older process still sharing the database sends without a group, while a new
+        // one has a backlog: the old message gets a turn all the same.
+        let backlog: Vec<OutgoingMessage> = (0..5).map(|i| grouped(&format!("new-{i}"), "t", "f")).collect();
+        queue.send_batch(&backlog).await.unwrap();
+        rusqlite::Connection::open(&path)
+            .unwrap()
+            .execute(
+                "INSERT INTO messages (queue, message_id, body, attributes, sent_at_ms, visible_at_ms)
+                 VALUES ('old', 'm2', 'from an older process', '{}', 0, 0)",
+                [],
+            )
+            .unwrap();
+        let first_two: Vec<String> =
+            queue.receive(2, Duration::from_secs(1)).await.unwrap().into_iter().map(|got| got.body).collect();
+        assert!(first_two.contains(&"from an older process".to_owned()), "{first_two:?}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

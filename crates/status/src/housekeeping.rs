@@ -1,4 +1,4 @@
-//! Housekeeping, run on a timer by every status process (DESIGN.md "Every photo state is
+//! Housekeeping, run on a timer by every status process (docs/ARCHITECTURE.md "Every photo state is
 //! left again", "Deletion and retention are durable"): finishing interrupted deletions,
 //! expiring jobs past the retention period, and reconciling photos whose request was lost.
 //!

@@ -36,15 +36,7 @@ async fn fixture() -> Fixture {
     for name in all {
         let dlq = QueueNames::dead_letter(&name);
         backend.create_queue(&QueueSpec::dead_letter(&dlq, Duration::from_secs(30))).await.unwrap();
-        backend
-            .create_queue(&QueueSpec {
-                name,
-                visibility_timeout: Duration::from_secs(30),
-                max_receive_count: 5,
-                dead_letter_queue: Some(dlq),
-            })
-            .await
-            .unwrap();
+        backend.create_queue(&QueueSpec::new(name, Duration::from_secs(30), 5, dlq)).await.unwrap();
     }
     let queues = QueueDirectory::new(backend);
     let quick = queues.get(&names.requests("quick")).await.unwrap();
@@ -75,6 +67,7 @@ async fn orphaned_job(fixture: &Fixture, photos: usize, hours_ago: u64) -> (JobM
         owner_token_sha256: OwnerToken::generate().sha256_hex(),
         recipe: Recipe::from_json(r#"{"ops":[{"op":"thumbnail","size":64}]}"#).unwrap(),
         callback_url: None,
+        tenant: None,
     };
     let mut ids = Vec::new();
     for position in 0..photos {

@@ -95,4 +95,12 @@ impl Queue for FaultyQueue {
         self.gate()?;
         self.inner.counts().await
     }
+    fn partitions(&self) -> Vec<Arc<dyn Queue>> {
+        let switches = &self.switches;
+        self.inner
+            .partitions()
+            .into_iter()
+            .map(|inner| Arc::new(FaultyQueue { inner, switches: switches.clone() }) as Arc<dyn Queue>)
+            .collect()
+    }
 }

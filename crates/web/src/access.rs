@@ -239,14 +239,17 @@ fn is_open(path: &str) -> bool {
         || path == "/static/favicon.svg"
 }
 
-/// Whether the request carries a valid key or session.
-fn is_let_in(keys: &AccessKeys, request: &ServiceRequest) -> bool {
-    let bearer = request
-        .headers()
+/// The access key a request presents as `Authorization: Bearer <key>`, if any.
+pub fn bearer_key(headers: &actix_web::http::header::HeaderMap) -> Option<&str> {
+    headers
         .get(actix_web::http::header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "));
-    if let Some(key) = bearer {
+        .and_then(|value| value.strip_prefix("Bearer "))
+}
+
+/// Whether the request carries a valid key or session.
+fn is_let_in(keys: &AccessKeys, request: &ServiceRequest) -> bool {
+    if let Some(key) = bearer_key(request.headers()) {
         return keys.check_key(key).is_some();
     }
     request.cookie(SESSION_COOKIE).is_some_and(|cookie| keys.check_session(cookie.value()))

@@ -1,4 +1,4 @@
-//! The JSON API, `/api/v1` (DESIGN.md "HTTP JSON API").
+//! The JSON API, `/api/v1` (docs/ARCHITECTURE.md "HTTP JSON API").
 
 use crate::jobs::{self, RecipeSource};
 use crate::openapi::{AcceptedPhotoRef, AttemptRef, CancelReply, IntakeReply, RetryReply, WebhookLogReply};
@@ -66,7 +66,7 @@ pub async fn create_job(
     multipart: Multipart,
 ) -> Result<HttpResponse, ApiError> {
     let body = upload_body(&state, &request, multipart);
-    let created = jobs::create(&state, body, RecipeSource::JsonPart).await?;
+    let created = jobs::create(&state, body, RecipeSource::JsonPart, crate::tenant::of(&state, &request)).await?;
     let job = &created.manifest.id;
     let body = intake_reply(job, &created.intake, Some(created.token.as_str().to_owned()));
     Ok(HttpResponse::Created()
@@ -257,10 +257,36 @@ pub async fn retry_failed(
     request: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let job = load_owned_job(&state, &request, &path).await?;
-    let retried = jobs::retry_failed(&state, &job).await?;
-    let retried = retried.into_iter().map(|(id, attempt)| AttemptRef { id, attempt }).collect();
+    restart(&state, &request, &path, darkroom_core::job::PhotoState::Failed).await
+}
+
+/// Retry (failed photos) and resume (cancelled ones): each photo in `which` state starts a
+/// new attempt.
+async fn restart(
+    state: &AppState,
+    request: &HttpRequest,
+    job: &str,
+    which: darkroom_core::job::PhotoState,
+) -> Result<HttpResponse, ApiError> {
+    let job = load_owned_job(state, request, job).await?;
+    let restarted = jobs::restart(state, &job, which).await?;
+    let retried = restarted.into_iter().map(|(id, attempt)| AttemptRef { id, attempt }).collect();
     Ok(HttpResponse::Accepted().json(RetryReply { retried }))
+}
+
+#[utoipa::path(post, path = "/api/v1/jobs/{job}/resume", tag = "jobs", summary = "Send the cancelled photos to work again (owner)",
+    params(("job" = JobId, Path, description = "The job id"), ("X-Owner-Token" = Option<String>, Header, description = "The owner token (or the owner cookie of the browser that created the job)")),
+    responses(
+        (status = 202, description = "The photos resumed, each with its new attempt", body = RetryReply),
+        (status = 404, description = "No such job, or not its owner", body = crate::openapi::ErrorBody),
+    ))]
+#[post("/jobs/{job}/resume")]
+pub async fn resume_cancelled(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    restart(&state, &request, &path, darkroom_core::job::PhotoState::Cancelled).await
 }
 
 /// The body of a reprocessing request.

@@ -26,6 +26,11 @@ const ASSETS: &[Asset] = &[
         body: include_str!("../../../static/builder.js"),
     },
     Asset {
+        name: "compare.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../../../static/compare.js"),
+    },
+    Asset {
         name: "job.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_str!("../../../static/job.js"),

@@ -241,12 +241,13 @@ async fn archive_response(state: &AppState, job_text: &str) -> Result<HttpRespon
         )
     })?;
     let view = load_view(state, &job).await?;
-    let results: Vec<(String, String)> = view
+    let results: Vec<(String, String, zip::DateTime)> = view
         .photos
         .iter()
         .filter_map(|photo| {
             let result = photo.output("result")?;
-            Some((portable_name(&with_extension(&photo.name, extension_of(&result.content_type))), result.key.clone()))
+            let name = portable_name(&with_extension(&photo.name, extension_of(&result.content_type)));
+            Some((name, result.key.clone(), zip_time(photo.updated_at)))
         })
         .collect();
     if results.is_empty() {
@@ -258,7 +259,7 @@ async fn archive_response(state: &AppState, job_text: &str) -> Result<HttpRespon
             "no photo of this job is done yet; download the archive once some are",
         ));
     }
-    let entry_names = unique_names(&results.iter().map(|(name, _)| name.clone()).collect::<Vec<_>>());
+    let entry_names = unique_names(&results.iter().map(|(name, _, _)| name.clone()).collect::<Vec<_>>());
     let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     let store = state.store.clone();
     let runtime = tokio::runtime::Handle::current();
@@ -275,10 +276,10 @@ async fn archive_response(state: &AppState, job_text: &str) -> Result<HttpRespon
         // Photos are already compressed: storing them is as small and much faster.
         let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
         let written = (|| -> Result<(), String> {
-            for ((_, key), entry) in results.iter().zip(&entry_names) {
+            for ((_, key, done_at), entry) in results.iter().zip(&entry_names) {
                 // Streamed from the store: memory holds a chunk, not a photo.
                 let (_, mut stream) = runtime.block_on(store.get_stream(key)).map_err(|e| e.to_string())?;
-                zip.start_file(entry.as_str(), options).map_err(|e| e.to_string())?;
+                zip.start_file(entry.as_str(), options.last_modified_time(*done_at)).map_err(|e| e.to_string())?;
                 while let Some(chunk) = runtime.block_on(futures::StreamExt::next(&mut stream)) {
                     zip.write_all(&chunk.map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
                 }
@@ -301,4 +302,42 @@ async fn archive_response(state: &AppState, job_text: &str) -> Result<HttpRespon
         .insert_header(("Content-Disposition", format!("attachment; filename=\"darkroom-{}.zip\"", job.id)))
         .insert_header(("Cache-Control", "private, no-store"))
         .streaming(body))
+}
+
+/// A zip entry's date: when the photo was done (UTC), not the format's 1980 default.
+fn zip_time(millis: u64) -> zip::DateTime {
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+    let seconds = millis / 1000;
+    let days = (seconds / 86_400) as i64;
+    let of_day = seconds % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = (day_of_year - (153 * month_index + 2) / 5 + 1) as u8;
+    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 } as u8;
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    let (hour, minute, second) = ((of_day / 3600) as u8, (of_day / 60 % 60) as u8, (of_day % 60) as u8);
+    u16::try_from(year)
+        .ok()
+        .and_then(|year| zip::DateTime::from_date_and_time(year, month, day, hour, minute, second).ok())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod zip_time_tests {
+    use super::zip_time;
+
+    #[test]
+    fn entries_are_dated_when_the_photo_was_done() {
+        // 2026-12-03T13:32:16Z
+        let time = zip_time(1_796_304_736_000);
+        assert_eq!((time.year(), time.month(), time.day()), (2026, 12, 3));
+        assert_eq!((time.hour(), time.minute(), time.second()), (13, 32, 16));
+        // Leap day.
+        let leap = zip_time(1_709_164_800_000); // 2024-02-29T00:00:00Z
+        assert_eq!((leap.year(), leap.month(), leap.day()), (2024, 2, 29));
+    }
 }

@@ -1,5 +1,5 @@
 //! The one place HTTP errors are shaped: every 4xx/5xx of the API carries
-//! `{"error": {"code", "message"}}` (DESIGN.md "Errors"), with the status that fits.
+//! `{"error": {"code", "message"}}` (docs/ARCHITECTURE.md "Errors"), with the status that fits.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};

@@ -79,7 +79,13 @@ fn nothing_acceptable(intake: &Intake) -> ApiError {
         .with_extra("rejected", serde_json::to_value(&intake.rejected).unwrap_or_default())
 }
 
-pub async fn create(state: &AppState, body: BodyReader, source: RecipeSource) -> Result<CreatedJob, ApiError> {
+/// Creates a job for `tenant` (see `tenant.rs`) from an upload.
+pub async fn create(
+    state: &AppState,
+    body: BodyReader,
+    source: RecipeSource,
+    tenant: String,
+) -> Result<CreatedJob, ApiError> {
     let job = JobId::generate();
     let mut seats = Seats::for_new_job(&job, state.settings.limits.max_photos_per_job);
     let mut intake = upload::receive(state, &job, body, &mut seats).await?;
@@ -109,6 +115,7 @@ pub async fn create(state: &AppState, body: BodyReader, source: RecipeSource) ->
         owner_token_sha256: token.sha256_hex(),
         recipe,
         callback_url,
+        tenant: Some(tenant),
     };
     let stored = async {
         let photo_manifests = write_photo_manifests(state, &job, &intake.accepted).await?;
@@ -206,14 +213,15 @@ async fn write_photo_manifests(
         .map_err(ApiError::from)
 }
 
-/// Re-enqueues every failed photo as a new attempt with the recipe it last ran.
-pub async fn retry_failed(state: &AppState, job: &JobManifest) -> Result<Vec<(PhotoId, u32)>, ApiError> {
+/// Re-enqueues every photo in `state` (failed: a retry; cancelled: a resume) as a new
+/// attempt with the recipe it last ran.
+pub async fn restart(state: &AppState, job: &JobManifest, which: PhotoState) -> Result<Vec<(PhotoId, u32)>, ApiError> {
     let view = crate::view::load_view(state, job).await?;
     let mut retried = Vec::new();
-    for photo in view.photos.iter().filter(|p| p.state == PhotoState::Failed) {
+    for photo in view.photos.iter().filter(|p| p.state == which) {
         let recipe = state.jobs.recipe_of_attempt(job, &photo.id, photo.attempt).await;
         let attempt = state.jobs.start_attempt(job, &photo.id, photo.attempt, recipe, None).await?;
-        tracing::info!(job_id = %job.id, photo_id = %photo.id, attempt, "photo retried");
+        tracing::info!(job_id = %job.id, photo_id = %photo.id, attempt, from = which.as_str(), "photo restarted");
         retried.push((photo.id.clone(), attempt));
     }
     Ok(retried)

@@ -1,4 +1,4 @@
-//! The web tier: upload page, job pages, the JSON API and downloads (DESIGN.md "HTTP JSON
+//! The web tier: upload page, job pages, the JSON API and downloads (docs/ARCHITECTURE.md "HTTP JSON
 //! API"). It never processes photos and holds no state of its own: originals and job
 //! documents go to the object store, work goes to the request queue, and the job view is
 //! read back from the store. Any number of web processes can serve the same jobs.
@@ -27,6 +27,7 @@ mod rate_limit;
 mod seats;
 mod security;
 mod slots;
+mod tenant;
 mod upload;
 mod view;
 
@@ -207,6 +208,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
                 .service(api::delete_job)
                 .service(api::add_photos)
                 .service(api::retry_failed)
+                .service(api::resume_cancelled)
                 .service(api::reprocess_photo)
                 .service(api::cancel_job)
                 .service(api::webhook_log)

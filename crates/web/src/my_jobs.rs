@@ -21,6 +21,8 @@ pub struct MyJob {
     pub created_at: String,
     pub counts: Counts,
     pub photos: usize,
+    /// The thumbnail of the job's first done photo, if any, to recognise the job by.
+    pub thumbnail_url: Option<String>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -61,6 +63,7 @@ pub async fn my_jobs(state: web::Data<AppState>, request: HttpRequest) -> Result
                 created_at: view.created_at,
                 counts: view.counts,
                 photos: view.photos.len(),
+                thumbnail_url: view.photos.iter().find_map(|photo| photo.output("thumb")).map(|thumb| thumb.url.clone()),
             })
         })
         .buffered(4)

@@ -174,6 +174,7 @@ The job id is a capability: whoever has it can view and download; changing a job
         crate::api::add_photos,
         crate::live::job_events,
         crate::api::retry_failed,
+        crate::api::resume_cancelled,
         crate::api::reprocess_photo,
         crate::api::cancel_job,
         crate::api::webhook_log,

@@ -1,4 +1,4 @@
-//! Ownership (DESIGN.md "Ownership"): the job id lets anyone view; changing a job needs its
+//! Ownership (docs/ARCHITECTURE.md "Ownership"): the job id lets anyone view; changing a job needs its
 //! owner token, from the `X-Owner-Token` header (API clients) or the browser's owner cookie.
 //! A wrong token gets the same 404 as an unknown job, so probing reveals nothing.
 //!

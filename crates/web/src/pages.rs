@@ -33,7 +33,8 @@ struct JobPage {
 impl JobPage {
     fn percent_finished(&self) -> usize {
         let total = self.view.photos.len().max(1);
-        (self.view.counts.done + self.view.counts.failed + self.view.counts.cancelled) * 100 / total
+        // Cancelled photos are not progress: a job cancelled at 3 of 7 shows 3 of 7.
+        (self.view.counts.done + self.view.counts.failed) * 100 / total
     }
 }
 
@@ -108,7 +109,7 @@ pub async fn create_job_from_form(
     multipart: Multipart,
 ) -> Result<HttpResponse, PageError> {
     let body = crate::api::upload_body(&state, &request, multipart);
-    let created = jobs::create(&state, body, RecipeSource::FormFields).await?;
+    let created = jobs::create(&state, body, RecipeSource::FormFields, crate::tenant::of(&state, &request)).await?;
     let job = &created.manifest.id;
     Ok(HttpResponse::SeeOther()
         .cookie(owner_cookie(&request, job, &created.token, state.settings.secure_cookies))

@@ -115,11 +115,16 @@ fn render(state: &AppState, request: PreviewRequest) -> Result<(Vec<u8>, u32, u3
         ApiError::bad_request(ErrorCode::InvalidRequest, "send the photo as a file part named \"photo\"")
     })?;
     let limits = preview_limits(state.settings.limits);
+    // Errors about the photo itself (not a photo, damaged, too large) say so with
+    // `"part": "photo"`, so the upload page can flag the file before it is sent.
+    let unreadable =
+        |code, message: String| ApiError::bad_request(code, message).with_extra("part", serde_json::json!("photo"));
     if let Judgement::Reject(error) = judge(&photo, true, &limits) {
-        return Err(ApiError::bad_request(error.code, error.message));
+        return Err(unreadable(error.code, error.message));
     }
     let failed = |error: darkroom_imaging::ImagingError| ApiError::bad_request(error.code(), error.to_string());
-    let mut decoded = decode_at_least(&photo, DecodeLimits::from(limits), PREVIEW_LONG_SIDE).map_err(failed)?;
+    let mut decoded = decode_at_least(&photo, DecodeLimits::from(limits), PREVIEW_LONG_SIDE)
+        .map_err(|error| unreadable(error.code(), format!("the photo cannot be read: {error}")))?;
     if decoded.width().max(decoded.height()) > PREVIEW_LONG_SIDE {
         decoded = fit_within(&decoded, PREVIEW_LONG_SIDE).map_err(failed)?;
     }

@@ -30,6 +30,19 @@ impl Worker {
         message: ReceivedMessage,
         abandon: &CancellationToken,
     ) -> Outcome {
+        self.handle_waiting(queue, message, abandon, None).await
+    }
+
+    /// [`Worker::handle`], for a message that holds one of its queue's waiting places
+    /// (`waiting`): given back once the photo holds a CPU slot, or is done with.
+    pub(crate) async fn handle_waiting(
+        &self,
+        queue: &Arc<dyn Queue>,
+        message: ReceivedMessage,
+        abandon: &CancellationToken,
+        waiting: Option<tokio::sync::OwnedSemaphorePermit>,
+    ) -> Outcome {
+        let waiting = std::sync::Mutex::new(waiting);
         let request = match PhotoRequest::decode(&message.body) {
             Ok(request) => request,
             Err(error) => return self.unreadable(queue, &message, &error).await,
@@ -39,14 +52,14 @@ impl Worker {
             metrics::counter!("darkroom_redeliveries_total", "stage" => stage.clone()).increment(1);
         }
         let span = tracing::info_span!("photo", job_id = %request.job_id, photo_id = %request.photo_id, stage = %stage, attempt = request.attempt, receive_count = message.receive_count);
-        let outcome = self.handle_request(queue, &message, &request, abandon).instrument(span.clone()).await;
+        let outcome = self.handle_request(queue, &message, &request, abandon, &waiting).instrument(span.clone()).await;
         metrics::counter!("darkroom_photos_processed_total", "stage" => stage, "outcome" => outcome.label())
             .increment(1);
         span.in_scope(|| tracing::info!(outcome = outcome.label(), "message handled"));
         outcome
     }
 
-    /// Never deletes what it cannot read (DESIGN.md: mixed versions side by side).
+    /// Never deletes what it cannot read (docs/ARCHITECTURE.md: mixed versions side by side).
     async fn unreadable(&self, queue: &Arc<dyn Queue>, message: &ReceivedMessage, error: &MessageError) -> Outcome {
         if error.is_newer_version() {
             leave_unreadable(queue.as_ref(), message, &error.to_string()).await;
@@ -66,6 +79,7 @@ impl Worker {
         message: &ReceivedMessage,
         request: &PhotoRequest,
         abandon: &CancellationToken,
+        waiting: &std::sync::Mutex<Option<tokio::sync::OwnedSemaphorePermit>>,
     ) -> Outcome {
         let lease = Lease::start(
             queue.clone(),
@@ -73,7 +87,7 @@ impl Worker {
             self.settings.visibility_timeout,
             self.settings.heartbeat_interval,
         );
-        let delivery = Delivery { queue, message, request, abandon, lease: &lease };
+        let delivery = Delivery { queue, message, request, abandon, lease: &lease, waiting };
         let result = tokio::select! {
             result = self.run_segment(&delivery) => result,
             () = abandon.cancelled() => Err(StepError::Abandoned),

@@ -143,11 +143,22 @@ impl Worker {
         let queues = self.check_queues().await?;
         let abandon = CancellationToken::new();
         let mut loops = JoinSet::new();
-        for queue in queues {
-            let worker = self.clone();
-            let (shutdown, abandon) = (shutdown.clone(), abandon.clone());
-            let span = tracing::info_span!("stage_loop", queue = queue.name());
-            loops.spawn(async move { worker.serve_queue(queue, shutdown, abandon).await }.instrument(span));
+        // A queue spread over lanes is served a lane at a time: each lane's loop hands its
+        // photos to the CPU slots in arrival order, so the slots take turns between lanes.
+        for stage_queue in &queues {
+            let parts = darkroom_queue::receiving_parts(stage_queue);
+            // A stage's messages waiting for a CPU slot: about `concurrency` in all, at least
+            // one per lane, so no lane waits for another and none hoards a backlog.
+            let waiting_per_part = (self.settings.concurrency / parts.len()).max(1);
+            for queue in parts {
+                let worker = self.clone();
+                let (shutdown, abandon) = (shutdown.clone(), abandon.clone());
+                let span = tracing::info_span!("stage_loop", queue = queue.name());
+                loops.spawn(
+                    async move { worker.serve_queue(queue, waiting_per_part, shutdown, abandon).await }
+                        .instrument(span),
+                );
+            }
         }
         tracing::info!(stages = ?self.settings.stages, concurrency = self.settings.concurrency, "worker started");
         while loops.join_next().await.is_some() {}
@@ -158,14 +169,17 @@ impl Worker {
     async fn serve_queue(
         self: Arc<Self>,
         queue: Arc<dyn Queue>,
+        waiting_places: usize,
         shutdown: CancellationToken,
         abandon: CancellationToken,
     ) {
         let mut in_flight = JoinSet::new();
         let mut backoff = darkroom_queue::ReceiveBackoff::default();
-        // Messages of this stage in flight. A received message waiting for a CPU slot keeps
-        // its heartbeat, so it is never handed to a second worker meanwhile.
-        let permits = Arc::new(Semaphore::new(self.settings.concurrency));
+        // Messages received from this queue and not yet holding a CPU slot: read ahead while
+        // the slots render, so a slot that frees starts the next photo at once, but no more
+        // (another worker may be idle). A received message waiting for a CPU slot keeps its
+        // heartbeat, so it is never handed to a second worker meanwhile.
+        let permits = Arc::new(Semaphore::new(waiting_places));
         loop {
             let permit = tokio::select! {
                 permit = permits.clone().acquire_owned() => match permit { Ok(p) => p, Err(_) => break },
@@ -213,11 +227,8 @@ impl Worker {
                 let queue = queue.clone();
                 let abandon = abandon.clone();
                 in_flight.spawn(
-                    async move {
-                        let _permit = permit;
-                        worker.handle(&queue, message, &abandon).await
-                    }
-                    .in_current_span(),
+                    async move { worker.handle_waiting(&queue, message, &abandon, Some(permit)).await }
+                        .in_current_span(),
                 );
             }
             // Reap finished tasks so the set does not grow without bound.

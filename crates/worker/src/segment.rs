@@ -14,7 +14,7 @@ use crate::render::{render, CancelFlag, Handover, RenderError, RenderInput, Rend
 use crate::Worker;
 use darkroom_core::budget;
 use darkroom_core::{keys, ErrorCode, OutputInfo, PhotoError, PhotoRequest, PhotoResponse, PhotoUpdate};
-use darkroom_queue::{OutgoingMessage, Queue, QueueError, ReceivedMessage};
+use darkroom_queue::{MessageGroup, OutgoingMessage, Queue, QueueError, ReceivedMessage};
 use darkroom_store::StoreError;
 use std::future::Future;
 use std::sync::Arc;
@@ -28,6 +28,15 @@ pub(crate) struct Delivery<'a> {
     pub request: &'a PhotoRequest,
     pub abandon: &'a CancellationToken,
     pub lease: &'a Lease,
+    /// The place this message holds among its queue's messages waiting for a CPU slot.
+    pub waiting: &'a std::sync::Mutex<Option<tokio::sync::OwnedSemaphorePermit>>,
+}
+
+impl Delivery<'_> {
+    /// The photo holds a CPU slot: its queue may take the next message.
+    fn started(&self) {
+        self.waiting.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+    }
 }
 
 pub(crate) enum Step {
@@ -91,8 +100,12 @@ impl Worker {
             PhotoUpdate::Processing { stage: segment.stage.clone(), segment: request.segment as u32, waiting: false };
         self.with_retries(delivery, "reporting progress", || self.respond(request, processing.clone())).await?;
         let bytes = self.with_retries(delivery, "reading the photo", || self.read_input(request)).await?;
-        let rendered = self.render_within_budget(request, &segment.stage, bytes).await?;
-        self.with_retries(delivery, "storing the results", || self.finish_or_forward(request, &rendered)).await
+        let cpu_slot = self.cpu_slots.acquire().await.map_err(|e| transient("waiting for a CPU slot", e))?;
+        delivery.started();
+        let rendered = self.render_within_budget(request, &segment.stage, bytes, cpu_slot).await?;
+        let partition = delivery.message.partition;
+        self.with_retries(delivery, "storing the results", || self.finish_or_forward(request, partition, &rendered))
+            .await
     }
 
     /// Whether this attempt is already finished (a redelivery) or superseded by a newer
@@ -157,6 +170,7 @@ impl Worker {
         request: &PhotoRequest,
         stage: &str,
         bytes: bytes::Bytes,
+        _cpu_slot: tokio::sync::SemaphorePermit<'_>,
     ) -> Result<Rendered, StepError> {
         let input = RenderInput {
             bytes,
@@ -169,7 +183,6 @@ impl Worker {
             frame: request.frame,
             limits: self.settings.limits.into(),
         };
-        let _cpu_slot = self.cpu_slots.acquire().await.map_err(|e| transient("waiting for a CPU slot", e))?;
         let budget = self.settings.time_budgets.for_stage(stage);
         let cancel = CancelFlag::default();
         let (render_handle, running) = self.renders.start(cancel.clone());
@@ -205,7 +218,12 @@ impl Worker {
 
     /// Stores the outputs, then reports done or forwards to the next stage. Idempotent: a
     /// retry rewrites the same keys.
-    async fn finish_or_forward(&self, request: &PhotoRequest, rendered: &Rendered) -> Result<Step, StepError> {
+    async fn finish_or_forward(
+        &self,
+        request: &PhotoRequest,
+        partition: usize,
+        rendered: &Rendered,
+    ) -> Result<Step, StepError> {
         let (job, photo, attempt) = (&request.job_id, &request.photo_id, request.attempt);
         let mut outputs = request.outputs.clone();
         outputs.extend(self.store_outputs(request, rendered).await?);
@@ -235,10 +253,12 @@ impl Worker {
                     .get(&self.names.requests(&next_stage))
                     .await
                     .map_err(|e| queue_error("opening the next stage's queue", e))?;
-                queue
-                    .send(OutgoingMessage::new(next.encode(), next.attributes()))
-                    .await
-                    .map_err(|e| queue_error("forwarding to the next stage", e))?;
+                // The photo keeps its turn's group, and the lane it had in this stage.
+                let (tenant, flow) = next.fair_share();
+                let forward = OutgoingMessage::new(next.encode(), next.attributes())
+                    .in_group(Some(MessageGroup::new(tenant, flow)))
+                    .with_partition_hint(Some(partition));
+                queue.send(forward).await.map_err(|e| queue_error("forwarding to the next stage", e))?;
                 tracing::info!(next_stage = %next_stage, "segment done; forwarded");
                 // Tell the job view the photo now waits at the next stage. Best effort: the
                 // forward is what matters, and that stage's own report supersedes this one.
@@ -268,6 +288,7 @@ impl Worker {
                 width: file.width,
                 height: file.height,
                 size: file.bytes.len() as u64,
+                frame: (file.name == "result").then_some(rendered.frame),
             });
         }
         Ok(outputs)

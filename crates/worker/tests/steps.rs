@@ -40,15 +40,7 @@ async fn setup(visibility: Duration, recipe: &str) -> Setup {
     for name in [names.requests("quick"), names.responses()] {
         let dlq = QueueNames::dead_letter(&name);
         backend.create_queue(&QueueSpec::dead_letter(&dlq, visibility)).await.unwrap();
-        backend
-            .create_queue(&QueueSpec {
-                name,
-                visibility_timeout: visibility,
-                max_receive_count: 5,
-                dead_letter_queue: Some(dlq),
-            })
-            .await
-            .unwrap();
+        backend.create_queue(&QueueSpec::new(name, visibility, 5, dlq)).await.unwrap();
     }
     let recipe = Recipe::from_json(recipe).unwrap();
     let job = JobId::generate();
@@ -59,6 +51,7 @@ async fn setup(visibility: Duration, recipe: &str) -> Setup {
         owner_token_sha256: OwnerToken::generate().sha256_hex(),
         recipe: recipe.clone(),
         callback_url: None,
+        tenant: None,
     };
     darkroom_store::json::put_json(&local, &keys::job_manifest(&job), &manifest).await.unwrap();
     let faulty_queues = Arc::new(FaultyQueues::new(backend));

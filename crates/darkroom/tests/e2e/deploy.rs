@@ -1,6 +1,7 @@
-//! Docker is not available where these tests run, so the compose file and the Dockerfile
-//! are checked statically: they parse, every darkroom service runs a real subcommand of
-//! this very binary, and the wiring (environment, health checks, start order) is right.
+//! The compose file, the Dockerfile and the AWS template, checked statically in seconds:
+//! they parse, every darkroom service runs a real subcommand of this very binary, and the
+//! wiring (environment, health checks, start order) is right. The compose tier
+//! (`tests/compose.rs`) runs the first two for real where Docker runs.
 
 use crate::helpers::BIN;
 use std::path::Path;

@@ -7,6 +7,7 @@ mod api;
 mod at_scale;
 mod browser;
 mod deploy;
+mod fairness;
 mod faults;
 mod helpers;
 mod outage;

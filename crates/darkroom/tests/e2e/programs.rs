@@ -268,4 +268,13 @@ fn cancel_stops_queued_photos_and_keeps_finished_ones(backend: Backend) {
     }
     let after = wait_for_job(base, job_id, Duration::from_secs(5));
     assert_eq!(after["counts"], view["counts"], "no cancelled photo was processed after all");
+
+    // Resumed by the owner, the cancelled photos go to work again and the job ends done.
+    let resume_url = format!("{base}/api/v1/jobs/{job_id}/resume");
+    assert_eq!(post(&resume_url, &[], "application/json", b"").status, 404, "only the owner resumes");
+    let resumed = post(&resume_url, &[("X-Owner-Token", token)], "application/json", b"");
+    assert_eq!(resumed.status, 202, "{}", resumed.text());
+    assert_eq!(resumed.json()["retried"].as_array().unwrap().len() as u64, shown_cancelled);
+    let view = wait_for_job(base, job_id, Duration::from_secs(120));
+    assert_eq!((view["state"].as_str(), view["counts"]["done"].as_u64()), (Some("done"), Some(6)), "{view:#}");
 }
