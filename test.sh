@@ -25,6 +25,9 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+suite_started=$(date +%s)
+# Each tier says when it starts, so a slow run shows where its time went.
+phase() { echo "== [$(( $(date +%s) - suite_started ))s] $*"; }
 
 # Build tools for the native features, installed when run as root on Debian/Ubuntu:
 # cmake (libheif and libjpeg-turbo are built from source), nasm (libjpeg-turbo's SIMD),
@@ -46,6 +49,7 @@ if [ "${DARKROOM_SKIP_HEIC:-0}" != 1 ]; then
 fi
 
 # Lints first: a formatting slip or a clippy warning fails in a minute, not after the suite.
+phase "lints: cargo fmt --check, cargo clippy -D warnings"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked --features "$features" -- -D warnings
 
@@ -84,27 +88,32 @@ else
   echo "DARKROOM_SKIP_LOCALSTACK=1: LocalStack variants of the tests are skipped" >&2
 fi
 
+phase "cargo test (unit, contract, end-to-end, browser)"
 cargo test --workspace --locked --features "$features" "$@"
 
 # The AWS template through cfn-lint (PyPI, cached virtualenv); DARKROOM_SKIP_CFN_LINT=1 skips it.
 if [ "${DARKROOM_SKIP_CFN_LINT:-0}" != 1 ] && [ $# = 0 ]; then
+  phase "cfn-lint"
   deploy/aws/lint.sh
 fi
 
 # A short coverage-guided fuzzing run of every input parser (15 s per target; cargo-fuzz is
 # installed once from crates.io). FUZZ_SECONDS=3600 fuzz/run.sh runs longer.
 if [ "${DARKROOM_SKIP_FUZZ:-0}" != 1 ] && [ $# = 0 ]; then
+  phase "fuzzing"
   fuzz/run.sh
 fi
 
 # The compose tier: docker-compose.yml against LocalStack, run for real in containers.
 if [ "${DARKROOM_SKIP_DOCKER:-0}" != 1 ] && [ $# = 0 ]; then
+  phase "compose tier: Docker and stand-in images"
   if tests/compose/docker.sh start && tests/compose/standins.sh; then
     # The stack publishes LocalStack on 4566: the host's LocalStack makes way.
     if [ "$started_localstack" = 1 ]; then
       deploy/localstack/localstack.sh stop || true
       started_localstack=0
     fi
+    phase "compose tier: tests"
     DARKROOM_TEST_COMPOSE=1 cargo test --locked --features "$features" -p darkroom --test compose -- --test-threads 1
   elif [ "${DARKROOM_REQUIRE_DOCKER:-0}" = 1 ]; then
     echo "DARKROOM_REQUIRE_DOCKER=1 but Docker could not run here (see above)" >&2
@@ -118,8 +127,10 @@ fi
 # Dockerfile builds it); it needs cmake and nasm.
 if [ "${DARKROOM_SKIP_TURBOJPEG:-0}" != 1 ] && [ $# = 0 ]; then
   if { command -v cmake && command -v nasm; } >/dev/null; then
+    phase "imaging tests with turbojpeg"
     cargo test --locked -p darkroom-imaging --features turbojpeg
   else
     echo "no cmake/nasm: the turbojpeg variant of the imaging tests is skipped" >&2
   fi
 fi
+phase "done"
