@@ -108,11 +108,6 @@ fi
 if [ "${DARKROOM_SKIP_DOCKER:-0}" != 1 ] && [ $# = 0 ]; then
   phase "compose tier: Docker and stand-in images"
   if tests/compose/docker.sh start && tests/compose/standins.sh; then
-    # The stack publishes LocalStack on 4566: the host's LocalStack makes way.
-    if [ "$started_localstack" = 1 ]; then
-      deploy/localstack/localstack.sh stop || true
-      started_localstack=0
-    fi
     phase "compose tier: tests"
     DARKROOM_TEST_COMPOSE=1 cargo test --locked --features "$features" -p darkroom --test compose -- --test-threads 1
   elif [ "${DARKROOM_REQUIRE_DOCKER:-0}" = 1 ]; then

@@ -16,10 +16,23 @@ echo "| worker containers (cpus 0.6 each) | photos | photos/s | upload→done p5
 echo "|---|---|---|---|---|"
 for workers in 1 2 3; do
   "${compose[@]}" down --volumes --remove-orphans >/dev/null 2>&1 || true
-  "${compose[@]}" up -d --build --scale "worker=$workers" >/dev/null 2>&1
+  if ! log=$("${compose[@]}" up -d --build --scale "worker=$workers" 2>&1); then
+    echo "docker-compose up failed:" >&2
+    echo "$log" >&2
+    exit 1
+  fi
+  ready=0
   for _ in $(seq 1 120); do
-    curl -fsS http://127.0.0.1:8080/readyz >/dev/null 2>&1 && break
+    if curl -fsS "http://127.0.0.1:${DARKROOM_COMPOSE_WEB_PORT:-8080}/readyz" >/dev/null 2>&1; then
+      ready=1
+      break
+    fi
     sleep 1
   done
-  python3 bench/load.py --base-url http://127.0.0.1:8080 --label "$workers" --photos "$photos" "$corpus"
+  if [ "$ready" != 1 ]; then
+    echo "the web container did not become ready within 2 minutes; its logs:" >&2
+    "${compose[@]}" logs --tail 40 web >&2 || true
+    exit 1
+  fi
+  python3 bench/load.py --base-url "http://127.0.0.1:${DARKROOM_COMPOSE_WEB_PORT:-8080}" --label "$workers" --photos "$photos" "$corpus"
 done

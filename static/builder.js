@@ -328,7 +328,7 @@
 
   window.darkroomBuilder = {
     recipe,
-    // Starts from a given recipe (the job page: the photo's own), as a step that can be undone.
+    // Starts from a given recipe (the job page: the job's recipe), as a step that can be undone.
     load: (recipe) => load(JSON.parse(JSON.stringify(recipe))),
     onChange: (callback) => listeners.push(callback),
     // A region drawn on the preview (original pixels) for red-eye or teeth whitening: added

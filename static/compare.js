@@ -34,6 +34,9 @@ const Compare = (() => {
     const frame = (outputOf(view.photo, "result") || {}).frame;
     if (!frame || !image.naturalWidth) {
       image.classList.add("fitted");
+      // The previous photo's frame set a size inline, which would override the class.
+      image.style.width = "";
+      image.style.height = "";
       image.style.transform = "";
       return;
     }

@@ -174,17 +174,35 @@ function follow(jobId) {
   };
 }
 
-async function poll(jobId) {
+// Reads the job once and shows it; false once there is nothing more to wait for.
+async function refresh(jobId) {
   try {
     const reply = await fetch(`/api/v1/jobs/${jobId}`, { cache: "no-store" });
-    if (reply.status === 404) { document.getElementById("job-counts").textContent = "This job no longer exists."; return; }
+    if (reply.status === 404) { document.getElementById("job-counts").textContent = "This job no longer exists."; return false; }
     if (reply.ok) {
       const view = await reply.json();
       render(view);
-      if (finished(view)) return;
+      if (finished(view)) return false;
     }
   } catch (_) { /* network hiccup: try again */ }
-  setTimeout(() => poll(jobId), POLL_MS);
+  return true;
+}
+
+let polling = false; // at most one polling loop per page
+async function poll(jobId) {
+  if (polling) return;
+  polling = true;
+  try {
+    while (await refresh(jobId)) await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+  } finally {
+    polling = false;
+  }
+}
+
+// After an action: show its effect now, then keep following the job (stream or polling).
+async function afterAction(jobId) {
+  await refresh(jobId);
+  follow(jobId);
 }
 
 function setup() {
@@ -263,7 +281,7 @@ function setup() {
     retry.disabled = true;
     await fetch(`/api/v1/jobs/${jobId}/retry`, { method: "POST" });
     retry.disabled = false;
-    poll(jobId);
+    afterAction(jobId);
   });
   const cancel = document.getElementById("cancel-job");
   if (cancel) cancel.addEventListener("click", async () => {
@@ -272,7 +290,7 @@ function setup() {
     const reply = await fetch(`/api/v1/jobs/${jobId}/cancel`, { method: "POST" });
     cancel.disabled = false;
     if (!reply.ok) window.alert("The job could not be cancelled; try again.");
-    poll(jobId);
+    afterAction(jobId);
   });
   const resume = document.getElementById("resume-job");
   if (resume) resume.addEventListener("click", async () => {
@@ -280,8 +298,7 @@ function setup() {
     const reply = await fetch(`/api/v1/jobs/${jobId}/resume`, { method: "POST" });
     resume.disabled = false;
     if (!reply.ok) window.alert("The photos could not be resumed; try again.");
-    follow(jobId);
-    poll(jobId);
+    afterAction(jobId);
   });
   const del = document.getElementById("delete-job");
   if (del) del.addEventListener("click", async () => {

@@ -294,7 +294,8 @@ function setupDrawing() {
     refresh();
   };
   box.addEventListener("pointerup", finish);
-  box.addEventListener("pointercancel", finish);
+  // A cancelled gesture (the browser took the pointer: a scroll, a system gesture) is dropped.
+  box.addEventListener("pointercancel", () => { gesture = null; refresh(); });
 }
 
 // ---- uploading -----------------------------------------------------------------------

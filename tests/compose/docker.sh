@@ -12,18 +12,26 @@ log() { echo "docker: $*" >&2; }
 
 answers() { docker info >/dev/null 2>&1; }
 
+# Installs what is missing of docker (the client), docker-compose and, when no daemon answers,
+# dockerd; debootstrap too, which standins.sh needs where no registry gives the base images.
 install() {
-  if command -v docker >/dev/null && command -v dockerd >/dev/null && command -v docker-compose >/dev/null \
-    && command -v debootstrap >/dev/null; then
+  local missing=()
+  command -v docker >/dev/null || missing+=(docker.io)
+  command -v docker-compose >/dev/null || missing+=(docker-compose)
+  if ! answers && ! command -v dockerd >/dev/null; then missing+=(docker.io); fi
+  command -v debootstrap >/dev/null || missing+=(debootstrap)
+  if [ ${#missing[@]} = 0 ]; then
     return
   fi
   if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
-    log "docker, dockerd, docker-compose or debootstrap is missing, and only root on Debian installs them here"
-    return 1
+    log "missing: ${missing[*]}; only root on Debian installs them here"
+    # debootstrap alone is needed only when the base images cannot be pulled.
+    [ "${missing[*]}" = debootstrap ]
+    return
   fi
-  log "installing docker.io, docker-compose and debootstrap (Debian packages)"
+  log "installing ${missing[*]} (Debian packages)"
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io docker-compose debootstrap >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(printf '%s\n' "${missing[@]}" | sort -u) >/dev/null
 }
 
 start() {
@@ -36,9 +44,12 @@ start() {
     return 1
   fi
   local run_dir="${XDG_CACHE_HOME:-$HOME/.cache}/darkroom/dockerd"
+  # overlay2 unless told otherwise (inside a container whose own disk is overlayfs: vfs).
+  local driver="${DARKROOM_DOCKER_STORAGE_DRIVER:-overlay2}"
   mkdir -p "$run_dir"
-  log "starting dockerd (log: $run_dir/dockerd.log)"
-  nohup dockerd --storage-driver=overlay2 >"$run_dir/dockerd.log" 2>&1 &
+  log "starting dockerd --storage-driver=$driver (log: $run_dir/dockerd.log, pid: $run_dir/dockerd.pid)"
+  nohup dockerd --storage-driver="$driver" >"$run_dir/dockerd.log" 2>&1 &
+  echo $! >"$run_dir/dockerd.pid"
   for _ in $(seq 1 60); do
     if answers; then
       return
@@ -47,6 +58,7 @@ start() {
   done
   log "dockerd did not answer within a minute; its log ends with:"
   tail -n 20 "$run_dir/dockerd.log" >&2 || true
+  log "where overlay2 cannot run, try DARKROOM_DOCKER_STORAGE_DRIVER=vfs"
   return 1
 }
 

@@ -12,6 +12,11 @@
 # made of and rebuilt only when that changes, so a second run takes seconds. Where a registry
 # is reachable none of this is needed: `docker compose up --build` pulls the real images.
 #
+# A real image is never replaced: an image of one of these names that is not a stand-in (it
+# has no darkroom.standin label) is kept, and an absent one is pulled first
+# (DARKROOM_STANDIN_PULL_SECONDS, default 20; 0 skips the attempt); only when that fails is
+# a stand-in built.
+#
 # Needs root, docker, debootstrap. Prints what it builds; exits non-zero when it cannot.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -28,16 +33,32 @@ mirror() {
 # A label naming what an image was built from.
 labelled() { docker image inspect "$1" --format '{{index .Config.Labels "darkroom.standin"}}' 2>/dev/null || true; }
 
+# Whether <name> is, or can be made, the real image: present without our label, or pulled.
+real_image() {
+  local name=$1 label
+  if docker image inspect "$1" >/dev/null 2>&1; then
+    label=$(labelled "$name")
+    [ -z "$label" ] || [ "$label" = "<no value>" ]
+    return
+  fi
+  local seconds="${DARKROOM_STANDIN_PULL_SECONDS:-20}"
+  [ "$seconds" != 0 ] && timeout "$seconds" docker pull -q "$name" >/dev/null 2>&1
+}
+
 MIRROR=$(mirror)
 CAS=$(ls /usr/local/share/ca-certificates/*.crt 2>/dev/null || true)
 CA_HASH=$( { [ -z "$CAS" ] || cat $CAS; } | sha256sum | cut -c1-16)
 BASE_HASH=$(printf 'minbase bookworm %s %s v1\n' "$MIRROR" "$CA_HASH" | sha256sum | cut -c1-16)
 BASE=darkroom-standin/base:$BASE_HASH
 
-if [ "$(labelled "$BASE")" != "$BASE_HASH" ]; then
+# The debootstrap base every stand-in is built on, made once per mirror and CA set.
+ensure_base() {
+  if [ "$(labelled "$BASE")" = "$BASE_HASH" ]; then
+    return
+  fi
   log "debootstrap --variant=minbase bookworm from $MIRROR (about a minute)"
+  local root
   root=$(mktemp -d)
-  trap 'rm -rf "$root"' EXIT
   debootstrap --variant=minbase --include=ca-certificates bookworm "$root" "$MIRROR" >/dev/null
   for ca in $CAS; do cp "$ca" "$root/usr/local/share/ca-certificates/"; done
   chroot "$root" update-ca-certificates >/dev/null 2>&1
@@ -47,20 +68,30 @@ if [ "$(labelled "$BASE")" != "$BASE_HASH" ]; then
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin PIP_CERT=/etc/ssl/certs/ca-certificates.crt' \
     --change 'CMD ["bash"]' - "$BASE" >/dev/null
   rm -rf "$root"
-  trap - EXIT
+}
+
+if real_image debian:bookworm-slim; then
+  log "debian:bookworm-slim is the real image: kept"
+else
+  ensure_base
+  docker tag "$BASE" debian:bookworm-slim
+  log "debian:bookworm-slim is $BASE"
 fi
-docker tag "$BASE" debian:bookworm-slim
-log "debian:bookworm-slim is $BASE"
 
 # builds standins/<name> as <tag> unless the image there was built from the same inputs.
 build() {
   local name=$1 tag=$2 extra_hash=$3 context=$4
   local hash
+  if real_image "$tag"; then
+    log "$tag is the real image: kept"
+    return
+  fi
   hash=$(printf '%s %s\n' "$BASE_HASH" "$extra_hash" | cat - "standins/$name/Dockerfile" | sha256sum | cut -c1-16)
   if [ "$(labelled "$tag")" = "$hash" ]; then
     log "$tag is up to date ($hash)"
     return
   fi
+  ensure_base
   log "building $tag"
   docker build -q --build-arg "BASE=$BASE" --label "darkroom.standin=$hash" -t "$tag" \
     -f "standins/$name/Dockerfile" "$context" >/dev/null

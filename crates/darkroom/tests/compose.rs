@@ -5,7 +5,9 @@
 //!
 //! Runs only when `DARKROOM_TEST_COMPOSE=1` (set by `./test.sh` once Docker runs and the
 //! stand-in images are built: tests/compose/standins.sh), one test at a time
-//! (`--test-threads 1`): they share port 8080 and the compose project.
+//! (`--test-threads 1`): they share the compose project and its published ports, which are
+//! moved off the defaults (web 18080, LocalStack 14566) so that a LocalStack or a service
+//! already on this host's 4566 or 8080 does not stop the stack from starting.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -20,7 +22,9 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 const PROJECT: &str = "darkroomtest";
-const BASE: &str = "http://127.0.0.1:8080";
+const WEB_PORT: &str = "18080";
+const LOCALSTACK_PORT: &str = "14566";
+const BASE: &str = "http://127.0.0.1:18080";
 /// Photos that stay in work long enough for a kill or a cut to land in the middle.
 const SLOW_RECIPE: &str = r#"{"ops":[{"op":"customize","sharpen":1},{"op":"thumbnail","size":512}]}"#;
 const RECIPE: &str = r#"{"ops":[{"op":"crop","aspect":"4:3"},{"op":"thumbnail","size":512}]}"#;
@@ -58,17 +62,33 @@ impl Stack {
         Self::compose(&["down", "--volumes", "--remove-orphans"]);
         let scale = format!("worker={workers}");
         let output = Self::compose(&["up", "-d", "--build", "--scale", &scale]);
+        // From here on a failure takes the stack down and shows its logs.
+        let stack = Stack;
         assert!(output.status.success(), "docker-compose up failed");
         wait_until(Duration::from_secs(180), "the web tier is ready", || {
             agent().get(&format!("{BASE}/readyz")).call().is_ok_and(|reply| reply.status() == 200)
         });
-        Stack
+        stack
     }
 
     fn compose(args: &[&str]) -> Output {
         let mut all = vec!["-p", PROJECT, "-f", "docker-compose.yml"];
         all.extend_from_slice(args);
-        run("docker-compose", &all)
+        let output = Command::new("docker-compose")
+            .args(&all)
+            .env("DARKROOM_COMPOSE_WEB_PORT", WEB_PORT)
+            .env("DARKROOM_COMPOSE_LOCALSTACK_PORT", LOCALSTACK_PORT)
+            .current_dir(repository())
+            .output()
+            .unwrap();
+        if !output.status.success() {
+            eprintln!(
+                "docker-compose {all:?} failed: {}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        output
     }
 
     /// The containers of a service, by id.
@@ -86,6 +106,12 @@ impl Drop for Stack {
         if std::thread::panicking() {
             let logs = Self::compose(&["logs", "--no-color", "--tail", "60"]);
             eprintln!("{}", String::from_utf8_lossy(&logs.stdout));
+        }
+        // Workers started beside compose (the rolling upgrade) are not the project's: they
+        // go first, or they would hold its network.
+        let strays = text(&run("docker", &["ps", "-aq", "--filter", "label=darkroomtest=upgraded"]));
+        for container in strays.lines() {
+            run("docker", &["rm", "-f", container]);
         }
         Self::compose(&["down", "--volumes", "--remove-orphans"]);
     }
@@ -136,12 +162,14 @@ fn counts(job: &str) -> (u64, u64) {
     (view["counts"]["done"].as_u64().unwrap(), view["counts"]["failed"].as_u64().unwrap())
 }
 
-/// Photos a container's worker has processed, from its metrics (inside the container).
+/// Photos a container's worker has finished (done, or done with its stage and forwarded),
+/// from its metrics (inside the container); deferrals, lost leases and hand-backs are not work.
 fn processed_by(container: &str) -> u64 {
     let output = run("docker", &["exec", container, "curl", "-fsS", "http://localhost:9090/metrics"]);
     text(&output)
         .lines()
         .filter(|line| line.starts_with("darkroom_photos_processed_total{"))
+        .filter(|line| line.contains(r#"outcome="completed""#) || line.contains(r#"outcome="forwarded""#))
         .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
         .sum::<f64>() as u64
 }
@@ -235,9 +263,15 @@ fn results_that_finish_while_status_is_stopped_all_appear() {
     let _stack = Stack::up(2);
     let status = Stack::containers("status");
     assert!(run("docker", &["stop", &status[0]]).status.success());
+    let stopped_at = Instant::now();
     let job = upload(30, RECIPE);
-    // Workers finish photos meanwhile; their reports wait in the responses queue.
-    std::thread::sleep(Duration::from_secs(60));
+    // Workers finish every photo meanwhile; their reports wait in the responses queue.
+    let workers = Stack::containers("worker");
+    wait_until(Duration::from_secs(600), "the workers finish the photos", || {
+        workers.iter().map(|worker| processed_by(worker)).sum::<u64>() >= 30
+    });
+    // Status stays down for a minute in all (the outage being tested), not as a wait for anything.
+    std::thread::sleep(Duration::from_secs(60).saturating_sub(stopped_at.elapsed()));
     let (done_while_stopped, _) = counts(&job);
     assert!(done_while_stopped < 30, "with status stopped no result can be recorded");
     assert!(run("docker", &["start", &status[0]]).status.success());

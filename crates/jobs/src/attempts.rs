@@ -94,8 +94,33 @@ impl Jobs {
         recipe: Recipe,
         recovery: Option<Recovery>,
     ) -> Result<u32, JobsError> {
+        let gives_way = recovery.is_some();
+        self.begin_attempt(job, photo, after, recipe, recovery, gives_way).await
+    }
+
+    /// Starts the attempt after `after` unless another request started it already
+    /// (`JobsError::AlreadyStarted`): "retry the failed" or "resume the cancelled" sent twice
+    /// (two tabs, a double click) restarts each photo once, not twice.
+    pub async fn restart_attempt(
+        &self,
+        job: &JobManifest,
+        photo: &PhotoId,
+        after: u32,
+        recipe: Recipe,
+    ) -> Result<u32, JobsError> {
+        self.begin_attempt(job, photo, after, recipe, None, true).await
+    }
+
+    async fn begin_attempt(
+        &self,
+        job: &JobManifest,
+        photo: &PhotoId,
+        after: u32,
+        recipe: Recipe,
+        recovery: Option<Recovery>,
+        gives_way: bool,
+    ) -> Result<u32, JobsError> {
         self.mark_active(&job.id).await?;
-        let recovering = recovery.is_some();
         let mut attempt = after + 1;
         // Two concurrent retries may pick the same number; the queued event is written with
         // put-if-absent, so the loser simply takes the next one.
@@ -109,8 +134,8 @@ impl Jobs {
             match put_json_if_absent(self.store.as_ref(), &keys::queued_event(&job.id, photo, attempt), &queued).await?
             {
                 PutOutcome::Created => break queued,
-                // A recovery gives way: another status process restarted the photo already.
-                PutOutcome::AlreadyExists if recovering => return Err(JobsError::AlreadyStarted),
+                // A recovery or a restart gives way: another process restarted the photo already.
+                PutOutcome::AlreadyExists if gives_way => return Err(JobsError::AlreadyStarted),
                 PutOutcome::AlreadyExists if attempt < after + MAX_ATTEMPT_RACE => attempt += 1,
                 PutOutcome::AlreadyExists => return Err(JobsError::TooManyRetries),
             }

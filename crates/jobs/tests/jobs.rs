@@ -109,6 +109,23 @@ async fn an_attempt_whose_enqueue_fails_is_withdrawn_and_can_be_started_again() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_sent_twice_restarts_the_photo_once_but_retries_still_stack() {
+    let fixture = fixture().await;
+    let (manifest, photos) = job(&fixture, 1, now_millis()).await;
+    let recipe = manifest.recipe.clone();
+    // Two "resume" requests that both saw attempt 1 (two tabs, a double click).
+    assert_eq!(fixture.jobs.restart_attempt(&manifest, &photos[0], 1, recipe.clone()).await.unwrap(), 2);
+    assert!(matches!(
+        fixture.jobs.restart_attempt(&manifest, &photos[0], 1, recipe.clone()).await,
+        Err(darkroom_jobs::JobsError::AlreadyStarted)
+    ));
+    let queue = QueueDirectory::new(fixture.queues.clone()).get(&fixture.names.requests("quick")).await.unwrap();
+    assert_eq!(queue.counts().await.unwrap().visible, 1, "one request for the photo, not two");
+    // A reprocess with another recipe is a new attempt whatever the view said.
+    assert_eq!(fixture.jobs.start_attempt(&manifest, &photos[0], 1, recipe, None).await.unwrap(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deletion_interrupted_half_way_is_finished_by_the_sweeper() {
     let fixture = fixture().await;
     let (manifest, _) = job(&fixture, 30, now_millis()).await;

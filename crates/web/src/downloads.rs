@@ -241,13 +241,13 @@ async fn archive_response(state: &AppState, job_text: &str) -> Result<HttpRespon
         )
     })?;
     let view = load_view(state, &job).await?;
-    let results: Vec<(String, String, zip::DateTime)> = view
+    let results: Vec<(String, String, u64)> = view
         .photos
         .iter()
         .filter_map(|photo| {
             let result = photo.output("result")?;
             let name = portable_name(&with_extension(&photo.name, extension_of(&result.content_type)));
-            Some((name, result.key.clone(), zip_time(photo.updated_at)))
+            Some((name, result.key.clone(), photo.updated_at))
         })
         .collect();
     if results.is_empty() {
@@ -279,7 +279,13 @@ async fn archive_response(state: &AppState, job_text: &str) -> Result<HttpRespon
             for ((_, key, done_at), entry) in results.iter().zip(&entry_names) {
                 // Streamed from the store: memory holds a chunk, not a photo.
                 let (_, mut stream) = runtime.block_on(store.get_stream(key)).map_err(|e| e.to_string())?;
-                zip.start_file(entry.as_str(), options.last_modified_time(*done_at)).map_err(|e| e.to_string())?;
+                // The DOS date has no zone (unzip tools read it as local time): the extended
+                // timestamp beside it says the instant.
+                let dated = options
+                    .last_modified_time(zip_time(*done_at))
+                    .with_extended_timestamp(u32::try_from(*done_at / 1000).ok(), None, None)
+                    .map_err(|e| e.to_string())?;
+                zip.start_file(entry.as_str(), dated).map_err(|e| e.to_string())?;
                 while let Some(chunk) = runtime.block_on(futures::StreamExt::next(&mut stream)) {
                     zip.write_all(&chunk.map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
                 }
@@ -304,25 +310,12 @@ async fn archive_response(state: &AppState, job_text: &str) -> Result<HttpRespon
         .streaming(body))
 }
 
-/// A zip entry's date: when the photo was done (UTC), not the format's 1980 default.
+/// A zip entry's DOS date: when the photo was done (UTC), not the format's 1980 default.
 fn zip_time(millis: u64) -> zip::DateTime {
-    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
-    let seconds = millis / 1000;
-    let days = (seconds / 86_400) as i64;
-    let of_day = seconds % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = (day_of_year - (153 * month_index + 2) / 5 + 1) as u8;
-    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 } as u8;
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    let (hour, minute, second) = ((of_day / 3600) as u8, (of_day / 60 % 60) as u8, (of_day % 60) as u8);
-    u16::try_from(year)
+    i64::try_from(millis / 1000)
         .ok()
-        .and_then(|year| zip::DateTime::from_date_and_time(year, month, day, hour, minute, second).ok())
+        .and_then(|seconds| time::OffsetDateTime::from_unix_timestamp(seconds).ok())
+        .and_then(|at| zip::DateTime::try_from(time::PrimitiveDateTime::new(at.date(), at.time())).ok())
         .unwrap_or_default()
 }
 

@@ -220,7 +220,12 @@ pub async fn restart(state: &AppState, job: &JobManifest, which: PhotoState) -> 
     let mut retried = Vec::new();
     for photo in view.photos.iter().filter(|p| p.state == which) {
         let recipe = state.jobs.recipe_of_attempt(job, &photo.id, photo.attempt).await;
-        let attempt = state.jobs.start_attempt(job, &photo.id, photo.attempt, recipe, None).await?;
+        let attempt = match state.jobs.restart_attempt(job, &photo.id, photo.attempt, recipe).await {
+            Ok(attempt) => attempt,
+            // The view can be a second old: another request restarted this photo meanwhile.
+            Err(darkroom_jobs::JobsError::AlreadyStarted) => continue,
+            Err(error) => return Err(error.into()),
+        };
         tracing::info!(job_id = %job.id, photo_id = %photo.id, attempt, from = which.as_str(), "photo restarted");
         retried.push((photo.id.clone(), attempt));
     }

@@ -119,8 +119,16 @@ fn render(state: &AppState, request: PreviewRequest) -> Result<(Vec<u8>, u32, u3
     // `"part": "photo"`, so the upload page can flag the file before it is sent.
     let unreadable =
         |code, message: String| ApiError::bad_request(code, message).with_extra("part", serde_json::json!("photo"));
-    if let Judgement::Reject(error) = judge(&photo, true, &limits) {
+    // The upload's own limits decide whether the photo is bad; the preview's tighter ones
+    // only whether it can be previewed (a 60 MP photo is accepted, just not previewed).
+    if let Judgement::Reject(error) = judge(&photo, true, &state.settings.limits) {
         return Err(unreadable(error.code, error.message));
+    }
+    if let Judgement::Reject(error) = judge(&photo, true, &limits) {
+        return Err(ApiError::bad_request(
+            error.code,
+            format!("no preview for this photo ({}); it will still be processed", error.message),
+        ));
     }
     let failed = |error: darkroom_imaging::ImagingError| ApiError::bad_request(error.code(), error.to_string());
     let mut decoded = decode_at_least(&photo, DecodeLimits::from(limits), PREVIEW_LONG_SIDE)

@@ -55,18 +55,26 @@ impl ClientRateLimit {
 /// trusted — the last address in `X-Forwarded-For` (earlier ones are the client's to forge).
 pub fn client_address(request: &actix_web::HttpRequest, trust_forwarded_for: bool) -> Option<IpAddr> {
     if trust_forwarded_for {
-        let forwarded = request
+        // Only the last entry is the trusted proxy's own; the ones before it are whatever the
+        // client wrote. An entry that is not an address (`unknown`) is no reason to trust an
+        // earlier one: then the proxy's own address stands for the client.
+        let last = request
             .headers()
             .get_all("x-forwarded-for")
             .filter_map(|value| value.to_str().ok())
             .flat_map(|value| value.split(','))
-            .filter_map(|address| address.trim().parse::<IpAddr>().ok())
             .last();
-        if forwarded.is_some() {
-            return forwarded;
+        if let Some(address) = last.and_then(forwarded_address) {
+            return Some(address);
         }
     }
     request.peer_addr().map(|address| address.ip())
+}
+
+/// An X-Forwarded-For entry: an address, or an address with a port (some proxies add one).
+fn forwarded_address(entry: &str) -> Option<IpAddr> {
+    let entry = entry.trim();
+    entry.parse::<IpAddr>().ok().or_else(|| entry.parse::<std::net::SocketAddr>().ok().map(|socket| socket.ip()))
 }
 
 fn exempt(path: &str) -> bool {
@@ -130,5 +138,21 @@ mod tests {
         assert_eq!(trusted.client(&request), Some("203.0.113.7".parse().unwrap()));
         let untrusted = ClientRateLimit::new(1, 1, false).unwrap();
         assert_eq!(untrusted.client(&request), Some("192.0.2.9".parse().unwrap()));
+    }
+
+    #[test]
+    fn a_forwarded_entry_that_is_no_address_does_not_let_the_client_s_own_count() {
+        let trusted = ClientRateLimit::new(1, 1, true).unwrap();
+        let with = |header: &str| {
+            TestRequest::default()
+                .peer_addr("192.0.2.9:5000".parse().unwrap())
+                .insert_header(("X-Forwarded-For", header.to_owned()))
+                .to_srv_request()
+        };
+        // The client wrote 6.6.6.6; the proxy appended something that is not an address.
+        assert_eq!(trusted.client(&with("6.6.6.6, unknown")), Some("192.0.2.9".parse().unwrap()));
+        // Proxies that add a port.
+        assert_eq!(trusted.client(&with("6.6.6.6, 203.0.113.7:41000")), Some("203.0.113.7".parse().unwrap()));
+        assert_eq!(trusted.client(&with("6.6.6.6, [2001:db8::1]:41000")), Some("2001:db8::1".parse().unwrap()));
     }
 }

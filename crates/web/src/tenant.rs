@@ -1,11 +1,13 @@
 //! Whose job a new job is, for sharing the workers fairly (docs/ARCHITECTURE.md, "Fair
 //! sharing"): in a private deployment, the access key that created it; otherwise the
 //! client's network (its IPv4 address, or its IPv6 /56: what providers usually give one
-//! customer, so one home or office cannot pose as thousands of tenants). One person's ten jobs are one tenant, and within a tenant its jobs take turns,
-//! so two people behind one address still each see their own job move.
+//! customer, so one home or office cannot pose as thousands of tenants). One person's ten
+//! jobs are one tenant, and within a tenant its jobs take turns, so two people behind one
+//! address still each see their own job move.
 //!
-//! Only a digest is kept: queue messages and job manifests never carry an address or a key
-//! name.
+//! Only a digest is kept: queue messages and job manifests carry no address or key name in
+//! clear. It is a pseudonym, not anonymity: the IPv4 space is small enough to try every
+//! address against a digest, so treat manifests (like access logs) as personal data.
 
 use crate::access::SESSION_COOKIE;
 use crate::rate_limit::client_address;

@@ -76,7 +76,11 @@ fn compose_starts_things_in_order_and_checks_their_health() {
         let check = services[name]["healthcheck"]["test"].as_vec().unwrap();
         assert!(check.iter().any(|part| part.as_str().is_some_and(|p| p.ends_with("/readyz"))), "{name} health check");
     }
-    assert_eq!(services["web"]["ports"][0].as_str(), Some("8080:8080"));
+    assert_eq!(
+        services["web"]["ports"][0].as_str(),
+        Some("${DARKROOM_COMPOSE_WEB_PORT:-8080}:8080"),
+        "the web tier on the host's 8080 unless told otherwise"
+    );
     assert!(
         services["worker"]["ports"].is_badvalue(),
         "a worker with host ports cannot be scaled with --scale worker=N"
