@@ -109,7 +109,8 @@ if [ "${DARKROOM_SKIP_DOCKER:-0}" != 1 ] && [ $# = 0 ]; then
   phase "compose tier: Docker and stand-in images"
   if tests/compose/docker.sh start && tests/compose/standins.sh; then
     phase "compose tier: tests"
-    DARKROOM_TEST_COMPOSE=1 cargo test --locked --features "$features" -p darkroom --test compose -- --test-threads 1
+    # --workspace, as above: the same feature set, so nothing is compiled again.
+    DARKROOM_TEST_COMPOSE=1 cargo test --workspace --locked --features "$features" --test compose -- --test-threads 1
   elif [ "${DARKROOM_REQUIRE_DOCKER:-0}" = 1 ]; then
     echo "DARKROOM_REQUIRE_DOCKER=1 but Docker could not run here (see above)" >&2
     exit 1

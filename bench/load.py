@@ -72,6 +72,23 @@ def percentile(values, p):
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
 
 
+def wait_until_finished(base, job, while_waiting=None):
+    """Polls the job's view until it is no longer queued or processing; exits unless every
+    photo is done. `while_waiting` runs before each poll (the fairness run sends its small
+    jobs from there). Returns the view and when its last photo was done (seconds)."""
+    while True:
+        if while_waiting:
+            while_waiting()
+        view = request("GET", "%s/api/v1/jobs/%s" % (base, job))
+        if view["state"] not in ("queued", "processing"):
+            break
+        time.sleep(0.2)
+    done = [p for p in view["photos"] if p["state"] == "done"]
+    if len(done) != len(view["photos"]):
+        sys.exit("only %d of %d photos done: %s" % (len(done), len(view["photos"]), view["counts"]))
+    return view, max(p["updated_at"] for p in done) / 1000
+
+
 def measure(base, photos):
     """Uploads the photos to one job at a running web tier and follows it to the end."""
     uploaded = {}
@@ -90,16 +107,8 @@ def measure(base, photos):
                             {"Content-Type": content_type, "X-Owner-Token": token})
         for photo in reply["photos"]:
             uploaded[photo["id"]] = sent
-    while True:
-        view = request("GET", "%s/api/v1/jobs/%s" % (base, job))
-        if view["state"] not in ("queued", "processing"):
-            break
-        time.sleep(0.2)
-    done = [p for p in view["photos"] if p["state"] == "done"]
-    if len(done) != len(photos):
-        sys.exit("only %d of %d photos done: %s" % (len(done), len(photos), view["counts"]))
-    finished = max(p["updated_at"] for p in done) / 1000
-    latencies = [p["updated_at"] / 1000 - uploaded[p["id"]] for p in done]
+    view, finished = wait_until_finished(base, job)
+    latencies = [p["updated_at"] / 1000 - uploaded[p["id"]] for p in view["photos"]]
     # The job view's latency, each request after the web tier's 0.5 s refresh window so
     # that every one reads the store (a change-log listing), as a page polling it does.
     views = []
@@ -170,30 +179,18 @@ def run_fairness(darkroom, photos, small_photo, backend, every, tmp):
             request("POST", "%s/api/v1/jobs/%s/photos" % (base, big), body,
                     {"Content-Type": content_type, "X-Owner-Token": token})
         small = []  # (job id, sent)
-        next_small = time.time()
-        while True:
-            if time.time() >= next_small:
+        next_small = [time.time()]
+
+        def send_small_job_when_due():
+            if time.time() >= next_small[0]:
                 sent = time.time()
                 reply = create("10.1.%d.%d" % (len(small) // 250, len(small) % 250 + 1),
                                [("photos", "small.jpg", small_photo)])
                 small.append((reply["id"], sent))
-                next_small = sent + every
-            view = request("GET", "%s/api/v1/jobs/%s" % (base, big))
-            if view["state"] not in ("queued", "processing"):
-                break
-            time.sleep(0.2)
-        done = [p for p in view["photos"] if p["state"] == "done"]
-        if len(done) != len(photos):
-            sys.exit("only %d of %d photos done: %s" % (len(done), len(photos), view["counts"]))
-        finished = max(p["updated_at"] for p in done) / 1000
-        latencies = []
-        for job, sent in small:
-            while True:
-                view = request("GET", "%s/api/v1/jobs/%s" % (base, job))
-                if view["state"] not in ("queued", "processing"):
-                    break
-                time.sleep(0.2)
-            latencies.append(view["photos"][0]["updated_at"] / 1000 - sent)
+                next_small[0] = sent + every
+
+        _, finished = wait_until_finished(base, big, send_small_job_when_due)
+        latencies = [wait_until_finished(base, job)[1] - sent for job, sent in small]
         return {"small_jobs": len(latencies), "p50": percentile(latencies, 50), "p95": percentile(latencies, 95),
                 "max": max(latencies), "big_photos_per_s": len(photos) / (finished - started)}
     finally:
