@@ -48,19 +48,9 @@ if [ "${DARKROOM_SKIP_HEIC:-0}" != 1 ]; then
   fi
 fi
 
-# Lints first: a formatting slip or a clippy warning fails in a minute, not after the suite.
-phase "lints: cargo fmt --check, cargo clippy -D warnings"
-cargo fmt --all --check
-cargo clippy --workspace --all-targets --locked --features "$features" -- -D warnings
-
-started_localstack=0
-cleanup() {
-  if [ "$started_localstack" = 1 ]; then deploy/localstack/localstack.sh stop || true; fi
-}
-trap cleanup EXIT
-
-# The browser test: Debian's Chromium and playwright-core (no browser download).
-if [ "${DARKROOM_SKIP_BROWSER:-0}" != 1 ]; then
+# The browser test's Debian Chromium and playwright-core (no browser download) install in the
+# background while the lints build: downloads beside compiling.
+browser_setup() {
   if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "== installing Chromium (Debian package) for the browser test"
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
@@ -70,7 +60,33 @@ if [ "${DARKROOM_SKIP_BROWSER:-0}" != 1 ]; then
     echo "== installing playwright-core for the browser test"
     (cd tests/browser && npm ci --no-audit --no-fund --silent)
   fi
+}
+browser_setup_pid=
+if [ "${DARKROOM_SKIP_BROWSER:-0}" != 1 ]; then
+  browser_setup_log=$(mktemp)
+  browser_setup >"$browser_setup_log" 2>&1 &
+  browser_setup_pid=$!
   export DARKROOM_REQUIRE_BROWSER=1
+fi
+
+# Lints first: a formatting slip or a clippy warning fails in a minute, not after the suite.
+phase "lints: cargo fmt --check, cargo clippy -D warnings"
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked --features "$features" -- -D warnings
+
+started_localstack=0
+compose_prepare_pid=
+cleanup() {
+  if [ "$started_localstack" = 1 ]; then deploy/localstack/localstack.sh stop || true; fi
+  # A failure before the compose tier leaves no image build running behind it.
+  if [ -n "$compose_prepare_pid" ]; then kill "$compose_prepare_pid" 2>/dev/null || true; fi
+}
+trap cleanup EXIT
+
+if [ -n "$browser_setup_pid" ]; then
+  wait "$browser_setup_pid" || true
+  cat "$browser_setup_log"
+  rm -f "$browser_setup_log"
 fi
 
 if [ "${DARKROOM_SKIP_LOCALSTACK:-0}" != 1 ]; then
@@ -91,6 +107,19 @@ fi
 phase "cargo test (unit, contract, end-to-end, browser)"
 cargo test --workspace --locked --features "$features" "$@"
 
+# The compose tier's setup (Docker, the stand-in images, darkroom's image: most of the tier's
+# time) runs in the background from here, beside cfn-lint and fuzzing; its tests run last.
+compose_prepare() {
+  tests/compose/docker.sh start && tests/compose/standins.sh \
+    && docker-compose -p darkroomtest -f docker-compose.yml build --quiet
+}
+if [ "${DARKROOM_SKIP_DOCKER:-0}" != 1 ] && [ $# = 0 ]; then
+  phase "compose tier: Docker, stand-in images and darkroom's image, in the background"
+  compose_prepare_log=$(mktemp)
+  compose_prepare >"$compose_prepare_log" 2>&1 &
+  compose_prepare_pid=$!
+fi
+
 # The AWS template through cfn-lint (PyPI, cached virtualenv); DARKROOM_SKIP_CFN_LINT=1 skips it.
 if [ "${DARKROOM_SKIP_CFN_LINT:-0}" != 1 ] && [ $# = 0 ]; then
   phase "cfn-lint"
@@ -104,23 +133,9 @@ if [ "${DARKROOM_SKIP_FUZZ:-0}" != 1 ] && [ $# = 0 ]; then
   fuzz/run.sh
 fi
 
-# The compose tier: docker-compose.yml against LocalStack, run for real in containers.
-if [ "${DARKROOM_SKIP_DOCKER:-0}" != 1 ] && [ $# = 0 ]; then
-  phase "compose tier: Docker and stand-in images"
-  if tests/compose/docker.sh start && tests/compose/standins.sh; then
-    phase "compose tier: tests"
-    # --workspace, as above: the same feature set, so nothing is compiled again.
-    DARKROOM_TEST_COMPOSE=1 cargo test --workspace --locked --features "$features" --test compose -- --test-threads 1
-  elif [ "${DARKROOM_REQUIRE_DOCKER:-0}" = 1 ]; then
-    echo "DARKROOM_REQUIRE_DOCKER=1 but Docker could not run here (see above)" >&2
-    exit 1
-  else
-    echo "Docker could not run here: the compose tier is skipped" >&2
-  fi
-fi
-
 # The imaging tests once more with libjpeg-turbo decoding (feature `turbojpeg`, as the
-# Dockerfile builds it); it needs cmake and nasm.
+# Dockerfile builds it); it needs cmake and nasm. Before the compose tests, while darkroom's
+# image may still be building: both keep the two cores busy.
 if [ "${DARKROOM_SKIP_TURBOJPEG:-0}" != 1 ] && [ $# = 0 ]; then
   if { command -v cmake && command -v nasm; } >/dev/null; then
     phase "imaging tests with turbojpeg"
@@ -129,4 +144,24 @@ if [ "${DARKROOM_SKIP_TURBOJPEG:-0}" != 1 ] && [ $# = 0 ]; then
     echo "no cmake/nasm: the turbojpeg variant of the imaging tests is skipped" >&2
   fi
 fi
+
+# The compose tier: docker-compose.yml against LocalStack, run for real in containers.
+if [ -n "$compose_prepare_pid" ]; then
+  phase "compose tier: waiting for its setup"
+  if wait "$compose_prepare_pid"; then
+    cat "$compose_prepare_log"
+    phase "compose tier: tests"
+    # --workspace, as above: the same feature set, so nothing is compiled again.
+    DARKROOM_TEST_COMPOSE=1 cargo test --workspace --locked --features "$features" --test compose -- --test-threads 1
+  else
+    cat "$compose_prepare_log"
+    if [ "${DARKROOM_REQUIRE_DOCKER:-0}" = 1 ]; then
+      echo "DARKROOM_REQUIRE_DOCKER=1 but Docker could not run here (see above)" >&2
+      exit 1
+    fi
+    echo "Docker could not run here: the compose tier is skipped" >&2
+  fi
+  rm -f "$compose_prepare_log"
+fi
+
 phase "done"

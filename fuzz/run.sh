@@ -18,6 +18,11 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
   echo "== installing cargo-fuzz (crates.io) for the fuzzing run"
   cargo install cargo-fuzz --locked --quiet
 fi
+# A short run (the test suite's) is a smoke test: built for compile time (opt-level 1, no
+# debug info), which takes about half as long as the full optimisation a long run gets.
+if [ "$seconds" -le 60 ]; then
+  export CARGO_PROFILE_RELEASE_OPT_LEVEL=1 CARGO_PROFILE_RELEASE_DEBUG=0
+fi
 cargo fuzz build -s none --release 2>&1 | tail -1
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
