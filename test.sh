@@ -29,6 +29,41 @@ suite_started=$(date +%s)
 # Each tier says when it starts, so a slow run shows where its time went.
 phase() { echo "== [$(( $(date +%s) - suite_started ))s] $*"; }
 
+# Background steps (installs, the compose tier's image build) run in process groups of their
+# own, logged to a file; whatever ends the suite ends them too, children included.
+started_localstack=0
+background_names=()
+cleanup() {
+  if [ "$started_localstack" = 1 ]; then deploy/localstack/localstack.sh stop || true; fi
+  local name pid_var log_var
+  for name in "${background_names[@]}"; do
+    pid_var="${name}_pid" log_var="${name}_log"
+    if [ -n "${!pid_var}" ]; then kill -- "-${!pid_var}" 2>/dev/null || true; fi
+    rm -f "${!log_var}"
+  done
+}
+trap cleanup EXIT
+# in_background NAME: starts the function NAME in a process group of its own (setsid), its
+# output in a file; sets NAME_pid and NAME_log.
+in_background() {
+  local log
+  log=$(mktemp)
+  setsid bash -c "$(declare -f "$1"); $1" >"$log" 2>&1 &
+  background_names+=("$1")
+  printf -v "$1_pid" '%s' "$!"
+  printf -v "$1_log" '%s' "$log"
+}
+# finish NAME: waits for it and prints its output; returns its exit status.
+finish() {
+  local pid_var="$1_pid" log_var="$1_log" status=0
+  wait "${!pid_var}" || status=$?
+  printf -v "$pid_var" '%s' ""
+  cat "${!log_var}"
+  return "$status"
+}
+# apt-get waits for a lock another apt-get holds instead of failing at once.
+export APT_LOCK="-o DPkg::Lock::Timeout=300"
+
 # Build tools for the native features, installed when run as root on Debian/Ubuntu:
 # cmake (libheif and libjpeg-turbo are built from source), nasm (libjpeg-turbo's SIMD),
 # libde265-dev and pkg-config (libheif's HEVC decoder), a C++ compiler (libheif).
@@ -36,7 +71,7 @@ have_native_tools() { command -v cmake && command -v nasm && command -v pkg-conf
   && pkg-config --exists libde265; } >/dev/null 2>&1
 if ! have_native_tools && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   echo "== installing cmake, nasm, g++, pkg-config and libde265-dev (Debian packages) for HEIC and turbojpeg"
-  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cmake nasm g++ pkg-config libde265-dev >/dev/null) \
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install $APT_LOCK -y -qq cmake nasm g++ pkg-config libde265-dev >/dev/null) \
     || echo "could not install the native build tools" >&2
 fi
 features=darkroom/aws,darkroom/fault-injection
@@ -53,8 +88,8 @@ fi
 browser_setup() {
   if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "== installing Chromium (Debian package) for the browser test"
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-      || echo "could not install Chromium; the browser test will fail" >&2
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install $APT_LOCK -y -qq chromium >/dev/null) \
+      || { echo "could not install Chromium" >&2; exit 1; }
   fi
   if command -v npm >/dev/null && { [ ! -d tests/browser/node_modules/playwright-core ] || [ ! -d tests/browser/node_modules/axe-core ]; }; then
     echo "== installing playwright-core for the browser test"
@@ -63,9 +98,7 @@ browser_setup() {
 }
 browser_setup_pid=
 if [ "${DARKROOM_SKIP_BROWSER:-0}" != 1 ]; then
-  browser_setup_log=$(mktemp)
-  browser_setup >"$browser_setup_log" 2>&1 &
-  browser_setup_pid=$!
+  in_background browser_setup
   export DARKROOM_REQUIRE_BROWSER=1
 fi
 
@@ -74,19 +107,9 @@ phase "lints: cargo fmt --check, cargo clippy -D warnings"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked --features "$features" -- -D warnings
 
-started_localstack=0
-compose_prepare_pid=
-cleanup() {
-  if [ "$started_localstack" = 1 ]; then deploy/localstack/localstack.sh stop || true; fi
-  # A failure before the compose tier leaves no image build running behind it.
-  if [ -n "$compose_prepare_pid" ]; then kill "$compose_prepare_pid" 2>/dev/null || true; fi
-}
-trap cleanup EXIT
-
-if [ -n "$browser_setup_pid" ]; then
-  wait "$browser_setup_pid" || true
-  cat "$browser_setup_log"
-  rm -f "$browser_setup_log"
+if [ -n "$browser_setup_pid" ] && ! finish browser_setup; then
+  echo "the browser test's setup failed (see above): Chromium or playwright-core is missing" >&2
+  exit 1
 fi
 
 if [ "${DARKROOM_SKIP_LOCALSTACK:-0}" != 1 ]; then
@@ -109,15 +132,16 @@ cargo test --workspace --locked --features "$features" "$@"
 
 # The compose tier's setup (Docker, the stand-in images, darkroom's image: most of the tier's
 # time) runs in the background from here, beside cfn-lint and fuzzing; its tests run last.
+# Exit 10: Docker cannot run here (skipped unless required); 20: darkroom's image does not
+# build (always a failure).
 compose_prepare() {
-  tests/compose/docker.sh start && tests/compose/standins.sh \
-    && docker-compose -p darkroomtest -f docker-compose.yml build --quiet
+  { tests/compose/docker.sh start && tests/compose/standins.sh; } || exit 10
+  docker-compose -p darkroomtest -f docker-compose.yml build --quiet || exit 20
 }
+compose_prepare_pid=
 if [ "${DARKROOM_SKIP_DOCKER:-0}" != 1 ] && [ $# = 0 ]; then
   phase "compose tier: Docker, stand-in images and darkroom's image, in the background"
-  compose_prepare_log=$(mktemp)
-  compose_prepare >"$compose_prepare_log" 2>&1 &
-  compose_prepare_pid=$!
+  in_background compose_prepare
 fi
 
 # The AWS template through cfn-lint (PyPI, cached virtualenv); DARKROOM_SKIP_CFN_LINT=1 skips it.
@@ -148,20 +172,21 @@ fi
 # The compose tier: docker-compose.yml against LocalStack, run for real in containers.
 if [ -n "$compose_prepare_pid" ]; then
   phase "compose tier: waiting for its setup"
-  if wait "$compose_prepare_pid"; then
-    cat "$compose_prepare_log"
+  prepared=0
+  finish compose_prepare || prepared=$?
+  if [ "$prepared" = 0 ]; then
     phase "compose tier: tests"
     # --workspace, as above: the same feature set, so nothing is compiled again.
     DARKROOM_TEST_COMPOSE=1 cargo test --workspace --locked --features "$features" --test compose -- --test-threads 1
-  else
-    cat "$compose_prepare_log"
-    if [ "${DARKROOM_REQUIRE_DOCKER:-0}" = 1 ]; then
-      echo "DARKROOM_REQUIRE_DOCKER=1 but Docker could not run here (see above)" >&2
-      exit 1
-    fi
+  elif [ "$prepared" = 10 ] && [ "${DARKROOM_REQUIRE_DOCKER:-0}" != 1 ]; then
     echo "Docker could not run here: the compose tier is skipped" >&2
+  elif [ "$prepared" = 10 ]; then
+    echo "DARKROOM_REQUIRE_DOCKER=1 but Docker could not run here (see above)" >&2
+    exit 1
+  else
+    echo "darkroom's image did not build with deploy/Dockerfile (see above)" >&2
+    exit 1
   fi
-  rm -f "$compose_prepare_log"
 fi
 
 phase "done"

@@ -202,7 +202,7 @@ async function poll(jobId) {
 // After an action: show its effect now, then keep following the job (stream or polling).
 async function afterAction(jobId) {
   await refresh(jobId);
-  follow(jobId);
+  if (!polling) follow(jobId); // a page that fell back to polling keeps polling
 }
 
 function setup() {

@@ -31,7 +31,7 @@ install() {
   fi
   log "installing ${missing[*]} (Debian packages)"
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(printf '%s\n' "${missing[@]}" | sort -u) >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install ${APT_LOCK:-} -y -qq $(printf '%s\n' "${missing[@]}" | sort -u) >/dev/null
 }
 
 start() {

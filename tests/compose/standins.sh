@@ -13,14 +13,18 @@
 # is reachable none of this is needed: `docker compose up --build` pulls the real images.
 #
 # A real image is never replaced: an image of one of these names that is not a stand-in (it
-# has no darkroom.standin label) is kept, and an absent one is pulled first
-# (DARKROOM_STANDIN_PULL_SECONDS, default 20; 0 skips the attempt); only when that fails is
-# a stand-in built.
+# has no darkroom.standin label) is kept, and an absent one is pulled when the registry
+# answers for it within DARKROOM_STANDIN_PULL_SECONDS (default 10; 0 skips the attempt);
+# only when it does not is a stand-in built.
 #
 # Needs root, docker, debootstrap. Prints what it builds; exits non-zero when it cannot.
 set -euo pipefail
 cd "$(dirname "$0")"
 log() { echo "stand-ins: $*" >&2; }
+root=
+context=
+cleanup() { rm -rf ${root:+"$root"} ${context:+"$context"}; }
+trap cleanup EXIT
 
 # The mirror this machine's apt uses (deb822 or one-line sources), else Debian's.
 mirror() {
@@ -41,8 +45,10 @@ real_image() {
     [ -z "$label" ] || [ "$label" = "<no value>" ]
     return
   fi
-  local seconds="${DARKROOM_STANDIN_PULL_SECONDS:-20}"
-  [ "$seconds" != 0 ] && timeout "$seconds" docker pull -q "$name" >/dev/null 2>&1
+  local seconds="${DARKROOM_STANDIN_PULL_SECONDS:-10}"
+  # Asking the registry is quick; the download itself may take minutes and is not cut short.
+  [ "$seconds" != 0 ] && timeout "$seconds" docker manifest inspect "$name" >/dev/null 2>&1 \
+    && docker pull -q "$name" >/dev/null
 }
 
 MIRROR=$(mirror)
@@ -57,7 +63,6 @@ ensure_base() {
     return
   fi
   log "debootstrap --variant=minbase bookworm from $MIRROR (about a minute)"
-  local root
   root=$(mktemp -d)
   debootstrap --variant=minbase --include=ca-certificates bookworm "$root" "$MIRROR" >/dev/null
   for ca in $CAS; do cp "$ca" "$root/usr/local/share/ca-certificates/"; done
@@ -103,9 +108,9 @@ build localstack localstack/localstack:4.9.2 "" standins/localstack
 TOOLCHAIN=$(rustc --print sysroot)
 RUST_VERSION=$(rustc -V)
 context=$(mktemp -d)
-trap 'rm -rf "$context"' EXIT
 hash_input="$RUST_VERSION"
-if [ "$(labelled rust:1.95-bookworm)" != "$(printf '%s %s\n' "$BASE_HASH" "$hash_input" | cat - standins/rust/Dockerfile | sha256sum | cut -c1-16)" ]; then
+if ! real_image rust:1.95-bookworm \
+  && [ "$(labelled rust:1.95-bookworm)" != "$(printf '%s %s\n' "$BASE_HASH" "$hash_input" | cat - standins/rust/Dockerfile | sha256sum | cut -c1-16)" ]; then
   mkdir -p "$context/toolchain"
   cp -a "$TOOLCHAIN/bin" "$TOOLCHAIN/lib" "$context/toolchain/"
   [ -d "$TOOLCHAIN/libexec" ] && cp -a "$TOOLCHAIN/libexec" "$context/toolchain/"

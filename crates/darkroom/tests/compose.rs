@@ -59,6 +59,8 @@ struct Stack;
 impl Stack {
     /// `docker-compose up -d` with `workers` workers; waits until the web tier is ready.
     fn up(workers: usize) -> Self {
+        // What a killed earlier run left behind goes first.
+        Self::remove_strays();
         Self::compose(&["down", "--volumes", "--remove-orphans"]);
         let scale = format!("worker={workers}");
         let output = Self::compose(&["up", "-d", "--build", "--scale", &scale]);
@@ -107,13 +109,19 @@ impl Drop for Stack {
             let logs = Self::compose(&["logs", "--no-color", "--tail", "60"]);
             eprintln!("{}", String::from_utf8_lossy(&logs.stdout));
         }
-        // Workers started beside compose (the rolling upgrade) are not the project's: they
-        // go first, or they would hold its network.
+        Self::remove_strays();
+        Self::compose(&["down", "--volumes", "--remove-orphans"]);
+    }
+}
+
+impl Stack {
+    /// Workers started beside compose (the rolling upgrade) are not the project's: they go
+    /// before `down`, or they would hold its network and take the next stack's work.
+    fn remove_strays() {
         let strays = text(&run("docker", &["ps", "-aq", "--filter", "label=darkroomtest=upgraded"]));
         for container in strays.lines() {
             run("docker", &["rm", "-f", container]);
         }
-        Self::compose(&["down", "--volumes", "--remove-orphans"]);
     }
 }
 
