@@ -129,6 +129,11 @@ fi
 
 phase "cargo test (unit, contract, end-to-end, browser)"
 cargo test --workspace --locked --features "$features" "$@"
+# Nothing after this needs the host's LocalStack (the compose stack runs its own).
+if [ "$started_localstack" = 1 ]; then
+  deploy/localstack/localstack.sh stop || true
+  started_localstack=0
+fi
 
 # The compose tier's setup (Docker, the stand-in images, darkroom's image: most of the tier's
 # time) runs in the background from here, beside cfn-lint and fuzzing; its tests run last.
