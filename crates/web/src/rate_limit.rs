@@ -47,7 +47,21 @@ impl ClientRateLimit {
         if self.checks.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
             self.limiter.retain_recent();
         }
-        self.limiter.check_key(&client).map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+        self.limiter
+            .check_key(&bucket_of(client))
+            .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+    }
+}
+
+/// The bucket a client counts against: its IPv4 address (also when written IPv4-mapped), or
+/// its IPv6 /64 — one host can use any address of its /64, so each must not be a new client.
+fn bucket_of(client: IpAddr) -> IpAddr {
+    match client {
+        IpAddr::V4(_) => client,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
+        },
     }
 }
 
@@ -138,6 +152,16 @@ mod tests {
         assert_eq!(trusted.client(&request), Some("203.0.113.7".parse().unwrap()));
         let untrusted = ClientRateLimit::new(1, 1, false).unwrap();
         assert_eq!(untrusted.client(&request), Some("192.0.2.9".parse().unwrap()));
+    }
+
+    #[test]
+    fn addresses_of_one_ipv6_64_share_a_bucket_and_a_mapped_ipv4_is_its_address() {
+        let limit = ClientRateLimit::new(1, 1, false).unwrap();
+        assert!(limit.check("2001:db8:1:2::1".parse().unwrap()).is_ok());
+        assert!(limit.check("2001:db8:1:2:ffff::9".parse().unwrap()).is_err(), "same /64: same client");
+        assert!(limit.check("2001:db8:1:3::1".parse().unwrap()).is_ok(), "another /64: another client");
+        assert!(limit.check("192.0.2.1".parse().unwrap()).is_ok());
+        assert!(limit.check("::ffff:192.0.2.1".parse().unwrap()).is_err(), "mapped IPv4: the same client");
     }
 
     #[test]
