@@ -200,17 +200,19 @@ impl Queue for SqsQueue {
             {
                 entry = entry.message_group_id(tenant.chars().take(128).collect::<String>());
             }
-            let group_attributes = message.group.iter().flat_map(|group| {
-                [(TENANT_ATTRIBUTE.to_owned(), group.tenant.clone()), (FLOW_ATTRIBUTE.to_owned(), group.flow.clone())]
-            });
-            for (name, value) in message.attributes.clone().into_iter().chain(group_attributes) {
+            let group_attributes = message
+                .group
+                .iter()
+                .flat_map(|group| [(TENANT_ATTRIBUTE, group.tenant.as_str()), (FLOW_ATTRIBUTE, group.flow.as_str())]);
+            let attributes = message.attributes.iter().map(|(name, value)| (name.as_str(), value.as_str()));
+            for (name, value) in attributes.chain(group_attributes) {
                 if value.is_empty() {
                     // SQS refuses empty attribute values.
                     continue;
                 }
                 let value = MessageAttributeValue::builder()
                     .data_type("String")
-                    .string_value(&value)
+                    .string_value(value)
                     .build()
                     .map_err(|e| QueueError::InvalidSetting { queue: self.name.clone(), message: e.to_string() })?;
                 entry = entry.message_attributes(name, value);
