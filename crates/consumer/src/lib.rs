@@ -14,6 +14,6 @@ mod probe;
 mod sweep;
 
 pub use breaker::{Breaker, OpenState};
-pub use deferral::{defer, deferrals, leave_unreadable, DEFERRALS_ATTRIBUTE};
+pub use deferral::{defer, deferrals, leave_unreadable, DeferralReason};
 pub use probe::{Probe, StoreAndQueueProbe};
 pub use sweep::sweep_deleted_photo;

@@ -55,6 +55,7 @@ fn start_http(
         .with_context(|| format!("binding {address} (is another darkroom already running there? use --listen)"))?;
     let bound = listener.local_addr()?;
     let closing = state.closing.clone();
+    let commits = state.commits.clone();
     let server =
         if health_only { darkroom_web::build_health(state, listener)? } else { darkroom_web::build(state, listener)? };
     let handle = server.handle();
@@ -63,6 +64,14 @@ fn start_http(
         shutdown.cancelled().await;
         closing.cancel(); // live views end now, not when the drain gives up on them
         handle.stop(true).await;
+        // Uploads already read finish committing (or roll back) before the process exits.
+        let left = commits.drain(std::time::Duration::from_secs(60)).await;
+        if left > 0 {
+            tracing::error!(
+                commits = left,
+                "exiting with upload commits unfinished; the reconciler sends their photos to work"
+            );
+        }
         Ok(())
     });
     tasks.spawn(async move { server.await.context("web server failed") });

@@ -148,8 +148,7 @@ fn gaussian_kernel() -> [u32; 2 * RADIUS + 1] {
     kernel
 }
 
-/// Borders grow the image: a recipe of many wide borders must not grow it past this.
-const MAX_BORDERED_PIXELS: u64 = 200_000_000;
+use crate::MAX_GROWN_PIXELS as MAX_BORDERED_PIXELS;
 
 fn add_border(photo: &mut Photo, border: &Border) -> Result<(), ImagingError> {
     let (width, height) = photo.image.dimensions();

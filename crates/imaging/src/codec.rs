@@ -60,6 +60,26 @@ impl From<Limits> for DecodeLimits {
     }
 }
 
+impl DecodeLimits {
+    /// The limits for an intermediate image, which a later pipeline segment decodes: an
+    /// earlier segment may have grown an accepted upload past the upload limits (a border,
+    /// up to [`crate::MAX_GROWN_PIXELS`]), and what one segment made the next must take,
+    /// or a recipe that succeeds in one stage fails when split over two. Intermediates are
+    /// darkroom's own PNGs; the pixel bound still caps what decoding one may allocate.
+    pub fn for_intermediate(upload: Limits) -> Self {
+        let limits = Limits {
+            max_pixels: upload.max_pixels.max(crate::MAX_GROWN_PIXELS),
+            max_side: upload.max_side.max(MAX_INTERMEDIATE_SIDE),
+            ..upload
+        };
+        limits.into()
+    }
+}
+
+/// The longest side an intermediate may have: the upload's longest side plus the widest
+/// borders a recipe can add, with room to spare.
+const MAX_INTERMEDIATE_SIDE: u32 = 65_535;
+
 /// What the first bytes of a file say about it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Probe {

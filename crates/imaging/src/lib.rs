@@ -8,6 +8,10 @@
 mod adjust;
 mod codec;
 mod color;
+/// The most pixels an operation may grow a photo to (borders grow it): a recipe of many wide
+/// borders must not grow it past this, and a later pipeline segment decodes up to this.
+pub const MAX_GROWN_PIXELS: u64 = 200_000_000;
+
 pub mod faces;
 mod geometry;
 #[cfg(feature = "heic")]

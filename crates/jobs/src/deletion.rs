@@ -76,10 +76,15 @@ impl Jobs {
         Ok(objects)
     }
 
-    /// Finishes up to `max` interrupted deletions.
-    pub async fn sweep_pending(&self, max: usize) -> Result<SweepReport, JobsError> {
+    /// Finishes up to `max` interrupted deletions, from the sweep marker after `cursor` on;
+    /// leaves in `cursor` where the next call resumes (`None`: from the first again). A job
+    /// whose sweep keeps failing is passed over, not retried first every time, so a few bad
+    /// jobs cannot stop the sweep of every job behind them.
+    pub async fn sweep_pending(&self, max: usize, cursor: &mut Option<String>) -> Result<SweepReport, JobsError> {
         let mut report = SweepReport::default();
-        for marker in self.store.list_page(keys::SWEEP_PREFIX, None, max).await? {
+        let page = self.store.list_page(keys::SWEEP_PREFIX, cursor.as_deref(), max).await?;
+        let resume_after = if page.len() < max { None } else { page.last().map(|m| m.key.clone()) };
+        for marker in page {
             let Some(job) = keys::job_of_sweep_marker(&marker.key) else {
                 self.store.delete(&marker.key).await?;
                 continue;
@@ -93,26 +98,32 @@ impl Jobs {
                     report.failed += 1;
                     tracing::warn!(job_id = %job, error.message = %error, "could not sweep a deleted job yet");
                     if error.is_retryable() {
-                        return Err(error.into());
+                        return Err(error.into()); // an outage: this page again next time
                     }
                 }
             }
         }
+        *cursor = resume_after;
         Ok(report)
     }
 
-    /// Deletes up to `max` jobs created before `cutoff` (ms since the epoch), oldest first,
-    /// and forgets the tombstones of deleted jobs that old. Returns how many jobs expired.
-    /// One job's fault (a corrupt manifest, a refused key) is logged and skipped, so it
-    /// cannot stop retention for every job behind it.
-    pub async fn expire(&self, cutoff: u64, max: usize) -> Result<usize, JobsError> {
+    /// Deletes up to `max` jobs created before `cutoff` (ms since the epoch), oldest first
+    /// from the index entry after `cursor` on, and forgets the tombstones of deleted jobs
+    /// that old. Returns how many jobs expired, and leaves in `cursor` where the next call
+    /// resumes (`None`: from the oldest again). One job's fault (a corrupt manifest, a
+    /// refused key) is logged and passed over until the next round, so a few bad jobs
+    /// cannot stop retention for every job behind them.
+    pub async fn expire(&self, cutoff: u64, max: usize, cursor: &mut Option<String>) -> Result<usize, JobsError> {
         let mut expired = 0;
-        for marker in self.store.list_page(keys::CREATED_PREFIX, None, max).await? {
+        let page = self.store.list_page(keys::CREATED_PREFIX, cursor.as_deref(), max).await?;
+        let mut resume_after = if page.len() < max { None } else { page.last().map(|m| m.key.clone()) };
+        for marker in page {
             let Some((created_at, job)) = keys::parse_created_marker(&marker.key) else {
                 self.store.delete(&marker.key).await?;
                 continue;
             };
             if created_at >= cutoff {
+                resume_after = None; // the rest is younger: the next round starts over
                 break;
             }
             match self.expire_one(&job, &marker.key).await {
@@ -125,6 +136,7 @@ impl Jobs {
                 }
             }
         }
+        *cursor = resume_after;
         if expired > 0 {
             tracing::info!(jobs = expired, "expired jobs past the retention period");
         }

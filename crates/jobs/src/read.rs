@@ -31,8 +31,18 @@ const CHANGE_PAGE: usize = 1000;
 /// Each photo of a fold: its manifest and its latest event with the progress it stands for.
 type FoldedPhotos = BTreeMap<PhotoId, (PhotoManifest, Option<(Progress, EventDoc)>)>;
 
+/// The last version any fold of this process took. Versions come from this one counter, so
+/// a job's fold that was evicted from the cache and folded again never reuses a number an
+/// open live stream has already seen (it would then send nothing, or another fold's view).
+static LAST_VERSION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// A version no fold of this process has had before.
+fn next_version() -> u64 {
+    LAST_VERSION.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1
+}
+
 /// A job's view as this process last folded it.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Folded {
     photos: FoldedPhotos,
     /// Events whose photo is not known yet (its "photos added" entry comes later in the log).
@@ -47,6 +57,21 @@ pub(crate) struct Folded {
     assembled: Option<(u64, Arc<JobView>)>,
     full_read_at: Option<Instant>,
     refreshed_at: Option<Instant>,
+}
+
+impl Default for Folded {
+    fn default() -> Self {
+        Self {
+            photos: FoldedPhotos::new(),
+            orphans: BTreeMap::new(),
+            applied: BTreeSet::new(),
+            newest: 0,
+            version: next_version(),
+            assembled: None,
+            full_read_at: None,
+            refreshed_at: None,
+        }
+    }
 }
 
 impl Folded {
@@ -80,7 +105,7 @@ impl Folded {
         };
         if slot.as_ref().is_none_or(|(best, _)| progress > *best) {
             *slot = Some((progress, event));
-            self.version += 1;
+            self.version = next_version();
         }
     }
 
@@ -88,7 +113,7 @@ impl Folded {
         let id = manifest.id.clone();
         if !self.photos.contains_key(&id) {
             self.photos.insert(id.clone(), (manifest, None));
-            self.version += 1;
+            self.version = next_version();
         }
         if let Some((progress, event)) = self.orphans.remove(&id) {
             self.event(&id, progress, event);
@@ -246,7 +271,7 @@ impl Jobs {
             photos.iter().map(|(id, (_, latest))| (id.clone(), latest.as_ref().map(|(p, _)| *p))).collect::<Vec<_>>()
         };
         if folded.full_read_at.is_none() || progress(&photos) != progress(&folded.photos) {
-            folded.version += 1;
+            folded.version = next_version();
         }
         folded.photos = photos;
         folded.orphans.clear();

@@ -135,7 +135,7 @@ async fn a_deletion_interrupted_half_way_is_finished_by_the_sweeper() {
     assert!(fixture.jobs.load_job(&manifest.id).await.unwrap().is_none(), "the job is gone for readers at once");
     assert!(!fixture.store.list(&keys::job_prefix(&manifest.id)).await.unwrap().is_empty());
 
-    let report = fixture.jobs.sweep_pending(20).await.unwrap();
+    let report = fixture.jobs.sweep_pending(20, &mut None).await.unwrap();
     assert_eq!(report.jobs, 1);
     assert!(report.objects >= 60, "{report:?}");
     assert!(fixture.store.list(&keys::job_prefix(&manifest.id)).await.unwrap().is_empty(), "objects left behind");
@@ -154,7 +154,7 @@ async fn retention_expires_old_jobs_then_forgets_them() {
     let now = now_millis();
     let (old, _) = job(&fixture, 2, now - 40 * day).await;
     let (recent, _) = job(&fixture, 2, now - day).await;
-    assert_eq!(fixture.jobs.expire(now - 30 * day, 100).await.unwrap(), 1);
+    assert_eq!(fixture.jobs.expire(now - 30 * day, 100, &mut None).await.unwrap(), 1);
     assert!(fixture.jobs.load_job(&old.id).await.unwrap().is_none());
     assert!(fixture.store.list(&keys::job_prefix(&old.id)).await.unwrap().is_empty());
     assert!(fixture.jobs.load_job(&recent.id).await.unwrap().is_some());
@@ -166,9 +166,9 @@ async fn retention_expires_old_jobs_then_forgets_them() {
 
     // An owner-deleted job's tombstone stays until the job would have expired.
     fixture.jobs.delete(&recent, DeletionCause::Owner).await.unwrap();
-    assert_eq!(fixture.jobs.expire(now - 30 * day, 100).await.unwrap(), 0);
+    assert_eq!(fixture.jobs.expire(now - 30 * day, 100, &mut None).await.unwrap(), 0);
     assert!(fixture.jobs.tombstone(&recent.id).await.unwrap().is_some());
-    assert_eq!(fixture.jobs.expire(now, 100).await.unwrap(), 0);
+    assert_eq!(fixture.jobs.expire(now, 100, &mut None).await.unwrap(), 0);
     assert!(fixture.jobs.tombstone(&recent.id).await.unwrap().is_none());
     assert!(fixture.store.list("").await.unwrap().is_empty(), "{:?}", fixture.store.list("").await.unwrap());
     let _ = PhotoState::Queued;
@@ -303,4 +303,55 @@ async fn a_full_read_never_steps_the_view_back() {
         let photo = view.photos.iter().find(|p| p.id == photos[0]).unwrap();
         assert_eq!(photo.state, PhotoState::Done, "every read, full or not, shows what the log reported");
     }
+}
+
+/// A live stream remembers the version of the view it last sent. A job whose fold was
+/// evicted from the cache and folded again must not come back under a version the stream
+/// has already seen, or the stream sends nothing and the page never learns the job is done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_view_folded_again_after_eviction_is_never_taken_for_one_already_sent() {
+    let fixture = fixture().await;
+    let jobs = fixture.jobs.clone().with_view_refresh(Duration::ZERO);
+    let (manifest, photos) = job(&fixture, 1, now_millis()).await;
+    let (seen, view) = jobs.load_view_if_changed(&manifest, None).await.unwrap();
+    assert_eq!(view.unwrap().photos[0].state, PhotoState::Queued);
+    // Many other jobs are watched meanwhile: this one's fold leaves the cache.
+    for _ in 0..1000 {
+        let mut other = manifest.clone();
+        other.id = JobId::generate();
+        jobs.load_view(&other).await.unwrap();
+    }
+    record(&fixture, &manifest.id, &photos[0], PhotoState::Done, "quick", 9).await;
+    let (_, view) = jobs.load_view_if_changed(&manifest, Some(seen)).await.unwrap();
+    let view = view.expect("the stream gets the view folded again, not \"nothing changed\"");
+    assert_eq!(view.photos[0].state, PhotoState::Done);
+}
+
+/// Jobs that fail to expire (here: a corrupt manifest) are passed over until the next round:
+/// a page full of them does not stop retention for the jobs behind them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_goes_past_jobs_that_keep_failing() {
+    let fixture = fixture().await;
+    let day = 24 * 3600 * 1000;
+    let now = now_millis();
+    for age in 0..5 {
+        let (bad, _) = job(&fixture, 0, now - (50 - age) * day).await;
+        fixture
+            .store
+            .put(&keys::job_manifest(&bad.id), bytes::Bytes::from_static(b"{not json"), "application/json")
+            .await
+            .unwrap();
+    }
+    let (old, _) = job(&fixture, 1, now - 40 * day).await;
+    let mut cursor = None;
+    assert_eq!(fixture.jobs.expire(now - 30 * day, 3, &mut cursor).await.unwrap(), 0);
+    assert!(cursor.is_some(), "the next pass goes on after this page");
+    assert_eq!(
+        fixture.jobs.expire(now - 30 * day, 3, &mut cursor).await.unwrap(),
+        1,
+        "the good job behind the bad ones expires"
+    );
+    assert!(fixture.jobs.load_job(&old.id).await.unwrap().is_none());
+    assert_eq!(fixture.jobs.expire(now - 30 * day, 3, &mut cursor).await.unwrap(), 0);
+    assert!(cursor.is_none(), "the end of the index: the next round starts over");
 }

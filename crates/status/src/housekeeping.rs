@@ -78,6 +78,10 @@ pub struct Housekeeper {
     settings: HousekeepingSettings,
     /// The last active-index key reconciled: the next pass resumes after it.
     cursor: Mutex<Option<String>>,
+    /// Where the sweep of deleted jobs and retention resume: each pass takes the next page,
+    /// so a few jobs that keep failing cannot hold back those behind them.
+    sweep_cursor: Mutex<Option<String>>,
+    expiry_cursor: Mutex<Option<String>>,
 }
 
 /// Why a photo counts as lost, if it does.
@@ -103,7 +107,13 @@ pub fn judge(photo: &PhotoView, now: u64, waiting_requests: u64, settings: &Hous
 
 impl Housekeeper {
     pub fn new(jobs: Jobs, settings: HousekeepingSettings) -> Self {
-        Self { jobs, settings, cursor: Mutex::new(None) }
+        Self {
+            jobs,
+            settings,
+            cursor: Mutex::new(None),
+            sweep_cursor: Mutex::new(None),
+            expiry_cursor: Mutex::new(None),
+        }
     }
 
     /// Runs a pass every interval until shutdown; skips passes while the breaker is open.
@@ -134,15 +144,20 @@ impl Housekeeper {
         }
     }
 
-    /// One bounded pass: sweep, expire, reconcile.
+    /// One bounded pass: reconcile, then sweep and expire. The reconciler goes first: a
+    /// backlog of deletions or expiries must not keep lost photos waiting.
     pub async fn pass(&self) -> Result<PassReport, JobsError> {
-        let mut report =
-            PassReport { swept: self.jobs.sweep_pending(SWEEPS_PER_PASS).await?.jobs, ..PassReport::default() };
+        let mut report = PassReport::default();
+        self.reconcile(&mut report).await?;
+        let mut cursor = self.sweep_cursor.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        report.swept = self.jobs.sweep_pending(SWEEPS_PER_PASS, &mut cursor).await?.jobs;
+        *self.sweep_cursor.lock().unwrap_or_else(|p| p.into_inner()) = cursor;
         if let Some(retention) = self.settings.retention {
             let cutoff = now_millis().saturating_sub(retention.as_millis() as u64);
-            report.expired = self.jobs.expire(cutoff, EXPIRIES_PER_PASS).await?;
+            let mut cursor = self.expiry_cursor.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            report.expired = self.jobs.expire(cutoff, EXPIRIES_PER_PASS, &mut cursor).await?;
+            *self.expiry_cursor.lock().unwrap_or_else(|p| p.into_inner()) = cursor;
         }
-        self.reconcile(&mut report).await?;
         Ok(report)
     }
 

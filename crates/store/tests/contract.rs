@@ -185,6 +185,82 @@ mod s3 {
 
     every_check!(make);
 
+    /// A stand-in for S3 that answers each PUT with the next status of `script` (then 200),
+    /// counting the PUTs: S3's 409 is a race whose outcome a test cannot order on LocalStack.
+    fn scripted_s3(script: Vec<(u16, &'static str)>) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let puts = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = puts.clone();
+        std::thread::spawn(move || {
+            for connection in listener.incoming() {
+                let Ok(connection) = connection else { return };
+                let mut reader = BufReader::new(connection.try_clone().unwrap());
+                let mut writer = connection;
+                loop {
+                    let mut request_line = String::new();
+                    if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+                        break;
+                    }
+                    let mut length = 0usize;
+                    loop {
+                        let mut header = String::new();
+                        reader.read_line(&mut header).unwrap();
+                        if header.trim().is_empty() {
+                            break;
+                        }
+                        if let Some((name, value)) = header.split_once(':') {
+                            if name.eq_ignore_ascii_case("content-length") {
+                                length = value.trim().parse().unwrap();
+                            }
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    reader.read_exact(&mut body).unwrap();
+                    let n = counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let (status, code) = script.get(n).copied().unwrap_or((200, ""));
+                    let body = if status == 200 {
+                        String::new()
+                    } else {
+                        format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>scripted</Message></Error>")
+                    };
+                    let reply = format!(
+                        "HTTP/1.1 {status} Scripted\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nETag: \"e\"\r\n\r\n{body}",
+                        body.len()
+                    );
+                    if writer.write_all(reply.as_bytes()).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        (endpoint, puts)
+    }
+
+    /// S3's 409 ConditionalRequestConflict means another request on the key was in flight,
+    /// possibly a delete: the key is not known to exist. The put is tried again, and what
+    /// the retry finds is the answer (a seat released meanwhile is free, not taken).
+    #[tokio::test]
+    async fn a_conditional_put_that_conflicts_is_tried_again_not_taken_for_existing() {
+        let conflict = (409, "ConditionalRequestConflict");
+        let (endpoint, puts) = scripted_s3(vec![conflict, conflict]);
+        let store = S3Store::new(client(endpoint), "b");
+        let outcome = store.put_if_absent("seats/1", Bytes::from_static(b"x"), "text/plain").await.unwrap();
+        assert_eq!(outcome, PutOutcome::Created);
+        assert_eq!(puts.load(std::sync::atomic::Ordering::SeqCst), 3);
+
+        let (endpoint, _) = scripted_s3(vec![conflict, (412, "PreconditionFailed")]);
+        let store = S3Store::new(client(endpoint), "b");
+        let outcome = store.put_if_absent("seats/1", Bytes::from_static(b"x"), "text/plain").await.unwrap();
+        assert_eq!(outcome, PutOutcome::AlreadyExists);
+
+        let (endpoint, _) = scripted_s3(vec![conflict; 50]);
+        let store = S3Store::new(client(endpoint), "b");
+        let error = store.put_if_absent("seats/1", Bytes::from_static(b"x"), "text/plain").await.unwrap_err();
+        assert!(error.is_retryable(), "a conflict that does not clear is an outage to retry: {error}");
+    }
+
     #[tokio::test]
     async fn a_missing_bucket_says_to_run_setup() {
         let Some(endpoint) = darkroom_testkit::localstack_endpoint() else { return };

@@ -22,13 +22,42 @@ impl StoreRequests {
     }
 }
 
+/// Which puts a rule applies to: by key and body.
+pub type PutRule = Arc<dyn Fn(&str, &[u8]) -> bool + Send + Sync>;
+
+/// Puts held back by [`FaultyStore::hold_puts_where`] until the test releases them.
 #[derive(Debug)]
+pub struct HeldPuts {
+    reached: tokio::sync::watch::Sender<bool>,
+    released: tokio::sync::watch::Sender<bool>,
+}
+
+impl HeldPuts {
+    /// Waits until a put matching the rule has arrived (and is being held).
+    pub async fn reached(&self) {
+        let _ = self.reached.subscribe().wait_for(|reached| *reached).await;
+    }
+
+    /// Lets every held put (and every later one) through.
+    pub fn release(&self) {
+        self.released.send_replace(true);
+    }
+}
+
 pub struct FaultyStore {
     inner: Arc<dyn ObjectStore>,
     down: AtomicBool,
     failing_puts: AtomicUsize,
     failing_deletes: AtomicUsize,
+    failing_where: std::sync::Mutex<Option<PutRule>>,
+    held_where: std::sync::Mutex<Option<(PutRule, Arc<HeldPuts>)>>,
     pub requests: StoreRequests,
+}
+
+impl std::fmt::Debug for FaultyStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FaultyStore").field("down", &self.down).finish_non_exhaustive()
+    }
 }
 
 impl FaultyStore {
@@ -38,8 +67,39 @@ impl FaultyStore {
             down: AtomicBool::new(false),
             failing_puts: AtomicUsize::new(0),
             failing_deletes: AtomicUsize::new(0),
+            failing_where: std::sync::Mutex::new(None),
+            held_where: std::sync::Mutex::new(None),
             requests: StoreRequests::default(),
         }
+    }
+
+    /// Every put (plain or conditional) for which `rule` holds fails, until cleared (`None`).
+    pub fn fail_puts_where(&self, rule: Option<PutRule>) {
+        *self.failing_where.lock().unwrap() = rule;
+    }
+
+    /// Every put for which `rule` holds waits until the returned handle releases it.
+    pub fn hold_puts_where(&self, rule: PutRule) -> Arc<HeldPuts> {
+        let held = Arc::new(HeldPuts {
+            reached: tokio::sync::watch::channel(false).0,
+            released: tokio::sync::watch::channel(false).0,
+        });
+        *self.held_where.lock().unwrap() = Some((rule, held.clone()));
+        held
+    }
+
+    /// Applies the put rules: fails, or waits while held.
+    async fn gate_put(&self, key: &str, body: &[u8]) -> Result<(), StoreError> {
+        let fails = self.failing_where.lock().unwrap().as_ref().is_some_and(|rule| rule(key, body));
+        if fails {
+            return Err(StoreError::Unavailable { operation: "put", message: "injected failure".into() });
+        }
+        let held = self.held_where.lock().unwrap().as_ref().filter(|(rule, _)| rule(key, body)).map(|(_, h)| h.clone());
+        if let Some(held) = held {
+            held.reached.send_replace(true);
+            let _ = held.released.subscribe().wait_for(|released| *released).await;
+        }
+        Ok(())
     }
 
     /// While down, every call fails as an unreachable store does.
@@ -84,11 +144,13 @@ impl ObjectStore for FaultyStore {
         if self.failing_puts.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
             return Err(StoreError::Unavailable { operation: "put", message: "injected failure".into() });
         }
+        self.gate_put(key, &body).await?;
         self.inner.put(key, body, content_type).await
     }
     async fn put_if_absent(&self, key: &str, body: Bytes, content_type: &str) -> Result<PutOutcome, StoreError> {
         self.requests.puts.fetch_add(1, Ordering::SeqCst);
         self.gate("put")?;
+        self.gate_put(key, &body).await?;
         self.inner.put_if_absent(key, body, content_type).await
     }
     async fn start_upload(&self, key: &str, content_type: &str) -> Result<Box<dyn Upload>, StoreError> {

@@ -12,7 +12,7 @@ mod faulty_queue;
 mod faulty_store;
 
 pub use faulty_queue::FaultyQueues;
-pub use faulty_store::{FaultyStore, StoreRequests};
+pub use faulty_store::{FaultyStore, HeldPuts, PutRule, StoreRequests};
 
 use std::future::Future;
 use std::time::{Duration, Instant};

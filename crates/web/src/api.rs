@@ -1,5 +1,6 @@
 //! The JSON API, `/api/v1` (docs/ARCHITECTURE.md "HTTP JSON API").
 
+use crate::idempotency;
 use crate::jobs::{self, RecipeSource};
 use crate::openapi::{AcceptedPhotoRef, AttemptRef, CancelReply, IntakeReply, RetryReply, WebhookLogReply};
 use crate::owner::{owner_cookie, presented_token, require_owner};
@@ -8,13 +9,9 @@ use crate::upload::{BodyReader, Intake};
 use crate::view::{load_job_or_404, load_view};
 use crate::{ApiError, AppState};
 use actix_multipart::Multipart;
-use actix_web::http::StatusCode;
 use actix_web::{delete, get, post, web, HttpRequest, HttpResponse};
 use darkroom_core::ids::sha256_hex;
 use darkroom_core::{keys, ErrorCode, JobId, PhotoId, Recipe};
-use darkroom_store::json::{get_json, put_json, put_json_if_absent};
-use darkroom_store::PutOutcome;
-use serde_json::json;
 
 pub fn json_error(error: actix_web::error::JsonPayloadError, _request: &HttpRequest) -> actix_web::Error {
     ApiError::bad_request(ErrorCode::InvalidRequest, format!("the JSON body could not be read: {error}")).into()
@@ -112,87 +109,6 @@ pub async fn delete_job(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[derive(serde::Serialize, serde::Deserialize)]
-#[serde(tag = "state", rename_all = "snake_case")]
-enum BatchReply {
-    /// A request with this key is uploading; `since` (ms) lets a claim outlive a dead
-    /// handler only until the upload deadline has surely passed.
-    Pending {
-        #[serde(default)]
-        since: u64,
-    },
-    Done {
-        body: serde_json::Value,
-    },
-}
-
-/// Claims an Idempotency-Key before the photos are read, so a retried batch adds them
-/// once: `Ok(None)` when this request holds the claim, `Ok(Some(response))` when an
-/// earlier request with the key answers it (replayed, or 409 while it is still uploading).
-async fn claim_batch(state: &AppState, reply_key: &str) -> Result<Option<HttpResponse>, ApiError> {
-    let store = state.store.as_ref();
-    let lease = state.settings.upload_deadline + std::time::Duration::from_secs(60);
-    for _ in 0..2 {
-        let pending = BatchReply::Pending { since: darkroom_core::now_millis() };
-        if put_json_if_absent(store, reply_key, &pending).await? == PutOutcome::Created {
-            return Ok(None);
-        }
-        match get_json::<BatchReply>(store, reply_key).await {
-            Ok(BatchReply::Done { body }) => {
-                return Ok(Some(HttpResponse::Created().insert_header(("Idempotent-Replayed", "true")).json(body)))
-            }
-            Ok(BatchReply::Pending { since })
-                if darkroom_core::now_millis().saturating_sub(since) < lease.as_millis() as u64 =>
-            {
-                return Err(ApiError::new(
-                    StatusCode::CONFLICT,
-                    ErrorCode::InvalidRequest,
-                    "a batch with this Idempotency-Key is still being uploaded; retry it once that request has finished",
-                ));
-            }
-            // A claim older than any upload may take: its handler died. One retry takes it
-            // over — the one that creates the takeover marker for this claim's age; the
-            // others are told it is in progress.
-            Ok(BatchReply::Pending { since }) => {
-                let takeover = format!("{reply_key}.takeover-{since}");
-                if put_json_if_absent(store, &takeover, &json!({})).await? == PutOutcome::AlreadyExists {
-                    return Err(ApiError::new(
-                        StatusCode::CONFLICT,
-                        ErrorCode::InvalidRequest,
-                        "a batch with this Idempotency-Key is being retried by another request",
-                    ));
-                }
-                tracing::warn!(key = reply_key, "taking over an abandoned Idempotency-Key claim");
-                put_json(store, reply_key, &pending).await?;
-                return Ok(None);
-            }
-            Err(error) if error.is_not_found() => {} // released meanwhile: claim again
-            Err(error) => return Err(error.into()),
-        }
-    }
-    Err(ApiError::new(StatusCode::CONFLICT, ErrorCode::InvalidRequest, "this Idempotency-Key is contended; retry"))
-}
-
-/// Releases an Idempotency-Key claim if the request ends without answering (dropped).
-struct ClaimGuard {
-    store: std::sync::Arc<dyn darkroom_store::ObjectStore>,
-    key: Option<String>,
-}
-
-impl Drop for ClaimGuard {
-    fn drop(&mut self) {
-        let Some(key) = self.key.take() else { return };
-        let store = self.store.clone();
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move {
-                if let Err(error) = store.delete(&key).await {
-                    tracing::warn!(key, error.message = %error, "could not release an abandoned Idempotency-Key claim; it expires with the upload deadline");
-                }
-            });
-        }
-    }
-}
-
 #[utoipa::path(post, path = "/api/v1/jobs/{job}/photos", tag = "jobs", summary = "Add a batch of photos to a job (owner)",
     params(("job" = JobId, Path, description = "The job id"), ("X-Owner-Token" = Option<String>, Header, description = "The owner token (or the owner cookie of the browser that created the job)"),
         ("Idempotency-Key" = Option<String>, Header, description = "Makes a retried batch add its photos once")),
@@ -217,32 +133,24 @@ pub async fn add_photos(
     let body = upload_body(&state, &request, multipart);
     let idempotency_key =
         request.headers().get("Idempotency-Key").and_then(|v| v.to_str().ok()).map(str::trim).filter(|k| !k.is_empty());
-    let reply_key = idempotency_key.map(|key| keys::batch_reply(&job.id, &sha256_hex(key.as_bytes())));
-    if let Some(reply_key) = &reply_key {
-        if let Some(answered) = claim_batch(&state, reply_key).await? {
-            return Ok(answered);
-        }
-    }
-    // A client that goes away mid-upload drops this handler: its claim must not block the
-    // retry it will send.
-    let mut claim = ClaimGuard { store: state.store.clone(), key: reply_key.clone() };
-    match jobs::add_photos(&state, &job, body).await {
-        Ok(intake) => {
-            // Kept as JSON: the replay of an Idempotency-Key answers with it as stored.
-            let body = serde_json::to_value(intake_reply(&job.id, &intake, None)).unwrap_or_default();
-            if let Some(reply_key) = &reply_key {
-                put_json(state.store.as_ref(), reply_key, &BatchReply::Done { body: body.clone() }).await?;
+    let claim = match idempotency_key {
+        Some(key) => {
+            let reply_key = keys::batch_reply(&job.id, &sha256_hex(key.as_bytes()));
+            match idempotency::claim(&state, &job.id, &reply_key).await? {
+                idempotency::Claimed::Held(claim) => Some(claim),
+                idempotency::Claimed::Answered(reply) => return Ok(reply),
             }
-            claim.key = None;
-            Ok(HttpResponse::Created().json(body))
         }
-        Err(error) => {
-            if let Some(reply_key) = claim.key.take() {
-                let _ = state.store.delete(&reply_key).await;
-            }
-            Err(error)
-        }
-    }
+        None => None,
+    };
+    let (_, body) = jobs::add_photos(&state, &job, body, claim, added_reply).await?;
+    Ok(HttpResponse::Created().json(body))
+}
+
+/// The reply to an added batch, as JSON: an `Idempotency-Key`'s replay answers with it as
+/// stored.
+fn added_reply(job: &JobId, intake: &Intake) -> serde_json::Value {
+    serde_json::to_value(intake_reply(job, intake, None)).unwrap_or_default()
 }
 
 #[utoipa::path(post, path = "/api/v1/jobs/{job}/retry", tag = "jobs", summary = "Send the failed photos to work again (owner)",

@@ -170,6 +170,9 @@ struct ChannelWriter {
     buffer: Vec<u8>,
     runtime: tokio::runtime::Handle,
     deadline: std::time::Instant,
+    /// The archive's slot: counts the bytes sent, and is cancelled if a waiting archive
+    /// takes it from this one (too slow a reader while others wait).
+    slot: crate::slots::ProgressSlot,
 }
 
 impl ChannelWriter {
@@ -183,11 +186,25 @@ impl ChannelWriter {
             return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "the archive took longer than allowed"));
         }
         let chunk = Bytes::from(std::mem::take(&mut self.buffer));
-        let sent = self.runtime.block_on(tokio::time::timeout(STALLED_READER, self.sender.send(Ok(chunk))));
+        let length = chunk.len() as u64;
+        let evicted = self.slot.evicted.clone();
+        let sent = self.runtime.block_on(async {
+            tokio::select! {
+                sent = tokio::time::timeout(STALLED_READER, self.sender.send(Ok(chunk))) => Some(sent),
+                () = evicted.cancelled() => None,
+            }
+        });
         match sent {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away")),
-            Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "the client stopped reading")),
+            Some(Ok(Ok(()))) => {
+                self.slot.received.fetch_add(length, std::sync::atomic::Ordering::Relaxed);
+                Ok(())
+            }
+            Some(Ok(Err(_))) => Err(std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away")),
+            Some(Err(_)) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "the client stopped reading")),
+            None => Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the client read too slowly while other archives waited for its slot",
+            )),
         }
     }
 }
@@ -214,8 +231,12 @@ impl Write for ChannelWriter {
         (status = 409, description = "No photo of the job is done yet", body = crate::openapi::ErrorBody),
     ))]
 #[get("/jobs/{job}/archive.zip")]
-pub async fn archive(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    archive_response(&state, &path).await
+pub async fn archive(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    archive_response(&state, &request, &path).await
 }
 
 #[utoipa::path(get, path = "/api/v1/jobs/{job}/archive.zip", tag = "downloads", summary = "Every result of the job, as a zip (streamed)",
@@ -226,19 +247,26 @@ pub async fn archive(state: web::Data<AppState>, path: web::Path<String>) -> Res
         (status = 409, description = "No photo of the job is done yet", body = crate::openapi::ErrorBody),
     ))]
 #[get("/api/v1/jobs/{job}/archive.zip")]
-pub async fn api_archive(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    archive_response(&state, &path).await
+pub async fn api_archive(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    archive_response(&state, &request, &path).await
 }
 
-async fn archive_response(state: &AppState, job_text: &str) -> Result<HttpResponse, ApiError> {
+async fn archive_response(state: &AppState, request: &HttpRequest, job_text: &str) -> Result<HttpResponse, ApiError> {
     let job = load_job_or_404(state, job_text).await?;
-    // Each archive streams on a thread of its own: a bounded number at once.
-    let slot = state.archive_slots.clone().try_acquire_owned().map_err(|_| {
-        ApiError::new(
-            actix_web::http::StatusCode::TOO_MANY_REQUESTS,
-            darkroom_core::ErrorCode::RateLimited,
-            "too many archives are being built on this server; try again in a few seconds, or download photos one by one",
-        )
+    // Each archive streams on a thread of its own: a bounded number at once, a few per
+    // client, each kept only while its client reads at a pace when others wait.
+    let client = crate::rate_limit::client_address(request, state.settings.trust_forwarded_for)
+        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), crate::rate_limit::bucket_of);
+    let slot = state.archive_slots.acquire(client).await.map_err(|refused| {
+        let message = match refused {
+            crate::slots::Refused::ClientBusy => "you are downloading as many archives as one client may at once; try again when one has finished",
+            crate::slots::Refused::Full => "too many archives are being downloaded from this server; try again in a few seconds, or download photos one by one",
+        };
+        ApiError::new(actix_web::http::StatusCode::TOO_MANY_REQUESTS, darkroom_core::ErrorCode::RateLimited, message)
     })?;
     let view = load_view(state, &job).await?;
     let results: Vec<(String, String, u64)> = view
@@ -265,13 +293,13 @@ async fn archive_response(state: &AppState, job_text: &str) -> Result<HttpRespon
     let runtime = tokio::runtime::Handle::current();
     let job_id = job.id.clone();
     tokio::task::spawn_blocking(move || {
-        let _slot = slot;
         let error_sender = sender.clone();
         let mut zip = zip::ZipWriter::new_stream(ChannelWriter {
             sender,
             buffer: Vec::new(),
             runtime: runtime.clone(),
             deadline: std::time::Instant::now() + ARCHIVE_DEADLINE,
+            slot,
         });
         // Photos are already compressed: storing them is as small and much faster.
         let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);

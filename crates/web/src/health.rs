@@ -18,8 +18,14 @@ use std::time::{Duration, Instant};
 /// How long one readiness check answers for.
 const READINESS_TTL: Duration = Duration::from_secs(1);
 
-/// The last readiness check: when, and what it found (`Err` = not ready, why).
-pub type ReadinessCache = std::sync::Mutex<Option<(Instant, Result<serde_json::Value, String>)>>;
+/// The last readiness check: when, and what it found (`Err` = not ready, why). An async
+/// lock, held through a check: requests arriving meanwhile wait for that one check instead
+/// of each probing the store again (single flight).
+pub type ReadinessCache = tokio::sync::Mutex<Option<(Instant, Result<serde_json::Value, String>)>>;
+
+/// What a client that is not an operator is told when the service is not ready: the reason
+/// names buckets, endpoints and breaker states, which are the operator's business.
+const NOT_READY_PUBLICLY: &str = "darkroom is not ready: its store or queues do not answer. Operators see why at /readyz from loopback, with --metrics-token, or on --metrics-listen, and in the log";
 
 /// Whether the request may see operator details.
 fn is_operator(state: &AppState, request: &HttpRequest) -> bool {
@@ -102,28 +108,26 @@ async fn check_readiness(state: &AppState) -> Result<serde_json::Value, String> 
     responses((status = 200, description = "Ready", body = Object)))]
 #[get("/readyz")]
 pub async fn readyz(state: web::Data<AppState>, request: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let cached = state
-        .readiness_cache
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .as_ref()
-        .filter(|(at, _)| at.elapsed() < READINESS_TTL)
-        .map(|(_, result)| result.clone());
-    let result = match cached {
-        Some(result) => result,
-        None => {
-            let result = check_readiness(&state).await;
-            *state.readiness_cache.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), result.clone()));
-            result
+    let result = {
+        let mut cache = state.readiness_cache.lock().await;
+        match cache.as_ref().filter(|(at, _)| at.elapsed() < READINESS_TTL) {
+            Some((_, result)) => result.clone(),
+            None => {
+                let result = check_readiness(&state).await;
+                if let Err(reason) = &result {
+                    tracing::warn!(reason, "not ready");
+                }
+                *cache = Some((Instant::now(), result.clone()));
+                result
+            }
         }
     };
-    let depths =
-        result.map_err(|reason| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable, reason))?;
-    let body = if is_operator(&state, &request) {
-        json!({"status": "ready", "queues": depths})
-    } else {
-        json!({"status": "ready"})
-    };
+    let operator = is_operator(&state, &request);
+    let depths = result.map_err(|reason| {
+        let message = if operator { reason } else { NOT_READY_PUBLICLY.to_owned() };
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable, message)
+    })?;
+    let body = if operator { json!({"status": "ready", "queues": depths}) } else { json!({"status": "ready"}) };
     Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(body))
 }
 

@@ -2,8 +2,11 @@
 //! Nothing is acknowledged before it is durable: the originals, the photo manifests and
 //! the job manifest are stored, and the request messages sent, before a job is answered;
 //! if sending fails, everything stored for the request is deleted again (503), so no job
-//! is left looking queued with nothing in the queue.
+//! is left looking queued with nothing in the queue. Once an upload is read, its commit
+//! runs apart from the request (`Commits`): a client that goes away then cannot leave it
+//! half done.
 
+use crate::idempotency::BatchClaim;
 use crate::seats::Seats;
 use crate::upload::{self, AcceptedPhoto, BodyReader, Intake};
 use crate::view::load_photo;
@@ -117,8 +120,22 @@ pub async fn create(
         callback_url,
         tenant: Some(tenant),
     };
+    // From here on the job is created whole or not at all, whatever becomes of the request.
+    let committing = state.clone();
+    let (manifest, intake) = state.commits.run(commit_job(committing, manifest, intake)).await?;
+    Ok(CreatedJob { manifest, token, intake })
+}
+
+/// Stores a new job's documents and sends its photos to work; on any failure removes
+/// everything stored for it again. Runs apart from the request (see `Commits`).
+async fn commit_job(
+    state: AppState,
+    manifest: JobManifest,
+    mut intake: Intake,
+) -> Result<(JobManifest, Intake), ApiError> {
+    let job = manifest.id.clone();
     let stored = async {
-        let photo_manifests = write_photo_manifests(state, &job, &intake.accepted).await?;
+        let photo_manifests = write_photo_manifests(&state, &job, &intake.accepted).await?;
         // Indexed before the manifest makes the job visible: retention and the reconciler
         // must know every job that exists.
         state.jobs.index_created(&manifest).await?;
@@ -146,10 +163,22 @@ pub async fn create(
     tracing::info!(job_id = %job, photos = intake.accepted.len(), rejected = intake.rejected.len(), "job created");
     metrics::counter!("darkroom_jobs_created_total").increment(1);
     metrics::counter!("darkroom_photos_uploaded_total").increment(intake.accepted.len() as u64);
-    Ok(CreatedJob { manifest, token, intake })
+    Ok((manifest, intake))
 }
 
-pub async fn add_photos(state: &AppState, manifest: &JobManifest, body: BodyReader) -> Result<Intake, ApiError> {
+/// The reply an added batch gets, made from what was accepted (see `idempotency`).
+pub type BatchReplyOf = fn(&JobId, &Intake) -> serde_json::Value;
+
+/// Adds a batch of photos to a job: reads them (a request that ends meanwhile leaves
+/// nothing), then commits them whole or not at all, whatever becomes of the request.
+/// Returns what was received and the batch's reply.
+pub async fn add_photos(
+    state: &AppState,
+    manifest: &JobManifest,
+    body: BodyReader,
+    claim: Option<BatchClaim>,
+    reply_of: BatchReplyOf,
+) -> Result<(Intake, serde_json::Value), ApiError> {
     let job = &manifest.id;
     let mut seats = Seats::of_existing_job(state.store.as_ref(), job, state.settings.limits.max_photos_per_job).await?;
     let mut intake = upload::receive(state, job, body, &mut seats).await?;
@@ -157,11 +186,38 @@ pub async fn add_photos(state: &AppState, manifest: &JobManifest, body: BodyRead
         intake.discard().await;
         return Err(nothing_acceptable(&intake));
     }
+    let reply = reply_of(job, &intake);
+    state.commits.run(commit_batch(state.clone(), manifest.clone(), intake, claim, reply)).await
+}
+
+/// Stores a batch's documents and sends its photos to work; on any failure removes what
+/// was stored for it again and releases its Idempotency-Key. Runs apart from the request.
+async fn commit_batch(
+    state: AppState,
+    manifest: JobManifest,
+    mut intake: Intake,
+    claim: Option<BatchClaim>,
+    reply: serde_json::Value,
+) -> Result<(Intake, serde_json::Value), ApiError> {
+    let job = &manifest.id;
     let stored = async {
-        let photo_manifests = write_photo_manifests(state, job, &intake.accepted).await?;
+        if let Some(claim) = &claim {
+            claim.committing(job, &reply, intake.accepted.iter().map(|p| p.id.clone()).collect()).await?;
+        }
+        // A job deleted while the batch was read is not written into (its sweep would
+        // miss what lands after it).
+        if state.jobs.load_job(job).await?.is_none() {
+            return Err(ApiError::not_found());
+        }
+        let photo_manifests = write_photo_manifests(&state, job, &intake.accepted).await?;
         state.jobs.mark_active(job).await?;
         let photos: Vec<(PhotoId, u32)> = intake.accepted.iter().map(|p| (p.id.clone(), 1)).collect();
-        state.jobs.enqueue(manifest, &manifest.recipe, &photos).await?;
+        state.jobs.enqueue(&manifest, &manifest.recipe, &photos).await?;
+        // Deleted meanwhile: its sweep may have run before these writes landed, so they go
+        // again here (the messages sent find no job and are dropped).
+        if state.jobs.load_job(job).await?.is_none() {
+            return Err(ApiError::not_found());
+        }
         Ok::<_, ApiError>(photo_manifests)
     }
     .await;
@@ -172,7 +228,7 @@ pub async fn add_photos(state: &AppState, manifest: &JobManifest, body: BodyRead
             for photo in &intake.accepted {
                 let _ = delete_prefix(state.store.as_ref(), &keys::photo_prefix(job, &photo.id)).await;
             }
-            return Err(error);
+            return Err(error); // dropping the claim releases the key
         }
     };
     intake.commit();
@@ -180,7 +236,10 @@ pub async fn add_photos(state: &AppState, manifest: &JobManifest, body: BodyRead
     state.jobs.changed(job);
     tracing::info!(job_id = %job, photos = intake.accepted.len(), rejected = intake.rejected.len(), "photos added");
     metrics::counter!("darkroom_photos_uploaded_total").increment(intake.accepted.len() as u64);
-    Ok(intake)
+    if let Some(claim) = claim {
+        claim.done(job, reply.clone()).await;
+    }
+    Ok((intake, reply))
 }
 
 /// Writes each accepted photo's manifest; returns them, for the job's change log.
@@ -190,27 +249,31 @@ async fn write_photo_manifests(
     photos: &[AcceptedPhoto],
 ) -> Result<Vec<PhotoManifest>, ApiError> {
     let added_at = now_millis();
-    futures::stream::iter(photos)
-        .map(|photo| async move {
-            let manifest = PhotoManifest {
-                v: MANIFEST_VERSION,
-                job_id: job.clone(),
-                id: photo.id.clone(),
-                name: photo.name.clone(),
-                content_type: photo.content_type.clone(),
-                size: photo.size,
-                width: photo.dimensions.map(|d| d.0),
-                height: photo.dimensions.map(|d| d.1),
-                added_at,
-                position: photo.position,
-            };
-            put_json(state.store.as_ref(), &keys::photo_manifest(job, &photo.id), &manifest).await?;
-            Ok::<_, darkroom_store::StoreError>(manifest)
+    let manifests: Vec<PhotoManifest> = photos
+        .iter()
+        .map(|photo| PhotoManifest {
+            v: MANIFEST_VERSION,
+            job_id: job.clone(),
+            id: photo.id.clone(),
+            name: photo.name.clone(),
+            content_type: photo.content_type.clone(),
+            size: photo.size,
+            width: photo.dimensions.map(|d| d.0),
+            height: photo.dimensions.map(|d| d.1),
+            added_at,
+            position: photo.position,
         })
-        .buffer_unordered(16)
-        .try_collect::<Vec<PhotoManifest>>()
-        .await
-        .map_err(ApiError::from)
+        .collect();
+    // Each write owns what it needs: the commit runs on a task of its own, so its future
+    // must be `Send` for every lifetime, which futures borrowing from a closure are not.
+    let writes = manifests.into_iter().map(|manifest| {
+        let store = state.store.clone();
+        async move {
+            put_json(store.as_ref(), &keys::photo_manifest(&manifest.job_id, &manifest.id), &manifest).await?;
+            Ok::<_, darkroom_store::StoreError>(manifest)
+        }
+    });
+    futures::stream::iter(writes).buffer_unordered(16).try_collect::<Vec<PhotoManifest>>().await.map_err(ApiError::from)
 }
 
 /// Re-enqueues every photo in `state` (failed: a retry; cancelled: a resume) as a new

@@ -12,6 +12,7 @@ mod downloads;
 mod error;
 mod form;
 mod health;
+mod idempotency;
 pub use health::health_routes;
 mod jobs;
 mod live;
@@ -38,7 +39,7 @@ pub use rate_limit::ClientRateLimit;
 pub use upload::{judge, Judgement};
 
 use actix_web::{web, App, HttpServer};
-use darkroom_core::{Limits, QueueNames, StageMap};
+use darkroom_core::{ErrorCode, Limits, QueueNames, StageMap};
 use darkroom_queue::QueueDirectory;
 use darkroom_store::ObjectStore;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -80,6 +81,11 @@ pub struct WebSettings {
 
 /// Archives one web process builds at once; more get 429.
 const MAX_CONCURRENT_ARCHIVES: usize = 8;
+/// Archives one client (an IPv4 address, an IPv6 /64) downloads at once.
+const MAX_ARCHIVES_PER_CLIENT: usize = 2;
+/// Bytes per second below which an archive gives its slot up to a waiting one: 32 KiB/s,
+/// a slow mobile link's pace.
+const MIN_ARCHIVE_RATE: u64 = 32 * 1024;
 
 type ReadinessCheck = Arc<dyn Fn() -> Option<String> + Send + Sync>;
 
@@ -114,9 +120,10 @@ pub struct AppState {
     pub metrics: Option<PrometheusHandle>,
     /// Jobs in the store: views, attempts, deletion (shared with the status process).
     pub jobs: darkroom_jobs::Jobs,
-    pub upload_slots: Arc<slots::UploadSlots>,
-    /// Zip archives being built at once (each streams on a thread of its own).
-    pub archive_slots: Arc<tokio::sync::Semaphore>,
+    pub upload_slots: Arc<slots::ProgressSlots>,
+    /// Zip archives being built at once (each streams on a thread of its own), per client
+    /// too, kept only while their clients read at a pace (see `slots`).
+    pub archive_slots: Arc<slots::ProgressSlots>,
     pub rate_limit: Option<Arc<ClientRateLimit>>,
     /// The other components' readiness, for `/readyz`.
     pub readiness: Readiness,
@@ -133,6 +140,54 @@ pub struct AppState {
     pub preview_waiting: Arc<tokio::sync::Semaphore>,
     /// A private deployment's access keys (`--access-keys`); `None`: open to all.
     pub access_keys: Option<Arc<AccessKeys>>,
+    /// Upload commits in flight, run apart from their requests.
+    pub commits: Commits,
+}
+
+/// Runs the commit of an upload (photo manifests, job manifest, queue messages) apart from
+/// the request that brought it: a client that disconnects, or a server whose drain gives
+/// up on the request, cannot stop a commit half-way and leave photos that point at nothing
+/// (docs/ARCHITECTURE.md "Nothing is acknowledged before it is durable"). Commits run on
+/// the runtime that made the state — the process's, which outlives the HTTP workers — and
+/// the process waits for them before it exits ([`Commits::drain`]).
+#[derive(Debug, Clone)]
+pub struct Commits {
+    runtime: Option<tokio::runtime::Handle>,
+    tracker: tokio_util::task::TaskTracker,
+}
+
+impl Default for Commits {
+    fn default() -> Self {
+        Self { runtime: tokio::runtime::Handle::try_current().ok(), tracker: tokio_util::task::TaskTracker::new() }
+    }
+}
+
+impl Commits {
+    /// Runs `commit` to its end even if the caller stops waiting for it.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        commit: impl std::future::Future<Output = Result<T, ApiError>> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let Some(runtime) = &self.runtime else { return commit.await };
+        match self.tracker.spawn_on(commit, runtime).await {
+            Ok(result) => result,
+            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+            Err(_) => Err(ApiError::new(
+                actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::Unavailable,
+                "the server is shutting down; send the upload again",
+            )),
+        }
+    }
+
+    /// Waits, at most `within`, for the commits in flight; returns how many were left.
+    pub async fn drain(&self, within: std::time::Duration) -> usize {
+        self.tracker.close();
+        if tokio::time::timeout(within, self.tracker.wait()).await.is_err() {
+            return self.tracker.len();
+        }
+        0
+    }
 }
 
 impl AppState {
@@ -142,7 +197,7 @@ impl AppState {
         settings: WebSettings,
         metrics: Option<PrometheusHandle>,
     ) -> Self {
-        let upload_slots = Arc::new(slots::UploadSlots::new(
+        let upload_slots = Arc::new(slots::ProgressSlots::new(
             settings.max_concurrent_uploads,
             settings.max_uploads_per_client,
             settings.min_upload_rate,
@@ -163,7 +218,11 @@ impl AppState {
             metrics,
             jobs,
             upload_slots,
-            archive_slots: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_ARCHIVES)),
+            archive_slots: Arc::new(slots::ProgressSlots::new(
+                MAX_CONCURRENT_ARCHIVES,
+                MAX_ARCHIVES_PER_CLIENT,
+                MIN_ARCHIVE_RATE,
+            )),
             rate_limit,
             readiness: Readiness::default(),
             readiness_cache: Arc::default(),
@@ -172,6 +231,7 @@ impl AppState {
             live_views: Arc::default(),
             closing: tokio_util::sync::CancellationToken::new(),
             access_keys: None,
+            commits: Commits::default(),
             preview_slots: Arc::new(tokio::sync::Semaphore::new(preview_slots)),
             preview_waiting: Arc::new(tokio::sync::Semaphore::new(
                 preview_slots * (1 + preview::PREVIEW_WAITING_PER_SLOT),

@@ -81,11 +81,56 @@ impl Drop for JobStreamGuard {
     }
 }
 
+/// What an open stream holds (a stream slot of the process and one of its job), given back
+/// when the stream ends — or, at the latest, [`LEASE`] after it began, whether or not the
+/// stream is still polled: a client that stops reading fills its socket, the server stops
+/// polling the stream, and checks made only when it is polled would never run, so slots
+/// would be held for as long as such clients keep their connections open.
+struct StreamLease {
+    held: std::sync::Mutex<Option<(tokio::sync::OwnedSemaphorePermit, JobStreamGuard)>>,
+    ended: tokio_util::sync::CancellationToken,
+}
+
+/// The longest a stream holds its slots, polled or not: its longest life and a minute.
+const LEASE: Duration = Duration::from_secs(MAX_LIFE.as_secs() + 60);
+
+impl StreamLease {
+    fn start(permit: tokio::sync::OwnedSemaphorePermit, job_guard: JobStreamGuard) -> std::sync::Arc<Self> {
+        let lease = std::sync::Arc::new(Self {
+            held: std::sync::Mutex::new(Some((permit, job_guard))),
+            ended: tokio_util::sync::CancellationToken::new(),
+        });
+        let expiring = lease.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = tokio::time::sleep(LEASE) => {
+                    if expiring.give_back() {
+                        tracing::info!("a live view's client stopped reading it; its slot is given back");
+                    }
+                }
+                () = expiring.ended.cancelled() => {}
+            }
+        });
+        lease
+    }
+
+    /// Gives the slots back; `true` if they were still held.
+    fn give_back(&self) -> bool {
+        self.held.lock().unwrap_or_else(|p| p.into_inner()).take().is_some()
+    }
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        self.lease.give_back();
+        self.lease.ended.cancel();
+    }
+}
+
 struct Stream {
     state: web::Data<AppState>,
     job: JobManifest,
-    _permit: tokio::sync::OwnedSemaphorePermit,
-    _job_guard: JobStreamGuard,
+    lease: std::sync::Arc<StreamLease>,
     started: Instant,
     seen: Option<u64>,
     last_write: Instant,
@@ -164,8 +209,7 @@ pub async fn job_events(state: web::Data<AppState>, path: web::Path<String>) -> 
     let stream = Stream {
         state: state.clone(),
         job,
-        _permit: permit,
-        _job_guard: job_guard,
+        lease: StreamLease::start(permit, job_guard),
         started: now,
         seen: None,
         last_write: now,
@@ -183,4 +227,28 @@ pub async fn job_events(state: web::Data<AppState>, path: web::Path<String>) -> 
         // Proxies (nginx) must pass each event on at once.
         .insert_header(("X-Accel-Buffering", "no"))
         .streaming(body))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    /// A stream nobody polls any more (its client stopped reading) still gives its slots
+    /// back once its lease is over.
+    #[tokio::test(start_paused = true)]
+    async fn a_stream_never_polled_again_gives_its_slots_back() {
+        let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(1));
+        let live = std::sync::Arc::new(LiveViews::default());
+        let job = darkroom_core::JobId::generate();
+        let permit = slots.clone().try_acquire_owned().unwrap();
+        let lease = StreamLease::start(permit, live.open(&job).unwrap());
+        assert_eq!(slots.available_permits(), 0);
+        tokio::time::sleep(MAX_LIFE).await;
+        assert_eq!(slots.available_permits(), 0, "held for the stream's life");
+        tokio::time::sleep(LEASE - MAX_LIFE + Duration::from_secs(1)).await;
+        assert_eq!(slots.available_permits(), 1, "given back at the lease's end");
+        assert!(live.open.lock().unwrap().is_empty(), "and the job's slot too");
+        drop(lease);
+    }
 }

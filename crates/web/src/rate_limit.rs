@@ -55,7 +55,7 @@ impl ClientRateLimit {
 
 /// The bucket a client counts against: its IPv4 address (also when written IPv4-mapped), or
 /// its IPv6 /64 — one host can use any address of its /64, so each must not be a new client.
-fn bucket_of(client: IpAddr) -> IpAddr {
+pub fn bucket_of(client: IpAddr) -> IpAddr {
     match client {
         IpAddr::V4(_) => client,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {

@@ -1,13 +1,15 @@
-//! Upload slots. An upload holds a slot for as long as its body arrives, so slots must not
-//! be something a slow client can simply sit on: a few dozen connections trickling a byte
-//! a second would otherwise lock every other user out (429) for as long as they like.
+//! Slots earned by progress, for uploads and archive downloads. An upload holds a slot for
+//! as long as its body arrives, an archive for as long as its client reads it, so slots
+//! must not be something a slow client can simply sit on: a few dozen connections trickling
+//! a byte a second would otherwise lock every other user out (429) for as long as they like.
 //!
 //! So a slot is *earned by progress*: each client holds at most `per_client` slots, the
-//! process at most `capacity`, and when a new upload finds no free slot, the slowest
-//! upload that has been going for a moment at less than `min_rate` is evicted (its request
-//! ends with 408 and a message saying why) and the newcomer takes its place. A fast upload
-//! is never evicted; a slow one only loses its slot while others are waiting for one. The
-//! body reader (see `upload.rs`) also ends uploads that go quiet or run past a deadline.
+//! process at most `capacity`, and when a newcomer finds no free slot, the slowest holder
+//! that has been going for a moment at less than `min_rate` is evicted (an upload ends with
+//! 408 and a message saying why, an archive is cut off) and the newcomer takes its place. A
+//! fast one is never evicted; a slow one only loses its slot while others are waiting for
+//! one. The body reader (see `upload.rs`) also ends uploads that go quiet or run past a
+//! deadline, and the archive writer (`downloads.rs`) archives that stall or run too long.
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,7 +24,7 @@ const GRACE: Duration = Duration::from_secs(1);
 const WAIT_FOR_SLOT: Duration = Duration::from_secs(3);
 
 #[derive(Debug)]
-pub struct UploadSlots {
+pub struct ProgressSlots {
     capacity: usize,
     per_client: usize,
     /// Bytes per second below which an upload may be evicted when slots run out.
@@ -73,16 +75,16 @@ impl Entry {
 
 /// A held slot; released when dropped.
 #[derive(Debug)]
-pub struct UploadSlot {
+pub struct ProgressSlot {
     id: u64,
-    slots: Arc<UploadSlots>,
-    /// Bytes of the body received so far (the reader adds to it).
+    slots: Arc<ProgressSlots>,
+    /// Bytes moved so far: received of an upload's body, sent of an archive.
     pub received: Arc<AtomicU64>,
     /// Cancelled when a newcomer takes this slot.
     pub evicted: CancellationToken,
 }
 
-impl Drop for UploadSlot {
+impl Drop for ProgressSlot {
     fn drop(&mut self) {
         let mut entries = self.slots.lock();
         entries.retain(|entry| entry.id != self.id);
@@ -99,7 +101,7 @@ pub enum Refused {
     Full,
 }
 
-impl UploadSlots {
+impl ProgressSlots {
     pub fn new(capacity: usize, per_client: usize, min_rate: u64) -> Self {
         Self {
             capacity: capacity.max(1),
@@ -118,7 +120,7 @@ impl UploadSlots {
     /// A slot for `client`, evicting the slowest upload if none is free. A client at its
     /// share is answered at once; when the whole process is full, the request waits a few
     /// seconds for a slot to free up or become evictable.
-    pub async fn acquire(self: &Arc<Self>, client: IpAddr) -> Result<UploadSlot, Refused> {
+    pub async fn acquire(self: &Arc<Self>, client: IpAddr) -> Result<ProgressSlot, Refused> {
         let deadline = Instant::now() + WAIT_FOR_SLOT;
         loop {
             match self.try_acquire(client) {
@@ -129,7 +131,7 @@ impl UploadSlots {
         }
     }
 
-    pub fn try_acquire(self: &Arc<Self>, client: IpAddr) -> Result<UploadSlot, Refused> {
+    pub fn try_acquire(self: &Arc<Self>, client: IpAddr) -> Result<ProgressSlot, Refused> {
         let now = Instant::now();
         let mut entries = self.lock();
         let decided = self.admit(&mut entries, client, now);
@@ -148,7 +150,7 @@ impl UploadSlots {
             checkpoint: (now, 0),
         });
         metrics::gauge!("darkroom_upload_slots_in_use").set(entries.len() as f64);
-        Ok(UploadSlot { id, slots: self.clone(), received, evicted })
+        Ok(ProgressSlot { id, slots: self.clone(), received, evicted })
     }
 
     /// Makes room for one more upload of `client`, evicting a slow one if needed.
@@ -188,7 +190,7 @@ mod tests {
 
     #[test]
     fn a_slow_upload_gives_way_a_fast_one_never_does() {
-        let slots = Arc::new(UploadSlots::new(2, 2, 1024));
+        let slots = Arc::new(ProgressSlots::new(2, 2, 1024));
         let slow = slots.try_acquire(ip(1)).unwrap();
         let fast = slots.try_acquire(ip(2)).unwrap();
         assert_eq!(slots.try_acquire(ip(3)).unwrap_err(), Refused::Full, "no one is evictable within the grace");
@@ -208,7 +210,7 @@ mod tests {
 
     #[test]
     fn a_fast_start_does_not_buy_a_slot_for_a_trickle_afterwards() {
-        let slots = Arc::new(UploadSlots::new(1, 1, 1024));
+        let slots = Arc::new(ProgressSlots::new(1, 1, 1024));
         let sprinter = slots.try_acquire(ip(1)).unwrap();
         for entry in slots.lock().iter_mut() {
             entry.started -= Duration::from_secs(60);
@@ -222,7 +224,7 @@ mod tests {
 
     #[test]
     fn one_client_cannot_take_more_than_its_share() {
-        let slots = Arc::new(UploadSlots::new(10, 2, 1024));
+        let slots = Arc::new(ProgressSlots::new(10, 2, 1024));
         let _a = slots.try_acquire(ip(1)).unwrap();
         let _b = slots.try_acquire(ip(1)).unwrap();
         assert_eq!(slots.try_acquire(ip(1)).unwrap_err(), Refused::ClientBusy);

@@ -11,7 +11,7 @@
 
 use crate::names::display_name;
 use crate::seats::Seats;
-use crate::slots::{Refused, UploadSlot, UploadSlots};
+use crate::slots::{ProgressSlot, ProgressSlots, Refused};
 use crate::{ApiError, AppState};
 use actix_multipart::{Field, Multipart};
 use actix_web::http::StatusCode;
@@ -118,7 +118,7 @@ pub struct BodyReader {
     pace: Pace,
     /// Where the slot comes from, taken once the first part has arrived: a client that
     /// trickles even its first part's headers never holds one.
-    slots: Arc<UploadSlots>,
+    slots: Arc<ProgressSlots>,
     client: std::net::IpAddr,
     received: u64,
     limit: u64,
@@ -155,7 +155,7 @@ impl BodyReader {
 /// How long the body may take: the slot (evicted when a newcomer needs it), the idle
 /// timeout and the request's deadline.
 struct Pace {
-    slot: Option<UploadSlot>,
+    slot: Option<ProgressSlot>,
     idle_timeout: Duration,
     deadline: Instant,
 }

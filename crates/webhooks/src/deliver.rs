@@ -8,7 +8,7 @@
 
 use crate::sign::{sign, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use crate::target::{check_url, GuardedResolver};
-use darkroom_consumer::{defer, leave_unreadable};
+use darkroom_consumer::{defer, leave_unreadable, DeferralReason};
 use darkroom_core::{keys, now_millis, JobId, JobManifest, QueueNames, WebhookRequest};
 use darkroom_jobs::{finish_name, Jobs, JobsError};
 use darkroom_queue::{OutgoingMessage, Queue, QueueDirectory, ReceivedMessage, MAX_DELAY};
@@ -212,7 +212,9 @@ impl Deliverer {
             }
             Handled::StoreUnavailable(reason) => {
                 tracing::warn!(job_id = %request.job_id, reason, "webhook postponed: the store is unavailable");
-                if let Err(error) = defer(queue.as_ref(), &message, Duration::from_secs(30)).await {
+                if let Err(error) =
+                    defer(queue.as_ref(), &message, Duration::from_secs(30), DeferralReason::Outage).await
+                {
                     tracing::warn!(error.message = %error, "could not postpone the webhook; it returns after its visibility timeout");
                 }
             }

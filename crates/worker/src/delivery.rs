@@ -13,7 +13,7 @@ use crate::lease::Lease;
 use crate::outcome::{defer_delay, retry_delay, Outcome, MAX_DEFERRALS};
 use crate::segment::{over_budget_error, Delivery, Step, StepError};
 use crate::Worker;
-use darkroom_consumer::{defer, deferrals, leave_unreadable, sweep_deleted_photo};
+use darkroom_consumer::{defer, deferrals, leave_unreadable, sweep_deleted_photo, DeferralReason};
 use darkroom_core::{ErrorCode, MessageError, PhotoError, PhotoRequest, PhotoUpdate};
 use darkroom_queue::{Queue, ReceivedMessage};
 use std::sync::Arc;
@@ -179,7 +179,7 @@ impl Worker {
     /// with a delay (its receive budget untouched), or after hours of that, fail the photo.
     async fn defer_or_give_up(&self, delivery: &Delivery<'_>, reason: &str) -> Outcome {
         let (queue, message) = (delivery.queue, delivery.message);
-        let deferred = deferrals(message);
+        let deferred = deferrals(message, DeferralReason::Outage);
         if deferred >= MAX_DEFERRALS {
             let error = PhotoError::new(
                 ErrorCode::Unavailable,
@@ -188,7 +188,7 @@ impl Worker {
             return self.fail(delivery, error, Outcome::Failed).await;
         }
         let delay = defer_delay(deferred);
-        match defer(queue.as_ref(), message, delay).await {
+        match defer(queue.as_ref(), message, delay, DeferralReason::Outage).await {
             Ok(()) => {
                 tracing::warn!(error.message = %reason, deferrals = deferred + 1, retry_in_seconds = delay.as_secs(), "dependencies unavailable: photo deferred (its receive budget is untouched)");
                 Outcome::Deferred

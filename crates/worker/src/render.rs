@@ -109,8 +109,10 @@ pub fn render(input: RenderInput, cancel: &CancelFlag) -> Result<Rendered, Rende
     // intermediate PNG already at the size the earlier ones left.
     let mut photo = if input.is_first_segment && input.frame.is_none() {
         decode_for_ops(&input.bytes, input.limits, &input.remaining_ops, PREVIEW_LONG_SIDE)?
-    } else {
+    } else if input.is_first_segment {
         decode(&input.bytes, input.limits)?
+    } else {
+        decode(&input.bytes, DecodeLimits::for_intermediate(input.limits.limits))?
     };
     if let Some(frame) = input.frame {
         photo.frame = frame.into();
@@ -164,5 +166,48 @@ fn inject_faults(ops: &[Operation], cancel: &CancelFlag) {
                 std::thread::sleep(Duration::from_millis(20).min(until.saturating_duration_since(Instant::now())));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use darkroom_core::{Limits, Recipe};
+
+    fn segment(bytes: Vec<u8>, ops: &[Operation], first: bool, last: bool, limits: Limits) -> Rendered {
+        let input = RenderInput {
+            bytes: bytes.into(),
+            ops: ops.to_vec(),
+            remaining_ops: ops.to_vec(),
+            is_first_segment: first,
+            is_last_segment: last,
+            format: OutputFormat::Jpeg,
+            quality: 80,
+            frame: None,
+            limits: limits.into(),
+        };
+        render(input, &CancelFlag::default()).expect("the segment renders")
+    }
+
+    /// An upload just inside the limits, bordered by the first segment, is still taken by
+    /// the second: splitting a recipe over stages must not change whether it succeeds.
+    #[test]
+    fn a_later_segment_takes_what_an_earlier_one_grew_past_the_upload_limits() {
+        let limits = Limits { max_pixels: 1_000_000, max_side: 1000, ..Limits::default() };
+        let upload = image::RgbImage::from_pixel(1000, 900, image::Rgb([90, 120, 150]));
+        let mut jpeg = Vec::new();
+        image::DynamicImage::ImageRgb8(upload)
+            .write_to(&mut std::io::Cursor::new(&mut jpeg), image::ImageFormat::Jpeg)
+            .unwrap();
+        let recipe = Recipe::from_json(
+            r##"{"ops":[{"op":"customize","border":{"width":100,"color":"#ffffff"}},{"op":"redeye"}]}"##,
+        )
+        .unwrap();
+        let first = segment(jpeg, &recipe.ops[..1], true, false, limits);
+        let Handover::NextSegment { intermediate } = first.handover else { panic!("the first segment hands over") };
+        let last = segment(intermediate, &recipe.ops[1..], false, true, limits);
+        let result = last.files.iter().find(|f| f.name == "result").expect("a result");
+        assert_eq!((result.width, result.height), (1200, 1100), "the border's growth is kept");
     }
 }

@@ -181,7 +181,16 @@ fn processes_ride_out_a_store_and_queue_outage_and_recover_by_themselves() {
     assert_eq!(refused.status, 503, "{}", refused.text());
     assert_eq!(refused.json()["error"]["code"], "unavailable");
     assert!(refused.header("Retry-After").is_some());
-    assert_eq!(get(&format!("{}/readyz", web.url())).status, 503);
+    let operator = get(&format!("{}/readyz", web.url()));
+    assert_eq!(operator.status, 503);
+    // The operator (loopback) is told why; a client through the proxy is not told the
+    // bucket, the endpoint or the breaker's state.
+    assert!(operator.text().contains("store"), "{}", operator.text());
+    let public = reply(agent().get(&format!("{}/readyz", web.url())).header("X-Forwarded-For", "203.0.113.9").call());
+    assert_eq!(public.status, 503);
+    for internal in [bucket.as_str(), "127.0.0.1", "breaker", "paused"] {
+        assert!(!public.text().contains(internal), "the public /readyz names {internal:?}: {}", public.text());
+    }
     assert_eq!(get(&format!("{}/readyz", worker.url())).status, 503);
 
     // The store comes back first, the queues stay away: the upload is stored but cannot be

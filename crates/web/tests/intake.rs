@@ -1,0 +1,189 @@
+//! The web tier in process, on the real embedded store and queues with faults injected: an
+//! upload whose request goes away while it is being committed, and an Idempotency-Key
+//! whose reply cannot be stored, each add their photos exactly once.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use actix_web::{test, web, App};
+use darkroom_core::{keys, JobId, QueueNames, StageMap};
+use darkroom_queue::{QueueBackend, QueueDirectory, QueueSpec, SqliteQueues};
+use darkroom_store::{LocalStore, ObjectStore};
+use darkroom_testkit::FaultyStore;
+use darkroom_web::{AppState, WebSettings};
+use std::sync::Arc;
+use std::time::Duration;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    store: Arc<FaultyStore>,
+    names: QueueNames,
+    state: AppState,
+}
+
+async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let local: Arc<dyn ObjectStore> = Arc::new(LocalStore::open(dir.path().join("store")).unwrap());
+    let queues = Arc::new(SqliteQueues::open(dir.path().join("queues.sqlite3")).unwrap());
+    let names = QueueNames::new("t");
+    for stage in StageMap::default().stages() {
+        let name = names.requests(&stage);
+        let dead_letter = QueueNames::dead_letter(&name);
+        queues.create_queue(&QueueSpec::dead_letter(dead_letter.clone(), Duration::from_secs(30))).await.unwrap();
+        queues.create_queue(&QueueSpec::new(name, Duration::from_secs(30), 5, dead_letter)).await.unwrap();
+    }
+    let store = Arc::new(FaultyStore::new(local));
+    let settings = WebSettings {
+        limits: darkroom_core::Limits::default(),
+        max_request_bytes: 64 << 20,
+        stage_map: StageMap::default(),
+        names: names.clone(),
+        max_concurrent_uploads: 8,
+        max_uploads_per_client: 8,
+        min_upload_rate: 0,
+        upload_idle_timeout: Duration::from_secs(30),
+        upload_deadline: Duration::from_secs(60),
+        rate_limit_per_second: 0,
+        rate_limit_burst: 0,
+        trust_forwarded_for: false,
+        secure_cookies: false,
+        metrics_token: None,
+        webhooks_enabled: false,
+        webhook_allow_internal: false,
+    };
+    let state = AppState::new(store.clone(), QueueDirectory::new(queues.clone()), settings, None);
+    Fixture { _dir: dir, store, names, state }
+}
+
+fn photo() -> Vec<u8> {
+    std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/chelsea.jpg")).unwrap()
+}
+
+/// A multipart body of `photos` copies of the fixture, with a recipe part if given.
+fn multipart(photos: usize, recipe: Option<&str>) -> (String, Vec<u8>) {
+    let boundary = "darkroom-intake-test";
+    let mut body = Vec::new();
+    if let Some(recipe) = recipe {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"recipe\"\r\n\r\n{recipe}\r\n").as_bytes(),
+        );
+    }
+    for n in 0..photos {
+        body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"photos\"; filename=\"p{n}.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n").as_bytes());
+        body.extend_from_slice(&photo());
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+macro_rules! app {
+    ($fixture:expr) => {
+        test::init_service(App::new().app_data(web::Data::new($fixture.state.clone())).configure(darkroom_web::routes))
+            .await
+    };
+}
+
+/// Creates a job of one photo; evaluates to its id and owner token.
+macro_rules! create_job {
+    ($app:expr) => {{
+        let (content_type, body) = multipart(1, Some(r#"{"ops":[{"op":"thumbnail","size":64}]}"#));
+        let request = test::TestRequest::post()
+            .uri("/api/v1/jobs")
+            .insert_header(("Content-Type", content_type))
+            .set_payload(body)
+            .to_request();
+        let reply: serde_json::Value = test::call_and_read_body_json(&$app, request).await;
+        let job = JobId::parse(reply["id"].as_str().unwrap()).unwrap();
+        (job, reply["owner_token"].as_str().unwrap().to_owned())
+    }};
+}
+
+fn add_request(job: &JobId, token: &str, photos: usize, idempotency_key: Option<&str>) -> test::TestRequest {
+    let (content_type, body) = multipart(photos, None);
+    let mut request = test::TestRequest::post()
+        .uri(&format!("/api/v1/jobs/{job}/photos"))
+        .insert_header(("Content-Type", content_type))
+        .insert_header(("X-Owner-Token", token.to_owned()));
+    if let Some(key) = idempotency_key {
+        request = request.insert_header(("Idempotency-Key", key.to_owned()));
+    }
+    request.set_payload(body)
+}
+
+/// The job's photos as the store holds them, and how many have their original.
+async fn photos_of(fixture: &Fixture, job: &JobId) -> (usize, usize) {
+    let manifest = fixture.state.jobs.load_job(job).await.unwrap().unwrap();
+    let view = fixture.state.jobs.load_view_in_full(&manifest).await.unwrap();
+    let mut originals = 0;
+    for photo in &view.photos {
+        if fixture.store.head(&keys::original(job, &photo.id)).await.unwrap().is_some() {
+            originals += 1;
+        }
+    }
+    (view.photos.len(), originals)
+}
+
+async fn queued(fixture: &Fixture) -> u64 {
+    let mut total = 0;
+    for stage in StageMap::default().stages() {
+        let queue = fixture.state.queues.get(&fixture.names.requests(&stage)).await.unwrap();
+        total += queue.counts().await.unwrap().visible;
+    }
+    total
+}
+
+/// The client goes away while its batch is being committed (photo manifests half written):
+/// the commit finishes anyway, so every photo has its original and its queue message, none
+/// points at nothing.
+#[actix_web::test]
+async fn a_batch_whose_request_goes_away_mid_commit_is_added_whole() {
+    let fixture = fixture().await;
+    let app = app!(fixture);
+    let (job, token) = create_job!(app);
+    assert_eq!(queued(&fixture).await, 1);
+    let held = fixture
+        .store
+        .hold_puts_where(Arc::new(|key: &str, _: &[u8]| key.contains("/photos/") && key.ends_with("/photo.json")));
+    let call = test::call_service(&app, add_request(&job, &token, 3, None).to_request());
+    tokio::select! {
+        _ = call => panic!("the request finished while its photo manifests were held"),
+        () = held.reached() => {} // the request is dropped here, mid-commit
+    }
+    held.release();
+    assert_eq!(fixture.state.commits.drain(Duration::from_secs(30)).await, 0, "the commit finishes");
+    assert_eq!(photos_of(&fixture, &job).await, (4, 4), "every photo added, each with its original");
+    assert_eq!(queued(&fixture).await, 4, "every photo sent to work");
+}
+
+/// The batch is added but its reply cannot be stored: the answer is still 201, and a retry
+/// with the same Idempotency-Key gets the same reply instead of adding the photos again.
+#[actix_web::test]
+async fn a_batch_whose_reply_cannot_be_stored_is_not_added_twice() {
+    let fixture = fixture().await;
+    let app = app!(fixture);
+    let (job, token) = create_job!(app);
+    let reply_key = keys::batch_reply(&job, &darkroom_core::ids::sha256_hex(b"batch-1"));
+    let failing = reply_key.clone();
+    fixture.store.fail_puts_where(Some(Arc::new(move |key: &str, body: &[u8]| {
+        key == failing && String::from_utf8_lossy(body).contains("\"done\"")
+    })));
+    let first = test::call_service(&app, add_request(&job, &token, 2, Some("batch-1")).to_request()).await;
+    assert_eq!(first.status(), 201, "the photos were added");
+    let first: serde_json::Value = test::read_body_json(first).await;
+    fixture.store.fail_puts_where(None);
+
+    // Retried at once: the first request may still be committing.
+    let early = test::call_service(&app, add_request(&job, &token, 2, Some("batch-1")).to_request()).await;
+    assert_eq!(early.status(), 409);
+    // Retried after the claim's lease: the photos are there, so the reply is replayed.
+    let mut record: serde_json::Value = serde_json::from_slice(&fixture.store.get(&reply_key).await.unwrap()).unwrap();
+    assert_eq!(record["state"], "committing");
+    record["since"] = 1.into();
+    fixture.store.put(&reply_key, serde_json::to_vec(&record).unwrap().into(), "application/json").await.unwrap();
+    let late = test::call_service(&app, add_request(&job, &token, 2, Some("batch-1")).to_request()).await;
+    assert_eq!(late.status(), 201);
+    assert_eq!(late.headers().get("Idempotent-Replayed").unwrap(), "true");
+    let late: serde_json::Value = test::read_body_json(late).await;
+    assert_eq!(late["photos"], first["photos"], "the same photos, not new ones");
+    assert_eq!(photos_of(&fixture, &job).await, (3, 3), "one photo from creation, two from the batch, once");
+}
