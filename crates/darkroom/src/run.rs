@@ -65,7 +65,9 @@ fn start_http(
         closing.cancel(); // live views end now, not when the drain gives up on them
         handle.stop(true).await;
         // Uploads already read finish committing (or roll back) before the process exits.
-        let left = commits.drain(std::time::Duration::from_secs(60)).await;
+        // A commit takes well under a second; the wait must fit in the stop grace period
+        // of a container (docker-compose.yml: 40 s) after the HTTP drain.
+        let left = commits.drain(std::time::Duration::from_secs(5)).await;
         if left > 0 {
             tracing::error!(
                 commits = left,

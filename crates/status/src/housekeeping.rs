@@ -148,16 +148,24 @@ impl Housekeeper {
     /// backlog of deletions or expiries must not keep lost photos waiting.
     pub async fn pass(&self) -> Result<PassReport, JobsError> {
         let mut report = PassReport::default();
-        self.reconcile(&mut report).await?;
+        // Each part runs whatever became of the one before; the first error is reported.
+        let reconciled = self.reconcile(&mut report).await;
         let mut cursor = self.sweep_cursor.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        report.swept = self.jobs.sweep_pending(SWEEPS_PER_PASS, &mut cursor).await?.jobs;
+        let swept = self.jobs.sweep_pending(SWEEPS_PER_PASS, &mut cursor).await;
         *self.sweep_cursor.lock().unwrap_or_else(|p| p.into_inner()) = cursor;
-        if let Some(retention) = self.settings.retention {
-            let cutoff = now_millis().saturating_sub(retention.as_millis() as u64);
-            let mut cursor = self.expiry_cursor.lock().unwrap_or_else(|p| p.into_inner()).clone();
-            report.expired = self.jobs.expire(cutoff, EXPIRIES_PER_PASS, &mut cursor).await?;
-            *self.expiry_cursor.lock().unwrap_or_else(|p| p.into_inner()) = cursor;
-        }
+        let expired = match self.settings.retention {
+            Some(retention) => {
+                let cutoff = now_millis().saturating_sub(retention.as_millis() as u64);
+                let mut cursor = self.expiry_cursor.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                let expired = self.jobs.expire(cutoff, EXPIRIES_PER_PASS, &mut cursor).await;
+                *self.expiry_cursor.lock().unwrap_or_else(|p| p.into_inner()) = cursor;
+                expired
+            }
+            None => Ok(0),
+        };
+        reconciled?;
+        report.swept = swept?.jobs;
+        report.expired = expired?;
         Ok(report)
     }
 

@@ -135,7 +135,9 @@ impl ObjectStore for S3Store {
                 // while another claims it is free, not taken). S3 says: try again.
                 Err(error) if error.code() == Some("ConditionalRequestConflict") => {
                     tracing::debug!(key, conflict, "conditional put conflicted with another request; trying again");
-                    tokio::time::sleep(std::time::Duration::from_millis(20 << conflict)).await;
+                    if conflict + 1 < CONDITIONAL_CONFLICT_TRIES {
+                        tokio::time::sleep(std::time::Duration::from_millis(20 << conflict)).await;
+                    }
                 }
                 Err(error) => return Err(classify("put-if-absent", key, &self.bucket, error)),
             }

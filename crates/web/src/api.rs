@@ -20,8 +20,8 @@ pub fn json_error(error: actix_web::error::JsonPayloadError, _request: &HttpRequ
 /// The reader that holds an upload's body to its limits, with the client it counts against
 /// (a flood of uploads gets 429, not a pile-up; a slow upload gives its slot up).
 pub fn upload_body(state: &AppState, request: &HttpRequest, multipart: Multipart) -> BodyReader {
-    let client =
-        client_address(request, state.settings.trust_forwarded_for).unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+    let client = client_address(request, state.settings.trust_forwarded_for)
+        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), crate::rate_limit::bucket_of);
     BodyReader::new(state, multipart, client)
 }
 
@@ -136,7 +136,7 @@ pub async fn add_photos(
     let claim = match idempotency_key {
         Some(key) => {
             let reply_key = keys::batch_reply(&job.id, &sha256_hex(key.as_bytes()));
-            match idempotency::claim(&state, &job.id, &reply_key).await? {
+            match idempotency::claim(&state, &job, &reply_key).await? {
                 idempotency::Claimed::Held(claim) => Some(claim),
                 idempotency::Claimed::Answered(reply) => return Ok(reply),
             }

@@ -323,7 +323,9 @@ async fn archive_response(state: &AppState, request: &HttpRequest, job_text: &st
         })();
         if let Err(error) = written {
             tracing::warn!(job_id = %job_id, error.message = %error, "archive stream ended early");
-            let _ = error_sender.blocking_send(Err(std::io::Error::other(error)));
+            // Never waits: a client that stopped reading (the channel is full) would hold
+            // this thread for as long as it keeps its connection open.
+            let _ = error_sender.try_send(Err(std::io::Error::other(error)));
         }
     });
     let body =

@@ -17,6 +17,9 @@ use std::time::{Duration, Instant};
 
 /// How long one readiness check answers for.
 const READINESS_TTL: Duration = Duration::from_secs(1);
+/// How long one readiness check may take (waiting requests queue behind it): past this the
+/// store or queues count as not answering.
+const READINESS_CHECK_LIMIT: Duration = Duration::from_secs(5);
 
 /// The last readiness check: when, and what it found (`Err` = not ready, why). An async
 /// lock, held through a check: requests arriving meanwhile wait for that one check instead
@@ -113,7 +116,10 @@ pub async fn readyz(state: web::Data<AppState>, request: HttpRequest) -> Result<
         match cache.as_ref().filter(|(at, _)| at.elapsed() < READINESS_TTL) {
             Some((_, result)) => result.clone(),
             None => {
-                let result = check_readiness(&state).await;
+                let result =
+                    tokio::time::timeout(READINESS_CHECK_LIMIT, check_readiness(&state)).await.unwrap_or_else(|_| {
+                        Err(format!("the store and queues did not answer within {READINESS_CHECK_LIMIT:?}"))
+                    });
                 if let Err(reason) = &result {
                     tracing::warn!(reason, "not ready");
                 }

@@ -10,13 +10,18 @@
 //! - `done`: the reply, replayed to every retry.
 //!
 //! If `done` cannot be written (the store failed just then), `committing` stays: once the
-//! commit must be over (the claim's lease), a retry finds the photos and replays the
-//! reply instead of adding them again; if they are not there, it takes the key over.
+//! commit must be over (the claim's lease), a retry that finds every photo of the batch
+//! (manifest and original) rolls the commit forward — the job marked active, photos not yet
+//! past `queued` sent to work again, which consumers take idempotently — and replays the
+//! reply instead of adding them again. If they are not all there, it takes the key over.
+//! The same covers a commit whose rollback could not delete what it had written (an outage)
+//! and a process killed mid-commit: what a retry is told always matches what is stored.
 
 use crate::{ApiError, AppState};
 use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
-use darkroom_core::{keys, ErrorCode, JobId, PhotoId};
+use darkroom_core::job::PhotoState;
+use darkroom_core::{keys, ErrorCode, JobId, JobManifest, PhotoId};
 use darkroom_store::json::{get_json, put_json, put_json_if_absent};
 use darkroom_store::{ObjectStore, PutOutcome};
 use serde_json::json;
@@ -74,8 +79,9 @@ fn in_progress(message: &str) -> ApiError {
 
 /// Claims `reply_key` before the photos are read: held by this request, or answered by an
 /// earlier request with the same key (replayed, or 409 while it is still in progress).
-pub async fn claim(state: &AppState, job: &JobId, reply_key: &str) -> Result<Claimed, ApiError> {
+pub async fn claim(state: &AppState, manifest: &JobManifest, reply_key: &str) -> Result<Claimed, ApiError> {
     let store = state.store.as_ref();
+    let job = &manifest.id;
     let lease = lease(state).as_millis() as u64;
     let held = || Claimed::Held(BatchClaim { store: state.store.clone(), key: Some(reply_key.to_owned()) });
     for _ in 0..2 {
@@ -96,9 +102,9 @@ pub async fn claim(state: &AppState, job: &JobId, reply_key: &str) -> Result<Cla
                 ));
             }
             // The commit is long over, but its reply was never recorded: if its photos are
-            // there, it succeeded, and the retry gets its reply.
+            // there, it is finished now and the retry gets its reply.
             Ok(BatchReply::Committing { since, body, photos }) => {
-                if all_photos_exist(store, job, &photos).await? {
+                if roll_forward(state, manifest, &photos).await? {
                     if let Err(error) = put_json(store, reply_key, &BatchReply::Done { body: body.clone() }).await {
                         tracing::warn!(job_id = %job, key = reply_key, error.message = %error, "could not record a batch's reply");
                     }
@@ -124,13 +130,33 @@ pub async fn claim(state: &AppState, job: &JobId, reply_key: &str) -> Result<Cla
     Err(in_progress("this Idempotency-Key is contended; retry"))
 }
 
-async fn all_photos_exist(store: &dyn ObjectStore, job: &JobId, photos: &[PhotoId]) -> Result<bool, ApiError> {
+/// Finishes a batch whose commit ended without recording its reply, if every photo of it
+/// is stored: `false` if one is missing (the batch was rolled back, or never got that far).
+async fn roll_forward(state: &AppState, manifest: &JobManifest, photos: &[PhotoId]) -> Result<bool, ApiError> {
+    let store = state.store.as_ref();
+    let job = &manifest.id;
     for photo in photos {
-        if store.head(&keys::photo_manifest(job, photo)).await?.is_none() {
+        if store.head(&keys::photo_manifest(job, photo)).await?.is_none()
+            || store.head(&keys::original(job, photo)).await?.is_none()
+        {
             return Ok(false);
         }
     }
-    Ok(!photos.is_empty())
+    if photos.is_empty() {
+        return Ok(false);
+    }
+    state.jobs.mark_active(job).await?;
+    let view = state.jobs.load_view_in_full(manifest).await?;
+    let waiting: Vec<(PhotoId, u32)> = view
+        .photos
+        .iter()
+        .filter(|photo| photo.state == PhotoState::Queued && photos.contains(&photo.id))
+        .map(|photo| (photo.id.clone(), photo.attempt.max(1)))
+        .collect();
+    state.jobs.enqueue(manifest, &manifest.recipe, &waiting).await?;
+    state.jobs.changed(job);
+    tracing::warn!(job_id = %job, photos = photos.len(), resent = waiting.len(), "finished a batch whose reply was never recorded");
+    Ok(true)
 }
 
 /// Tries for this long to record a reply before leaving the claim as `committing`.
@@ -170,6 +196,17 @@ impl BatchClaim {
                     tracing::warn!(job_id = %job, key, error.message = %error, "could not record a batch's reply; a retry of it is answered from its photos once the claim's lease is over");
                 }
             }
+        }
+    }
+}
+
+impl BatchClaim {
+    /// Releases the key now, before a failed commit deletes what it wrote: a retry then
+    /// starts afresh instead of finding half a batch.
+    pub async fn release(mut self) {
+        let Some(key) = self.key.take() else { return };
+        if let Err(error) = self.store.delete(&key).await {
+            tracing::warn!(key, error.message = %error, "could not release the Idempotency-Key of a failed batch; a retry after its lease decides from what is stored");
         }
     }
 }

@@ -209,8 +209,10 @@ async fn commit_batch(
         if state.jobs.load_job(job).await?.is_none() {
             return Err(ApiError::not_found());
         }
-        let photo_manifests = write_photo_manifests(&state, job, &intake.accepted).await?;
+        // Marked active before the photos exist: the reconciler must know every job that
+        // has photos waiting, whatever interrupts the commit after this.
         state.jobs.mark_active(job).await?;
+        let photo_manifests = write_photo_manifests(&state, job, &intake.accepted).await?;
         let photos: Vec<(PhotoId, u32)> = intake.accepted.iter().map(|p| (p.id.clone(), 1)).collect();
         state.jobs.enqueue(&manifest, &manifest.recipe, &photos).await?;
         // Deleted meanwhile: its sweep may have run before these writes landed, so they go
@@ -224,11 +226,16 @@ async fn commit_batch(
     let photo_manifests = match stored {
         Ok(photo_manifests) => photo_manifests,
         Err(error) => {
+            if let Some(claim) = claim {
+                claim.release().await;
+            }
             intake.discard().await;
             for photo in &intake.accepted {
-                let _ = delete_prefix(state.store.as_ref(), &keys::photo_prefix(job, &photo.id)).await;
+                if let Err(cleanup) = delete_prefix(state.store.as_ref(), &keys::photo_prefix(job, &photo.id)).await {
+                    tracing::error!(job_id = %job, photo_id = %photo.id, error.message = %cleanup, "could not remove a photo of a failed batch; the reconciler fails it as missing its input");
+                }
             }
-            return Err(error); // dropping the claim releases the key
+            return Err(error);
         }
     };
     intake.commit();

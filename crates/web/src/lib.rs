@@ -197,7 +197,7 @@ impl AppState {
         settings: WebSettings,
         metrics: Option<PrometheusHandle>,
     ) -> Self {
-        let upload_slots = Arc::new(slots::ProgressSlots::new(
+        let upload_slots = Arc::new(slots::ProgressSlots::for_uploads(
             settings.max_concurrent_uploads,
             settings.max_uploads_per_client,
             settings.min_upload_rate,
@@ -218,7 +218,7 @@ impl AppState {
             metrics,
             jobs,
             upload_slots,
-            archive_slots: Arc::new(slots::ProgressSlots::new(
+            archive_slots: Arc::new(slots::ProgressSlots::for_archives(
                 MAX_CONCURRENT_ARCHIVES,
                 MAX_ARCHIVES_PER_CLIENT,
                 MIN_ARCHIVE_RATE,

@@ -23,8 +23,28 @@ const GRACE: Duration = Duration::from_secs(1);
 /// How long a new upload may wait for a slow one to become evictable before it gets 429.
 const WAIT_FOR_SLOT: Duration = Duration::from_secs(3);
 
+/// What a set of slots is for, in logs, and the gauge and counter it reports to.
+#[derive(Debug)]
+struct Reporting {
+    what: &'static str,
+    in_use_gauge: &'static str,
+    evicted_counter: &'static str,
+}
+
+const UPLOADS: Reporting = Reporting {
+    what: "upload",
+    in_use_gauge: "darkroom_upload_slots_in_use",
+    evicted_counter: "darkroom_uploads_evicted_total",
+};
+const ARCHIVES: Reporting = Reporting {
+    what: "archive",
+    in_use_gauge: "darkroom_archive_slots_in_use",
+    evicted_counter: "darkroom_archives_evicted_total",
+};
+
 #[derive(Debug)]
 pub struct ProgressSlots {
+    reporting: Reporting,
     capacity: usize,
     per_client: usize,
     /// Bytes per second below which an upload may be evicted when slots run out.
@@ -88,7 +108,7 @@ impl Drop for ProgressSlot {
     fn drop(&mut self) {
         let mut entries = self.slots.lock();
         entries.retain(|entry| entry.id != self.id);
-        metrics::gauge!("darkroom_upload_slots_in_use").set(entries.len() as f64);
+        metrics::gauge!(self.slots.reporting.in_use_gauge).set(entries.len() as f64);
     }
 }
 
@@ -102,8 +122,19 @@ pub enum Refused {
 }
 
 impl ProgressSlots {
-    pub fn new(capacity: usize, per_client: usize, min_rate: u64) -> Self {
+    /// Slots for uploads.
+    pub fn for_uploads(capacity: usize, per_client: usize, min_rate: u64) -> Self {
+        Self::new(UPLOADS, capacity, per_client, min_rate)
+    }
+
+    /// Slots for archive downloads.
+    pub fn for_archives(capacity: usize, per_client: usize, min_rate: u64) -> Self {
+        Self::new(ARCHIVES, capacity, per_client, min_rate)
+    }
+
+    fn new(reporting: Reporting, capacity: usize, per_client: usize, min_rate: u64) -> Self {
         Self {
+            reporting,
             capacity: capacity.max(1),
             per_client: per_client.max(1),
             min_rate,
@@ -149,7 +180,7 @@ impl ProgressSlots {
             evict: evicted.clone(),
             checkpoint: (now, 0),
         });
-        metrics::gauge!("darkroom_upload_slots_in_use").set(entries.len() as f64);
+        metrics::gauge!(self.reporting.in_use_gauge).set(entries.len() as f64);
         Ok(ProgressSlot { id, slots: self.clone(), received, evicted })
     }
 
@@ -173,8 +204,8 @@ impl ProgressSlots {
             .filter(|(_, entry)| client.is_none_or(|c| entry.client == c) && entry.evictable(now, self.min_rate))
             .min_by_key(|(_, entry)| entry.rate(now))?;
         let victim = entries.swap_remove(index);
-        tracing::info!(client = %victim.client, rate_bytes_per_second = victim.rate(now), "evicting a slow upload to make room");
-        metrics::counter!("darkroom_uploads_evicted_total").increment(1);
+        tracing::info!(client = %victim.client, rate_bytes_per_second = victim.rate(now), slot = self.reporting.what, "evicting a slow holder of a slot to make room for a waiting one");
+        metrics::counter!(self.reporting.evicted_counter).increment(1);
         victim.evict.cancel();
         Some(())
     }
@@ -190,7 +221,7 @@ mod tests {
 
     #[test]
     fn a_slow_upload_gives_way_a_fast_one_never_does() {
-        let slots = Arc::new(ProgressSlots::new(2, 2, 1024));
+        let slots = Arc::new(ProgressSlots::for_uploads(2, 2, 1024));
         let slow = slots.try_acquire(ip(1)).unwrap();
         let fast = slots.try_acquire(ip(2)).unwrap();
         assert_eq!(slots.try_acquire(ip(3)).unwrap_err(), Refused::Full, "no one is evictable within the grace");
@@ -210,7 +241,7 @@ mod tests {
 
     #[test]
     fn a_fast_start_does_not_buy_a_slot_for_a_trickle_afterwards() {
-        let slots = Arc::new(ProgressSlots::new(1, 1, 1024));
+        let slots = Arc::new(ProgressSlots::for_uploads(1, 1, 1024));
         let sprinter = slots.try_acquire(ip(1)).unwrap();
         for entry in slots.lock().iter_mut() {
             entry.started -= Duration::from_secs(60);
@@ -224,7 +255,7 @@ mod tests {
 
     #[test]
     fn one_client_cannot_take_more_than_its_share() {
-        let slots = Arc::new(ProgressSlots::new(10, 2, 1024));
+        let slots = Arc::new(ProgressSlots::for_uploads(10, 2, 1024));
         let _a = slots.try_acquire(ip(1)).unwrap();
         let _b = slots.try_acquire(ip(1)).unwrap();
         assert_eq!(slots.try_acquire(ip(1)).unwrap_err(), Refused::ClientBusy);

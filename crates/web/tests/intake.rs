@@ -8,7 +8,7 @@ use actix_web::{test, web, App};
 use darkroom_core::{keys, JobId, QueueNames, StageMap};
 use darkroom_queue::{QueueBackend, QueueDirectory, QueueSpec, SqliteQueues};
 use darkroom_store::{LocalStore, ObjectStore};
-use darkroom_testkit::FaultyStore;
+use darkroom_testkit::{FaultyQueues, FaultyStore};
 use darkroom_web::{AppState, WebSettings};
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +16,7 @@ use std::time::Duration;
 struct Fixture {
     _dir: tempfile::TempDir,
     store: Arc<FaultyStore>,
+    queues: Arc<FaultyQueues>,
     names: QueueNames,
     state: AppState,
 }
@@ -50,8 +51,9 @@ async fn fixture() -> Fixture {
         webhooks_enabled: false,
         webhook_allow_internal: false,
     };
+    let queues = Arc::new(FaultyQueues::new(queues));
     let state = AppState::new(store.clone(), QueueDirectory::new(queues.clone()), settings, None);
-    Fixture { _dir: dir, store, names, state }
+    Fixture { _dir: dir, store, queues, names, state }
 }
 
 fn photo() -> Vec<u8> {
@@ -186,4 +188,26 @@ async fn a_batch_whose_reply_cannot_be_stored_is_not_added_twice() {
     let late: serde_json::Value = test::read_body_json(late).await;
     assert_eq!(late["photos"], first["photos"], "the same photos, not new ones");
     assert_eq!(photos_of(&fixture, &job).await, (3, 3), "one photo from creation, two from the batch, once");
+}
+
+/// A batch whose photos cannot be sent to work is refused (503) and leaves nothing: no
+/// photo, no original, and its Idempotency-Key free, so the retry adds the batch once.
+#[actix_web::test]
+async fn a_batch_that_fails_to_commit_leaves_nothing_and_its_key_free() {
+    let fixture = fixture().await;
+    let app = app!(fixture);
+    let (job, token) = create_job!(app);
+    fixture.queues.set_down(true);
+    let refused = test::call_service(&app, add_request(&job, &token, 2, Some("batch-2")).to_request()).await;
+    assert_eq!(refused.status(), 503);
+    fixture.queues.set_down(false);
+    assert_eq!(photos_of(&fixture, &job).await, (1, 1), "nothing of the refused batch remains");
+    let originals = fixture.store.list(&keys::photos_prefix(&job)).await.unwrap();
+    assert_eq!(originals.iter().filter(|o| o.key.ends_with("/original")).count(), 1, "{originals:?}");
+    let reply_key = keys::batch_reply(&job, &darkroom_core::ids::sha256_hex(b"batch-2"));
+    assert!(fixture.store.head(&reply_key).await.unwrap().is_none(), "the key is released");
+    let retried = test::call_service(&app, add_request(&job, &token, 2, Some("batch-2")).to_request()).await;
+    assert_eq!(retried.status(), 201);
+    assert_eq!(photos_of(&fixture, &job).await, (3, 3));
+    assert_eq!(queued(&fixture).await, 3);
 }
