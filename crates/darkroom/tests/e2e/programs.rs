@@ -139,7 +139,12 @@ fn a_webhook_is_signed_retried_across_a_restart_and_logged(backend: Backend) {
     // The log on the job tells the story: the failures with their statuses, then delivered.
     // (A stop may interrupt a try after its POST and before its record and retry are
     // stored: that try is made again, as the same attempt — at least once, never lost.)
-    let log = webhook_log(server.url(), &job);
+    // The delivery's record is stored after the receiver answered it: wait for it.
+    let mut log = webhook_log(server.url(), &job);
+    darkroom_testkit::eventually_blocking(Duration::from_secs(30), "the delivery is logged", || {
+        log = webhook_log(server.url(), &job);
+        log["deliveries"].as_array().and_then(|d| d.last()).is_some_and(|last| last["delivered"] == true)
+    });
     assert_eq!(log["callback_url"], callback.as_str());
     let deliveries = log["deliveries"].as_array().unwrap();
     let (last, failed) = deliveries.split_last().unwrap();
