@@ -2,11 +2,12 @@
 //! file name; dimensions are checked against the limits before any pixel buffer is
 //! allocated, so a 50,000×50,000 PNG costs a header read, not 10 GB.
 
+pub use crate::decode_limits::DecodeLimits;
 use crate::heif_boxes::{heif_stored_dimensions, is_heic};
 use crate::pipeline::Photo;
 use crate::ImagingError;
 use darkroom_core::recipe::Operation;
-use darkroom_core::{Limits, OutputFormat};
+use darkroom_core::OutputFormat;
 use image::{DynamicImage, ImageDecoder, ImageEncoder, ImageFormat, ImageReader};
 use std::io::Cursor;
 
@@ -45,40 +46,6 @@ impl SourceFormat {
         }
     }
 }
-
-/// Decoding limits: the upload limits plus a cap on what the decoder may allocate.
-#[derive(Debug, Clone, Copy)]
-pub struct DecodeLimits {
-    pub limits: Limits,
-    pub max_alloc_bytes: u64,
-}
-
-impl From<Limits> for DecodeLimits {
-    fn from(limits: Limits) -> Self {
-        // Room for the largest allowed photo as 8-bit RGBA, plus decoder scratch space.
-        Self { limits, max_alloc_bytes: limits.max_pixels.saturating_mul(4).saturating_add(256 << 20) }
-    }
-}
-
-impl DecodeLimits {
-    /// The limits for an intermediate image, which a later pipeline segment decodes: an
-    /// earlier segment may have grown an accepted upload past the upload limits (a border,
-    /// up to [`crate::MAX_GROWN_PIXELS`]), and what one segment made the next must take,
-    /// or a recipe that succeeds in one stage fails when split over two. Intermediates are
-    /// darkroom's own PNGs; the pixel bound still caps what decoding one may allocate.
-    pub fn for_intermediate(upload: Limits) -> Self {
-        let limits = Limits {
-            max_pixels: upload.max_pixels.max(crate::MAX_GROWN_PIXELS),
-            max_side: upload.max_side.max(MAX_INTERMEDIATE_SIDE),
-            ..upload
-        };
-        limits.into()
-    }
-}
-
-/// The longest side an intermediate may have: the upload's longest side plus the widest
-/// borders a recipe can add, with room to spare.
-const MAX_INTERMEDIATE_SIDE: u32 = 65_535;
 
 /// What the first bytes of a file say about it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,6 +12,7 @@ mod color;
 /// borders must not grow it past this, and a later pipeline segment decodes up to this.
 pub const MAX_GROWN_PIXELS: u64 = 200_000_000;
 
+mod decode_limits;
 pub mod faces;
 mod geometry;
 #[cfg(feature = "heic")]
