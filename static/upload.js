@@ -388,9 +388,39 @@ async function sendBatch(batch, url, headers, first) {
   return null;
 }
 
+// A batch's Idempotency-Key: kept by each of its photos, so that sending them again (the
+// Retry button, or Upload once more) reuses it. If the first send was stored but its answer
+// lost, the server then replays that answer instead of adding the photos a second time.
+function newBatchKey() {
+  return `${job.id}-${crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random()}`}`;
+}
+
+// The failed photos as the batches they were sent in (same photos, same key), and the
+// photos never sent as new batches.
+function batchesToSend(todo) {
+  const again = new Map();
+  const fresh = [];
+  for (const entry of todo) {
+    if (entry.state === "failed" && entry.batchKey) {
+      if (!again.has(entry.batchKey)) again.set(entry.batchKey, []);
+      again.get(entry.batchKey).push(entry);
+    } else fresh.push(entry);
+  }
+  return [...[...again.entries()].map(([key, batch]) => Object.assign(batch, { key })), ...batches(fresh)];
+}
+
+async function sendAdded(batch) {
+  const key = batch.key || newBatchKey();
+  for (const entry of batch) entry.batchKey = key;
+  await sendBatch(batch, `/api/v1/jobs/${job.id}/photos`, { "X-Owner-Token": job.owner_token, "Idempotency-Key": key }, false);
+}
+
 async function retry(entry) {
   if (!job) { $("submit").click(); return; }
-  await sendBatch([entry], `/api/v1/jobs/${job.id}/photos`, { "X-Owner-Token": job.owner_token, "Idempotency-Key": `${job.id}-retry-${crypto.randomUUID ? crypto.randomUUID() : Math.random()}` }, false);
+  // The whole batch it was sent in, with its key: a subset under the same key would be
+  // answered with the whole batch's reply.
+  const mates = entry.batchKey ? chosen.filter((e) => e.batchKey === entry.batchKey && e.state === "failed") : [entry];
+  await Promise.all(batchesToSend(mates).map(sendAdded));
   finish();
 }
 
@@ -421,7 +451,7 @@ async function upload(event) {
   totals.started = Date.now();
   status.textContent = `Uploading ${todo.length} photo${todo.length === 1 ? "" : "s"}…`;
   try {
-    let rest = batches(todo);
+    let rest = job ? batchesToSend(todo) : batches(todo);
     while (!job && rest.length) {
       const [first, ...others] = rest;
       rest = others;
@@ -432,9 +462,7 @@ async function upload(event) {
     let next = 0;
     const worker = async () => {
       while (next < rest.length) {
-        const batch = rest[next++];
-        const key = `${job.id}-${crypto.randomUUID ? crypto.randomUUID() : Math.random()}`;
-        await sendBatch(batch, `/api/v1/jobs/${job.id}/photos`, { "X-Owner-Token": job.owner_token, "Idempotency-Key": key }, false);
+        await sendAdded(rest[next++]);
       }
     };
     if (job) await Promise.all(Array.from({ length: PARALLEL_BATCHES }, worker));

@@ -140,6 +140,11 @@ impl Jobs {
                 PutOutcome::AlreadyExists => return Err(JobsError::TooManyRetries),
             }
         };
+        // Marked again now that the attempt exists: the reconciler may have read the job as
+        // finished (before the queued event), seen this process's first mark as its own, and
+        // taken the job out of the index after it. Its re-read after that removal sees the
+        // queued event or this mark lands after it; either way the job stays indexed.
+        self.mark_active(&job.id).await?;
         if let Err(error) = self.enqueue(job, &recipe, &[(photo.clone(), attempt)]).await {
             // Compensate: without a message the attempt would stay queued for ever.
             let queued = keys::queued_event(&job.id, photo, attempt);

@@ -57,6 +57,9 @@ pub(crate) struct Folded {
     assembled: Option<(u64, Arc<JobView>)>,
     full_read_at: Option<Instant>,
     refreshed_at: Option<Instant>,
+    /// When the last refresh failed on an outage, and why: readers queued behind it within
+    /// the refresh window get the same answer instead of each trying the store again.
+    failed: Option<(Instant, String)>,
 }
 
 impl Default for Folded {
@@ -70,6 +73,7 @@ impl Default for Folded {
             assembled: None,
             full_read_at: None,
             refreshed_at: None,
+            failed: None,
         }
     }
 }
@@ -233,15 +237,39 @@ impl Jobs {
     async fn refresh(&self, job: &JobId, entry: &FoldedEntry, folded: &mut Folded) -> Result<(), JobsError> {
         let changed_here = entry.changed_here.swap(false, std::sync::atomic::Ordering::SeqCst);
         let fresh = !changed_here && folded.refreshed_at.is_some_and(|at| at.elapsed() < self.view_refresh);
-        if !fresh {
-            let full_read_due = folded.full_read_at.is_none_or(|at| at.elapsed() >= self.full_read_every);
-            if full_read_due || !self.read_changes(job, folded).await? {
-                self.read_in_full(job, folded).await?;
-                // What the log reported from shortly before the listing on may be newer than
-                // what the listing saw: fold it in again, so the view never steps back.
-                self.read_changes(job, folded).await?;
+        if fresh {
+            return Ok(());
+        }
+        if let Some((_, message)) =
+            folded.failed.as_ref().filter(|(at, _)| !changed_here && at.elapsed() < self.view_refresh)
+        {
+            return Err(JobsError::Store(darkroom_store::StoreError::Unavailable {
+                operation: "list",
+                message: message.clone(),
+            }));
+        }
+        match self.bring_up_to_date(job, folded).await {
+            Ok(()) => {
+                folded.refreshed_at = Some(Instant::now());
+                folded.failed = None;
+                Ok(())
             }
-            folded.refreshed_at = Some(Instant::now());
+            Err(error) => {
+                if error.is_retryable() {
+                    folded.failed = Some((Instant::now(), error.to_string()));
+                }
+                Err(error)
+            }
+        }
+    }
+
+    async fn bring_up_to_date(&self, job: &JobId, folded: &mut Folded) -> Result<(), JobsError> {
+        let full_read_due = folded.full_read_at.is_none_or(|at| at.elapsed() >= self.full_read_every);
+        if full_read_due || !self.read_changes(job, folded).await? {
+            self.read_in_full(job, folded).await?;
+            // What the log reported from shortly before the listing on may be newer than
+            // what the listing saw: fold it in again, so the view never steps back.
+            self.read_changes(job, folded).await?;
         }
         Ok(())
     }

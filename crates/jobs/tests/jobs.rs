@@ -235,6 +235,24 @@ async fn many_readers_of_one_job_share_one_read() {
     assert_eq!(requests(&fixture) - before, 0, "fifty readers within the window cost nothing more");
 }
 
+/// Readers queued behind a read that failed on an outage get its answer, not one store
+/// request each; a change made by this process reads the job again at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readers_behind_a_failed_read_share_its_failure() {
+    let fixture = fixture().await;
+    let jobs = fixture.jobs.clone().with_view_refresh(Duration::from_secs(60));
+    let (manifest, _) = job(&fixture, 5, now_millis()).await;
+    fixture.store.set_down(true);
+    let before = requests(&fixture);
+    let readers: Vec<_> = (0..50).map(|_| jobs.load_view(&manifest)).collect();
+    let answers = futures::future::join_all(readers).await;
+    assert!(answers.iter().all(|answer| answer.as_ref().is_err_and(darkroom_jobs::JobsError::is_retryable)));
+    assert_eq!(requests(&fixture) - before, 1, "fifty readers during an outage cost one failed listing");
+    fixture.store.set_down(false);
+    jobs.changed(&manifest.id);
+    assert_eq!(jobs.load_view(&manifest).await.unwrap().photos.len(), 5);
+}
+
 /// The log is an index, not the truth: an event whose log entry was lost shows after the
 /// next full read; an event logged before its photo's "added" entry is kept until the photo
 /// shows; a later state never gives way to an earlier one read after it.

@@ -23,7 +23,7 @@ use darkroom_core::{
 };
 use darkroom_queue::{Queue, QueueDirectory, QueueError, ReceivedMessage};
 use darkroom_store::json::{get_json, put_json_if_absent, JsonDocError};
-use darkroom_store::{ObjectStore, PutOutcome, StoreError};
+use darkroom_store::{delete_prefix, ObjectStore, PutOutcome, StoreError};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinSet;
@@ -282,6 +282,12 @@ impl StatusUpdater {
         Ok(applied)
     }
 
+    /// Writes the event, then reads the job's manifest: a deletion is seen whichever way it
+    /// interleaves with the write. A deletion that removed the manifest before the read
+    /// (its sweep may have listed the photo before the event landed) is swept here; one
+    /// that removes it after the read lists the photo after the write, so its own sweep
+    /// takes the event. Reading first and writing after would leave the event of a job
+    /// swept in between for ever.
     async fn record(
         &self,
         job: &darkroom_core::JobId,
@@ -289,13 +295,22 @@ impl StatusUpdater {
         step: u32,
         event: EventDoc,
     ) -> Result<Applied, StoreError> {
+        let key = keys::event(job, photo, event.attempt, event.state, step);
+        let finished = event.state.is_finished();
+        let outcome = put_json_if_absent(self.store.as_ref(), &key, &event).await?;
+        if outcome == PutOutcome::Created {
+            let change = darkroom_jobs::event_change(job, photo, step, &event);
+            darkroom_jobs::log_change(self.store.as_ref(), job, &change).await;
+        }
         let manifest = match get_json::<JobManifest>(self.store.as_ref(), &keys::job_manifest(job)).await {
             Ok(manifest) => Some(manifest),
             Err(JsonDocError::Store(error)) if error.is_not_found() => {
                 // Deleted while the photo was in work: the worker's outputs, written after the
-                // deletion, are swept here (its last report comes after its last write).
+                // deletion, and this event are swept here (its last report comes after its
+                // last write), and the job's change log with them.
                 tracing::info!("job no longer exists; dropping the update and the photo's leftovers");
                 sweep_deleted_photo(self.store.as_ref(), job, photo).await?;
+                delete_prefix(self.store.as_ref(), &keys::changes_prefix(job)).await?;
                 return Ok(Applied::JobGone);
             }
             Err(JsonDocError::Store(error)) => return Err(error),
@@ -305,23 +320,17 @@ impl StatusUpdater {
                 None
             }
         };
-        let key = keys::event(job, photo, event.attempt, event.state, step);
-        let finished = event.state.is_finished();
-        match put_json_if_absent(self.store.as_ref(), &key, &event).await? {
-            PutOutcome::Created => {
-                let change = darkroom_jobs::event_change(job, photo, step, &event);
-                darkroom_jobs::log_change(self.store.as_ref(), job, &change).await;
-                self.jobs.changed(job);
-                tracing::info!("photo state recorded");
-                if let (true, Some(manifest)) = (finished, manifest) {
-                    if manifest.callback_url.is_some() {
-                        let mut finishing = self.finishing.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                        finishing.insert(job.clone(), manifest);
-                    }
-                }
-                Ok(Applied::Recorded)
-            }
-            PutOutcome::AlreadyExists => Ok(Applied::AlreadyRecorded),
+        if outcome == PutOutcome::AlreadyExists {
+            return Ok(Applied::AlreadyRecorded);
         }
+        self.jobs.changed(job);
+        tracing::info!("photo state recorded");
+        if let (true, Some(manifest)) = (finished, manifest) {
+            if manifest.callback_url.is_some() {
+                let mut finishing = self.finishing.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                finishing.insert(job.clone(), manifest);
+            }
+        }
+        Ok(Applied::Recorded)
     }
 }

@@ -1,19 +1,22 @@
 //! The status process's reconciler on the real embedded store and queue: photos left with
 //! no request (a web process that died before sending them, a lost message) are restarted
 //! as a new attempt, at most MAX_RECOVERIES times in a row, then failed with the reason;
-//! photos that may still be in a backlog are left alone; finished jobs leave the index.
+//! photos that may still be in a backlog are left alone; finished jobs leave the index,
+//! but not when a retry or a status update races with the reconciler or a deletion.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use darkroom_core::job::MANIFEST_VERSION;
 use darkroom_core::{
-    keys, now_millis, EventDoc, JobId, JobManifest, OwnerToken, PhotoId, PhotoManifest, PhotoRequest, PhotoState,
-    QueueNames, Recipe, StageMap, TimeBudgets,
+    keys, now_millis, EventDoc, JobId, JobManifest, OwnerToken, PhotoId, PhotoManifest, PhotoRequest, PhotoResponse,
+    PhotoState, PhotoUpdate, QueueNames, Recipe, StageMap, TimeBudgets,
 };
+use darkroom_jobs::Jobs;
 use darkroom_queue::{OutgoingMessage, Queue, QueueBackend, QueueDirectory, QueueSpec, SqliteQueues};
 use darkroom_status::{HousekeepingSettings, StatusSettings, StatusUpdater, MAX_RECOVERIES};
 use darkroom_store::json::{get_json, put_json};
 use darkroom_store::{LocalStore, ObjectStore};
+use darkroom_testkit::FaultyStore;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,13 +25,19 @@ const HOUR: u64 = 3600 * 1000;
 struct Fixture {
     _dir: tempfile::TempDir,
     store: Arc<dyn ObjectStore>,
+    /// The same store, for holding back chosen writes.
+    faulty: Arc<FaultyStore>,
     status: StatusUpdater,
+    /// What the web tier does to jobs (retries, deletion), on the same store and queues.
+    jobs: Jobs,
     quick: Arc<dyn Queue>,
 }
 
 async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::open(dir.path().join("store")).unwrap());
+    let local: Arc<dyn ObjectStore> = Arc::new(LocalStore::open(dir.path().join("store")).unwrap());
+    let faulty = Arc::new(FaultyStore::new(local));
+    let store: Arc<dyn ObjectStore> = faulty.clone();
     let backend = Arc::new(SqliteQueues::open(dir.path().join("queues.sqlite3")).unwrap());
     let names = QueueNames::new("t");
     let mut all = StageMap::default().stages().iter().map(|s| names.requests(s)).collect::<Vec<_>>();
@@ -53,8 +62,9 @@ async fn fixture() -> Fixture {
             max_receive_count: 5,
         },
     };
+    let jobs = Jobs::new(store.clone(), queues.clone(), names.clone(), StageMap::default());
     let status = StatusUpdater::new(store.clone(), queues, names, settings);
-    Fixture { _dir: dir, store, status, quick }
+    Fixture { _dir: dir, store, faulty, status, jobs, quick }
 }
 
 /// A job whose photos were stored `hours_ago` and never sent: a web process died mid-upload.
@@ -157,4 +167,61 @@ async fn photos_that_may_be_in_a_backlog_are_left_alone() {
     fixture.quick.send(OutgoingMessage::new("another photo", Default::default())).await.unwrap();
     let report = fixture.status.housekeeper().pass().await.unwrap();
     assert_eq!(report.recovered, 0, "{report:?}");
+}
+
+/// Records attempt 1 of `photo` as failed, so its job is finished.
+async fn fail_first_attempt(fixture: &Fixture, job: &JobManifest, photo: &PhotoId) {
+    let failed = EventDoc::new(1, PhotoState::Failed);
+    let key = keys::event(&job.id, photo, 1, PhotoState::Failed, keys::TERMINAL_STEP);
+    put_json(fixture.store.as_ref(), &key, &failed).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_racing_the_reconciler_keeps_its_job_in_the_index() {
+    let fixture = fixture().await;
+    let (manifest, photos) = orphaned_job(&fixture, 1, 0).await;
+    fail_first_attempt(&fixture, &manifest, &photos[0]).await;
+    // The retry marks the job active (a mark that is already there), then stops just before
+    // its attempt exists...
+    let attempt_2 = keys::queued_event(&manifest.id, &photos[0], 2);
+    let held = fixture.faulty.hold_puts_where(Arc::new(move |key, _| key == attempt_2));
+    let retry = {
+        let (jobs, manifest, photo) = (fixture.jobs.clone(), manifest.clone(), photos[0].clone());
+        tokio::spawn(async move { jobs.restart_attempt(&manifest, &photo, 1, manifest.recipe.clone()).await })
+    };
+    held.reached().await;
+    // ...while the reconciler reads the job as finished, twice, and takes it out of the index.
+    let report = fixture.status.housekeeper().pass().await.unwrap();
+    assert_eq!(report.finished_jobs, 1, "{report:?}");
+    held.release();
+    assert_eq!(retry.await.unwrap().unwrap(), 2);
+    let active = fixture.store.list(keys::ACTIVE_PREFIX).await.unwrap();
+    assert_eq!(
+        active.iter().map(|m| m.key.clone()).collect::<Vec<_>>(),
+        vec![keys::active_marker(&manifest.id)],
+        "the retried photo must stay where the reconciler looks, in case its request is lost"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_recorded_while_its_job_is_deleted_leaves_nothing_behind() {
+    let fixture = fixture().await;
+    let (manifest, photos) = orphaned_job(&fixture, 1, 0).await;
+    // The worker's "done" arrives; its event's write is slow...
+    let done = PhotoResponse::new(manifest.id.clone(), photos[0].clone(), 1, PhotoUpdate::Done { outputs: Vec::new() });
+    let event_key = keys::event(&manifest.id, &photos[0], 1, PhotoState::Done, keys::TERMINAL_STEP);
+    let held = fixture.faulty.hold_puts_where(Arc::new(move |key, _| key == event_key));
+    let body = done.encode();
+    let applying = fixture.status.apply_response_message(&body);
+    let deleting = async {
+        held.reached().await;
+        // ...and the owner deletes the job meanwhile: its sweep runs to the end first.
+        let outcome = fixture.jobs.delete(&manifest, darkroom_core::DeletionCause::Owner).await.unwrap();
+        held.release();
+        outcome
+    };
+    let (applied, _) = tokio::join!(applying, deleting);
+    assert_eq!(applied.unwrap(), darkroom_status::Applied::JobGone);
+    let left = fixture.store.list(&keys::job_prefix(&manifest.id)).await.unwrap();
+    assert!(left.is_empty(), "objects of a deleted job left behind: {left:?}");
 }

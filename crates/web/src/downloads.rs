@@ -138,7 +138,15 @@ pub async fn attempt_output(
             .finish());
     }
     let key = keys::output(&job, &photo, attempt, name, extension);
-    let (meta, stream) = open_stored(&state, &key).await?;
+    // A deleted job's outputs may outlive it until its sweep ends (an interrupted sweep
+    // waits for the sweeper): the job manifest, gone first, decides. Read beside the
+    // output, so it costs no time.
+    let manifest_key = keys::job_manifest(&job);
+    let (opened, job_exists) = tokio::join!(open_stored(&state, &key), state.store.head(&manifest_key));
+    if job_exists?.is_none() {
+        return Err(ApiError::not_found());
+    }
+    let (meta, stream) = opened?;
     let mut response = HttpResponse::Ok();
     response
         .content_type(format.content_type())
@@ -149,9 +157,12 @@ pub async fn attempt_output(
     if query.download.is_some() {
         // A download is named after the photo: one more read, for that only.
         let manifest: darkroom_core::PhotoManifest =
-            darkroom_store::json::get_json(state.store.as_ref(), &keys::photo_manifest(&job, &photo))
-                .await
-                .map_err(|_| ApiError::not_found())?;
+            match darkroom_store::json::get_json(state.store.as_ref(), &keys::photo_manifest(&job, &photo)).await {
+                Ok(manifest) => manifest,
+                Err(error) if error.is_not_found() => return Err(ApiError::not_found()),
+                // An outage is said as one (503, retry), not as a missing photo.
+                Err(error) => return Err(error.into()),
+            };
         response.insert_header(("Content-Disposition", attachment(&with_extension(&manifest.name, extension))));
     }
     Ok(streamed(response, stream))

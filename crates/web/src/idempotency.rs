@@ -64,8 +64,9 @@ pub struct BatchClaim {
 }
 
 /// How long a claim may be held: past this its handler is surely gone, and so is any
-/// commit it started (a commit takes seconds).
-fn lease(state: &AppState) -> Duration {
+/// commit it started (a commit takes seconds); also how long a seat with no photo is kept
+/// for its batch (`seats`).
+pub(crate) fn lease(state: &AppState) -> Duration {
     state.settings.upload_deadline + Duration::from_secs(60)
 }
 

@@ -6,7 +6,7 @@
 //! runs apart from the request (`Commits`): a client that goes away then cannot leave it
 //! half done.
 
-use crate::idempotency::BatchClaim;
+use crate::idempotency::{self, BatchClaim};
 use crate::seats::Seats;
 use crate::upload::{self, AcceptedPhoto, BodyReader, Intake};
 use crate::view::load_photo;
@@ -90,7 +90,7 @@ pub async fn create(
     tenant: String,
 ) -> Result<CreatedJob, ApiError> {
     let job = JobId::generate();
-    let mut seats = Seats::for_new_job(&job, state.settings.limits.max_photos_per_job);
+    let mut seats = Seats::for_new_job(&job, state.settings.limits.max_photos_per_job, idempotency::lease(state));
     let mut intake = upload::receive(state, &job, body, &mut seats).await?;
     let recipe = match recipe_from(source, &intake) {
         Ok(recipe) => recipe,
@@ -180,7 +180,13 @@ pub async fn add_photos(
     reply_of: BatchReplyOf,
 ) -> Result<(Intake, serde_json::Value), ApiError> {
     let job = &manifest.id;
-    let mut seats = Seats::of_existing_job(state.store.as_ref(), job, state.settings.limits.max_photos_per_job).await?;
+    let mut seats = Seats::of_existing_job(
+        state.store.as_ref(),
+        job,
+        state.settings.limits.max_photos_per_job,
+        idempotency::lease(state),
+    )
+    .await?;
     let mut intake = upload::receive(state, job, body, &mut seats).await?;
     if intake.accepted.is_empty() {
         intake.discard().await;
@@ -213,13 +219,11 @@ async fn commit_batch(
         // has photos waiting, whatever interrupts the commit after this.
         state.jobs.mark_active(job).await?;
         let photo_manifests = write_photo_manifests(&state, job, &intake.accepted).await?;
+        // And again once they do: a reconciler that read the job as finished before them
+        // may have removed the first mark (see `Jobs::start_attempt`).
+        state.jobs.mark_active(job).await?;
         let photos: Vec<(PhotoId, u32)> = intake.accepted.iter().map(|p| (p.id.clone(), 1)).collect();
         state.jobs.enqueue(&manifest, &manifest.recipe, &photos).await?;
-        // Deleted meanwhile: its sweep may have run before these writes landed, so they go
-        // again here (the messages sent find no job and are dropped).
-        if state.jobs.load_job(job).await?.is_none() {
-            return Err(ApiError::not_found());
-        }
         Ok::<_, ApiError>(photo_manifests)
     }
     .await;
@@ -245,6 +249,15 @@ async fn commit_batch(
     metrics::counter!("darkroom_photos_uploaded_total").increment(intake.accepted.len() as u64);
     if let Some(claim) = claim {
         claim.done(job, reply.clone()).await;
+    }
+    // Deleted meanwhile: its sweep may have listed the job before these writes landed, so
+    // whatever is left of it goes here (the messages sent find no job and are dropped). A
+    // deletion after this look lists after every write above, and its own sweep takes them.
+    if matches!(state.jobs.load_job(job).await, Ok(None)) {
+        if let Err(error) = delete_prefix(state.store.as_ref(), &keys::job_prefix(job)).await {
+            tracing::error!(job_id = %job, error.message = %error, "could not remove a batch added to a job deleted meanwhile; retention will");
+        }
+        return Err(ApiError::not_found());
     }
     Ok((intake, reply))
 }

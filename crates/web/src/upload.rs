@@ -291,7 +291,7 @@ pub async fn receive(
                     format!("a job holds at most {} photos", state.settings.limits.max_photos_per_job),
                 )
             };
-            let mut verdict = if seats.full() {
+            let mut verdict = if seats.full(state.store.as_ref()).await? {
                 Err(job_full())
             } else {
                 store_photo(state, job, &mut body, &mut field, position).await?
@@ -301,7 +301,7 @@ pub async fn receive(
                 intake.guard.keys.push(original.clone());
                 // The seat is taken once the photo is known to be acceptable; another batch
                 // may have taken the last one meanwhile.
-                match seats.take(state.store.as_ref()).await? {
+                match seats.take(state.store.as_ref(), &photo.id).await? {
                     Some(seat) => intake.guard.keys.push(seat),
                     None => {
                         intake.guard.keys.retain(|key| key != &original);

@@ -211,3 +211,32 @@ async fn a_batch_that_fails_to_commit_leaves_nothing_and_its_key_free() {
     assert_eq!(photos_of(&fixture, &job).await, (3, 3));
     assert_eq!(queued(&fixture).await, 3);
 }
+
+/// The owner deletes the job while a batch is being committed into it (held at its change
+/// log entry, after its photos are stored and sent): the deletion's sweep runs first, the
+/// batch is answered 404, and nothing of the job remains (no seat, original, manifest,
+/// change or Idempotency-Key record).
+#[actix_web::test]
+async fn a_batch_committed_while_its_job_is_deleted_leaves_nothing_behind() {
+    let fixture = fixture().await;
+    let app = app!(fixture);
+    let (job, token) = create_job!(app);
+    let held = fixture.store.hold_puts_where(Arc::new(|key: &str, _: &[u8]| key.contains("/changes/")));
+    let adding = test::call_service(&app, add_request(&job, &token, 2, Some("batch-1")).to_request());
+    let deleting = async {
+        held.reached().await;
+        let manifest = fixture.state.jobs.load_job(&job).await.unwrap().unwrap();
+        let outcome = fixture.state.jobs.delete(&manifest, darkroom_core::DeletionCause::Owner).await.unwrap();
+        held.release();
+        outcome
+    };
+    let (added, deleted) = tokio::join!(adding, deleting);
+    assert!(matches!(deleted, darkroom_jobs::DeleteOutcome::Swept { .. }), "{deleted:?}");
+    assert_eq!(added.status(), 404, "a batch into a deleted job is not added");
+    let left = fixture.store.list(&keys::job_prefix(&job)).await.unwrap();
+    assert!(
+        left.is_empty(),
+        "objects of the deleted job left behind: {:?}",
+        left.iter().map(|m| &m.key).collect::<Vec<_>>()
+    );
+}

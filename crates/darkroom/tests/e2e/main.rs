@@ -16,4 +16,6 @@ mod preview;
 mod private;
 mod processes;
 mod programs;
+mod proxy;
 mod reference;
+mod reliability;
