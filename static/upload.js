@@ -383,8 +383,11 @@ async function sendBatch(batch, url, headers, first) {
     return reply.status === 201 ? reply.json : null;
   }
   const message = reply.json && reply.json.error ? reply.json.error.message : `HTTP ${reply.status}`;
-  for (const entry of batch) setState(entry, reply.status >= 500 || reply.status === 429 ? "failed" : "rejected", message);
-  if (first && reply.status < 500 && reply.status !== 429) throw new Error(message);
+  // 409: an earlier send of this batch (same Idempotency-Key) is still being decided; the
+  // photos can be sent again later, so they stay retryable rather than "not accepted".
+  const retryable = reply.status >= 500 || reply.status === 429 || reply.status === 409;
+  for (const entry of batch) setState(entry, retryable ? "failed" : "rejected", message);
+  if (first && !retryable) throw new Error(message);
   return null;
 }
 

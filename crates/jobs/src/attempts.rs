@@ -144,14 +144,17 @@ impl Jobs {
         // finished (before the queued event), seen this process's first mark as its own, and
         // taken the job out of the index after it. Its re-read after that removal sees the
         // queued event or this mark lands after it; either way the job stays indexed.
-        self.mark_active(&job.id).await?;
-        if let Err(error) = self.enqueue(job, &recipe, &[(photo.clone(), attempt)]).await {
+        let sent = match self.mark_active(&job.id).await {
+            Ok(()) => self.enqueue(job, &recipe, &[(photo.clone(), attempt)]).await.map_err(JobsError::from),
+            Err(error) => Err(error.into()),
+        };
+        if let Err(error) = sent {
             // Compensate: without a message the attempt would stay queued for ever.
             let queued = keys::queued_event(&job.id, photo, attempt);
             if let Err(undo) = self.store.delete(&queued).await {
                 tracing::error!(job_id = %job.id, photo_id = %photo, attempt, error.message = %undo, "could not withdraw an attempt whose enqueue failed; the reconciler will recover it");
             }
-            return Err(error.into());
+            return Err(error);
         }
         // Only now, with the request on its way: a withdrawn attempt never shows.
         let change = crate::event_change(&job.id, photo, keys::TERMINAL_STEP, &queued);

@@ -45,6 +45,7 @@ impl Jobs {
         put_json(self.store.as_ref(), &keys::tombstone(&job.id), &tombstone).await?;
         self.store.put(&keys::sweep_marker(&job.id), bytes::Bytes::from_static(b"{}"), "application/json").await?;
         self.store.delete(&keys::job_manifest(&job.id)).await?;
+        self.forget_existing(&job.id);
         tracing::info!(job_id = %job.id, ?cause, "job deleted; sweeping its objects");
         metrics::counter!("darkroom_jobs_deleted_total", "cause" => cause_label(cause)).increment(1);
         match self.sweep(&job.id).await {

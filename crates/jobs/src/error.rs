@@ -16,6 +16,9 @@ pub enum JobsError {
     TooManyRetries,
     #[error("the photo's next attempt was started by someone else")]
     AlreadyStarted,
+    /// A read that failed a moment ago on an outage, shared by the readers behind it.
+    #[error("{0}")]
+    Shared(String),
 }
 
 impl From<JsonDocError> for JobsError {
@@ -33,6 +36,7 @@ impl JobsError {
         match self {
             Self::Store(error) => error.is_retryable(),
             Self::Queue(error) => error.is_retryable(),
+            Self::Shared(_) => true,
             Self::Corrupt { .. } | Self::TooManyRetries | Self::AlreadyStarted => false,
         }
     }

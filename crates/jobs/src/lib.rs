@@ -38,6 +38,8 @@ pub struct Jobs {
     view_refresh: std::time::Duration,
     /// How often a folded view is read again in full (see [`changes::FULL_READ_EVERY`]).
     full_read_every: std::time::Duration,
+    /// Jobs seen to exist, and when (see [`Jobs::job_exists`]).
+    seen_existing: Arc<quick_cache::sync::Cache<darkroom_core::JobId, std::time::Instant>>,
 }
 
 /// Jobs whose folded views a process keeps (a 1000-photo job's is about half a megabyte).
@@ -54,6 +56,7 @@ impl Jobs {
             views: Arc::new(quick_cache::sync::Cache::new(FOLDED_VIEWS)),
             view_refresh: std::time::Duration::from_millis(500),
             full_read_every: changes::FULL_READ_EVERY,
+            seen_existing: Arc::new(quick_cache::sync::Cache::new(10_000)),
         }
     }
 

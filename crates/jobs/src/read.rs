@@ -24,6 +24,10 @@ use std::time::Instant;
 
 const PARALLEL_READS: usize = 32;
 
+/// How long a job seen to exist is taken to exist by [`Jobs::job_exists`]: a deletion in
+/// another process stops its outputs being served within this.
+const EXISTS_FOR: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Pages of changes one incremental read takes before it reads the job in full instead.
 const MAX_CHANGE_PAGES: usize = 4;
 const CHANGE_PAGE: usize = 1000;
@@ -172,6 +176,25 @@ impl Jobs {
         }
     }
 
+    /// Whether the job exists (is not deleted), for serving its immutable outputs: a job
+    /// seen to exist is taken to within [`EXISTS_FOR`], so a page of thumbnails costs one
+    /// look, not one per thumbnail. Deleted in this process, it is forgotten at once.
+    pub async fn job_exists(&self, job: &JobId) -> Result<bool, JobsError> {
+        if self.seen_existing.get(job).is_some_and(|at| at.elapsed() < EXISTS_FOR) {
+            return Ok(true);
+        }
+        let exists = self.store.head(&keys::job_manifest(job)).await?.is_some();
+        if exists {
+            self.seen_existing.insert(job.clone(), Instant::now());
+        }
+        Ok(exists)
+    }
+
+    /// Forgets that the job was seen to exist (it is being deleted).
+    pub(crate) fn forget_existing(&self, job: &JobId) {
+        self.seen_existing.remove(job);
+    }
+
     /// An immutable document, from the cache or the store.
     async fn immutable_doc<T: DeserializeOwned>(&self, key: &str) -> Result<T, JobsError> {
         let bytes = match self.documents.get(key) {
@@ -243,10 +266,7 @@ impl Jobs {
         if let Some((_, message)) =
             folded.failed.as_ref().filter(|(at, _)| !changed_here && at.elapsed() < self.view_refresh)
         {
-            return Err(JobsError::Store(darkroom_store::StoreError::Unavailable {
-                operation: "list",
-                message: message.clone(),
-            }));
+            return Err(JobsError::Shared(message.clone()));
         }
         match self.bring_up_to_date(job, folded).await {
             Ok(()) => {
@@ -257,6 +277,10 @@ impl Jobs {
             Err(error) => {
                 if error.is_retryable() {
                     folded.failed = Some((Instant::now(), error.to_string()));
+                }
+                if changed_here {
+                    // Still to be seen by the next read that gets through.
+                    entry.changed_here.store(true, std::sync::atomic::Ordering::SeqCst);
                 }
                 Err(error)
             }

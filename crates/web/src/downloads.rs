@@ -92,8 +92,9 @@ pub async fn photo_file(
 
 /// One output of one attempt, at the address its view gives (`/jobs/{job}/photos/{photo}/a{n}/{name}.{ext}`,
 /// the store key's own shape): it never changes once written, so it is served with one store
-/// GET, no other lookup, cached by browsers for a year (`immutable`), and answered 304 from
-/// its ETag alone when the browser has it.
+/// GET (and a look that its job still exists, shared by a job's outputs for a few seconds),
+/// cached by browsers for a year (`immutable`), and answered 304 from its ETag alone when
+/// the browser has it.
 #[utoipa::path(get, path = "/jobs/{job}/photos/{photo}/{attempt}/{file}", tag = "downloads", summary = "One output of one attempt (immutable; the view's output URLs)",
     params(("job" = darkroom_core::JobId, Path, description = "The job id"), ("photo" = darkroom_core::PhotoId, Path, description = "The photo id"),
         ("attempt" = String, Path, description = "`a` and the attempt number, e.g. `a1`"),
@@ -139,11 +140,10 @@ pub async fn attempt_output(
     }
     let key = keys::output(&job, &photo, attempt, name, extension);
     // A deleted job's outputs may outlive it until its sweep ends (an interrupted sweep
-    // waits for the sweeper): the job manifest, gone first, decides. Read beside the
-    // output, so it costs no time.
-    let manifest_key = keys::job_manifest(&job);
-    let (opened, job_exists) = tokio::join!(open_stored(&state, &key), state.store.head(&manifest_key));
-    if job_exists?.is_none() {
+    // waits for the sweeper): the job manifest, gone first, decides. Looked at beside the
+    // output, so it costs no time, and once per job every few seconds (`Jobs::job_exists`).
+    let (opened, job_exists) = tokio::join!(open_stored(&state, &key), state.jobs.job_exists(&job));
+    if !job_exists? {
         return Err(ApiError::not_found());
     }
     let (meta, stream) = opened?;

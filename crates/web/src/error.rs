@@ -105,6 +105,11 @@ impl From<darkroom_jobs::JobsError> for ApiError {
         match error {
             JobsError::Store(store) => store.into(),
             JobsError::Queue(queue) => queue.into(),
+            JobsError::Shared(message) => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::Unavailable,
+                format!("the photo store is unavailable ({message}); try again in a few seconds"),
+            ),
             JobsError::TooManyRetries | JobsError::AlreadyStarted => Self::new(
                 StatusCode::CONFLICT,
                 ErrorCode::InvalidRequest,

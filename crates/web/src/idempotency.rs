@@ -23,7 +23,7 @@ use actix_web::HttpResponse;
 use darkroom_core::job::PhotoState;
 use darkroom_core::{keys, ErrorCode, JobId, JobManifest, PhotoId};
 use darkroom_store::json::{get_json, put_json, put_json_if_absent};
-use darkroom_store::{ObjectStore, PutOutcome};
+use darkroom_store::{delete_prefix, ObjectStore, PutOutcome};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
@@ -90,7 +90,7 @@ pub async fn claim(state: &AppState, manifest: &JobManifest, reply_key: &str) ->
         if put_json_if_absent(store, reply_key, &pending).await? == PutOutcome::Created {
             return Ok(held());
         }
-        let since = match get_json::<BatchReply>(store, reply_key).await {
+        let (since, partly_committed) = match get_json::<BatchReply>(store, reply_key).await {
             Ok(BatchReply::Done { body }) => return Ok(Claimed::Answered(replay(body))),
             Ok(BatchReply::Pending { since }) if darkroom_core::now_millis().saturating_sub(since) < lease => {
                 return Err(in_progress(
@@ -111,12 +111,24 @@ pub async fn claim(state: &AppState, manifest: &JobManifest, reply_key: &str) ->
                     }
                     return Ok(Claimed::Answered(replay(body)));
                 }
-                since
+                (since, photos)
             }
-            Ok(BatchReply::Pending { since }) => since,
+            Ok(BatchReply::Pending { since }) => (since, Vec::new()),
             Err(error) if error.is_not_found() => continue, // released meanwhile: claim again
             Err(error) => return Err(error.into()),
         };
+        // A commit cut off half-way (its process killed) left some of its photos: they go,
+        // or the retry, which adds the batch afresh, would leave the job with photos nobody
+        // was told of. Before the takeover, so that a failure here leaves the claim for the
+        // next retry to clean up and take. Their seats, naming photos with no manifest, are
+        // taken over later.
+        for photo in &partly_committed {
+            delete_prefix(store, &keys::photo_prefix(job, photo)).await?;
+        }
+        if !partly_committed.is_empty() {
+            state.jobs.changed(job);
+            tracing::warn!(job_id = %job, photos = partly_committed.len(), "removed the photos of a batch whose commit was cut off");
+        }
         // A claim older than any upload may take: its handler died. One retry takes it
         // over — the one that creates the takeover marker for this claim's age; the
         // others are told it is in progress.

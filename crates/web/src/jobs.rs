@@ -90,7 +90,7 @@ pub async fn create(
     tenant: String,
 ) -> Result<CreatedJob, ApiError> {
     let job = JobId::generate();
-    let mut seats = Seats::for_new_job(&job, state.settings.limits.max_photos_per_job, idempotency::lease(state));
+    let mut seats = Seats::for_new_job(&job, state.settings.limits.max_photos_per_job);
     let mut intake = upload::receive(state, &job, body, &mut seats).await?;
     let recipe = match recipe_from(source, &intake) {
         Ok(recipe) => recipe,
@@ -185,6 +185,7 @@ pub async fn add_photos(
         job,
         state.settings.limits.max_photos_per_job,
         idempotency::lease(state),
+        state.seat_scans.clone(),
     )
     .await?;
     let mut intake = upload::receive(state, job, body, &mut seats).await?;

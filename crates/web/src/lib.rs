@@ -142,6 +142,8 @@ pub struct AppState {
     pub access_keys: Option<Arc<AccessKeys>>,
     /// Upload commits in flight, run apart from their requests.
     pub commits: Commits,
+    /// When each full job's seats were last looked over for abandoned ones (see `seats`).
+    pub(crate) seat_scans: Arc<seats::SeatScans>,
 }
 
 /// Runs the commit of an upload (photo manifests, job manifest, queue messages) apart from
@@ -232,6 +234,7 @@ impl AppState {
             closing: tokio_util::sync::CancellationToken::new(),
             access_keys: None,
             commits: Commits::default(),
+            seat_scans: Arc::default(),
             preview_slots: Arc::new(tokio::sync::Semaphore::new(preview_slots)),
             preview_waiting: Arc::new(tokio::sync::Semaphore::new(
                 preview_slots * (1 + preview::PREVIEW_WAITING_PER_SLOT),

@@ -10,12 +10,40 @@
 //! A seat names the photo it was taken for and when. A batch whose process died before its
 //! commit (a crash, a kill) cannot give its seats back; a batch that finds the job full
 //! looks for such seats — no photo manifest, taken longer ago than any commit can run — and
-//! takes them over, so a crash never shrinks a job's room for good.
+//! takes them over, so a crash never shrinks a job's room for good. Taking one over is
+//! decided by a put-if-absent marker named after the seat's content, so two batches cannot
+//! both take the same one. A process looks for abandoned seats of a job at most once a
+//! minute, however many requests find the job full.
 
 use darkroom_core::{keys, now_millis, JobId, PhotoId};
 use darkroom_store::{ObjectStore, PutOutcome, StoreError};
 use std::collections::{BTreeSet, HashSet};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How often a process may look for a job's abandoned seats.
+const SCAN_EVERY: Duration = Duration::from_secs(60);
+
+/// When this process last looked for each job's abandoned seats.
+#[derive(Debug)]
+pub struct SeatScans(quick_cache::sync::Cache<JobId, Instant>);
+
+impl Default for SeatScans {
+    fn default() -> Self {
+        Self(quick_cache::sync::Cache::new(10_000))
+    }
+}
+
+impl SeatScans {
+    /// Whether a look for the job's abandoned seats may run now (and notes that one does).
+    fn begin(&self, job: &JobId) -> bool {
+        if self.0.get(job).is_some_and(|at| at.elapsed() < SCAN_EVERY) {
+            return false;
+        }
+        self.0.insert(job.clone(), Instant::now());
+        true
+    }
+}
 
 /// What a seat holds.
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -35,14 +63,24 @@ pub struct Seats {
     /// A seat with no photo manifest this long after it was taken belongs to a batch that
     /// died: the longest a commit can take.
     abandoned_after: Duration,
-    /// Seats found abandoned (their keys and contents as read), once the job was full.
-    abandoned: Option<Vec<(String, bytes::Bytes)>>,
+    /// Seats found abandoned (their keys and what they held), once the job was full.
+    abandoned: Option<Vec<(String, SeatDoc)>>,
+    /// Rations the looks for abandoned seats; `None` for a new job, which has none.
+    scans: Option<Arc<SeatScans>>,
 }
 
 impl Seats {
     /// A new job's seats: none taken.
-    pub fn for_new_job(job: &JobId, max: usize, abandoned_after: Duration) -> Self {
-        Self { job: job.clone(), max, taken: BTreeSet::new(), next: 0, abandoned_after, abandoned: None }
+    pub fn for_new_job(job: &JobId, max: usize) -> Self {
+        Self {
+            job: job.clone(),
+            max,
+            taken: BTreeSet::new(),
+            next: 0,
+            abandoned_after: Duration::MAX,
+            abandoned: None,
+            scans: None,
+        }
     }
 
     /// An existing job's seats, from one listing. A job created before seats existed has
@@ -53,6 +91,7 @@ impl Seats {
         job: &JobId,
         max: usize,
         abandoned_after: Duration,
+        scans: Arc<SeatScans>,
     ) -> Result<Self, StoreError> {
         let prefix = keys::seats_prefix(job);
         let listed = store.list(&prefix).await?;
@@ -69,17 +108,18 @@ impl Seats {
                 taken.insert(seat);
             }
         }
-        Ok(Self { job: job.clone(), max, taken, next: 0, abandoned_after, abandoned: None })
+        Ok(Self { job: job.clone(), max, taken, next: 0, abandoned_after, abandoned: None, scans: Some(scans) })
     }
 
     /// Whether the job has no room left: every seat taken and none abandoned (looked for
-    /// once, the first time every seat is found taken).
+    /// the first time every seat is found taken, if this process has not looked lately).
     pub async fn full(&mut self, store: &dyn ObjectStore) -> Result<bool, StoreError> {
         if self.taken.len() < self.max {
             return Ok(false);
         }
         if self.abandoned.is_none() {
-            self.abandoned = Some(self.find_abandoned(store).await?);
+            let may_look = self.scans.as_ref().is_some_and(|scans| scans.begin(&self.job));
+            self.abandoned = Some(if may_look { self.find_abandoned(store).await? } else { Vec::new() });
         }
         Ok(self.abandoned.as_ref().is_none_or(Vec::is_empty))
     }
@@ -110,16 +150,13 @@ impl Seats {
         if self.full(store).await? {
             return Ok(None);
         }
-        while let Some((key, seen)) = self.abandoned.as_mut().and_then(Vec::pop) {
-            // Read again just before it goes: another batch may have taken it over since.
-            match store.get(&key).await {
-                Ok(now) if now == seen => {}
-                Ok(_) => continue,
-                Err(error) if error.is_not_found() => {}
-                Err(error) => return Err(error),
-            }
-            store.delete(&key).await?;
-            if store.put_if_absent(&key, body.clone(), "application/json").await? == PutOutcome::Created {
+        while let Some((key, abandoned)) = self.abandoned.as_mut().and_then(Vec::pop) {
+            // One batch takes over this seat as it was: the one that creates the marker.
+            let marker = format!("{key}.takeover-{}-{}", abandoned.at, abandoned.photo);
+            if store.put_if_absent(&marker, bytes::Bytes::new(), "application/octet-stream").await?
+                == PutOutcome::Created
+            {
+                store.put(&key, body.clone(), "application/json").await?;
                 tracing::info!(job_id = %self.job, seat = key, "took over the seat of a photo whose batch never finished");
                 metrics::counter!("darkroom_seats_reclaimed_total").increment(1);
                 return Ok(Some(key));
@@ -131,8 +168,16 @@ impl Seats {
     /// The seats whose photo has no manifest and was taken longer ago than a commit can run.
     /// Costs two listings when every seat has its photo (the usual full job), and a read
     /// per seat only when some do not.
-    async fn find_abandoned(&self, store: &dyn ObjectStore) -> Result<Vec<(String, bytes::Bytes)>, StoreError> {
-        let seats = store.list(&keys::seats_prefix(&self.job)).await?;
+    async fn find_abandoned(&self, store: &dyn ObjectStore) -> Result<Vec<(String, SeatDoc)>, StoreError> {
+        let prefix = keys::seats_prefix(&self.job);
+        // Seats only (not takeover markers), and not the empty ones of jobs from before
+        // seats named their photo: those are never taken over.
+        let seats: Vec<_> = store
+            .list(&prefix)
+            .await?
+            .into_iter()
+            .filter(|object| object.key.strip_prefix(&prefix).is_some_and(|n| n.parse::<usize>().is_ok()))
+            .collect();
         let photos: HashSet<PhotoId> = store
             .list(&keys::photos_prefix(&self.job))
             .await?
@@ -145,18 +190,17 @@ impl Seats {
         if seats.len() <= photos.len() {
             return Ok(Vec::new());
         }
-        let cutoff = now_millis().saturating_sub(self.abandoned_after.as_millis() as u64);
+        let cutoff = now_millis().saturating_sub(self.abandoned_after.as_millis().min(u128::from(u64::MAX)) as u64);
         let mut abandoned = Vec::new();
-        for seat in seats {
+        for seat in seats.into_iter().filter(|seat| seat.size > 0) {
             let bytes = match store.get(&seat.key).await {
                 Ok(bytes) => bytes,
                 Err(error) if error.is_not_found() => continue,
                 Err(error) => return Err(error),
             };
-            // A seat from before seats named their photo is never taken over.
             let Ok(doc) = serde_json::from_slice::<SeatDoc>(&bytes) else { continue };
             if doc.at <= cutoff && !photos.contains(&doc.photo) {
-                abandoned.push((seat.key, bytes));
+                abandoned.push((seat.key, doc));
             }
         }
         Ok(abandoned)
@@ -182,25 +226,26 @@ mod tests {
         let store = LocalStore::open(dir.path()).unwrap();
         let job = JobId::generate();
         let (kept, lost) = (PhotoId::generate(), PhotoId::generate());
-        let mut first = Seats::for_new_job(&job, 2, Duration::ZERO);
+        let mut first = Seats::for_new_job(&job, 2);
         assert!(first.take(&store, &kept).await.unwrap().is_some());
         assert!(first.take(&store, &lost).await.unwrap().is_some());
         photo_manifest(&store, &job, &kept).await; // committed; `lost`'s batch died before its commit
 
         // Right after, the lost photo's batch may still be committing: its seat is kept.
-        let mut soon = Seats::of_existing_job(&store, &job, 2, Duration::from_secs(3600)).await.unwrap();
+        let mut soon =
+            Seats::of_existing_job(&store, &job, 2, Duration::from_secs(3600), Arc::default()).await.unwrap();
         assert!(soon.full(&store).await.unwrap(), "a seat taken a moment ago is not abandoned");
         assert!(soon.take(&store, &PhotoId::generate()).await.unwrap().is_none());
 
         // Long after: the seat goes to the next photo, once.
-        let mut later = Seats::of_existing_job(&store, &job, 2, Duration::ZERO).await.unwrap();
+        let mut later = Seats::of_existing_job(&store, &job, 2, Duration::ZERO, Arc::default()).await.unwrap();
         assert!(!later.full(&store).await.unwrap());
         let newcomer = PhotoId::generate();
         let seat = later.take(&store, &newcomer).await.unwrap().expect("the abandoned seat");
         let doc: SeatDoc = serde_json::from_slice(&store.get(&seat).await.unwrap()).unwrap();
         assert_eq!(doc.photo, newcomer);
         photo_manifest(&store, &job, &newcomer).await;
-        let mut after = Seats::of_existing_job(&store, &job, 2, Duration::ZERO).await.unwrap();
+        let mut after = Seats::of_existing_job(&store, &job, 2, Duration::ZERO, Arc::default()).await.unwrap();
         assert!(after.full(&store).await.unwrap(), "two seats, two photos: full");
         assert!(after.take(&store, &PhotoId::generate()).await.unwrap().is_none());
     }
@@ -210,12 +255,32 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = LocalStore::open(dir.path()).unwrap();
         let job = JobId::generate();
-        let mut first = Seats::for_new_job(&job, 1, Duration::ZERO);
+        let mut first = Seats::for_new_job(&job, 1);
         first.take(&store, &PhotoId::generate()).await.unwrap().unwrap();
-        let mut a = Seats::of_existing_job(&store, &job, 1, Duration::ZERO).await.unwrap();
-        let mut b = Seats::of_existing_job(&store, &job, 1, Duration::ZERO).await.unwrap();
+        // Both find the seat abandoned before either takes it, then take it at once.
+        let mut a = Seats::of_existing_job(&store, &job, 1, Duration::ZERO, Arc::default()).await.unwrap();
+        let mut b = Seats::of_existing_job(&store, &job, 1, Duration::ZERO, Arc::default()).await.unwrap();
         assert!(!a.full(&store).await.unwrap() && !b.full(&store).await.unwrap(), "both see the abandoned seat");
-        assert!(a.take(&store, &PhotoId::generate()).await.unwrap().is_some());
-        assert!(b.take(&store, &PhotoId::generate()).await.unwrap().is_none(), "taken over already");
+        let (photo_a, photo_b) = (PhotoId::generate(), PhotoId::generate());
+        let (took_a, took_b) = tokio::join!(a.take(&store, &photo_a), b.take(&store, &photo_b));
+        let (took_a, took_b) = (took_a.unwrap(), took_b.unwrap());
+        assert_eq!(usize::from(took_a.is_some()) + usize::from(took_b.is_some()), 1, "exactly one takes it");
+        let holder: SeatDoc = serde_json::from_slice(&store.get(&keys::seat(&job, 0)).await.unwrap()).unwrap();
+        assert_eq!(holder.photo, if took_a.is_some() { photo_a } else { photo_b }, "the seat names its taker");
+    }
+
+    #[tokio::test]
+    async fn a_full_job_is_looked_over_once_a_minute_and_a_new_one_never() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(dir.path()).unwrap();
+        let job = JobId::generate();
+        let mut new_job = Seats::for_new_job(&job, 1);
+        new_job.take(&store, &PhotoId::generate()).await.unwrap().unwrap();
+        assert!(new_job.full(&store).await.unwrap(), "a new job has no abandoned seats to look for");
+        let scans = Arc::new(SeatScans::default());
+        let mut first = Seats::of_existing_job(&store, &job, 1, Duration::ZERO, scans.clone()).await.unwrap();
+        assert!(!first.full(&store).await.unwrap(), "the first look finds the abandoned seat");
+        let mut second = Seats::of_existing_job(&store, &job, 1, Duration::ZERO, scans).await.unwrap();
+        assert!(second.full(&store).await.unwrap(), "the next request within the minute does not look");
     }
 }

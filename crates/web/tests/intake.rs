@@ -240,3 +240,42 @@ async fn a_batch_committed_while_its_job_is_deleted_leaves_nothing_behind() {
         left.iter().map(|m| &m.key).collect::<Vec<_>>()
     );
 }
+
+/// A batch's process was killed half-way through its commit: one of its two photos has its
+/// manifest and original, the other nothing, and its reply was never recorded. A retry with
+/// the same Idempotency-Key after the lease adds the batch afresh, and the half-committed
+/// photo goes, so the job holds exactly the photos its owner was told of.
+#[actix_web::test]
+async fn a_retry_after_a_commit_cut_off_half_way_leaves_no_photo_nobody_was_told_of() {
+    let fixture = fixture().await;
+    let app = app!(fixture);
+    let (job, token) = create_job!(app);
+    let (stored, missing) = (darkroom_core::PhotoId::generate(), darkroom_core::PhotoId::generate());
+    let manifest = darkroom_core::PhotoManifest {
+        v: darkroom_core::job::MANIFEST_VERSION,
+        job_id: job.clone(),
+        id: stored.clone(),
+        name: "half.jpg".into(),
+        content_type: "image/jpeg".into(),
+        size: 3,
+        width: None,
+        height: None,
+        added_at: 1,
+        position: 0,
+    };
+    darkroom_store::json::put_json(fixture.store.as_ref(), &keys::photo_manifest(&job, &stored), &manifest)
+        .await
+        .unwrap();
+    fixture.store.put(&keys::original(&job, &stored), bytes::Bytes::from_static(b"jpg"), "image/jpeg").await.unwrap();
+    let reply_key = keys::batch_reply(&job, &darkroom_core::ids::sha256_hex(b"batch-1"));
+    let cut_off = serde_json::json!({"state": "committing", "since": 1, "body": {}, "photos": [stored, missing]});
+    fixture.store.put(&reply_key, serde_json::to_vec(&cut_off).unwrap().into(), "application/json").await.unwrap();
+    assert_eq!(photos_of(&fixture, &job).await, (2, 2), "the half-committed photo shows before the retry");
+
+    let retry = test::call_service(&app, add_request(&job, &token, 2, Some("batch-1")).to_request()).await;
+    assert_eq!(retry.status(), 201);
+    let retry: serde_json::Value = test::read_body_json(retry).await;
+    assert_eq!(retry["photos"].as_array().unwrap().len(), 2);
+    assert_eq!(photos_of(&fixture, &job).await, (3, 3), "one photo from creation and the two of the retry, no other");
+    assert!(fixture.store.head(&keys::original(&job, &stored)).await.unwrap().is_none());
+}
