@@ -84,11 +84,16 @@ impl Jobs {
     }
 
     /// Messages in every stage's request queue — waiting, in work, or delayed (deferred
-    /// through an outage): while there are any, a photo that seems stuck may be one of them.
+    /// through an outage) — and in the response queue: while there are any, a photo that
+    /// seems stuck may be one of them. Responses count too: a photo whose worker finished
+    /// while status was down shows `queued` with no request anywhere until its responses
+    /// are recorded, and restarting it then would process it twice.
     pub async fn waiting_requests(&self) -> Result<u64, darkroom_queue::QueueError> {
+        let mut queues: Vec<String> = self.stage_map.stages().iter().map(|stage| self.names.requests(stage)).collect();
+        queues.push(self.names.responses());
         let mut waiting = 0;
-        for stage in self.stage_map.stages() {
-            let counts = self.queues.get(&self.names.requests(&stage)).await?.counts().await?;
+        for queue in queues {
+            let counts = self.queues.get(&queue).await?.counts().await?;
             waiting += counts.visible + counts.in_flight;
         }
         Ok(waiting)

@@ -31,6 +31,7 @@ struct Fixture {
     /// What the web tier does to jobs (retries, deletion), on the same store and queues.
     jobs: Jobs,
     quick: Arc<dyn Queue>,
+    responses: Arc<dyn Queue>,
 }
 
 async fn fixture() -> Fixture {
@@ -49,6 +50,7 @@ async fn fixture() -> Fixture {
     }
     let queues = QueueDirectory::new(backend);
     let quick = queues.get(&names.requests("quick")).await.unwrap();
+    let responses = queues.get(&names.responses()).await.unwrap();
     let settings = StatusSettings {
         stage_map: StageMap::default(),
         wait_time: Duration::ZERO,
@@ -64,7 +66,7 @@ async fn fixture() -> Fixture {
     };
     let jobs = Jobs::new(store.clone(), queues.clone(), names.clone(), StageMap::default());
     let status = StatusUpdater::new(store.clone(), queues, names, settings);
-    Fixture { _dir: dir, store, faulty, status, jobs, quick }
+    Fixture { _dir: dir, store, faulty, status, jobs, quick, responses }
 }
 
 /// A job whose photos were stored `hours_ago` and never sent: a web process died mid-upload.
@@ -165,6 +167,19 @@ async fn photos_that_may_be_in_a_backlog_are_left_alone() {
     let (_, _) = orphaned_job(&fixture, 1, 2).await;
     // Someone else's request waits in the queue: the photo may be behind it.
     fixture.quick.send(OutgoingMessage::new("another photo", Default::default())).await.unwrap();
+    let report = fixture.status.housekeeper().pass().await.unwrap();
+    assert_eq!(report.recovered, 0, "{report:?}");
+}
+
+/// Status was down while the photo was processed: its request is gone, its "done" waits in
+/// the response queue, and the photo still shows queued. It must not be restarted (and
+/// processed twice) while responses wait to be recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn photos_whose_responses_wait_to_be_recorded_are_left_alone() {
+    let fixture = fixture().await;
+    let (manifest, photos) = orphaned_job(&fixture, 1, 2).await;
+    let done = PhotoResponse::new(manifest.id.clone(), photos[0].clone(), 1, PhotoUpdate::Done { outputs: Vec::new() });
+    fixture.responses.send(OutgoingMessage::new(done.encode(), Default::default())).await.unwrap();
     let report = fixture.status.housekeeper().pass().await.unwrap();
     assert_eq!(report.recovered, 0, "{report:?}");
 }
