@@ -91,6 +91,7 @@ impl Jobs {
     pub async fn waiting_requests(&self) -> Result<u64, darkroom_queue::QueueError> {
         let mut queues: Vec<String> = self.stage_map.stages().iter().map(|stage| self.names.requests(stage)).collect();
         queues.push(self.names.responses());
+        queues.push(QueueNames::dead_letter(&self.names.responses())); // drained by status as responses
         let mut waiting = 0;
         for queue in queues {
             let counts = self.queues.get(&queue).await?.counts().await?;

@@ -263,9 +263,11 @@ impl Jobs {
         if fresh {
             return Ok(());
         }
-        if let Some((_, message)) =
-            folded.failed.as_ref().filter(|(at, _)| !changed_here && at.elapsed() < self.view_refresh)
-        {
+        if let Some((_, message)) = folded.failed.as_ref().filter(|(at, _)| at.elapsed() < self.view_refresh) {
+            if changed_here {
+                // Still to be seen by the first read after the window.
+                entry.changed_here.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
             return Err(JobsError::Shared(message.clone()));
         }
         match self.bring_up_to_date(job, folded).await {

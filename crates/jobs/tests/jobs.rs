@@ -235,8 +235,9 @@ async fn many_readers_of_one_job_share_one_read() {
     assert_eq!(requests(&fixture) - before, 0, "fifty readers within the window cost nothing more");
 }
 
-/// Readers queued behind a read that failed on an outage get its answer, not one store
-/// request each; a change made by this process reads the job again at once.
+/// Readers queued behind a read that failed on an outage get its answer for the refresh
+/// window, not one store request each, even right after this process changed the job;
+/// after the window the job is read again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readers_behind_a_failed_read_share_its_failure() {
     let fixture = fixture().await;
@@ -248,9 +249,14 @@ async fn readers_behind_a_failed_read_share_its_failure() {
     let answers = futures::future::join_all(readers).await;
     assert!(answers.iter().all(|answer| answer.as_ref().is_err_and(darkroom_jobs::JobsError::is_retryable)));
     assert_eq!(requests(&fixture) - before, 1, "fifty readers during an outage cost one failed listing");
-    fixture.store.set_down(false);
     jobs.changed(&manifest.id);
-    assert_eq!(jobs.load_view(&manifest).await.unwrap().photos.len(), 5);
+    let before = requests(&fixture);
+    assert!(jobs.load_view(&manifest).await.is_err());
+    assert_eq!(requests(&fixture) - before, 0, "a change made here does not end the shared failure early");
+    fixture.store.set_down(false);
+    // The same fold, read once its window is over (a zero window: always over).
+    let after_window = jobs.clone().with_view_refresh(Duration::ZERO);
+    assert_eq!(after_window.load_view(&manifest).await.unwrap().photos.len(), 5);
 }
 
 /// The log is an index, not the truth: an event whose log entry was lost shows after the

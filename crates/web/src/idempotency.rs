@@ -137,7 +137,14 @@ pub async fn claim(state: &AppState, manifest: &JobManifest, reply_key: &str) ->
             return Err(in_progress("a batch with this Idempotency-Key is being retried by another request"));
         }
         tracing::warn!(job_id = %job, key = reply_key, "taking over an abandoned Idempotency-Key claim");
-        put_json(store, reply_key, &pending).await?;
+        if let Err(error) = put_json(store, reply_key, &pending).await {
+            // Not taken over after all: the marker goes, or every later retry would be
+            // told another request is retrying the key.
+            if let Err(undo) = store.delete(&takeover).await {
+                tracing::warn!(job_id = %job, key = reply_key, error.message = %undo, "could not withdraw an Idempotency-Key takeover");
+            }
+            return Err(error.into());
+        }
         return Ok(held());
     }
     Err(in_progress("this Idempotency-Key is contended; retry"))

@@ -12,7 +12,7 @@
 //! looks for such seats — no photo manifest, taken longer ago than any commit can run — and
 //! takes them over, so a crash never shrinks a job's room for good. Taking one over is
 //! decided by a put-if-absent marker named after the seat's content, so two batches cannot
-//! both take the same one. A process looks for abandoned seats of a job at most once a
+//! both take the same one. A process that found none in a job looks again at most once a
 //! minute, however many requests find the job full.
 
 use darkroom_core::{keys, now_millis, JobId, PhotoId};
@@ -35,13 +35,16 @@ impl Default for SeatScans {
 }
 
 impl SeatScans {
-    /// Whether a look for the job's abandoned seats may run now (and notes that one does).
-    fn begin(&self, job: &JobId) -> bool {
-        if self.0.get(job).is_some_and(|at| at.elapsed() < SCAN_EVERY) {
-            return false;
-        }
+    /// Whether a look for the job's abandoned seats may run now: not if one found none
+    /// within the last [`SCAN_EVERY`].
+    fn may_look(&self, job: &JobId) -> bool {
+        self.0.get(job).is_none_or(|at| at.elapsed() >= SCAN_EVERY)
+    }
+
+    /// Notes that a look found no abandoned seat. (One that found some is not rationed:
+    /// the next batch looks again and takes what is left.)
+    fn found_none(&self, job: &JobId) {
         self.0.insert(job.clone(), Instant::now());
-        true
     }
 }
 
@@ -118,8 +121,18 @@ impl Seats {
             return Ok(false);
         }
         if self.abandoned.is_none() {
-            let may_look = self.scans.as_ref().is_some_and(|scans| scans.begin(&self.job));
-            self.abandoned = Some(if may_look { self.find_abandoned(store).await? } else { Vec::new() });
+            let scans = self.scans.as_ref().filter(|scans| scans.may_look(&self.job));
+            let abandoned = match scans {
+                Some(scans) => {
+                    let found = self.find_abandoned(store).await?;
+                    if found.is_empty() {
+                        scans.found_none(&self.job);
+                    }
+                    found
+                }
+                None => Vec::new(),
+            };
+            self.abandoned = Some(abandoned);
         }
         Ok(self.abandoned.as_ref().is_none_or(Vec::is_empty))
     }
@@ -156,7 +169,13 @@ impl Seats {
             if store.put_if_absent(&marker, bytes::Bytes::new(), "application/octet-stream").await?
                 == PutOutcome::Created
             {
-                store.put(&key, body.clone(), "application/json").await?;
+                if let Err(error) = store.put(&key, body.clone(), "application/json").await {
+                    // Not taken after all: the marker goes, so a later batch can take it.
+                    if let Err(undo) = store.delete(&marker).await {
+                        tracing::warn!(job_id = %self.job, seat = key, error.message = %undo, "could not withdraw a seat takeover; that seat stays taken");
+                    }
+                    return Err(error);
+                }
                 tracing::info!(job_id = %self.job, seat = key, "took over the seat of a photo whose batch never finished");
                 metrics::counter!("darkroom_seats_reclaimed_total").increment(1);
                 return Ok(Some(key));
@@ -270,17 +289,29 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_full_job_is_looked_over_once_a_minute_and_a_new_one_never() {
+    async fn a_full_job_with_nothing_abandoned_is_looked_over_once_a_minute_and_a_new_one_never() {
         let dir = tempfile::tempdir().unwrap();
         let store = LocalStore::open(dir.path()).unwrap();
         let job = JobId::generate();
-        let mut new_job = Seats::for_new_job(&job, 1);
-        new_job.take(&store, &PhotoId::generate()).await.unwrap().unwrap();
+        let mut new_job = Seats::for_new_job(&job, 2);
+        let (kept, lost) = (PhotoId::generate(), PhotoId::generate());
+        new_job.take(&store, &kept).await.unwrap().unwrap();
+        new_job.take(&store, &lost).await.unwrap().unwrap();
         assert!(new_job.full(&store).await.unwrap(), "a new job has no abandoned seats to look for");
+        photo_manifest(&store, &job, &kept).await;
         let scans = Arc::new(SeatScans::default());
-        let mut first = Seats::of_existing_job(&store, &job, 1, Duration::ZERO, scans.clone()).await.unwrap();
+        // Found: not rationed, the next batch looks again.
+        let mut first = Seats::of_existing_job(&store, &job, 2, Duration::ZERO, scans.clone()).await.unwrap();
         assert!(!first.full(&store).await.unwrap(), "the first look finds the abandoned seat");
-        let mut second = Seats::of_existing_job(&store, &job, 1, Duration::ZERO, scans).await.unwrap();
-        assert!(second.full(&store).await.unwrap(), "the next request within the minute does not look");
+        let mut second = Seats::of_existing_job(&store, &job, 2, Duration::ZERO, scans.clone()).await.unwrap();
+        let taken = PhotoId::generate();
+        assert!(second.take(&store, &taken).await.unwrap().is_some(), "the next batch looks and takes it");
+        photo_manifest(&store, &job, &taken).await;
+        // Nothing left: that look is remembered for a minute.
+        let mut third = Seats::of_existing_job(&store, &job, 2, Duration::ZERO, scans.clone()).await.unwrap();
+        assert!(third.full(&store).await.unwrap());
+        store.delete(&keys::photo_manifest(&job, &taken)).await.unwrap(); // as if abandoned now
+        let mut fourth = Seats::of_existing_job(&store, &job, 2, Duration::ZERO, scans).await.unwrap();
+        assert!(fourth.full(&store).await.unwrap(), "within the minute after a look that found none, no look");
     }
 }
