@@ -101,12 +101,7 @@ impl Seats {
         let mut taken: BTreeSet<usize> =
             listed.iter().filter_map(|object| object.key.strip_prefix(&prefix)?.parse().ok()).collect();
         if taken.is_empty() {
-            let photos = store.list(&keys::photos_prefix(job)).await?;
-            let count = photos
-                .iter()
-                .filter(|o| matches!(keys::classify(job, &o.key), keys::PhotoKey::Manifest { .. }))
-                .count();
-            for seat in 0..count {
+            for seat in 0..photos_with_manifest(store, job).await?.len() {
                 store.put_if_absent(&keys::seat(job, seat), bytes::Bytes::new(), "application/octet-stream").await?;
                 taken.insert(seat);
             }
@@ -197,15 +192,7 @@ impl Seats {
             .into_iter()
             .filter(|object| object.key.strip_prefix(&prefix).is_some_and(|n| n.parse::<usize>().is_ok()))
             .collect();
-        let photos: HashSet<PhotoId> = store
-            .list(&keys::photos_prefix(&self.job))
-            .await?
-            .into_iter()
-            .filter_map(|object| match keys::classify(&self.job, &object.key) {
-                keys::PhotoKey::Manifest { photo } => Some(photo),
-                _ => None,
-            })
-            .collect();
+        let photos = photos_with_manifest(store, &self.job).await?;
         if seats.len() <= photos.len() {
             return Ok(Vec::new());
         }
@@ -226,11 +213,31 @@ impl Seats {
     }
 }
 
+/// The job's photos that have their manifest (committed photos), from one listing.
+async fn photos_with_manifest(store: &dyn ObjectStore, job: &JobId) -> Result<HashSet<PhotoId>, StoreError> {
+    Ok(store
+        .list(&keys::photos_prefix(job))
+        .await?
+        .into_iter()
+        .filter_map(|object| match keys::classify(job, &object.key) {
+            keys::PhotoKey::Manifest { photo } => Some(photo),
+            _ => None,
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use darkroom_store::LocalStore;
+
+    /// An empty store, and a job id in it.
+    fn empty_store() -> (tempfile::TempDir, LocalStore, JobId) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(dir.path()).unwrap();
+        (dir, store, JobId::generate())
+    }
 
     async fn photo_manifest(store: &dyn ObjectStore, job: &JobId, photo: &PhotoId) {
         store
@@ -241,9 +248,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_seat_whose_batch_died_is_taken_over_once_the_job_is_full() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = LocalStore::open(dir.path()).unwrap();
-        let job = JobId::generate();
+        let (_dir, store, job) = empty_store();
         let (kept, lost) = (PhotoId::generate(), PhotoId::generate());
         let mut first = Seats::for_new_job(&job, 2);
         assert!(first.take(&store, &kept).await.unwrap().is_some());
@@ -271,9 +276,7 @@ mod tests {
 
     #[tokio::test]
     async fn two_batches_cannot_both_take_over_one_abandoned_seat() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = LocalStore::open(dir.path()).unwrap();
-        let job = JobId::generate();
+        let (_dir, store, job) = empty_store();
         let mut first = Seats::for_new_job(&job, 1);
         first.take(&store, &PhotoId::generate()).await.unwrap().unwrap();
         // Both find the seat abandoned before either takes it, then take it at once.
@@ -290,9 +293,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_job_with_nothing_abandoned_is_looked_over_once_a_minute_and_a_new_one_never() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = LocalStore::open(dir.path()).unwrap();
-        let job = JobId::generate();
+        let (_dir, store, job) = empty_store();
         let mut new_job = Seats::for_new_job(&job, 2);
         let (kept, lost) = (PhotoId::generate(), PhotoId::generate());
         new_job.take(&store, &kept).await.unwrap().unwrap();

@@ -235,12 +235,16 @@ impl Reply {
 }
 
 pub fn reply(response: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
-    let mut response = response.expect("HTTP request completes");
+    try_reply(response.expect("HTTP request completes")).expect("the reply's body is read to its end")
+}
+
+/// The reply, or `None` if its body could not be read to its end (the connection was cut).
+pub fn try_reply(mut response: ureq::http::Response<ureq::Body>) -> Option<Reply> {
     let status = response.status().as_u16();
     let headers =
         response.headers().iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned())).collect();
-    let body = response.body_mut().with_config().limit(512 << 20).read_to_vec().unwrap();
-    Reply { status, headers, body }
+    let body = response.body_mut().with_config().limit(512 << 20).read_to_vec().ok()?;
+    Some(Reply { status, headers, body })
 }
 
 pub fn get(url: &str) -> Reply {

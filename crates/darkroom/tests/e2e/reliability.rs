@@ -345,7 +345,7 @@ fn retried(
     let agent = agent();
     loop {
         let base = url.read().unwrap().clone();
-        if let Some(reply) = request(&agent, &base).ok().and_then(read_reply) {
+        if let Some(reply) = request(&agent, &base).ok().and_then(try_reply) {
             if (200..300).contains(&reply.status) {
                 return reply;
             }
@@ -360,15 +360,6 @@ fn retried(
         std::thread::sleep(delay);
         delay = (delay * 2).min(Duration::from_secs(2));
     }
-}
-
-/// The reply, or `None` if its body could not be read to the end (the connection was cut).
-fn read_reply(mut response: ureq::http::Response<ureq::Body>) -> Option<Reply> {
-    let status = response.status().as_u16();
-    let headers =
-        response.headers().iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned())).collect();
-    let body = response.body_mut().with_config().limit(64 << 20).read_to_vec().ok()?;
-    Some(Reply { status, headers, body })
 }
 
 /// Every key under `prefix`, wherever the backend keeps them.
