@@ -19,11 +19,13 @@ function card(photo) {
   const thumb = output(photo, "thumb");
   const result = output(photo, "result");
   // A done photo's thumbnail is a button that opens the compare viewer (keyboard too).
+  // Until it has a result, a photo shows a small copy of its original under its state.
   const box = thumb && result
     ? el("button", { type: "button", class: "thumb", "aria-label": `Compare ${photo.name} before and after` }, el("img", { loading: "lazy", decoding: "async", alt: "", draggable: "false", src: thumb.url }))
-    : el("div", { class: "thumb" }, el("span", { class: "placeholder" }, label(photo)));
+    : el("div", { class: "thumb" }, el("img", { class: "original", loading: "lazy", decoding: "async", alt: "", draggable: "false", src: photo.original_thumb_url }), el("span", { class: "placeholder" }, label(photo)));
   const node = el("article", { class: `card state-${photo.state} stage-${photo.stage || "none"}`, "data-photo-id": photo.id }, box,
     el("div", { class: "meta" }, el("span", { class: "name", title: photo.name }, photo.name), el("span", { class: `badge state-${photo.state}` }, label(photo))));
+  if (photo.work_ms != null) node.append(el("p", { class: "took muted", title: "Time spent processing this photo (not the time it waited)" }, `processed in ${durationWords(photo.work_ms)}`));
   if (photo.error) node.append(el("p", { class: "error" }, photo.error.message));
   if (result) {
     node.append(el("p", { class: "links" }, el("a", { href: result.url }, "Result"), " · ", el("a", { href: photo.original_url }, "Original"), " · ", el("a", { href: result.url + "?download=1" }, "Download")));
@@ -31,17 +33,56 @@ function card(photo) {
   return node;
 }
 
+// Milliseconds in words, as the server-rendered page says them (pages.rs duration_words).
+function durationWords(ms) {
+  if (ms < 9950) return `${(ms / 1000).toFixed(1)} s`;
+  const seconds = Math.round(ms / 1000);
+  return seconds < 60 ? `${seconds} s` : `${Math.floor(seconds / 60)} min ${seconds % 60} s`;
+}
+
+// The files the job's uploads left out, kept with the job.
+function renderRejected(view) {
+  const section = document.getElementById("rejected");
+  const files = view.rejected || [];
+  section.hidden = files.length === 0;
+  document.getElementById("rejected-count").textContent = String(files.length);
+  document.getElementById("rejected-list").replaceChildren(...files.map((f) => el("li", {}, el("span", { class: "name" }, f.name), `: ${f.error.message}`)));
+}
+
 function compare(photo) {
   const reprocess = document.getElementById("reprocess");
   if (reprocess) {
     reprocess.hidden = true;
     document.getElementById("reprocess-status").textContent = "";
+    // The builder lives in the compare dialog for one photo, in its own dialog for many.
+    document.getElementById("reprocess-open").closest("p").after(reprocess);
   }
+  reprocessScope = "photo";
   Compare.open(photo);
+}
+
+// What "reprocess" applies to: the photo in the compare view, or the job's photos ("all",
+// "failed": retry the failed ones with another recipe).
+let reprocessScope = "photo";
+
+function openReprocessMany(scope) {
+  reprocessScope = scope;
+  const dialog = document.getElementById("reprocess-dialog");
+  const c = latestView.counts;
+  const count = scope === "failed" ? c.failed : latestView.photos.length;
+  document.getElementById("reprocess-dialog-hint").textContent = scope === "failed"
+    ? `The ${count} failed photo${count === 1 ? "" : "s"} start again with the recipe below.`
+    : `All ${count} photo${count === 1 ? "" : "s"} of this job are processed again with the recipe below; each keeps its current result until the new one is ready.`;
+  document.getElementById("reprocess-send").textContent = scope === "failed" ? `Retry ${count} failed photo${count === 1 ? "" : "s"}` : `Reprocess ${count} photo${count === 1 ? "" : "s"}`;
+  dialog.append(document.getElementById("reprocess"));
+  document.getElementById("reprocess-status").textContent = "";
+  dialog.showModal();
+  openReprocess();
 }
 
 // Reprocessing starts from the job's recipe, in the same builder as the upload page.
 function openReprocess() {
+  if (reprocessScope === "photo") document.getElementById("reprocess-send").textContent = "Reprocess this photo";
   const recipe = latestView.recipe;
   if (window.darkroomBuilder) window.darkroomBuilder.load(recipe);
   const json = document.getElementById("reprocess-recipe");
@@ -88,6 +129,9 @@ function render(view) {
   document.getElementById("job-progress").value = (100 * (c.done + c.failed)) / total;
   const retry = document.getElementById("retry-failed");
   if (retry) retry.hidden = c.failed === 0;
+  const retryRecipe = document.getElementById("retry-failed-recipe");
+  if (retryRecipe) retryRecipe.hidden = c.failed === 0;
+  renderRejected(view);
   const cancel = document.getElementById("cancel-job");
   if (cancel) cancel.hidden = c.queued === 0;
   const resume = document.getElementById("resume-job");
@@ -97,8 +141,8 @@ function render(view) {
   const fresh = view.photos.map(card);
   // Replace only cards whose state changed, so images already shown do not flicker.
   if (grid.children.length !== fresh.length) grid.replaceChildren(...fresh);
-  else fresh.forEach((node, i) => { if (previous.get(node.getAttribute("data-photo-id")) !== node.className || !grid.children[i].querySelector("img") && node.querySelector("img")) grid.children[i].replaceWith(node); });
-  document.title = `Job ${view.state} — darkroom`;
+  else fresh.forEach((node, i) => { if (previous.get(node.getAttribute("data-photo-id")) !== node.className || !grid.children[i].querySelector("button.thumb") && node.querySelector("button.thumb")) grid.children[i].replaceWith(node); });
+  document.title = `${view.name ? `${view.name} — ` : ""}${view.state} — darkroom`;
   document.getElementById("filters").hidden = view.photos.length < 2;
   applyFilter();
 }
@@ -210,12 +254,6 @@ function setup() {
   const jobId = root.getAttribute("data-job-id");
   const view = JSON.parse(document.getElementById("job-data").textContent);
   render(view);
-  const rejected = sessionStorage.getItem(`darkroom-rejected-${jobId}`);
-  if (rejected) {
-    const list = JSON.parse(rejected);
-    if (list.length) root.append(el("p", { class: "status-line error" }, `${list.length} file${list.length === 1 ? " was" : "s were"} not accepted: ` + list.map((r) => `${r.name} (${r.error.message})`).join("; ")));
-    sessionStorage.removeItem(`darkroom-rejected-${jobId}`);
-  }
   if (!finished(view)) follow(jobId);
   const created = document.getElementById("created-at");
   const showAge = () => { created.textContent = ago(created.getAttribute("datetime")); };
@@ -228,9 +266,22 @@ function setup() {
       applyFilter();
     });
   }
+  // A copy of an original that cannot be made (too large, busy) leaves the state in words.
+  // A busy server (429) is asked again twice, a few seconds apart.
+  document.getElementById("photos").addEventListener("error", (event) => {
+    const img = event.target;
+    if (!img.matches || !img.matches("img.original")) return;
+    const tries = Number(img.dataset.tries || 0);
+    if (tries >= 2) { img.remove(); return; }
+    img.dataset.tries = String(tries + 1);
+    const src = img.src;
+    setTimeout(() => { img.src = `${src.split("?")[0]}?try=${tries + 1}`; }, 3000 * (tries + 1));
+  }, true);
   const reprocessOpen = document.getElementById("reprocess-open");
   if (reprocessOpen) {
-    reprocessOpen.addEventListener("click", openReprocess);
+    reprocessOpen.addEventListener("click", () => { reprocessScope = "photo"; openReprocess(); });
+    document.getElementById("reprocess-all").addEventListener("click", () => openReprocessMany("all"));
+    document.getElementById("retry-failed-recipe").addEventListener("click", () => openReprocessMany("failed"));
     const send = document.getElementById("reprocess-send");
     send.addEventListener("click", async () => {
       const status = document.getElementById("reprocess-status");
@@ -239,7 +290,9 @@ function setup() {
       send.disabled = true;
       let reply;
       try {
-        reply = await fetch(`/api/v1/jobs/${jobId}/photos/${Compare.current().id}/reprocess`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ recipe }) });
+        reply = reprocessScope === "photo"
+          ? await fetch(`/api/v1/jobs/${jobId}/photos/${Compare.current().id}/reprocess`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ recipe }) })
+          : await fetch(`/api/v1/jobs/${jobId}/reprocess`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ recipe, photos: reprocessScope }) });
       } catch (_) {
         status.className = "status-line error";
         status.textContent = "The request did not reach the server; try again.";
@@ -249,9 +302,14 @@ function setup() {
       }
       if (reply.status === 202) {
         status.className = "status-line";
-        status.textContent = "Sent: this photo is being processed again.";
-        setTimeout(() => document.getElementById("compare").close(), 800);
-        follow(jobId);
+        if (reprocessScope === "photo") status.textContent = "Sent: this photo is being processed again.";
+        else {
+          const { retried } = await reply.json();
+          status.textContent = `Sent: ${retried.length} photo${retried.length === 1 ? " is" : "s are"} being processed again.`;
+        }
+        const open = reprocessScope === "photo" ? document.getElementById("compare") : document.getElementById("reprocess-dialog");
+        setTimeout(() => open.close(), 800);
+        afterAction(jobId);
       } else {
         let message = `HTTP ${reply.status}`;
         try { message = (await reply.json()).error.message; } catch (_) { /* not JSON */ }

@@ -49,13 +49,22 @@ const thumbnails = "IntersectionObserver" in window ? new IntersectionObserver((
   }
 }, { rootMargin: "200px" }) : null;
 
+// Why a file cannot be sent, as the server's error code and words would say it; null if it can.
 function check(file, index) {
   const extension = (file.name.split(".").pop() || "").toLowerCase();
-  if (!EXTENSIONS.includes(extension) && !file.type.startsWith("image/")) return "not a photo this service takes (JPEG, PNG, WebP, GIF, TIFF, HEIC)";
-  if (file.size === 0) return "the file is empty";
-  if (file.size > limits.maxBytes) return `larger than ${mib(limits.maxBytes)}`;
-  if (index >= limits.maxPhotos) return `a job holds at most ${limits.maxPhotos} photos`;
-  return "";
+  if (!EXTENSIONS.includes(extension) && !file.type.startsWith("image/")) return { code: "unsupported_format", message: "not a photo this service takes (JPEG, PNG, WebP, GIF, TIFF, HEIC)" };
+  if (file.size === 0) return { code: "empty_file", message: "the file is empty" };
+  if (file.size > limits.maxBytes) return { code: "file_too_large", message: `larger than ${mib(limits.maxBytes)}` };
+  if (index >= limits.maxPhotos) return { code: "too_many_photos", message: `a job holds at most ${limits.maxPhotos} photos` };
+  return null;
+}
+
+// Files refused here, before any was sent, told to the server with the job's first batch so
+// that the job page lists them with the ones the server refused.
+function refusedHere() {
+  // At most 100, kept short: the server takes text parts of up to 64 KiB.
+  return chosen.filter((e) => e.state === "rejected" && e.refusedHere).slice(0, 100)
+    .map((e) => ({ name: displayName(e.file.name).slice(0, 120), code: e.refusedHere, message: e.reason.slice(0, 200) }));
 }
 
 // The same file chosen twice is listed once. Name and size tell it (browsers stamp files
@@ -85,10 +94,12 @@ function addFiles(files) {
     chosen.push(entry);
     $("file-list").append(item);
     if (thumbnails) thumbnails.observe(item); else item.querySelector("img").src = URL.createObjectURL(file);
-    setState(entry, reason ? "rejected" : "waiting", reason);
+    if (reason) entry.refusedHere = reason.code;
+    setState(entry, reason ? "rejected" : "waiting", reason ? reason.message : "");
     if (!reason) sniff(entry);
   }
   describe();
+  scheduleRecipeCheck(300);
   if (repeated) $("file-summary").textContent += ` · ${repeated} already chosen, not added again`;
   if (!preview.entry) { const first = chosen.find((e) => e.state !== "rejected"); if (first) previewOf(first); }
 }
@@ -106,6 +117,7 @@ async function sniff(entry) {
   let bytes;
   try { bytes = new Uint8Array(await entry.file.slice(0, 16).arrayBuffer()); } catch (_) { return; }
   if (bytes.length && !looksLikePhoto(bytes) && entry.state === "waiting") {
+    entry.refusedHere = "unsupported_format";
     setState(entry, "rejected", "not a photo: its content is not JPEG, PNG, WebP, GIF, TIFF or HEIC");
     describe();
   }
@@ -119,6 +131,7 @@ function remove(entry) {
   const img = entry.item.querySelector("img");
   if (img.src) URL.revokeObjectURL(img.src);
   entry.item.remove();
+  scheduleRecipeCheck(300);
   if (preview.entry === entry) {
     preview.entry = null;
     const next = chosen.find((e) => e.state !== "rejected");
@@ -203,7 +216,12 @@ async function renderPreview() {
       else if (fileIsBad) {
         // The photo itself will be refused: say so beside it now, not after the upload.
         $("preview-status").textContent = `${entry.file.name} cannot be processed: ${message}`;
-        if (entry.state === "waiting") setState(entry, "rejected", message);
+        if (entry.state === "waiting") {
+          let code = "processing_failed";
+          try { code = (await reply.clone().json()).error.code || code; } catch (_) { /* not JSON */ }
+          entry.refusedHere = code;
+          setState(entry, "rejected", message);
+        }
         describe();
       } else $("preview-status").textContent = `The recipe cannot run on this photo: ${message}`;
       if (reply.status === 429) schedulePreview(1500); else $("preview-after").hidden = true;
@@ -298,6 +316,80 @@ function setupDrawing() {
   box.addEventListener("pointercancel", () => { gesture = null; refresh(); });
 }
 
+// ---- the recipe tried on every photo's size -------------------------------------------
+
+// Each photo's upright size, from its header: the browser reads it without decoding the
+// pixels (an image not attached to the page is decoded only when drawn). null when the
+// browser cannot read the format (HEIC, TIFF): the server judges those at upload.
+function sizeOf(entry) {
+  if (entry.size !== undefined) return Promise.resolve(entry.size);
+  return new Promise((resolve) => {
+    const image = new Image();
+    const url = URL.createObjectURL(entry.file);
+    const done = (size) => { URL.revokeObjectURL(url); entry.size = size; resolve(size); };
+    image.onload = () => done(image.naturalWidth && image.naturalHeight ? { width: image.naturalWidth, height: image.naturalHeight } : null);
+    image.onerror = () => done(null);
+    image.src = url;
+  });
+}
+
+async function sizesOf(entries) {
+  const sizes = new Array(entries.length);
+  let next = 0;
+  const reader = async () => { while (next < entries.length) { const i = next++; sizes[i] = await sizeOf(entries[i]); } };
+  await Promise.all(Array.from({ length: 6 }, reader));
+  return sizes;
+}
+
+// Asks the server whether the recipe would run on each photo still to be sent (a crop box
+// drawn on a large photo may miss a small one) and marks the ones it would fail for.
+const recipeCheck = { timer: null, run: 0 };
+function scheduleRecipeCheck(delay) {
+  clearTimeout(recipeCheck.timer);
+  recipeCheck.timer = setTimeout(checkRecipe, delay);
+}
+
+async function checkRecipe() {
+  const run = ++recipeCheck.run;
+  const line = $("recipe-check");
+  const entries = chosen.filter((e) => e.state === "waiting" || e.state === "failed");
+  const recipe = window.darkroomBuilder ? window.darkroomBuilder.recipe() : null;
+  for (const entry of chosen) if (!entries.includes(entry)) markCheck(entry, null);
+  if (!recipe || !recipe.ops.length || !entries.length) { line.hidden = true; return; }
+  const sizes = await sizesOf(entries);
+  if (run !== recipeCheck.run) return; // the recipe or the selection changed meanwhile
+  const known = entries.map((entry, i) => ({ entry, size: sizes[i] })).filter((k) => k.size);
+  if (!known.length) { line.hidden = true; return; }
+  let reply;
+  try {
+    reply = await fetch("/api/v1/recipes/check", {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ recipe, photos: known.map((k) => ({ name: displayName(k.entry.file.name), width: k.size.width, height: k.size.height })) }),
+    });
+  } catch (_) { return; } // the upload will say
+  if (run !== recipeCheck.run || !reply.ok) return;
+  const { photos } = await reply.json();
+  const failing = [];
+  known.forEach((k, i) => {
+    const result = photos[i];
+    markCheck(k.entry, result && !result.ok ? result.error.message : null);
+    if (result && !result.ok) failing.push(`${k.entry.file.name} (${result.error.message})`);
+  });
+  line.hidden = false;
+  line.className = failing.length ? "status-line error" : "status-line";
+  line.textContent = failing.length
+    ? `The recipe would fail for ${failing.length} of ${known.length} photo${known.length === 1 ? "" : "s"}: ${failing.slice(0, 3).join("; ")}${failing.length > 3 ? `; and ${failing.length - 3} more (marked in the list)` : ""}. Change the recipe, or remove ${failing.length === 1 ? "that photo" : "those photos"}.`
+    : `The recipe fits all ${known.length} photo${known.length === 1 ? "" : "s"} checked.`;
+}
+
+// Marks (or unmarks) a photo the recipe would fail for; it can still be sent.
+function markCheck(entry, message) {
+  entry.item.classList.toggle("would-fail", Boolean(message));
+  const reason = entry.item.querySelector(".reason");
+  if (message) reason.textContent = `The recipe would fail on this photo: ${message}`;
+  else if (reason.textContent.startsWith("The recipe would fail")) reason.textContent = entry.reason;
+}
+
 // ---- uploading -----------------------------------------------------------------------
 
 function batches(entries) {
@@ -360,7 +452,13 @@ async function sendBatch(batch, url, headers, first) {
   };
   const makeBody = () => {
     const body = new FormData();
-    if (first) body.append("recipe", JSON.stringify(window.darkroomBuilder ? window.darkroomBuilder.recipe() : {}));
+    if (first) {
+      body.append("recipe", JSON.stringify(window.darkroomBuilder ? window.darkroomBuilder.recipe() : {}));
+      const name = $("job-name").value.trim();
+      if (name) body.append("name", name);
+      const refused = refusedHere();
+      if (refused.length) body.append("rejected", JSON.stringify(refused));
+    }
     for (const entry of batch) body.append("photos", entry.file, entry.file.name);
     return body;
   };
@@ -435,7 +533,6 @@ function finish() {
   $("open-job").href = job.url;
   $("upload-done").hidden = false;
   if (!open.length && !rejected.length) { window.location.href = job.url; return; }
-  sessionStorage.setItem(`darkroom-rejected-${job.id}`, JSON.stringify(rejected.map((e) => ({ name: e.file.name, error: { message: e.reason } }))));
   $("upload-status").className = open.length ? "status-line error" : "status-line";
   $("upload-status").textContent = open.length
     ? `${open.length} photo${open.length === 1 ? "" : "s"} could not be sent: retry ${open.length === 1 ? "it" : "them"}, or open the job page.`
@@ -490,7 +587,7 @@ async function showMyJobs() {
   const when = (iso) => new Date(iso).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
   list.replaceChildren(...jobs.map((j) => el("li", { class: "my-job" },
     j.thumbnail_url ? el("img", { src: j.thumbnail_url, alt: "", loading: "lazy", width: 48, height: 48 }) : el("span", { class: "my-job-blank", "aria-hidden": "true" }),
-    el("a", { href: j.url }, `${j.photos} photo${j.photos === 1 ? "" : "s"} · ${when(j.created_at)}`),
+    el("a", { href: j.url }, `${j.name ? `${j.name} · ` : ""}${j.photos} photo${j.photos === 1 ? "" : "s"} · ${when(j.created_at)}`),
     el("span", { class: `badge state-${j.state}` }, j.state),
     el("span", { class: "muted" }, `${j.counts.done} done${j.counts.failed ? ` · ${j.counts.failed} failed` : ""} · ${ago(j.created_at)}`))));
   $("my-jobs").hidden = jobs.length === 0;
@@ -518,7 +615,7 @@ function setup() {
   });
   input.required = false; // the list is what is sent
   form.addEventListener("submit", upload);
-  if (window.darkroomBuilder) window.darkroomBuilder.onChange(() => schedulePreview(400));
+  if (window.darkroomBuilder) window.darkroomBuilder.onChange(() => { schedulePreview(400); scheduleRecipeCheck(600); });
   setupDrawing();
   const enlarge = $("preview-enlarge"), pane = document.querySelector(".preview-pane");
   const setLarge = (large) => {

@@ -148,6 +148,10 @@ try {
     if (!answerLost) { answerLost = true; await route.fetch(); }
     return route.abort("connectionreset");
   });
+  // The recipe fits every photo (the crop is relative), and the server says so before upload.
+  await page.waitForFunction(() => /fits all 19 photos/.test(document.getElementById("recipe-check").textContent), null, { timeout: 20000 })
+    .catch(async () => fail(`the recipe check says: ${await page.textContent("#recipe-check")}`));
+  await page.fill("#job-name", "Sofia's wedding");
   await page.click("#submit");
   await page.waitForFunction(() => document.querySelectorAll("#file-list li.file-failed").length > 0 && !document.getElementById("submit").disabled, null, { timeout: 120000 });
   const failed = await page.locator("#file-list li.file-failed").count();
@@ -172,6 +176,26 @@ try {
   if (done !== 19) fail(`${done} of 19 photos shown done`);
   const created = await page.textContent("#created-at");
   if (!/ago|just now/.test(created)) fail(`the creation time reads ${created}`);
+  const named = await page.textContent("#job-name");
+  if (named !== "Sofia's wedding") fail(`the job page is headed "${named}"`);
+  // The file that was no photo is kept with the job: listed after a reload too.
+  await page.reload();
+  await page.waitForSelector("#rejected:not([hidden])", { timeout: 10000 });
+  const kept = await page.textContent("#rejected-list");
+  if (!kept.includes("holiday-notes.jpg")) fail(`the job page lists as not accepted: ${kept}`);
+  const took = await page.locator("#photos article .took").count();
+  if (took !== 19) fail(`${took} of 19 done photos say how long they took`);
+  // A photo without a result shows a copy of its original under its state.
+  const copy = await page.evaluate(async () => {
+    const node = card({ ...latestView.photos[0], state: "queued", outputs: [], work_ms: null });
+    const img = node.querySelector("img.original");
+    if (!img) return null;
+    const probe = new Image();
+    probe.src = img.src;
+    await probe.decode();
+    return { width: probe.naturalWidth, label: node.querySelector(".placeholder").textContent };
+  });
+  if (!copy || !(copy.width > 0 && copy.width <= 320) || copy.label !== "queued") fail(`a queued photo's card: ${JSON.stringify(copy)}`);
   const heights = await page.$$eval("#photos article", (cards) => new Set(cards.map((c) => Math.round(c.getBoundingClientRect().height))).size);
   if (heights !== 1) fail(`cards of ${heights} different heights`);
   await page.click("#filters [data-filter=failed]");
@@ -237,6 +261,25 @@ try {
   if (entries !== 19) fail(`the archive has ${entries} entries`);
   if (!zip.includes(".png")) fail("the reprocessed photo is not in the archive as PNG");
 
+  // Every photo again with another recipe, from the job's head: the builder in a dialog.
+  if (!(await page.locator("#retry-failed-recipe").isHidden())) fail("retry with another recipe is offered with nothing failed");
+  await page.click("#reprocess-all");
+  await page.waitForSelector("#reprocess-dialog[open] #reprocess:not([hidden])");
+  await page.selectOption("#reprocess-dialog #recipe-format", "webp");
+  const sendLabel = await page.textContent("#reprocess-send");
+  if (sendLabel !== "Reprocess 19 photos") fail(`the send button reads "${sendLabel}"`);
+  await page.click("#reprocess-send");
+  await page.waitForFunction(() => /19 photos are being processed again/.test(document.getElementById("reprocess-status").textContent), null, { timeout: 20000 });
+  await page.screenshot({ path: join(screenshots, "job-reprocessing-desktop.png"), fullPage: true });
+  const reprocessedBy = Date.now() + 180000;
+  for (;;) {
+    const view = await (await page.request.get(`${base}/api/v1/jobs/${jobUrl.split("/").pop()}`)).json();
+    const webp = view.photos.filter((p) => p.attempt >= 2 && p.outputs.some((o) => o.name === "result" && o.content_type === "image/webp")).length;
+    if (view.state === "done" && webp === 19) break;
+    if (Date.now() > reprocessedBy) fail(`after reprocessing all: ${view.state}, ${webp} of 19 photos as WebP`);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+
   // Dark mode follows the system, and stays readable.
   await page.emulateMedia({ colorScheme: "dark" });
   await page.goto(jobUrl);
@@ -249,6 +292,17 @@ try {
   await page.waitForSelector("#my-jobs:not([hidden])", { timeout: 10000 });
   const mine = await page.$$eval("#my-jobs-list a", (links) => links.map((a) => a.href));
   if (!mine.includes(jobUrl)) fail(`"Your recent jobs" lists ${mine}, not ${jobUrl}`);
+  const mineNamed = await page.textContent("#my-jobs-list a");
+  if (!mineNamed.startsWith("Sofia's wedding · 19 photos")) fail(`the recent job reads "${mineNamed}"`);
+  // A crop box in pixels, meant for the largest photo, is checked against every photo chosen
+  // before upload: the ones it misses are named and marked.
+  await page.setInputFiles("#photos", photos.slice(0, 5));
+  await page.evaluate(() => window.darkroomBuilder.load({ ops: [{ op: "crop", x: 300, y: 300, width: 200, height: 200 }] }));
+  await page.waitForFunction(() => /would fail for \d+ of 5 photos/.test(document.getElementById("recipe-check").textContent), null, { timeout: 20000 })
+    .catch(async () => fail(`the recipe check says: ${await page.textContent("#recipe-check")}`));
+  const missed = await page.$$eval("#file-list li.would-fail .file-name", (names) => names.map((n) => n.textContent));
+  if (missed.includes("astronaut-01.jpg") || !missed.includes("chelsea-02.jpg")) fail(`marked as failing: ${missed}`);
+  await shots(page, "upload-check");
   // Deleted elsewhere (here: by the API, with this browser's owner cookie), it leaves the list.
   const jobId = jobUrl.split("/").pop();
   const deleted = await page.request.delete(`${base}/api/v1/jobs/${jobId}`);

@@ -27,6 +27,23 @@ pub struct JobManifest {
     /// made before tenants were recorded is a tenant of its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant: Option<String>,
+    /// What its owner called the job ("Sofia's wedding"), shown on the job page and in My
+    /// jobs; at most [`MAX_JOB_NAME_CHARS`] characters of display text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// The longest job name kept, in characters.
+pub const MAX_JOB_NAME_CHARS: usize = 120;
+
+/// A job name as given, made display text: control characters dropped, whitespace runs
+/// made one space, trimmed, cut at [`MAX_JOB_NAME_CHARS`]; `None` when nothing is left.
+pub fn clean_job_name(text: &str) -> Option<String> {
+    let words: Vec<&str> =
+        text.split(|c: char| c.is_whitespace() || c.is_control()).filter(|w| !w.is_empty()).collect();
+    let joined: String = words.join(" ").chars().filter(|c| !c.is_control()).take(MAX_JOB_NAME_CHARS).collect();
+    let trimmed = joined.trim_end();
+    (!trimmed.is_empty()).then(|| trimmed.to_owned())
 }
 
 impl JobManifest {
@@ -150,6 +167,9 @@ pub struct EventDoc {
     /// queue, not yet taken by one of its workers (shown as `queued` at that stage).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub waiting: bool,
+    /// For `done`: milliseconds spent working on the attempt (see `PhotoUpdate::Done`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub work_ms: Option<u64>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -170,6 +190,7 @@ impl EventDoc {
             reason: None,
             recoveries: 0,
             waiting: false,
+            work_ms: None,
         }
     }
 
@@ -181,6 +202,25 @@ impl EventDoc {
             self.state
         }
     }
+}
+
+/// A file of an upload that was not taken into the job, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RejectedFile {
+    pub name: String,
+    pub error: PhotoError,
+}
+
+/// The files one upload request left out, kept with the job (see `keys::rejected_batch`)
+/// so its page still lists them after a reload or on another device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RejectedBatch {
+    pub v: u32,
+    /// The batch's own id: its Idempotency-Key's digest where it had one, so a retried
+    /// batch rewrites its record instead of adding a second.
+    pub id: String,
+    pub at: u64,
+    pub files: Vec<RejectedFile>,
 }
 
 /// Why a job is being deleted.
@@ -236,6 +276,14 @@ mod tests {
     fn a_retry_starts_a_new_attempt_that_outranks_the_old_one() {
         assert!(Progress::of(1, PhotoState::Done) < Progress::of(2, PhotoState::Queued));
         assert!(Progress::of(1, PhotoState::Failed) < Progress::of(2, PhotoState::Queued));
+    }
+
+    #[test]
+    fn job_names_are_cleaned_to_one_line_of_display_text() {
+        assert_eq!(clean_job_name("  Sofia's\n\twedding  "), Some("Sofia's wedding".to_owned()));
+        assert_eq!(clean_job_name("a\u{0}b"), Some("a b".to_owned()));
+        assert_eq!(clean_job_name(" \r\n "), None);
+        assert_eq!(clean_job_name(&"é".repeat(500)).map(|n| n.chars().count()), Some(MAX_JOB_NAME_CHARS));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! ```text
 //! jobs/<job>/job.json                                  job manifest
 //! jobs/<job>/batches/<sha256 of Idempotency-Key>.json  replies to add-photo batches
+//! jobs/<job>/rejected/<batch>.json                     files an upload left out, and why
 //! jobs/<job>/photos/<photo>/photo.json                 photo manifest
 //! jobs/<job>/photos/<photo>/original                   the upload, as received
 //! jobs/<job>/photos/<photo>/a<attempt>/<name>.<ext>    outputs and intermediates of an attempt
@@ -72,6 +73,16 @@ pub fn job_manifest(job: &JobId) -> String {
 
 pub fn batch_reply(job: &JobId, idempotency_key_sha256: &str) -> String {
     format!("jobs/{job}/batches/{idempotency_key_sha256}.json")
+}
+
+/// Where the records of files a job's uploads left out are.
+pub fn rejected_prefix(job: &JobId) -> String {
+    format!("jobs/{job}/rejected/")
+}
+
+/// The record of the files one upload left out (`batch`: a digest or a generated id).
+pub fn rejected_batch(job: &JobId, batch: &str) -> String {
+    format!("{}{batch}.json", rejected_prefix(job))
 }
 
 /// Where a job's change log is (see the jobs crate's `changes`).

@@ -19,7 +19,9 @@ pub mod view;
 pub use budget::{BudgetError, TimeBudgets};
 pub use error_code::{ErrorCode, PhotoError};
 pub use ids::{IdError, JobId, OwnerToken, PhotoId};
-pub use job::{DeletionCause, EventDoc, JobManifest, OutputInfo, PhotoManifest, PhotoState, Tombstone};
+pub use job::{
+    DeletionCause, EventDoc, JobManifest, OutputInfo, PhotoManifest, PhotoState, RejectedBatch, RejectedFile, Tombstone,
+};
 pub use limits::Limits;
 pub use messages::{CarriedFrame, MessageError, PhotoRequest, PhotoResponse, PhotoUpdate, WebhookRequest};
 pub use plan::{Segment, StageMap};

@@ -73,6 +73,14 @@ pub struct PhotoRequest {
     /// photo in its tenant's turn. A request without one queues as its job's own tenant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant: Option<String>,
+    /// Milliseconds earlier segments spent on this attempt (reading and rendering), so the
+    /// last one reports the photo's whole work time.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub work_ms: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// An affine map from original coordinates to the current image (see imaging's `Frame`):
@@ -110,6 +118,10 @@ pub enum PhotoUpdate {
     },
     Done {
         outputs: Vec<OutputInfo>,
+        /// Milliseconds spent working on the attempt, summed over its segments (not the
+        /// time it waited in queues).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        work_ms: Option<u64>,
     },
     Failed {
         error: PhotoError,
@@ -171,6 +183,7 @@ impl PhotoRequest {
             frame: None,
             outputs: Vec::new(),
             tenant: None,
+            work_ms: 0,
         }
     }
 
@@ -212,9 +225,9 @@ impl PhotoRequest {
         self.segment + 1 >= self.plan.len()
     }
 
-    /// The same photo, handed to the next segment of its plan.
-    pub fn forwarded(&self, frame: Option<CarriedFrame>, outputs: Vec<OutputInfo>) -> Option<Self> {
-        (!self.is_last_segment()).then(|| Self { segment: self.segment + 1, frame, outputs, ..self.clone() })
+    /// The same photo, handed to the next segment of its plan, with the work time so far.
+    pub fn forwarded(&self, frame: Option<CarriedFrame>, outputs: Vec<OutputInfo>, work_ms: u64) -> Option<Self> {
+        (!self.is_last_segment()).then(|| Self { segment: self.segment + 1, frame, outputs, work_ms, ..self.clone() })
     }
 
     /// The operations of the current segment.
@@ -248,9 +261,10 @@ impl PhotoResponse {
                 event.waiting = *waiting;
                 (crate::keys::processing_step(*segment, *waiting), event)
             }
-            PhotoUpdate::Done { outputs } => {
+            PhotoUpdate::Done { outputs, work_ms } => {
                 let mut event = EventDoc::new(self.attempt, PhotoState::Done);
                 event.outputs = outputs.clone();
+                event.work_ms = *work_ms;
                 (crate::keys::TERMINAL_STEP, event)
             }
             PhotoUpdate::Failed { error } => {
@@ -296,10 +310,11 @@ mod tests {
         let decoded = PhotoRequest::decode(&request.encode()).expect("decodes");
         assert_eq!(decoded, request);
         assert_eq!(decoded.current_segment().map(|s| s.stage.as_str()), Some("slow"));
-        let next = decoded.forwarded(None, Vec::new()).expect("has a second segment");
+        let next = decoded.forwarded(None, Vec::new(), 40).expect("has a second segment");
+        assert_eq!(PhotoRequest::decode(&next.encode()).expect("decodes").work_ms, 40);
         assert_eq!(next.current_ops().len(), 1);
         assert_eq!(next.current_segment().map(|s| s.stage.as_str()), Some("quick"));
-        assert!(next.forwarded(None, Vec::new()).is_none());
+        assert!(next.forwarded(None, Vec::new(), 0).is_none());
     }
 
     #[test]

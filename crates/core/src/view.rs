@@ -73,8 +73,17 @@ pub struct PhotoView {
     pub error: Option<PhotoError>,
     pub outputs: Vec<OutputView>,
     pub original_url: String,
+    /// A small JPEG of the original, upright and without its metadata, rendered on demand:
+    /// what the job page shows while the photo has no result yet.
+    pub original_thumb_url: String,
     /// When the photo's state last changed (ms since the epoch): its latest event, or its upload.
     pub updated_at: u64,
+    /// When the photo was uploaded (ms since the epoch).
+    pub added_at: u64,
+    /// For a done photo: milliseconds its attempt spent in work (reading and rendering,
+    /// summed over its stages; not the time it waited). Absent for results of older workers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub work_ms: Option<u64>,
     #[serde(skip)]
     pub sort_key: (u64, u32),
 }
@@ -108,12 +117,21 @@ fn stage_words(stage: &str) -> &str {
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct JobView {
     pub id: JobId,
+    /// What its owner called the job, if anything.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     pub state: JobState,
     pub created_at: String,
     pub counts: Counts,
     pub recipe: Recipe,
     pub photos: Vec<PhotoView>,
+    /// Files its uploads left out, and why, oldest upload first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rejected: Vec<crate::job::RejectedFile>,
 }
+
+/// The name under a photo's address of the small copy of its original (`original_thumb_url`).
+pub const ORIGINAL_THUMB: &str = "original-thumb";
 
 pub fn photo_url(job: &JobId, photo: &PhotoId, name: &str) -> String {
     format!("/jobs/{job}/photos/{photo}/{name}")
@@ -181,6 +199,7 @@ pub fn assemble(job: &JobManifest, photos: Vec<(PhotoManifest, Option<EventDoc>)
             };
             PhotoView {
                 original_url: photo_url(&job.id, &manifest.id, "original"),
+                original_thumb_url: photo_url(&job.id, &manifest.id, ORIGINAL_THUMB),
                 id: manifest.id,
                 name: manifest.name,
                 state,
@@ -189,6 +208,8 @@ pub fn assemble(job: &JobManifest, photos: Vec<(PhotoManifest, Option<EventDoc>)
                 error: if state == PhotoState::Failed { event.error } else { None },
                 outputs,
                 updated_at,
+                added_at: manifest.added_at,
+                work_ms: if state == PhotoState::Done { event.work_ms } else { None },
                 sort_key: (manifest.added_at, manifest.position),
             }
         })
@@ -196,11 +217,13 @@ pub fn assemble(job: &JobManifest, photos: Vec<(PhotoManifest, Option<EventDoc>)
     views.sort_by(|a, b| a.sort_key.cmp(&b.sort_key).then_with(|| a.id.cmp(&b.id)));
     JobView {
         id: job.id.clone(),
+        name: job.name.clone(),
         state: job_state(&counts, views.len()),
         created_at: humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(job.created_at)).to_string(),
         counts,
         recipe: job.recipe.clone(),
         photos: views,
+        rejected: Vec::new(),
     }
 }
 
@@ -233,6 +256,7 @@ mod tests {
             recipe,
             callback_url: None,
             tenant: None,
+            name: None,
         };
         let photo = |position: u32| PhotoManifest {
             v: 1,

@@ -150,13 +150,8 @@ fn gaussian_kernel() -> [u32; 2 * RADIUS + 1] {
 
 use crate::MAX_GROWN_PIXELS as MAX_BORDERED_PIXELS;
 
-fn add_border(photo: &mut Photo, border: &Border) -> Result<(), ImagingError> {
-    let (width, height) = photo.image.dimensions();
-    let new_width = width.checked_add(border.width * 2);
-    let new_height = height.checked_add(border.width * 2);
-    let (Some(new_width), Some(new_height)) = (new_width, new_height) else {
-        return Err(ImagingError::op("customize", "border makes the image too large"));
-    };
+/// A bordered image may not grow past [`MAX_BORDERED_PIXELS`].
+pub(crate) fn check_bordered_size(new_width: u32, new_height: u32) -> Result<(), ImagingError> {
     let pixels = u64::from(new_width) * u64::from(new_height);
     if pixels > MAX_BORDERED_PIXELS {
         return Err(ImagingError::TooManyPixels(format!(
@@ -165,6 +160,17 @@ fn add_border(photo: &mut Photo, border: &Border) -> Result<(), ImagingError> {
             MAX_BORDERED_PIXELS as f64 / 1e6
         )));
     }
+    Ok(())
+}
+
+fn add_border(photo: &mut Photo, border: &Border) -> Result<(), ImagingError> {
+    let (width, height) = photo.image.dimensions();
+    let new_width = width.checked_add(border.width * 2);
+    let new_height = height.checked_add(border.width * 2);
+    let (Some(new_width), Some(new_height)) = (new_width, new_height) else {
+        return Err(ImagingError::op("customize", "border makes the image too large"));
+    };
+    check_bordered_size(new_width, new_height)?;
     let [r, g, b] = border.color.0;
     let mut framed = match &photo.image {
         DynamicImage::ImageRgba8(_) => {

@@ -13,6 +13,7 @@ mod color;
 pub const MAX_GROWN_PIXELS: u64 = 200_000_000;
 
 mod decode_limits;
+mod dry_run;
 pub mod faces;
 mod geometry;
 #[cfg(feature = "heic")]
@@ -28,6 +29,7 @@ mod webp;
 pub use codec::{
     decode, decode_at_least, decode_for_ops, encode, encode_intermediate, probe, DecodeLimits, Probe, SourceFormat,
 };
+pub use dry_run::dry_run;
 pub use geometry::Frame;
 pub use pipeline::{apply_ops, fit_within, reduced_decode_long_side, Photo};
 

@@ -3,7 +3,7 @@
 use crate::geometry::Frame;
 use crate::resize::{fit_dimensions, resize_exact};
 use crate::{adjust, color, ImagingError};
-use darkroom_core::recipe::{crop_spec, CropSpec, Operation};
+use darkroom_core::recipe::{crop_spec, CropSpec, Operation, Region};
 use image::DynamicImage;
 
 /// A decoded photo: pixels, its colour profile (carried to the output), and where the
@@ -123,17 +123,7 @@ fn crop(photo: &mut Photo, op: &Operation) -> Result<(), ImagingError> {
     };
     match spec {
         CropSpec::Box(region) => {
-            let inside = u64::from(region.x) + u64::from(region.width) <= u64::from(original_width)
-                && u64::from(region.y) + u64::from(region.height) <= u64::from(original_height);
-            if !inside {
-                return Err(ImagingError::op(
-                    "crop",
-                    format!(
-                        "the box x={} y={} {}×{} does not lie inside the {original_width}×{original_height} photo",
-                        region.x, region.y, region.width, region.height
-                    ),
-                ));
-            }
+            crop_box_inside(&region, original_width, original_height)?;
             let mapped =
                 photo.frame.map_region(region.x, region.y, region.width, region.height, photo.width(), photo.height());
             let (x, y, width, height) =
@@ -153,6 +143,22 @@ fn crop(photo: &mut Photo, op: &Operation) -> Result<(), ImagingError> {
             Ok(())
         }
     }
+}
+
+/// A crop box must lie inside the (upright) original it is named in.
+pub(crate) fn crop_box_inside(region: &Region, original_width: u32, original_height: u32) -> Result<(), ImagingError> {
+    let inside = u64::from(region.x) + u64::from(region.width) <= u64::from(original_width)
+        && u64::from(region.y) + u64::from(region.height) <= u64::from(original_height);
+    if inside {
+        return Ok(());
+    }
+    Err(ImagingError::op(
+        "crop",
+        format!(
+            "the box x={} y={} {}×{} does not lie inside the {original_width}×{original_height} photo",
+            region.x, region.y, region.width, region.height
+        ),
+    ))
 }
 
 /// How small the decoded original may be (its long side, in pixels) without changing what
@@ -236,7 +242,7 @@ fn needed_long_side(ops: &[Operation], width: u32, height: u32) -> Option<u32> {
 
 /// The largest `aspect_w:aspect_h` box inside `width`×`height`; exact when the image
 /// allows it, otherwise the closest whole-pixel size.
-fn largest_centred(width: u32, height: u32, aspect_w: u32, aspect_h: u32) -> (u32, u32) {
+pub(crate) fn largest_centred(width: u32, height: u32, aspect_w: u32, aspect_h: u32) -> (u32, u32) {
     let (w, h, aw, ah) = (u64::from(width), u64::from(height), u64::from(aspect_w), u64::from(aspect_h));
     if w * ah >= h * aw {
         // Too wide: keep the height.

@@ -10,7 +10,7 @@
 
 use darkroom_core::job::Progress;
 use darkroom_core::keys;
-use darkroom_core::{EventDoc, JobId, PhotoId, PhotoManifest};
+use darkroom_core::{EventDoc, JobId, PhotoId, PhotoManifest, RejectedBatch};
 use darkroom_store::json::put_json;
 use darkroom_store::ObjectStore;
 use serde::{Deserialize, Serialize};
@@ -29,7 +29,12 @@ pub const LOOKBACK: Duration = Duration::from_secs(10);
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Change {
     /// Photos added to the job (its creation, or a later batch).
-    Photos { photos: Vec<PhotoManifest> },
+    Photos {
+        photos: Vec<PhotoManifest>,
+        /// The files the same upload left out, if any (see `keys::rejected_batch`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rejected: Option<RejectedBatch>,
+    },
     /// A state event recorded under `key` for `photo`.
     Event { photo: PhotoId, key: String, event: EventDoc },
 }

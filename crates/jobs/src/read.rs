@@ -13,7 +13,7 @@ use crate::changes::{change_millis, listing_start, progress_of, Change, LOOKBACK
 use crate::{Jobs, JobsError};
 use darkroom_core::job::Progress;
 use darkroom_core::keys::{self, PhotoKey};
-use darkroom_core::{EventDoc, JobId, JobManifest, JobView, PhotoId, PhotoManifest};
+use darkroom_core::{EventDoc, JobId, JobManifest, JobView, PhotoId, PhotoManifest, RejectedBatch, RejectedFile};
 use darkroom_store::json::get_json;
 use darkroom_store::ObjectMeta;
 use futures::{StreamExt, TryStreamExt};
@@ -49,6 +49,8 @@ fn next_version() -> u64 {
 #[derive(Debug)]
 pub(crate) struct Folded {
     photos: FoldedPhotos,
+    /// Files the job's uploads left out, by (time, batch id).
+    rejected: BTreeMap<(u64, String), Vec<RejectedFile>>,
     /// Events whose photo is not known yet (its "photos added" entry comes later in the log).
     orphans: BTreeMap<PhotoId, (Progress, EventDoc)>,
     /// Change keys already folded in, back to twice the lookback before the newest.
@@ -70,6 +72,7 @@ impl Default for Folded {
     fn default() -> Self {
         Self {
             photos: FoldedPhotos::new(),
+            rejected: BTreeMap::new(),
             orphans: BTreeMap::new(),
             applied: BTreeSet::new(),
             newest: 0,
@@ -97,7 +100,17 @@ impl Folded {
 
     fn view(&self, job: &JobManifest) -> JobView {
         let pairs = self.photos.values().map(|(manifest, latest)| (manifest.clone(), latest.clone().map(|(_, e)| e)));
-        darkroom_core::view::assemble(job, pairs.collect())
+        let mut view = darkroom_core::view::assemble(job, pairs.collect());
+        view.rejected = self.rejected.values().flatten().cloned().collect();
+        view
+    }
+
+    fn rejected_batch(&mut self, batch: RejectedBatch) {
+        let key = (batch.at, batch.id);
+        if self.rejected.get(&key) != Some(&batch.files) {
+            self.rejected.insert(key, batch.files);
+            self.version = next_version();
+        }
     }
 
     fn event(&mut self, photo: &PhotoId, progress: Progress, event: EventDoc) {
@@ -321,6 +334,17 @@ impl Jobs {
                 .await?;
         let photos: FoldedPhotos =
             pairs.into_iter().map(|(manifest, latest)| (manifest.id.clone(), (manifest, latest))).collect();
+        let rejected_keys = self.store.list(&keys::rejected_prefix(job)).await?;
+        let rejected: BTreeMap<(u64, String), Vec<RejectedFile>> = futures::stream::iter(rejected_keys)
+            .map(|object| async move { self.immutable_doc::<RejectedBatch>(&object.key).await })
+            .buffer_unordered(PARALLEL_READS)
+            .map_ok(|batch| ((batch.at, batch.id), batch.files))
+            .try_collect()
+            .await?;
+        if rejected != folded.rejected {
+            folded.version = next_version();
+            folded.rejected = rejected;
+        }
         let progress = |photos: &FoldedPhotos| {
             photos.iter().map(|(id, (_, latest))| (id.clone(), latest.as_ref().map(|(p, _)| *p))).collect::<Vec<_>>()
         };
@@ -375,7 +399,12 @@ impl Jobs {
             .await?;
         for (key, change) in changes {
             match change {
-                Some(Change::Photos { photos }) => photos.into_iter().for_each(|manifest| folded.photo(manifest)),
+                Some(Change::Photos { photos, rejected }) => {
+                    photos.into_iter().for_each(|manifest| folded.photo(manifest));
+                    if let Some(batch) = rejected {
+                        folded.rejected_batch(batch);
+                    }
+                }
                 Some(Change::Event { photo, key: event_key, event }) => {
                     if let Some(progress) = progress_of(job, &event_key) {
                         folded.event(&photo, progress, event);

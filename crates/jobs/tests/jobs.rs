@@ -58,6 +58,7 @@ async fn job(fixture: &Fixture, photos: usize, created_at: u64) -> (JobManifest,
         recipe,
         callback_url: None,
         tenant: None,
+        name: None,
     };
     let store = fixture.store.as_ref();
     let mut ids = Vec::new();
@@ -301,7 +302,7 @@ async fn the_change_log_misses_nothing_for_long_and_never_goes_backwards() {
     darkroom_jobs::log_change(
         fixture.store.as_ref(),
         &manifest.id,
-        &darkroom_jobs::Change::Photos { photos: vec![photo] },
+        &darkroom_jobs::Change::Photos { photos: vec![photo], rejected: None },
     )
     .await;
     let view = jobs.load_view(&manifest).await.unwrap();

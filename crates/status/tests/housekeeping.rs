@@ -80,6 +80,7 @@ async fn orphaned_job(fixture: &Fixture, photos: usize, hours_ago: u64) -> (JobM
         recipe: Recipe::from_json(r#"{"ops":[{"op":"thumbnail","size":64}]}"#).unwrap(),
         callback_url: None,
         tenant: None,
+        name: None,
     };
     let mut ids = Vec::new();
     for position in 0..photos {
@@ -178,7 +179,12 @@ async fn photos_that_may_be_in_a_backlog_are_left_alone() {
 async fn photos_whose_responses_wait_to_be_recorded_are_left_alone() {
     let fixture = fixture().await;
     let (manifest, photos) = orphaned_job(&fixture, 1, 2).await;
-    let done = PhotoResponse::new(manifest.id.clone(), photos[0].clone(), 1, PhotoUpdate::Done { outputs: Vec::new() });
+    let done = PhotoResponse::new(
+        manifest.id.clone(),
+        photos[0].clone(),
+        1,
+        PhotoUpdate::Done { outputs: Vec::new(), work_ms: None },
+    );
     fixture.responses.send(OutgoingMessage::new(done.encode(), Default::default())).await.unwrap();
     let report = fixture.status.housekeeper().pass().await.unwrap();
     assert_eq!(report.recovered, 0, "{report:?}");
@@ -223,7 +229,12 @@ async fn a_state_recorded_while_its_job_is_deleted_leaves_nothing_behind() {
     let fixture = fixture().await;
     let (manifest, photos) = orphaned_job(&fixture, 1, 0).await;
     // The worker's "done" arrives; its event's write is slow...
-    let done = PhotoResponse::new(manifest.id.clone(), photos[0].clone(), 1, PhotoUpdate::Done { outputs: Vec::new() });
+    let done = PhotoResponse::new(
+        manifest.id.clone(),
+        photos[0].clone(),
+        1,
+        PhotoUpdate::Done { outputs: Vec::new(), work_ms: None },
+    );
     let event_key = keys::event(&manifest.id, &photos[0], 1, PhotoState::Done, keys::TERMINAL_STEP);
     let held = fixture.faulty.hold_puts_where(Arc::new(move |key, _| key == event_key));
     let body = done.encode();

@@ -230,6 +230,42 @@ pub async fn reprocess_photo(
     Ok(HttpResponse::Accepted().json(AttemptRef { id: photo, attempt }))
 }
 
+/// The body of a job-wide reprocessing.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReprocessJobBody {
+    #[schema(value_type = darkroom_core::Recipe)]
+    recipe: serde_json::Value,
+    /// `all` (the default) or `failed`: retry the failed photos with this recipe.
+    #[serde(default)]
+    photos: jobs::ReprocessWhich,
+}
+
+#[utoipa::path(post, path = "/api/v1/jobs/{job}/reprocess", tag = "jobs", summary = "Process the job's photos again with another recipe (owner)",
+    description = "Each photo chosen (`photos`: `all` or `failed`) starts a new attempt with the recipe; its earlier outputs stay until the new ones replace them.",
+    params(("job" = JobId, Path, description = "The job id"), ("X-Owner-Token" = Option<String>, Header, description = "The owner token (or the owner cookie of the browser that created the job)")),
+    request_body(content = ReprocessJobBody, content_type = "application/json"),
+    responses(
+        (status = 202, description = "The photos sent to work, each with its new attempt", body = RetryReply),
+        (status = 400, description = "An invalid recipe or body", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such job, or not its owner", body = crate::openapi::ErrorBody),
+        (status = 413, description = "The body is over 256 KiB", body = crate::openapi::ErrorBody),
+    ))]
+#[post("/jobs/{job}/reprocess")]
+pub async fn reprocess_job(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: web::Path<String>,
+    body: web::Json<ReprocessJobBody>,
+) -> Result<HttpResponse, ApiError> {
+    let job = load_owned_job(&state, &request, &path).await?;
+    let recipe = Recipe::from_json(&body.recipe.to_string())
+        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidRecipe, e.to_string()))?;
+    let started = jobs::reprocess_many(&state, &job, body.photos, recipe).await?;
+    let retried = started.into_iter().map(|(id, attempt)| AttemptRef { id, attempt }).collect();
+    Ok(HttpResponse::Accepted().json(RetryReply { retried }))
+}
+
 #[utoipa::path(post, path = "/api/v1/jobs/{job}/cancel", tag = "jobs", summary = "Cancel the photos still queued (owner)",
     description = "Queued photos become `cancelled` and workers skip them; photos done stay downloadable, photos in work finish.",
     params(("job" = JobId, Path, description = "The job id"), ("X-Owner-Token" = Option<String>, Header, description = "The owner token (or the owner cookie of the browser that created the job)")),

@@ -8,7 +8,7 @@
 
 use crate::idempotency::{self, BatchClaim};
 use crate::seats::Seats;
-use crate::upload::{self, AcceptedPhoto, BodyReader, Intake};
+use crate::upload::{self, AcceptedPhoto, BodyReader, Intake, RejectedFile};
 use crate::view::load_photo;
 use crate::{ApiError, AppState};
 use darkroom_core::job::{PhotoState, MANIFEST_VERSION};
@@ -119,6 +119,7 @@ pub async fn create(
         recipe,
         callback_url,
         tenant: Some(tenant),
+        name: intake.fields.get("name").and_then(|text| darkroom_core::job::clean_job_name(text)),
     };
     // From here on the job is created whole or not at all, whatever becomes of the request.
     let committing = state.clone();
@@ -158,7 +159,8 @@ async fn commit_job(
         }
     };
     intake.commit();
-    log_change(state.store.as_ref(), &job, &Change::Photos { photos: photo_manifests }).await;
+    let rejected = keep_rejected(&state, &job, &intake).await;
+    log_change(state.store.as_ref(), &job, &Change::Photos { photos: photo_manifests, rejected }).await;
     state.jobs.changed(&job);
     tracing::info!(job_id = %job, photos = intake.accepted.len(), rejected = intake.rejected.len(), "job created");
     metrics::counter!("darkroom_jobs_created_total").increment(1);
@@ -191,6 +193,17 @@ pub async fn add_photos(
     let mut intake = upload::receive(state, job, body, &mut seats).await?;
     if intake.accepted.is_empty() {
         intake.discard().await;
+        // The job page still lists what this batch left out, and why.
+        if let Some(rejected) = keep_rejected(state, job, &intake).await {
+            if matches!(state.jobs.load_job(job).await, Ok(None)) {
+                // Deleted meanwhile: its sweep may have passed already (see `commit_batch`).
+                let _ = state.store.delete(&keys::rejected_batch(job, &rejected.id)).await;
+                return Err(ApiError::not_found());
+            }
+            log_change(state.store.as_ref(), job, &Change::Photos { photos: Vec::new(), rejected: Some(rejected) })
+                .await;
+            state.jobs.changed(job);
+        }
         return Err(nothing_acceptable(&intake));
     }
     let reply = reply_of(job, &intake);
@@ -244,7 +257,8 @@ async fn commit_batch(
         }
     };
     intake.commit();
-    log_change(state.store.as_ref(), job, &Change::Photos { photos: photo_manifests }).await;
+    let rejected = keep_rejected(&state, job, &intake).await;
+    log_change(state.store.as_ref(), job, &Change::Photos { photos: photo_manifests, rejected }).await;
     state.jobs.changed(job);
     tracing::info!(job_id = %job, photos = intake.accepted.len(), rejected = intake.rejected.len(), "photos added");
     metrics::counter!("darkroom_photos_uploaded_total").increment(intake.accepted.len() as u64);
@@ -261,6 +275,62 @@ async fn commit_batch(
         return Err(ApiError::not_found());
     }
     Ok((intake, reply))
+}
+
+/// Keeps the record of the files an upload left out with the job, so its page lists them
+/// after a reload too. Best effort: the photos taken matter more than the note of those not
+/// taken, so a failed write is logged and the upload goes on. Named after the batch's first
+/// photo where it has one (a batch rolled forward after a lost reply writes the same record).
+async fn keep_rejected(state: &AppState, job: &JobId, intake: &Intake) -> Option<darkroom_core::RejectedBatch> {
+    let mut files = intake.rejected.clone();
+    files.extend(refused_by_the_browser(intake));
+    if files.is_empty() {
+        return None;
+    }
+    let id = intake.accepted.first().map_or_else(|| PhotoId::generate().to_string(), |photo| photo.id.to_string());
+    let batch = darkroom_core::RejectedBatch { v: MANIFEST_VERSION, id, at: now_millis(), files };
+    match put_json(state.store.as_ref(), &keys::rejected_batch(job, &batch.id), &batch).await {
+        Ok(()) => Some(batch),
+        Err(error) => {
+            tracing::warn!(job_id = %job, files = batch.files.len(), error.message = %error, "could not keep the list of files an upload left out; the job page will not show them after a reload");
+            None
+        }
+    }
+}
+
+/// The most files the browser may say it refused, per request.
+const MAX_REFUSED_BY_THE_BROWSER: usize = 1000;
+
+/// Files the browser refused before sending (not a photo, too large), told in the optional
+/// `rejected` part (`[{"name", "code", "message"}]`) so the job lists them with the ones the
+/// server refused. Display text only: names are cleaned as uploads' are, messages cut short;
+/// a part that cannot be read is ignored (the photos matter, not the note).
+fn refused_by_the_browser(intake: &Intake) -> Vec<RejectedFile> {
+    #[derive(serde::Deserialize)]
+    struct Told {
+        name: String,
+        #[serde(default)]
+        code: Option<ErrorCode>,
+        message: String,
+    }
+    let Some(text) = intake.fields.get("rejected") else { return Vec::new() };
+    let told: Vec<Told> = match serde_json::from_str(text) {
+        Ok(told) => told,
+        Err(error) => {
+            tracing::debug!(error.message = %error, "an unreadable \"rejected\" part was ignored");
+            return Vec::new();
+        }
+    };
+    told.into_iter()
+        .take(MAX_REFUSED_BY_THE_BROWSER)
+        .map(|told| {
+            let message: String = told.message.chars().filter(|c| !c.is_control()).take(300).collect();
+            RejectedFile {
+                name: crate::names::display_name(Some(&told.name)),
+                error: darkroom_core::PhotoError::new(told.code.unwrap_or(ErrorCode::InvalidRequest), message),
+            }
+        })
+        .collect()
 }
 
 /// Writes each accepted photo's manifest; returns them, for the job's change log.
@@ -322,6 +392,51 @@ pub async fn reprocess(state: &AppState, job: &JobManifest, photo: &PhotoId, rec
     let attempt = state.jobs.start_attempt(job, photo, current_attempt, recipe, None).await?;
     tracing::info!(job_id = %job.id, photo_id = %photo, attempt, "photo reprocessing");
     Ok(attempt)
+}
+
+/// Which photos a job-wide reprocessing takes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReprocessWhich {
+    /// Every photo of the job.
+    #[default]
+    All,
+    /// The failed photos only: "retry with another recipe".
+    Failed,
+}
+
+/// Starts a new attempt with `recipe` for each photo `which` names; a photo another request
+/// restarted meanwhile is left to that attempt. Returns each photo started, with its attempt.
+pub async fn reprocess_many(
+    state: &AppState,
+    job: &JobManifest,
+    which: ReprocessWhich,
+    recipe: Recipe,
+) -> Result<Vec<(PhotoId, u32)>, ApiError> {
+    let view = crate::view::load_view(state, job).await?;
+    let chosen: Vec<(PhotoId, u32)> = view
+        .photos
+        .iter()
+        .filter(|photo| which == ReprocessWhich::All || photo.state == PhotoState::Failed)
+        .map(|photo| (photo.id.clone(), photo.attempt))
+        .collect();
+    let recipe = &recipe;
+    let started: Vec<Option<(PhotoId, u32)>> = futures::stream::iter(chosen)
+        .map(|(photo, current)| async move {
+            match state.jobs.start_attempt(job, &photo, current, recipe.clone(), None).await {
+                Ok(attempt) => {
+                    tracing::info!(job_id = %job.id, photo_id = %photo, attempt, "photo reprocessing");
+                    Ok(Some((photo, attempt)))
+                }
+                // The view can be a second old: another request restarted this photo meanwhile.
+                Err(darkroom_jobs::JobsError::AlreadyStarted) => Ok(None),
+                Err(error) => Err(ApiError::from(error)),
+            }
+        })
+        .buffer_unordered(8)
+        .try_collect()
+        .await?;
+    Ok(started.into_iter().flatten().collect())
 }
 
 /// Deletes the job durably (see the jobs crate): answered once the deletion is recorded,

@@ -21,10 +21,12 @@ mod my_jobs;
 mod names;
 mod openapi;
 pub use openapi::document as openapi_document;
+mod original_thumb;
 mod owner;
 mod pages;
 mod preview;
 mod rate_limit;
+mod recipe_check;
 mod seats;
 mod security;
 mod slots;
@@ -138,6 +140,8 @@ pub struct AppState {
     /// Previews rendered at once, and previews rendering or waiting to (see `preview`).
     pub preview_slots: Arc<tokio::sync::Semaphore>,
     pub preview_waiting: Arc<tokio::sync::Semaphore>,
+    /// Thumbnails of originals waiting for a render slot (see `original_thumb.rs`).
+    pub original_thumbs_waiting: Arc<tokio::sync::Semaphore>,
     /// A private deployment's access keys (`--access-keys`); `None`: open to all.
     pub access_keys: Option<Arc<AccessKeys>>,
     /// Upload commits in flight, run apart from their requests.
@@ -236,6 +240,7 @@ impl AppState {
             commits: Commits::default(),
             seat_scans: Arc::default(),
             preview_slots: Arc::new(tokio::sync::Semaphore::new(preview_slots)),
+            original_thumbs_waiting: Arc::new(tokio::sync::Semaphore::new(original_thumb::WAITING)),
             preview_waiting: Arc::new(tokio::sync::Semaphore::new(
                 preview_slots * (1 + preview::PREVIEW_WAITING_PER_SLOT),
             )),
@@ -258,6 +263,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .service(pages::job_page)
         .service(downloads::archive)
         .service(downloads::api_archive)
+        .service(original_thumb::original_thumb)
         .service(downloads::photo_file)
         .service(downloads::attempt_output)
         .service(openapi::openapi_json)
@@ -273,9 +279,11 @@ pub fn routes(config: &mut web::ServiceConfig) {
                 .service(api::retry_failed)
                 .service(api::resume_cancelled)
                 .service(api::reprocess_photo)
+                .service(api::reprocess_job)
                 .service(api::cancel_job)
                 .service(api::webhook_log)
-                .service(preview::preview),
+                .service(preview::preview)
+                .service(recipe_check::check_recipe),
         )
         .default_service(web::to(pages::not_found));
 }

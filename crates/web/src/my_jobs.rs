@@ -16,6 +16,9 @@ use serde::Serialize;
 pub struct MyJob {
     pub id: JobId,
     pub url: String,
+    /// What its owner called it, if anything.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     pub state: JobState,
     /// RFC 3339.
     pub created_at: String,
@@ -59,11 +62,18 @@ pub async fn my_jobs(state: web::Data<AppState>, request: HttpRequest) -> Result
             Some(MyJob {
                 url: format!("/jobs/{}", view.id),
                 id: view.id,
+                name: view.name,
                 state: view.state,
                 created_at: view.created_at,
                 counts: view.counts,
                 photos: view.photos.len(),
-                thumbnail_url: view.photos.iter().find_map(|photo| photo.output("thumb")).map(|thumb| thumb.url.clone()),
+                // Before any photo is done, the first photo's original stands for the job.
+                thumbnail_url: view
+                    .photos
+                    .iter()
+                    .find_map(|photo| photo.output("thumb"))
+                    .map(|thumb| thumb.url.clone())
+                    .or_else(|| view.photos.first().map(|photo| photo.original_thumb_url.clone())),
             })
         })
         .buffered(4)

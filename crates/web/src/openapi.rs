@@ -65,6 +65,18 @@ pub struct CreateJobForm {
         example = "https://example.com/hooks/darkroom"
     )]
     pub callback_url: Option<String>,
+    /// What to call the job ("Sofia's wedding"): shown on its page and in My jobs; one line,
+    /// cut at 120 characters.
+    #[schema(max_length = 120, example = "Sofia's wedding")]
+    pub name: Option<String>,
+    /// Files the client refused before sending (not a photo, too large), as JSON
+    /// `[{"name", "code", "message"}]`, so the job lists them with the ones the server
+    /// refused; display text only, at most 1000.
+    #[schema(
+        max_length = 65536,
+        example = r#"[{"name":"notes.txt","code":"unsupported_format","message":"not a photo"}]"#
+    )]
+    pub rejected: Option<String>,
 }
 
 /// The multipart body of a batch added to a job.
@@ -176,11 +188,14 @@ The job id is a capability: whoever has it can view and download; changing a job
         crate::api::retry_failed,
         crate::api::resume_cancelled,
         crate::api::reprocess_photo,
+        crate::api::reprocess_job,
         crate::api::cancel_job,
         crate::api::webhook_log,
         crate::preview::preview,
+        crate::recipe_check::check_recipe,
         crate::downloads::api_archive,
         crate::downloads::archive,
+        crate::original_thumb::original_thumb,
         crate::downloads::photo_file,
         crate::downloads::attempt_output,
         crate::health::healthz,

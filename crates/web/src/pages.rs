@@ -36,6 +36,36 @@ impl JobPage {
         // Cancelled photos are not progress: a job cancelled at 3 of 7 shows 3 of 7.
         (self.view.counts.done + self.view.counts.failed) * 100 / total
     }
+
+    /// A work time for people: "0.4 s", "12 s", "2 min 5 s" (as static/job.js says it).
+    fn seconds(&self, ms: &&u64) -> String {
+        duration_words(**ms)
+    }
+}
+
+/// Milliseconds in words, to a tenth of a second below ten seconds.
+fn duration_words(ms: u64) -> String {
+    match ms {
+        0..=9_949 => format!("{:.1} s", ms as f64 / 1000.0),
+        9_950..=59_499 => format!("{} s", (ms + 500) / 1000),
+        _ => {
+            let seconds = (ms + 500) / 1000;
+            format!("{} min {} s", seconds / 60, seconds % 60)
+        }
+    }
+}
+
+#[cfg(test)]
+mod duration_tests {
+    use super::duration_words;
+
+    #[test]
+    fn work_times_read_as_people_say_them() {
+        assert_eq!(duration_words(420), "0.4 s");
+        assert_eq!(duration_words(9_949), "9.9 s");
+        assert_eq!(duration_words(12_300), "12 s");
+        assert_eq!(duration_words(125_000), "2 min 5 s");
+    }
 }
 
 #[derive(Template)]

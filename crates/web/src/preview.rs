@@ -40,7 +40,7 @@ pub fn preview_slots() -> usize {
 }
 
 /// The limits a preview holds the photo to: the deployment's, tighter.
-fn preview_limits(limits: Limits) -> Limits {
+pub(crate) fn preview_limits(limits: Limits) -> Limits {
     Limits {
         max_file_bytes: limits.max_file_bytes.min(MAX_PREVIEW_BYTES),
         max_pixels: limits.max_pixels.min(MAX_PREVIEW_PIXELS),

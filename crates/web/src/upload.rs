@@ -42,12 +42,7 @@ pub struct AcceptedPhoto {
     pub position: u32,
 }
 
-/// A file of an upload that was not taken, and why.
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
-pub struct RejectedFile {
-    pub name: String,
-    pub error: PhotoError,
-}
+pub use darkroom_core::RejectedFile;
 
 /// What a multipart request brought.
 pub struct Intake {

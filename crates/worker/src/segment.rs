@@ -87,6 +87,7 @@ fn queue_error(context: &str, error: QueueError) -> StepError {
 impl Worker {
     pub(crate) async fn run_segment(&self, delivery: &Delivery<'_>) -> Result<Step, StepError> {
         let request = delivery.request;
+        let started = std::time::Instant::now();
         if self.with_retries(delivery, "checking the job", || self.already_done(request)).await? {
             return Ok(Step::AlreadyDone);
         }
@@ -104,8 +105,12 @@ impl Worker {
         delivery.started();
         let rendered = self.render_within_budget(request, &segment.stage, bytes, cpu_slot).await?;
         let partition = delivery.message.partition;
-        self.with_retries(delivery, "storing the results", || self.finish_or_forward(request, partition, &rendered))
-            .await
+        // The photo's work time: this segment's (reading and rendering) on top of the earlier ones'.
+        let work_ms = request.work_ms.saturating_add(started.elapsed().as_millis() as u64);
+        self.with_retries(delivery, "storing the results", || {
+            self.finish_or_forward(request, partition, &rendered, work_ms)
+        })
+        .await
     }
 
     /// Whether this attempt is already finished (a redelivery) or superseded by a newer
@@ -223,17 +228,18 @@ impl Worker {
         request: &PhotoRequest,
         partition: usize,
         rendered: &Rendered,
+        work_ms: u64,
     ) -> Result<Step, StepError> {
         let (job, photo, attempt) = (&request.job_id, &request.photo_id, request.attempt);
         let mut outputs = request.outputs.clone();
         outputs.extend(self.store_outputs(request, rendered).await?);
         match &rendered.handover {
             Handover::Finished => {
-                self.respond(request, PhotoUpdate::Done { outputs }).await?;
+                self.respond(request, PhotoUpdate::Done { outputs, work_ms: Some(work_ms) }).await?;
                 Ok(Step::Finished)
             }
             Handover::NextSegment { intermediate } => {
-                let Some(next) = request.forwarded(Some(rendered.frame), outputs) else {
+                let Some(next) = request.forwarded(Some(rendered.frame), outputs, work_ms) else {
                     return Err(StepError::Permanent(PhotoError::new(
                         ErrorCode::Internal,
                         "a segment before the last rendered no hand-over",

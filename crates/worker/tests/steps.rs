@@ -52,6 +52,7 @@ async fn setup(visibility: Duration, recipe: &str) -> Setup {
         recipe: recipe.clone(),
         callback_url: None,
         tenant: None,
+        name: None,
     };
     darkroom_store::json::put_json(&local, &keys::job_manifest(&job), &manifest).await.unwrap();
     let faulty_queues = Arc::new(FaultyQueues::new(backend));

@@ -10,6 +10,7 @@ mod deploy;
 mod fairness;
 mod faults;
 mod helpers;
+mod job_story;
 mod outage;
 mod pipeline;
 mod preview;

@@ -1,0 +1,131 @@
+//! A recipe tried on a photo's size alone: the geometry of each operation followed without a
+//! pixel, so the upload page can say which of the chosen photos a recipe would fail for (a
+//! crop box outside a smaller photo, a border that would grow a large one past the limit)
+//! before anything is sent. Only failures that depend on the photo's size are found here;
+//! whether the file decodes at all is the upload's and the preview's to say.
+
+use crate::pipeline::{crop_box_inside, largest_centred};
+use crate::resize::fit_dimensions;
+use crate::Frame;
+use crate::ImagingError;
+use darkroom_core::recipe::Flip;
+use darkroom_core::recipe::{crop_spec, CropSpec};
+use darkroom_core::Operation;
+
+/// The size `ops` would make of an upright `width`×`height` photo, or the error the first
+/// operation that cannot run on it would report, with the same words as the real run. The
+/// original's coordinates are followed through a [`Frame`] as in the real run.
+pub fn dry_run(ops: &[Operation], width: u32, height: u32) -> Result<(u32, u32), ImagingError> {
+    let (original_width, original_height) = (width, height);
+    let mut frame = Frame::identity(width, height);
+    let (mut width, mut height) = (width, height);
+    for op in ops {
+        match op {
+            Operation::Thumbnail { size } => {
+                let (new_width, new_height) = fit_dimensions(width, height, *size);
+                frame =
+                    frame.scaled(f64::from(new_width) / f64::from(width), f64::from(new_height) / f64::from(height));
+                (width, height) = (new_width, new_height);
+            }
+            Operation::Crop { .. } => {
+                let spec = crop_spec(op, "crop").map_err(|e| ImagingError::op("crop", e.to_string()))?;
+                let region = match spec {
+                    CropSpec::Box(region) => region,
+                    CropSpec::Relative(relative) => relative.in_pixels(original_width, original_height),
+                    CropSpec::Aspect { width: aspect_w, height: aspect_h, .. } => {
+                        // Smart or centred, the box is the same size.
+                        let (new_width, new_height) = largest_centred(width, height, aspect_w, aspect_h);
+                        frame = frame
+                            .translated(-f64::from((width - new_width) / 2), -f64::from((height - new_height) / 2));
+                        (width, height) = (new_width, new_height);
+                        continue;
+                    }
+                };
+                crop_box_inside(&region, original_width, original_height)?;
+                let (x, y, new_width, new_height) = frame
+                    .map_region(region.x, region.y, region.width, region.height, width, height)
+                    .ok_or_else(|| ImagingError::op("crop", "an earlier operation already removed the whole box"))?;
+                frame = frame.translated(-f64::from(x), -f64::from(y));
+                (width, height) = (new_width, new_height);
+            }
+            Operation::Customize(settings) => {
+                if let Some(degrees) = settings.rotate {
+                    frame = frame.rotated_clockwise(degrees, width, height);
+                    if matches!(degrees, 90 | 270) {
+                        (width, height) = (height, width);
+                    }
+                }
+                match settings.flip {
+                    Some(Flip::Horizontal) => frame = frame.flipped_horizontally(width),
+                    Some(Flip::Vertical) => frame = frame.flipped_vertically(height),
+                    None => {}
+                }
+                if let Some(border) = &settings.border {
+                    let grown = |side: u32| side.checked_add(border.width.saturating_mul(2));
+                    let (Some(new_width), Some(new_height)) = (grown(width), grown(height)) else {
+                        return Err(ImagingError::op("customize", "border makes the image too large"));
+                    };
+                    crate::adjust::check_bordered_size(new_width, new_height)?;
+                    frame = frame.translated(f64::from(border.width), f64::from(border.width));
+                    (width, height) = (new_width, new_height);
+                }
+            }
+            Operation::Recolor { .. } | Operation::Redeye { .. } | Operation::WhitenTeeth { .. } => {}
+        }
+    }
+    Ok((width, height))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{apply_ops, Photo};
+    use darkroom_core::Recipe;
+
+    fn ops(json: &str) -> Vec<Operation> {
+        Recipe::from_json(&format!(r#"{{"ops":[{json}]}}"#)).expect("valid recipe").ops
+    }
+
+    fn real_run(ops: &[Operation], width: u32, height: u32) -> Result<(u32, u32), ImagingError> {
+        let image = image::DynamicImage::ImageRgb8(image::RgbImage::new(width, height));
+        apply_ops(Photo::new(image, None), ops).map(|photo| (photo.width(), photo.height()))
+    }
+
+    #[test]
+    fn a_box_drawn_on_a_large_photo_fails_on_a_small_one_with_the_real_runs_words() {
+        let recipe = ops(r#"{"op":"crop","x":1200,"y":800,"width":600,"height":400}"#);
+        assert_eq!(dry_run(&recipe, 2560, 1920).expect("fits"), (600, 400));
+        let dry = dry_run(&recipe, 512, 384).expect_err("outside");
+        let real = real_run(&recipe, 512, 384).expect_err("outside");
+        assert_eq!(dry.to_string(), real.to_string());
+    }
+
+    #[test]
+    fn sizes_follow_the_real_run_for_crops_turns_resizes_and_borders() {
+        let recipes = [
+            r#"{"op":"crop","aspect":"4:3"},{"op":"thumbnail","size":300}"#,
+            r##"{"op":"customize","rotate":90},{"op":"thumbnail","size":200},{"op":"customize","border":{"width":7,"color":"#ffffff"}}"##,
+            r#"{"op":"crop","relative":{"x":0.1,"y":0.2,"width":0.5,"height":0.5}},{"op":"recolor","mode":"grayscale"}"#,
+            r#"{"op":"thumbnail","size":100},{"op":"crop","x":10,"y":10,"width":300,"height":200}"#,
+            r#"{"op":"customize","rotate":270,"flip":"horizontal"},{"op":"crop","x":33,"y":20,"width":100,"height":70},{"op":"thumbnail","size":50}"#,
+        ];
+        for json in recipes {
+            for (width, height) in [(640, 480), (480, 640), (333, 333)] {
+                let recipe = ops(json);
+                assert_eq!(
+                    dry_run(&recipe, width, height).ok(),
+                    real_run(&recipe, width, height).ok(),
+                    "{json} on {width}×{height}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_border_that_would_grow_a_large_photo_past_the_limit_fails() {
+        let recipe = ops(r##"{"op":"customize","border":{"width":2000,"color":"#000000"}}"##);
+        assert!(dry_run(&recipe, 1000, 1000).is_ok());
+        let error = dry_run(&recipe, 12_000, 12_000).expect_err("too large");
+        assert!(error.to_string().contains("over the limit"), "{error}");
+    }
+}
