@@ -33,7 +33,7 @@ pub struct JobManifest {
     pub name: Option<String>,
 }
 
-/// The longest job name kept, in characters.
+/// The longest job name taken, in characters.
 pub const MAX_JOB_NAME_CHARS: usize = 120;
 
 /// A job name as given, made display text: control characters dropped, whitespace runs

@@ -67,6 +67,19 @@ fn callback_url_from(state: &AppState, intake: &Intake) -> Result<Option<String>
     Ok(Some(url.to_string()))
 }
 
+/// The job's name, from the optional `name` part: one line of display text, refused when
+/// longer than its limit (the page's field stops there; an API client learns it here).
+fn name_from(intake: &Intake) -> Result<Option<String>, ApiError> {
+    let Some(text) = intake.fields.get("name") else { return Ok(None) };
+    if text.chars().count() > darkroom_core::job::MAX_JOB_NAME_CHARS {
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidRequest,
+            format!("name: at most {} characters", darkroom_core::job::MAX_JOB_NAME_CHARS),
+        ));
+    }
+    Ok(darkroom_core::job::clean_job_name(text))
+}
+
 fn nothing_acceptable(intake: &Intake) -> ApiError {
     let reasons: Vec<String> = intake.rejected.iter().map(|r| format!("{}: {}", r.name, r.error.message)).collect();
     let message = if reasons.is_empty() {
@@ -106,6 +119,10 @@ pub async fn create(
             return Err(error);
         }
     };
+    if let Err(error) = name_from(&intake) {
+        intake.discard().await;
+        return Err(error);
+    }
     if intake.accepted.is_empty() {
         intake.discard().await;
         return Err(nothing_acceptable(&intake));
@@ -119,7 +136,7 @@ pub async fn create(
         recipe,
         callback_url,
         tenant: Some(tenant),
-        name: intake.fields.get("name").and_then(|text| darkroom_core::job::clean_job_name(text)),
+        name: name_from(&intake).ok().flatten(),
     };
     // From here on the job is created whole or not at all, whatever becomes of the request.
     let committing = state.clone();

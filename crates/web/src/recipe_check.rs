@@ -101,6 +101,19 @@ pub async fn check_recipe(state: web::Data<AppState>, body: web::Json<CheckBody>
             format!("photos: at most {MAX_CHECKED} in one check; send them in parts"),
         ));
     }
+    if let Some(bad) =
+        photos.iter().find(|photo| photo.width == 0 || photo.height == 0 || photo.name.chars().count() > 1024)
+    {
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidRequest,
+            format!(
+                "photos: each needs a width and a height of at least 1 and a name of at most 1024 characters ({:?} has {}×{})",
+                bad.name.chars().take(64).collect::<String>(),
+                bad.width,
+                bad.height
+            ),
+        ));
+    }
     let photos: Vec<PhotoCheck> = photos.into_iter().map(|photo| check(&state, &recipe, photo)).collect();
     let failing = photos.iter().filter(|photo| !photo.ok).count();
     Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(CheckReply { photos, failing }))
