@@ -22,7 +22,7 @@ function card(photo) {
   // Until it has a result, a photo shows a small copy of its original under its state.
   const box = thumb && result
     ? el("button", { type: "button", class: "thumb", "aria-label": `Compare ${photo.name} before and after` }, el("img", { loading: "lazy", decoding: "async", alt: "", draggable: "false", src: thumb.url }))
-    : el("div", { class: "thumb" }, el("img", { class: "original", loading: "lazy", decoding: "async", alt: "", draggable: "false", src: photo.original_thumb_url }), el("span", { class: "placeholder" }, label(photo)));
+    : el("div", { class: "thumb" }, photo.original_thumb_url && !noCopy.has(photo.id) ? el("img", { class: "original", loading: "lazy", decoding: "async", alt: "", draggable: "false", src: photo.original_thumb_url }) : null, el("span", { class: "placeholder" }, label(photo)));
   const node = el("article", { class: `card state-${photo.state} stage-${photo.stage || "none"}`, "data-photo-id": photo.id }, box,
     el("div", { class: "meta" }, el("span", { class: "name", title: photo.name }, photo.name), el("span", { class: `badge state-${photo.state}` }, label(photo))));
   if (photo.work_ms != null) node.append(el("p", { class: "took muted", title: "Time spent processing this photo (not the time it waited)" }, `processed in ${durationWords(photo.work_ms)}`));
@@ -31,6 +31,25 @@ function card(photo) {
     node.append(el("p", { class: "links" }, el("a", { href: result.url }, "Result"), " · ", el("a", { href: photo.original_url }, "Original"), " · ", el("a", { href: result.url + "?download=1" }, "Download")));
   }
   return node;
+}
+
+// Photos whose original has no copy (too large to copy here, or the server kept refusing):
+// their cards show the state in words without asking again at every update.
+const noCopy = new Set();
+
+// A copy that did not load is asked for again twice, a few seconds apart (the server may be
+// busy: 429), then given up for this page.
+function copyFailed(img) {
+  const tries = Number(img.dataset.tries || 0);
+  const card = img.closest("article");
+  if (tries >= 2) {
+    if (card) noCopy.add(card.getAttribute("data-photo-id"));
+    img.remove();
+    return;
+  }
+  img.dataset.tries = String(tries + 1);
+  const src = img.src.split("?")[0];
+  setTimeout(() => { img.src = `${src}?try=${tries + 1}`; }, (2000 + Math.random() * 2000) * (tries + 1));
 }
 
 // Milliseconds in words, as the server-rendered page says them (pages.rs duration_words).
@@ -72,7 +91,7 @@ function openReprocessMany(scope) {
   const count = scope === "failed" ? c.failed : latestView.photos.length;
   document.getElementById("reprocess-dialog-hint").textContent = scope === "failed"
     ? `The ${count} failed photo${count === 1 ? "" : "s"} start again with the recipe below.`
-    : `All ${count} photo${count === 1 ? "" : "s"} of this job are processed again with the recipe below; each keeps its current result until the new one is ready.`;
+    : `All ${count} photo${count === 1 ? "" : "s"} of this job are processed again with the recipe below; each shows its new result once it is ready.`;
   document.getElementById("reprocess-send").textContent = scope === "failed" ? `Retry ${count} failed photo${count === 1 ? "" : "s"}` : `Reprocess ${count} photo${count === 1 ? "" : "s"}`;
   dialog.append(document.getElementById("reprocess"));
   document.getElementById("reprocess-status").textContent = "";
@@ -267,16 +286,12 @@ function setup() {
     });
   }
   // A copy of an original that cannot be made (too large, busy) leaves the state in words.
-  // A busy server (429) is asked again twice, a few seconds apart.
-  document.getElementById("photos").addEventListener("error", (event) => {
-    const img = event.target;
-    if (!img.matches || !img.matches("img.original")) return;
-    const tries = Number(img.dataset.tries || 0);
-    if (tries >= 2) { img.remove(); return; }
-    img.dataset.tries = String(tries + 1);
-    const src = img.src;
-    setTimeout(() => { img.src = `${src.split("?")[0]}?try=${tries + 1}`; }, 3000 * (tries + 1));
+  const grid = document.getElementById("photos");
+  grid.addEventListener("error", (event) => {
+    if (event.target.matches && event.target.matches("img.original")) copyFailed(event.target);
   }, true);
+  // Copies on the server-rendered page that failed before this script ran.
+  for (const img of grid.querySelectorAll("img.original")) if (img.complete && !img.naturalWidth && img.getAttribute("src")) copyFailed(img);
   const reprocessOpen = document.getElementById("reprocess-open");
   if (reprocessOpen) {
     reprocessOpen.addEventListener("click", () => { reprocessScope = "photo"; openReprocess(); });

@@ -62,9 +62,16 @@ function check(file, index) {
 // Files refused here, before any was sent, told to the server with the job's first batch so
 // that the job page lists them with the ones the server refused.
 function refusedHere() {
-  // At most 100, kept short: the server takes text parts of up to 64 KiB.
-  return chosen.filter((e) => e.state === "rejected" && e.refusedHere).slice(0, 100)
-    .map((e) => ({ name: displayName(e.file.name).slice(0, 120), code: e.refusedHere, message: e.reason.slice(0, 200) }));
+  // Kept within 48 KiB as sent (the server leaves out a part over 64 KiB).
+  const told = [];
+  let bytes = 2;
+  for (const e of chosen.filter((e) => e.state === "rejected" && e.refusedHere)) {
+    const entry = { name: displayName(e.file.name).slice(0, 120), code: e.refusedHere, message: e.reason.slice(0, 200) };
+    bytes += new TextEncoder().encode(JSON.stringify(entry)).length + 1;
+    if (bytes > 48 * 1024) break;
+    told.push(entry);
+  }
+  return told;
 }
 
 // The same file chosen twice is listed once. Name and size tell it (browsers stamp files
@@ -318,19 +325,59 @@ function setupDrawing() {
 
 // ---- the recipe tried on every photo's size -------------------------------------------
 
-// Each photo's upright size, from its header: the browser reads it without decoding the
-// pixels (an image not attached to the page is decoded only when drawn). null when the
-// browser cannot read the format (HEIC, TIFF): the server judges those at upload.
-function sizeOf(entry) {
-  if (entry.size !== undefined) return Promise.resolve(entry.size);
-  return new Promise((resolve) => {
-    const image = new Image();
-    const url = URL.createObjectURL(entry.file);
-    const done = (size) => { URL.revokeObjectURL(url); entry.size = size; resolve(size); };
-    image.onload = () => done(image.naturalWidth && image.naturalHeight ? { width: image.naturalWidth, height: image.naturalHeight } : null);
-    image.onerror = () => done(null);
-    image.src = url;
-  });
+// Each photo's upright size, read from the first 256 KiB of the file (the header; never the
+// whole file): JPEG (its frame header, and the EXIF orientation that turns it), PNG, GIF and
+// WebP. null when the header is not there or the format is another (HEIC, TIFF): the server
+// judges those at upload.
+const HEAD_BYTES = 256 * 1024;
+async function sizeOf(entry) {
+  if (entry.size !== undefined) return entry.size;
+  let size = null;
+  try { size = headerSize(new DataView(await entry.file.slice(0, HEAD_BYTES).arrayBuffer())); } catch (_) { size = null; }
+  entry.size = size;
+  return size;
+}
+
+function headerSize(v) {
+  const ascii = (at, text) => at + text.length <= v.byteLength && [...text].every((c, i) => v.getUint8(at + i) === c.charCodeAt(0));
+  if (v.byteLength >= 24 && v.getUint32(0) === 0x89504e47) return { width: v.getUint32(16), height: v.getUint32(20) };
+  if (ascii(0, "GIF8") && v.byteLength >= 10) return { width: v.getUint16(6, true), height: v.getUint16(8, true) };
+  if (ascii(0, "RIFF") && ascii(8, "WEBP") && v.byteLength >= 30) {
+    if (ascii(12, "VP8X")) return { width: 1 + (v.getUint32(24, true) & 0xffffff), height: 1 + (v.getUint32(27, true) & 0xffffff) };
+    if (ascii(12, "VP8L")) { const b = v.getUint32(21, true); return { width: 1 + (b & 0x3fff), height: 1 + ((b >>> 14) & 0x3fff) }; }
+    if (ascii(12, "VP8 ")) return { width: v.getUint16(26, true) & 0x3fff, height: v.getUint16(28, true) & 0x3fff };
+    return null;
+  }
+  if (v.byteLength < 4 || v.getUint16(0) !== 0xffd8) return null;
+  // JPEG: walk the segments to the frame header, noting the EXIF orientation on the way.
+  let at = 2, turned = false;
+  while (at + 9 < v.byteLength) {
+    if (v.getUint8(at) !== 0xff) return null;
+    const marker = v.getUint8(at + 1);
+    if (marker === 0xff) { at++; continue; }
+    const length = v.getUint16(at + 2);
+    if (marker === 0xe1 && ascii(at + 4, "Exif\0\0")) turned = exifTurns(v, at + 10, Math.min(v.byteLength, at + 2 + length));
+    if (marker >= 0xc0 && marker <= 0xcf && ![0xc4, 0xc8, 0xcc].includes(marker)) {
+      const height = v.getUint16(at + 5), width = v.getUint16(at + 7);
+      return turned ? { width: height, height: width } : { width, height };
+    }
+    at += 2 + length;
+  }
+  return null;
+}
+
+// Whether a JPEG's EXIF orientation (TIFF header at `start`) turns it by 90° or 270°.
+function exifTurns(v, start, end) {
+  if (start + 8 > end) return false;
+  const little = v.getUint16(start) === 0x4949;
+  const ifd = start + v.getUint32(start + 4, little);
+  if (ifd + 2 > end) return false;
+  const count = v.getUint16(ifd, little);
+  for (let i = 0; i < count && ifd + 2 + 12 * (i + 1) <= end; i++) {
+    const tag = ifd + 2 + 12 * i;
+    if (v.getUint16(tag, little) === 0x0112) return v.getUint16(tag + 8, little) >= 5;
+  }
+  return false;
 }
 
 async function sizesOf(entries) {
@@ -358,17 +405,28 @@ async function checkRecipe() {
   if (!recipe || !recipe.ops.length || !entries.length) { line.hidden = true; return; }
   const sizes = await sizesOf(entries);
   if (run !== recipeCheck.run) return; // the recipe or the selection changed meanwhile
-  const known = entries.map((entry, i) => ({ entry, size: sizes[i] })).filter((k) => k.size);
+  const known = entries.map((entry, i) => ({ entry, size: sizes[i] })).filter((k) => k.size && k.size.width && k.size.height);
   if (!known.length) { line.hidden = true; return; }
-  let reply;
-  try {
-    reply = await fetch("/api/v1/recipes/check", {
-      method: "POST", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ recipe, photos: known.map((k) => ({ name: displayName(k.entry.file.name), width: k.size.width, height: k.size.height })) }),
-    });
-  } catch (_) { return; } // the upload will say
-  if (run !== recipeCheck.run || !reply.ok) return;
-  const { photos } = await reply.json();
+  // Sizes only (the answers come back in order), in parts well under the server's body limit.
+  const photos = [];
+  for (let from = 0; from < known.length; from += 2000) {
+    const part = known.slice(from, from + 2000);
+    let reply;
+    try {
+      reply = await fetch("/api/v1/recipes/check", {
+        method: "POST", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ recipe, photos: part.map((k) => ({ name: "", width: k.size.width, height: k.size.height })) }),
+      });
+    } catch (_) { reply = null; }
+    if (run !== recipeCheck.run) return;
+    if (!reply || !reply.ok) {
+      line.hidden = false;
+      line.className = "status-line";
+      line.textContent = "The recipe could not be tried on the photos' sizes just now; the upload will say if it fails for any.";
+      return;
+    }
+    photos.push(...(await reply.json()).photos);
+  }
   const failing = [];
   known.forEach((k, i) => {
     const result = photos[i];
@@ -586,7 +644,7 @@ async function showMyJobs() {
   const list = $("my-jobs-list");
   const when = (iso) => new Date(iso).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
   list.replaceChildren(...jobs.map((j) => el("li", { class: "my-job" },
-    j.thumbnail_url ? el("img", { src: j.thumbnail_url, alt: "", loading: "lazy", width: 48, height: 48 }) : el("span", { class: "my-job-blank", "aria-hidden": "true" }),
+    j.thumbnail_url ? el("img", { src: j.thumbnail_url, alt: "", loading: "lazy", width: 48, height: 48, onerror: (e) => e.target.replaceWith(el("span", { class: "my-job-blank", "aria-hidden": "true" })) }) : el("span", { class: "my-job-blank", "aria-hidden": "true" }),
     el("a", { href: j.url }, `${j.name ? `${j.name} · ` : ""}${j.photos} photo${j.photos === 1 ? "" : "s"} · ${when(j.created_at)}`),
     el("span", { class: `badge state-${j.state}` }, j.state),
     el("span", { class: "muted" }, `${j.counts.done} done${j.counts.failed ? ` · ${j.counts.failed} failed` : ""} · ${ago(j.created_at)}`))));

@@ -36,9 +36,13 @@ pub struct JobManifest {
 /// The longest job name taken, in characters.
 pub const MAX_JOB_NAME_CHARS: usize = 120;
 
-/// A job name as given, made display text: control characters dropped, whitespace runs
+/// A job name as given, made display text: control and format characters dropped, whitespace runs
 /// made one space, trimmed, cut at [`MAX_JOB_NAME_CHARS`]; `None` when nothing is left.
 pub fn clean_job_name(text: &str) -> Option<String> {
+    // Format characters (bidi overrides, zero-width ones) could make a name read as another.
+    let hidden =
+        |c: char| matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}');
+    let text: String = text.chars().filter(|c| !hidden(*c)).collect();
     let words: Vec<&str> =
         text.split(|c: char| c.is_whitespace() || c.is_control()).filter(|w| !w.is_empty()).collect();
     let joined: String = words.join(" ").chars().filter(|c| !c.is_control()).take(MAX_JOB_NAME_CHARS).collect();
@@ -216,8 +220,8 @@ pub struct RejectedFile {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RejectedBatch {
     pub v: u32,
-    /// The batch's own id: its Idempotency-Key's digest where it had one, so a retried
-    /// batch rewrites its record instead of adding a second.
+    /// The batch's own id: its first photo's id where it took one (a batch rolled forward
+    /// after a lost reply rewrites the same record), else a generated one.
     pub id: String,
     pub at: u64,
     pub files: Vec<RejectedFile>,
@@ -283,6 +287,7 @@ mod tests {
         assert_eq!(clean_job_name("  Sofia's\n\twedding  "), Some("Sofia's wedding".to_owned()));
         assert_eq!(clean_job_name("a\u{0}b"), Some("a b".to_owned()));
         assert_eq!(clean_job_name(" \r\n "), None);
+        assert_eq!(clean_job_name("gnp.\u{202E}exe"), Some("gnp.exe".to_owned()));
         assert_eq!(clean_job_name(&"é".repeat(500)).map(|n| n.chars().count()), Some(MAX_JOB_NAME_CHARS));
     }
 

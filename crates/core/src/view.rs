@@ -74,8 +74,10 @@ pub struct PhotoView {
     pub outputs: Vec<OutputView>,
     pub original_url: String,
     /// A small JPEG of the original, upright and without its metadata, rendered on demand:
-    /// what the job page shows while the photo has no result yet.
-    pub original_thumb_url: String,
+    /// what the job page shows while the photo has no result yet. Absent for a photo that
+    /// failed by crashing or outlasting workers (the web process does not decode it again).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub original_thumb_url: Option<String>,
     /// When the photo's state last changed (ms since the epoch): its latest event, or its upload.
     pub updated_at: u64,
     /// When the photo was uploaded (ms since the epoch).
@@ -132,6 +134,13 @@ pub struct JobView {
 
 /// The name under a photo's address of the small copy of its original (`original_thumb_url`).
 pub const ORIGINAL_THUMB: &str = "original-thumb";
+
+/// Whether the photo failed in a way that suggests decoding it is dangerous: it crashed or
+/// outlasted the workers' time budgets in every attempt.
+fn made_workers_give_up(state: PhotoState, error: Option<&PhotoError>) -> bool {
+    state == PhotoState::Failed
+        && error.is_some_and(|error| matches!(error.code, crate::ErrorCode::GaveUp | crate::ErrorCode::TimedOut))
+}
 
 pub fn photo_url(job: &JobId, photo: &PhotoId, name: &str) -> String {
     format!("/jobs/{job}/photos/{photo}/{name}")
@@ -199,7 +208,8 @@ pub fn assemble(job: &JobManifest, photos: Vec<(PhotoManifest, Option<EventDoc>)
             };
             PhotoView {
                 original_url: photo_url(&job.id, &manifest.id, "original"),
-                original_thumb_url: photo_url(&job.id, &manifest.id, ORIGINAL_THUMB),
+                original_thumb_url: (!made_workers_give_up(state, event.error.as_ref()))
+                    .then(|| photo_url(&job.id, &manifest.id, ORIGINAL_THUMB)),
                 id: manifest.id,
                 name: manifest.name,
                 state,

@@ -10,12 +10,22 @@ use crate::Frame;
 use crate::ImagingError;
 use darkroom_core::recipe::Flip;
 use darkroom_core::recipe::{crop_spec, CropSpec};
-use darkroom_core::Operation;
+use darkroom_core::{Operation, OutputFormat, Recipe};
 
 /// The size `ops` would make of an upright `width`×`height` photo, or the error the first
 /// operation that cannot run on it would report, with the same words as the real run. The
 /// original's coordinates are followed through a [`Frame`] as in the real run.
-pub fn dry_run(ops: &[Operation], width: u32, height: u32) -> Result<(u32, u32), ImagingError> {
+pub fn dry_run(recipe: &Recipe, width: u32, height: u32) -> Result<(u32, u32), ImagingError> {
+    let (width, height) = follow_ops(&recipe.ops, width, height)?;
+    // The encoder's own limit: WebP holds sides of up to 16,383 px (the upload's limits let
+    // larger photos in).
+    if recipe.format == OutputFormat::Webp {
+        crate::webp::check_size(width, height)?;
+    }
+    Ok((width, height))
+}
+
+fn follow_ops(ops: &[Operation], width: u32, height: u32) -> Result<(u32, u32), ImagingError> {
     let (original_width, original_height) = (width, height);
     let mut frame = Frame::identity(width, height);
     let (mut width, mut height) = (width, height);
@@ -33,7 +43,8 @@ pub fn dry_run(ops: &[Operation], width: u32, height: u32) -> Result<(u32, u32),
                     CropSpec::Box(region) => region,
                     CropSpec::Relative(relative) => relative.in_pixels(original_width, original_height),
                     CropSpec::Aspect { width: aspect_w, height: aspect_h, .. } => {
-                        // Smart or centred, the box is the same size.
+                        // Smart or centred, the box is the same size; where a smart one
+                        // lands depends on the faces, so a later box is mapped as if centred.
                         let (new_width, new_height) = largest_centred(width, height, aspect_w, aspect_h);
                         frame = frame
                             .translated(-f64::from((width - new_width) / 2), -f64::from((height - new_height) / 2));
@@ -82,18 +93,18 @@ mod tests {
     use crate::{apply_ops, Photo};
     use darkroom_core::Recipe;
 
-    fn ops(json: &str) -> Vec<Operation> {
-        Recipe::from_json(&format!(r#"{{"ops":[{json}]}}"#)).expect("valid recipe").ops
+    fn recipe(json: &str) -> Recipe {
+        Recipe::from_json(&format!(r#"{{"ops":[{json}]}}"#)).expect("valid recipe")
     }
 
-    fn real_run(ops: &[Operation], width: u32, height: u32) -> Result<(u32, u32), ImagingError> {
+    fn real_run(recipe: &Recipe, width: u32, height: u32) -> Result<(u32, u32), ImagingError> {
         let image = image::DynamicImage::ImageRgb8(image::RgbImage::new(width, height));
-        apply_ops(Photo::new(image, None), ops).map(|photo| (photo.width(), photo.height()))
+        apply_ops(Photo::new(image, None), &recipe.ops).map(|photo| (photo.width(), photo.height()))
     }
 
     #[test]
     fn a_box_drawn_on_a_large_photo_fails_on_a_small_one_with_the_real_runs_words() {
-        let recipe = ops(r#"{"op":"crop","x":1200,"y":800,"width":600,"height":400}"#);
+        let recipe = recipe(r#"{"op":"crop","x":1200,"y":800,"width":600,"height":400}"#);
         assert_eq!(dry_run(&recipe, 2560, 1920).expect("fits"), (600, 400));
         let dry = dry_run(&recipe, 512, 384).expect_err("outside");
         let real = real_run(&recipe, 512, 384).expect_err("outside");
@@ -111,7 +122,7 @@ mod tests {
         ];
         for json in recipes {
             for (width, height) in [(640, 480), (480, 640), (333, 333)] {
-                let recipe = ops(json);
+                let recipe = recipe(json);
                 assert_eq!(
                     dry_run(&recipe, width, height).ok(),
                     real_run(&recipe, width, height).ok(),
@@ -122,8 +133,19 @@ mod tests {
     }
 
     #[test]
+    fn a_panorama_too_wide_for_webp_fails_only_as_webp() {
+        let jpeg = Recipe::from_json(r#"{"ops":[{"op":"recolor","mode":"grayscale"}]}"#).expect("valid");
+        let webp =
+            Recipe::from_json(r#"{"ops":[{"op":"recolor","mode":"grayscale"}],"format":"webp"}"#).expect("valid");
+        assert!(dry_run(&jpeg, 20_000, 5_000).is_ok());
+        let error = dry_run(&webp, 20_000, 5_000).expect_err("too wide for WebP");
+        assert!(error.to_string().contains("larger than WebP allows"), "{error}");
+        assert!(dry_run(&webp, 16_000, 5_000).is_ok());
+    }
+
+    #[test]
     fn a_border_that_would_grow_a_large_photo_past_the_limit_fails() {
-        let recipe = ops(r##"{"op":"customize","border":{"width":2000,"color":"#000000"}}"##);
+        let recipe = recipe(r##"{"op":"customize","border":{"width":2000,"color":"#000000"}}"##);
         assert!(dry_run(&recipe, 1000, 1000).is_ok());
         let error = dry_run(&recipe, 12_000, 12_000).expect_err("too large");
         assert!(error.to_string().contains("over the limit"), "{error}");

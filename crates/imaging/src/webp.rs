@@ -11,12 +11,21 @@ use image::DynamicImage;
 const MAX_SIDE: u32 = 16_383;
 const ICC_FLAG: u8 = 0x20;
 
+/// WebP cannot hold an image with a side over [`MAX_SIDE`].
+pub(crate) fn check_size(width: u32, height: u32) -> Result<(), ImagingError> {
+    if width > MAX_SIDE || height > MAX_SIDE {
+        return Err(ImagingError::Encode {
+            format: "webp",
+            message: format!("{width}×{height} is larger than WebP allows ({MAX_SIDE} px a side)"),
+        });
+    }
+    Ok(())
+}
+
 pub fn encode_lossy(image: &DynamicImage, quality: u8, icc_profile: Option<&[u8]>) -> Result<Vec<u8>, ImagingError> {
     let failed = |message: String| ImagingError::Encode { format: "webp", message };
     let (width, height) = (image.width(), image.height());
-    if width > MAX_SIDE || height > MAX_SIDE {
-        return Err(failed(format!("{width}×{height} is larger than WebP allows ({MAX_SIDE} px a side)")));
-    }
+    check_size(width, height)?;
     let quality = f32::from(quality.clamp(1, 100));
     let encoded = match image {
         DynamicImage::ImageRgba8(rgba) => {

@@ -16,13 +16,17 @@ use darkroom_core::keys::{self, PhotoKey};
 use darkroom_core::{EventDoc, JobId, JobManifest, JobView, PhotoId, PhotoManifest, RejectedBatch, RejectedFile};
 use darkroom_store::json::get_json;
 use darkroom_store::ObjectMeta;
-use futures::{StreamExt, TryStreamExt};
+use futures::{StreamExt, TryFutureExt, TryStreamExt};
 use serde::de::DeserializeOwned;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Instant;
 
 const PARALLEL_READS: usize = 32;
+
+/// The most refused files a view lists (the oldest first): every live-stream message and
+/// webhook carries the view, so a job that was sent thousands of bad files stays small.
+const MAX_REJECTED_SHOWN: usize = 200;
 
 /// How long a job seen to exist is taken to exist by [`Jobs::job_exists`]: a deletion in
 /// another process stops its outputs being served within this.
@@ -31,6 +35,14 @@ const EXISTS_FOR: std::time::Duration = std::time::Duration::from_secs(5);
 /// Pages of changes one incremental read takes before it reads the job in full instead.
 const MAX_CHANGE_PAGES: usize = 4;
 const CHANGE_PAGE: usize = 1000;
+
+/// Whether a full read also reads the records of refused files (the job page shows them;
+/// the reconciler has no use for them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Notes {
+    Read,
+    Skip,
+}
 
 /// Each photo of a fold: its manifest and its latest event with the progress it stands for.
 type FoldedPhotos = BTreeMap<PhotoId, (PhotoManifest, Option<(Progress, EventDoc)>)>;
@@ -101,7 +113,7 @@ impl Folded {
     fn view(&self, job: &JobManifest) -> JobView {
         let pairs = self.photos.values().map(|(manifest, latest)| (manifest.clone(), latest.clone().map(|(_, e)| e)));
         let mut view = darkroom_core::view::assemble(job, pairs.collect());
-        view.rejected = self.rejected.values().flatten().cloned().collect();
+        view.rejected = self.rejected.values().flatten().take(MAX_REJECTED_SHOWN).cloned().collect();
         view
     }
 
@@ -250,7 +262,7 @@ impl Jobs {
     /// shared fold: for decisions that must see the store as it is now (the reconciler).
     pub async fn load_view_in_full(&self, job: &JobManifest) -> Result<JobView, JobsError> {
         let mut folded = Folded::default();
-        self.read_in_full(&job.id, &mut folded).await?;
+        self.read_in_full(&job.id, &mut folded, Notes::Skip).await?;
         Ok(folded.view(job))
     }
 
@@ -305,7 +317,7 @@ impl Jobs {
     async fn bring_up_to_date(&self, job: &JobId, folded: &mut Folded) -> Result<(), JobsError> {
         let full_read_due = folded.full_read_at.is_none_or(|at| at.elapsed() >= self.full_read_every);
         if full_read_due || !self.read_changes(job, folded).await? {
-            self.read_in_full(job, folded).await?;
+            self.read_in_full(job, folded, Notes::Read).await?;
             // What the log reported from shortly before the listing on may be newer than
             // what the listing saw: fold it in again, so the view never steps back.
             self.read_changes(job, folded).await?;
@@ -315,9 +327,15 @@ impl Jobs {
 
     /// Folds the job from its per-photo documents: one listing, and the documents not read
     /// before.
-    async fn read_in_full(&self, job: &JobId, folded: &mut Folded) -> Result<(), JobsError> {
+    async fn read_in_full(&self, job: &JobId, folded: &mut Folded, notes: Notes) -> Result<(), JobsError> {
         let started = darkroom_core::now_millis();
-        let listed = self.store.list(&keys::photos_prefix(job)).await?;
+        let photos_prefix = keys::photos_prefix(job);
+        let (listed, rejected) = futures::try_join!(self.store.list(&photos_prefix).err_into::<JobsError>(), async {
+            match notes {
+                Notes::Read => self.rejected_files(job).await.map(Some),
+                Notes::Skip => Ok(None),
+            }
+        })?;
         let photos = index_photo_keys(job, listed);
         let pairs: Vec<(PhotoManifest, Option<(Progress, EventDoc)>)> =
             futures::stream::iter(photos.into_iter().filter(|(_, keys)| keys.has_manifest))
@@ -334,14 +352,7 @@ impl Jobs {
                 .await?;
         let photos: FoldedPhotos =
             pairs.into_iter().map(|(manifest, latest)| (manifest.id.clone(), (manifest, latest))).collect();
-        let rejected_keys = self.store.list(&keys::rejected_prefix(job)).await?;
-        let rejected: BTreeMap<(u64, String), Vec<RejectedFile>> = futures::stream::iter(rejected_keys)
-            .map(|object| async move { self.immutable_doc::<RejectedBatch>(&object.key).await })
-            .buffer_unordered(PARALLEL_READS)
-            .map_ok(|batch| ((batch.at, batch.id), batch.files))
-            .try_collect()
-            .await?;
-        if rejected != folded.rejected {
+        if let Some(rejected) = rejected.filter(|rejected| *rejected != folded.rejected) {
             folded.version = next_version();
             folded.rejected = rejected;
         }
@@ -362,6 +373,28 @@ impl Jobs {
         folded.newest = folded.newest.max(started);
         folded.full_read_at = Some(Instant::now());
         Ok(())
+    }
+
+    /// The records of files the job's uploads left out. One that cannot be read (gone since
+    /// the listing, or written by a newer version) is skipped: a note must not cost the job
+    /// its view. An outage is an error like any other read's.
+    async fn rejected_files(&self, job: &JobId) -> Result<BTreeMap<(u64, String), Vec<RejectedFile>>, JobsError> {
+        let listed = self.store.list(&keys::rejected_prefix(job)).await?;
+        let read: Vec<Option<RejectedBatch>> = futures::stream::iter(listed)
+            .map(|object| async move {
+                match self.immutable_doc::<RejectedBatch>(&object.key).await {
+                    Ok(batch) => Ok(Some(batch)),
+                    Err(JobsError::Store(error)) if error.is_retryable() => Err(JobsError::Store(error)),
+                    Err(error) => {
+                        tracing::warn!(job_id = %job, key = object.key, error.message = %error, "a record of refused files could not be read; skipped");
+                        Ok(None)
+                    }
+                }
+            })
+            .buffer_unordered(PARALLEL_READS)
+            .try_collect()
+            .await?;
+        Ok(read.into_iter().flatten().map(|batch| ((batch.at, batch.id), batch.files)).collect())
     }
 
     /// Folds in what the change log holds since the last read; `false` when there is too

@@ -303,7 +303,7 @@ mod tests {
             error: None,
             outputs: Vec::new(),
             original_url: String::new(),
-            original_thumb_url: String::new(),
+            original_thumb_url: None,
             updated_at: now - minutes_ago * 60_000,
             added_at: 0,
             work_ms: None,

@@ -242,7 +242,7 @@ pub struct ReprocessJobBody {
 }
 
 #[utoipa::path(post, path = "/api/v1/jobs/{job}/reprocess", tag = "jobs", summary = "Process the job's photos again with another recipe (owner)",
-    description = "Each photo chosen (`photos`: `all` or `failed`) starts a new attempt with the recipe; its earlier outputs stay until the new ones replace them.",
+    description = "Each photo chosen (`photos`: `all` or `failed`) starts a new attempt with the recipe and shows results again once it is done. Two requests that read the job in the same state (a double click, two tabs at once) start each photo once; a photo that cannot be started now is left as it was and logged, the others go on (503 only when none could be started).",
     params(("job" = JobId, Path, description = "The job id"), ("X-Owner-Token" = Option<String>, Header, description = "The owner token (or the owner cookie of the browser that created the job)")),
     request_body(content = ReprocessJobBody, content_type = "application/json"),
     responses(

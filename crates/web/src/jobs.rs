@@ -176,7 +176,7 @@ async fn commit_job(
         }
     };
     intake.commit();
-    let rejected = keep_rejected(&state, &job, &intake).await;
+    let rejected = keep_rejected(&state, &job, &intake, true).await;
     log_change(state.store.as_ref(), &job, &Change::Photos { photos: photo_manifests, rejected }).await;
     state.jobs.changed(&job);
     tracing::info!(job_id = %job, photos = intake.accepted.len(), rejected = intake.rejected.len(), "job created");
@@ -211,14 +211,18 @@ pub async fn add_photos(
     if intake.accepted.is_empty() {
         intake.discard().await;
         // The job page still lists what this batch left out, and why.
-        if let Some(rejected) = keep_rejected(state, job, &intake).await {
-            if matches!(state.jobs.load_job(job).await, Ok(None)) {
-                // Deleted meanwhile: its sweep may have passed already (see `commit_batch`).
-                let _ = state.store.delete(&keys::rejected_batch(job, &rejected.id)).await;
-                return Err(ApiError::not_found());
-            }
+        if let Some(rejected) = keep_rejected(state, job, &intake, false).await {
             log_change(state.store.as_ref(), job, &Change::Photos { photos: Vec::new(), rejected: Some(rejected) })
                 .await;
+            // Written, then looked (as `commit_batch` does): a job deleted meanwhile, whose sweep
+            // may have passed, loses what was just written. (Never on a failed look: that would
+            // remove a live job.)
+            if matches!(state.jobs.load_job(job).await, Ok(None)) {
+                if let Err(error) = delete_prefix(state.store.as_ref(), &keys::job_prefix(job)).await {
+                    tracing::error!(job_id = %job, error.message = %error, "could not remove a note written to a job deleted meanwhile; retention will");
+                }
+                return Err(ApiError::not_found());
+            }
             state.jobs.changed(job);
         }
         return Err(nothing_acceptable(&intake));
@@ -274,7 +278,7 @@ async fn commit_batch(
         }
     };
     intake.commit();
-    let rejected = keep_rejected(&state, job, &intake).await;
+    let rejected = keep_rejected(&state, job, &intake, false).await;
     log_change(state.store.as_ref(), job, &Change::Photos { photos: photo_manifests, rejected }).await;
     state.jobs.changed(job);
     tracing::info!(job_id = %job, photos = intake.accepted.len(), rejected = intake.rejected.len(), "photos added");
@@ -298,9 +302,18 @@ async fn commit_batch(
 /// after a reload too. Best effort: the photos taken matter more than the note of those not
 /// taken, so a failed write is logged and the upload goes on. Named after the batch's first
 /// photo where it has one (a batch rolled forward after a lost reply writes the same record).
-async fn keep_rejected(state: &AppState, job: &JobId, intake: &Intake) -> Option<darkroom_core::RejectedBatch> {
+async fn keep_rejected(
+    state: &AppState,
+    job: &JobId,
+    intake: &Intake,
+    creating: bool,
+) -> Option<darkroom_core::RejectedBatch> {
     let mut files = intake.rejected.clone();
-    files.extend(refused_by_the_browser(intake));
+    // The browser tells what it refused once, with the batch that creates the job: a later
+    // batch cannot add notes without files (a job's records stay bounded by its uploads).
+    if creating {
+        files.extend(refused_by_the_browser(intake));
+    }
     if files.is_empty() {
         return None;
     }
@@ -331,15 +344,19 @@ fn refused_by_the_browser(intake: &Intake) -> Vec<RejectedFile> {
         message: String,
     }
     let Some(text) = intake.fields.get("rejected") else { return Vec::new() };
-    let told: Vec<Told> = match serde_json::from_str(text) {
-        Ok(told) => told,
+    let entries: Vec<serde_json::Value> = match serde_json::from_str(text) {
+        Ok(entries) => entries,
         Err(error) => {
-            tracing::debug!(error.message = %error, "an unreadable \"rejected\" part was ignored");
+            tracing::info!(error.message = %error, "an unreadable \"rejected\" part was left out");
             return Vec::new();
         }
     };
-    told.into_iter()
+    // Each entry on its own: one the server cannot read (a code it does not know) is left
+    // out, not the whole list.
+    entries
+        .into_iter()
         .take(MAX_REFUSED_BY_THE_BROWSER)
+        .filter_map(|entry| serde_json::from_value::<Told>(entry).ok())
         .map(|told| {
             let message: String = told.message.chars().filter(|c| !c.is_control()).take(300).collect();
             RejectedFile {
@@ -422,8 +439,12 @@ pub enum ReprocessWhich {
     Failed,
 }
 
-/// Starts a new attempt with `recipe` for each photo `which` names; a photo another request
-/// restarted meanwhile is left to that attempt. Returns each photo started, with its attempt.
+/// Starts a new attempt with `recipe` for each photo `which` names. A photo whose next
+/// attempt another request started meanwhile (the same request sent twice, two tabs) is left
+/// to it, so a repeated request reprocesses nothing twice; a photo that cannot be started now
+/// is left out and counted, and the others go on. Runs apart from the request (`Commits`):
+/// a client that goes away cannot stop it between a photo's attempt and its message.
+/// Returns each photo started, with its attempt.
 pub async fn reprocess_many(
     state: &AppState,
     job: &JobManifest,
@@ -437,23 +458,41 @@ pub async fn reprocess_many(
         .filter(|photo| which == ReprocessWhich::All || photo.state == PhotoState::Failed)
         .map(|photo| (photo.id.clone(), photo.attempt))
         .collect();
-    let recipe = &recipe;
-    let started: Vec<Option<(PhotoId, u32)>> = futures::stream::iter(chosen)
-        .map(|(photo, current)| async move {
-            match state.jobs.start_attempt(job, &photo, current, recipe.clone(), None).await {
-                Ok(attempt) => {
-                    tracing::info!(job_id = %job.id, photo_id = %photo, attempt, "photo reprocessing");
-                    Ok(Some((photo, attempt)))
-                }
-                // The view can be a second old: another request restarted this photo meanwhile.
-                Err(darkroom_jobs::JobsError::AlreadyStarted) => Ok(None),
-                Err(error) => Err(ApiError::from(error)),
+    let (state, job) = (state.clone(), job.clone());
+    state
+        .commits
+        .clone()
+        .run(async move {
+            let (state, job, recipe) = (&state, &job, &recipe);
+            let outcomes: Vec<Result<Option<(PhotoId, u32)>, String>> = futures::stream::iter(chosen)
+                .map(|(photo, current)| async move {
+                    match state.jobs.restart_attempt(job, &photo, current, recipe.clone()).await {
+                        Ok(attempt) => Ok(Some((photo, attempt))),
+                        Err(darkroom_jobs::JobsError::AlreadyStarted) => Ok(None),
+                        Err(error) => {
+                            tracing::warn!(job_id = %job.id, photo_id = %photo, error.message = %error, "a photo could not be reprocessed; it keeps its state");
+                            Err(error.to_string())
+                        }
+                    }
+                })
+                .buffer_unordered(8)
+                .collect()
+                .await;
+            let started: Vec<(PhotoId, u32)> = outcomes.iter().filter_map(|o| o.as_ref().ok().cloned().flatten()).collect();
+            let failed: Vec<&String> = outcomes.iter().filter_map(|o| o.as_ref().err()).collect();
+            tracing::info!(job_id = %job.id, which = ?which, started = started.len(), left_to_others = outcomes.len() - started.len() - failed.len(), failed = failed.len(), "photos reprocessing");
+            metrics::counter!("darkroom_photos_reprocessed_total").increment(started.len() as u64);
+            match failed.first() {
+                // Nothing started and something failed: say why (the store or queue is down).
+                Some(first) if started.is_empty() => Err(ApiError::new(
+                    actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+                    ErrorCode::Unavailable,
+                    format!("no photo could be sent to work again ({first}); try again in a moment"),
+                )),
+                _ => Ok(started),
             }
         })
-        .buffer_unordered(8)
-        .try_collect()
-        .await?;
-    Ok(started.into_iter().flatten().collect())
+        .await
 }
 
 /// Deletes the job durably (see the jobs crate): answered once the deletion is recorded,

@@ -140,8 +140,11 @@ pub struct AppState {
     /// Previews rendered at once, and previews rendering or waiting to (see `preview`).
     pub preview_slots: Arc<tokio::sync::Semaphore>,
     pub preview_waiting: Arc<tokio::sync::Semaphore>,
-    /// Thumbnails of originals waiting for a render slot (see `original_thumb.rs`).
+    /// Copies of originals waiting for a render slot, the slots, and the copies made lately
+    /// (see `original_thumb.rs`).
     pub original_thumbs_waiting: Arc<tokio::sync::Semaphore>,
+    pub original_thumb_slots: Arc<tokio::sync::Semaphore>,
+    pub original_copies: Arc<original_thumb::Copies>,
     /// A private deployment's access keys (`--access-keys`); `None`: open to all.
     pub access_keys: Option<Arc<AccessKeys>>,
     /// Upload commits in flight, run apart from their requests.
@@ -241,6 +244,8 @@ impl AppState {
             seat_scans: Arc::default(),
             preview_slots: Arc::new(tokio::sync::Semaphore::new(preview_slots)),
             original_thumbs_waiting: Arc::new(tokio::sync::Semaphore::new(original_thumb::WAITING)),
+            original_thumb_slots: Arc::new(tokio::sync::Semaphore::new(preview_slots)),
+            original_copies: Arc::new(original_thumb::Copies::new(original_thumb::CACHED)),
             preview_waiting: Arc::new(tokio::sync::Semaphore::new(
                 preview_slots * (1 + preview::PREVIEW_WAITING_PER_SLOT),
             )),

@@ -73,7 +73,7 @@ pub async fn my_jobs(state: web::Data<AppState>, request: HttpRequest) -> Result
                     .iter()
                     .find_map(|photo| photo.output("thumb"))
                     .map(|thumb| thumb.url.clone())
-                    .or_else(|| view.photos.first().map(|photo| photo.original_thumb_url.clone())),
+                    .or_else(|| view.photos.first().and_then(|photo| photo.original_thumb_url.clone())),
             })
         })
         .buffered(4)

@@ -66,16 +66,14 @@ pub struct CreateJobForm {
     )]
     pub callback_url: Option<String>,
     /// What to call the job ("Sofia's wedding"): shown on its page and in My jobs; one line,
-    /// cut at 120 characters.
+    /// at most 120 characters (a longer one is refused).
     #[schema(max_length = 120, example = "Sofia's wedding")]
     pub name: Option<String>,
     /// Files the client refused before sending (not a photo, too large), as JSON
     /// `[{"name", "code", "message"}]`, so the job lists them with the ones the server
-    /// refused; display text only, at most 1000.
-    #[schema(
-        max_length = 65536,
-        example = r#"[{"name":"notes.txt","code":"unsupported_format","message":"not a photo"}]"#
-    )]
+    /// refused; display text only, at most 1000 entries, and only with the request that creates
+    /// the job. A part that cannot be read (over 64 KiB, not JSON) is left out, not refused.
+    #[schema(example = r#"[{"name":"notes.txt","code":"unsupported_format","message":"not a photo"}]"#)]
     pub rejected: Option<String>,
 }
 

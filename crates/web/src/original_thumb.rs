@@ -2,11 +2,13 @@
 //! job page shows every photo from the start — queued, cancelled and failed ones too — not
 //! blank tiles until a worker has made the result's thumbnail.
 //!
-//! Rendered on demand in the web process, nothing stored (a copy written beside the photo
-//! could outlive a deletion that swept past it). It is bounded like the preview, whose render
-//! slots it shares: originals up to the preview's size limits, and a thumbnail waits up to
-//! [`WAIT`] for a slot behind at most [`WAITING`] others, else 429 (the page then shows the
-//! photo's state in words). Only pixels leave: the copy is re-encoded upright, without the
+//! Rendered on demand in the web process and kept in a small in-process cache (nothing is
+//! stored: a copy written beside the photo could outlive a deletion that swept past it). It
+//! is bounded apart from the preview, so a page of thumbnails never delays a preview: render
+//! slots of its own (one per two CPUs), the original read only once a slot is held (memory
+//! stays at a few originals), originals up to the preview's limits, and a copy waits up to
+//! [`WAIT`] for a slot behind at most [`WAITING`] others, else 429 with Retry-After. Only
+//! pixels (and the colour profile) leave: the copy is re-encoded upright without the
 //! original's EXIF (its GPS position), so anyone with the job's link may see it, as they may
 //! see the result. The original never changes, so browsers keep the copy for good.
 
@@ -24,7 +26,13 @@ pub const LONG_SIDE: u32 = 320;
 const WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Thumbnails that may wait for a slot at once, per process (a page loads the ones in view).
-pub const WAITING: usize = 12;
+pub const WAITING: usize = 32;
+
+/// Copies kept in memory by one process (about 20 KiB each).
+pub const CACHED: usize = 1024;
+
+/// The copies this process made lately, by job and photo.
+pub type Copies = quick_cache::sync::Cache<(darkroom_core::JobId, PhotoId), bytes::Bytes>;
 
 #[utoipa::path(get, path = "/jobs/{job}/photos/{photo}/original-thumb", tag = "downloads", summary = "A small copy of the photo's original, upright, without metadata",
     description = "Rendered on demand (at most 320 px, JPEG) so a photo can be shown before it is processed; cached by the browser for good.",
@@ -58,23 +66,60 @@ pub async fn original_thumb(
             "thumbnails are busy on this server; try again in a moment",
         )
     };
-    let _waiting = state.original_thumbs_waiting.clone().try_acquire_owned().map_err(|_| busy())?;
+    let cache_key = (job.clone(), photo.clone());
+    let jpeg = match state.original_copies.get(&cache_key) {
+        Some(jpeg) => {
+            metrics::counter!("darkroom_original_thumbs_total", "result" => "cached").increment(1);
+            jpeg
+        }
+        None => {
+            let _waiting = state.original_thumbs_waiting.clone().try_acquire_owned().map_err(|_| busy())?;
+            let permit = match tokio::time::timeout(WAIT, state.original_thumb_slots.clone().acquire_owned()).await {
+                Ok(Ok(permit)) => permit,
+                _ => return Err(busy()),
+            };
+            let jpeg = render(&state, &job, &photo, permit).await?;
+            state.original_copies.insert(cache_key, jpeg.clone());
+            metrics::counter!("darkroom_original_thumbs_total", "result" => "rendered").increment(1);
+            jpeg
+        }
+    };
+    Ok(HttpResponse::Ok()
+        .content_type("image/jpeg")
+        .insert_header(("Cache-Control", "private, max-age=31536000, immutable"))
+        .insert_header(("ETag", etag))
+        .insert_header(("X-Content-Type-Options", "nosniff"))
+        .body(jpeg))
+}
+
+/// Reads the original (its slot held, so only a few are in memory at once) and renders the
+/// copy on a blocking thread.
+async fn render(
+    state: &AppState,
+    job: &darkroom_core::JobId,
+    photo: &PhotoId,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) -> Result<bytes::Bytes, ApiError> {
     let limits = crate::preview::preview_limits(state.settings.limits);
-    let key = keys::original(&job, &photo);
-    // Read only what a preview would take: the waiting copies stay within WAITING × 16 MiB.
+    let key = keys::original(job, photo);
+    let none = |why: &str| {
+        // Over the preview's limits (a 60 MP original), or not decodable here: the page shows
+        // the photo's state instead.
+        tracing::debug!(job_id = %job, photo_id = %photo, why, "no copy of this original");
+        metrics::counter!("darkroom_original_thumbs_total", "result" => "none").increment(1);
+        ApiError::not_found()
+    };
     match state.store.head(&key).await? {
         Some(meta) if meta.size <= limits.max_file_bytes => {}
-        _ => return Err(ApiError::not_found()),
+        Some(_) => return Err(none("over the preview's size limit")),
+        None => return Err(ApiError::not_found()),
     }
     let bytes = match state.store.get(&key).await {
         Ok(bytes) => bytes,
         Err(error) if error.is_not_found() => return Err(ApiError::not_found()),
         Err(error) => return Err(error.into()),
     };
-    let permit = match tokio::time::timeout(WAIT, state.preview_slots.clone().acquire_owned()).await {
-        Ok(Ok(permit)) => permit,
-        _ => return Err(busy()),
-    };
+    let started = std::time::Instant::now();
     let rendered = tokio::task::spawn_blocking(move || {
         let _permit = permit;
         let decoded = decode_at_least(&bytes, DecodeLimits::from(limits), LONG_SIDE)?;
@@ -84,21 +129,9 @@ pub async fn original_thumb(
     })
     .await
     .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, "the thumbnail failed"))?;
-    let jpeg = match rendered {
-        Ok(jpeg) => jpeg,
-        Err(error) => {
-            // Over the preview's limits (a 60 MP original), or a format only the workers read:
-            // the page shows the photo's state instead.
-            tracing::info!(job_id = %job, photo_id = %photo, error.message = %error, "no thumbnail of this original");
-            metrics::counter!("darkroom_original_thumbs_total", "result" => "none").increment(1);
-            return Err(ApiError::not_found());
-        }
-    };
-    metrics::counter!("darkroom_original_thumbs_total", "result" => "rendered").increment(1);
-    Ok(HttpResponse::Ok()
-        .content_type("image/jpeg")
-        .insert_header(("Cache-Control", "private, max-age=31536000, immutable"))
-        .insert_header(("ETag", etag))
-        .insert_header(("X-Content-Type-Options", "nosniff"))
-        .body(jpeg))
+    metrics::histogram!("darkroom_original_thumb_seconds").record(started.elapsed().as_secs_f64());
+    match rendered {
+        Ok(jpeg) => Ok(bytes::Bytes::from(jpeg)),
+        Err(error) => Err(none(&error.to_string())),
+    }
 }

@@ -65,7 +65,7 @@ fn check(state: &AppState, recipe: &Recipe, photo: PhotoSize) -> PhotoCheck {
         .check_dimensions(photo.width, photo.height)
         .map_err(|reason| PhotoError::new(ErrorCode::TooManyPixels, reason))
         .and_then(|()| {
-            darkroom_imaging::dry_run(&recipe.ops, photo.width, photo.height)
+            darkroom_imaging::dry_run(recipe, photo.width, photo.height)
                 .map_err(|error| PhotoError::new(error.code(), error.to_string()))
         });
     match outcome {

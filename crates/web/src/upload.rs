@@ -246,6 +246,20 @@ impl BodyReader {
         Ok(())
     }
 
+    /// A text field that may be left out: over 64 KiB or not UTF-8, it is read to its end
+    /// and `None` (a note beside the photos must not cost the upload).
+    pub(crate) async fn read_optional_text(&mut self, field: &mut Field) -> Result<Option<String>, ApiError> {
+        let mut text = BytesMut::new();
+        let mut over = false;
+        while let Some(chunk) = self.next_chunk(field).await? {
+            over |= text.len() + chunk.len() > MAX_TEXT_FIELD_BYTES;
+            if !over {
+                text.extend_from_slice(&chunk);
+            }
+        }
+        Ok(if over { None } else { String::from_utf8(text.to_vec()).ok() })
+    }
+
     pub(crate) async fn read_text(&mut self, field: &mut Field) -> Result<String, ApiError> {
         let mut text = BytesMut::new();
         while let Some(chunk) = self.next_chunk(field).await? {
@@ -321,7 +335,16 @@ pub async fn receive(
                 }
             }
         } else {
-            let text = body.read_text(&mut field).await?;
+            let text = if field_name == "rejected" {
+                // The browser's list of the files it refused: a note, left out if too large.
+                let Some(text) = body.read_optional_text(&mut field).await? else {
+                    tracing::info!(job_id = %job, "an over-long or unreadable \"rejected\" part was left out");
+                    continue;
+                };
+                text
+            } else {
+                body.read_text(&mut field).await?
+            };
             if intake.fields.len() >= MAX_TEXT_FIELDS {
                 return Err(ApiError::bad_request(ErrorCode::InvalidRequest, "too many form fields"));
             }

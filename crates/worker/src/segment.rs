@@ -87,7 +87,6 @@ fn queue_error(context: &str, error: QueueError) -> StepError {
 impl Worker {
     pub(crate) async fn run_segment(&self, delivery: &Delivery<'_>) -> Result<Step, StepError> {
         let request = delivery.request;
-        let started = std::time::Instant::now();
         if self.with_retries(delivery, "checking the job", || self.already_done(request)).await? {
             return Ok(Step::AlreadyDone);
         }
@@ -100,13 +99,17 @@ impl Worker {
         let processing =
             PhotoUpdate::Processing { stage: segment.stage.clone(), segment: request.segment as u32, waiting: false };
         self.with_retries(delivery, "reporting progress", || self.respond(request, processing.clone())).await?;
+        let reading = std::time::Instant::now();
         let bytes = self.with_retries(delivery, "reading the photo", || self.read_input(request)).await?;
+        let read_time = reading.elapsed();
         let cpu_slot = self.cpu_slots.acquire().await.map_err(|e| transient("waiting for a CPU slot", e))?;
         delivery.started();
+        let rendering = std::time::Instant::now();
         let rendered = self.render_within_budget(request, &segment.stage, bytes, cpu_slot).await?;
         let partition = delivery.message.partition;
-        // The photo's work time: this segment's (reading and rendering) on top of the earlier ones'.
-        let work_ms = request.work_ms.saturating_add(started.elapsed().as_millis() as u64);
+        // The photo's work time: this segment's reading and rendering (not its wait for a CPU
+        // slot) on top of the earlier segments'.
+        let work_ms = request.work_ms.saturating_add((read_time + rendering.elapsed()).as_millis() as u64);
         self.with_retries(delivery, "storing the results", || {
             self.finish_or_forward(request, partition, &rendered, work_ms)
         })
