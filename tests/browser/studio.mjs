@@ -53,6 +53,11 @@ try {
   page.on("pageerror", (error) => errors.push(error.message));
   await page.goto(base + "/");
   const violationsUpload = await accessible(page, "upload page");
+  // Photo sizes come from the files' headers, upright (the first is stored 400×600 and turned
+  // by its EXIF orientation), without reading the whole file.
+  const headerSizes = await page.evaluate((files) => files.map((bytes) => headerSize(new DataView(new Uint8Array(bytes).buffer))),
+    ["coffee-exif-rotate90.jpg", "coffee.png", "astronaut-progressive-gray.jpg"].map((name) => [...readFileSync(join(fixtures, name))]));
+  if (JSON.stringify(headerSizes) !== JSON.stringify([{ width: 600, height: 400 }, { width: 600, height: 400 }, { width: 512, height: 512 }])) fail(`sizes read from headers: ${JSON.stringify(headerSizes)}`);
 
   // A recipe built by adding and reordering: crop, then re-colour moved above it by keys.
   await page.click("[data-add=crop]");
