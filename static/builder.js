@@ -333,12 +333,6 @@
     onChange: (callback) => listeners.push(callback),
     // A region drawn on the preview (original pixels) for red-eye or teeth whitening: added
     // to the first such operation, which is created if there is none.
-    addRegion: (kind, box) => {
-      let op = state.ops.find((o) => o.op === kind);
-      if (!op) { op = withId(DEFAULTS[kind]()); state.ops.unshift(op); }
-      op.regions = [...(op.regions || []), box].slice(-64);
-      changed(true);
-    },
     // A crop box drawn on the preview, as fractions of the photo: it replaces the recipe's
     // first crop (whatever its kind), or comes first.
     setCropBox: (relative) => {

@@ -141,6 +141,7 @@ function remove(entry) {
   scheduleRecipeCheck(300);
   if (preview.entry === entry) {
     preview.entry = null;
+    describeRegions();
     const next = chosen.find((e) => e.state !== "rejected");
     if (next) previewOf(next);
   }
@@ -177,6 +178,7 @@ async function previewOf(entry) {
   for (const other of chosen) other.item.classList.toggle("previewing", other === entry);
   preview.copy = null;
   $("preview-name").textContent = entry.file.name;
+  describeRegions();
   $("preview-status").textContent = "Preparing the preview…";
   const before = $("preview-before");
   let copy = null;
@@ -194,12 +196,50 @@ function schedulePreview(delay) {
   preview.timer = setTimeout(renderPreview, delay);
 }
 
+// ---- regions drawn on one photo -----------------------------------------------------
+
+const REGION_OPS = { redeye: "red-eye", whiten_teeth: "teeth" };
+
+function addRegion(entry, kind, region) {
+  entry.regions = entry.regions || { redeye: [], whiten_teeth: [] };
+  entry.regions[kind] = [...entry.regions[kind], region].slice(-64);
+  describeRegions();
+  schedulePreview(0);
+}
+
+const hasRegions = (entry) => Boolean(entry && entry.regions && (entry.regions.redeye.length || entry.regions.whiten_teeth.length));
+
+// The recipe one photo runs: the batch's, with the regions drawn on this photo in its
+// red-eye and teeth steps (such a step comes first where the batch's recipe has none).
+function photoRecipe(entry) {
+  const recipe = window.darkroomBuilder.recipe();
+  if (!hasRegions(entry)) return recipe;
+  for (const kind of ["whiten_teeth", "redeye"]) {
+    const regions = entry.regions[kind];
+    if (!regions.length) continue;
+    const op = recipe.ops.find((o) => o.op === kind);
+    if (op) op.regions = regions; else recipe.ops.unshift({ op: kind, regions });
+  }
+  return recipe;
+}
+
+// Says which regions the previewed photo has, with a way to clear them.
+function describeRegions() {
+  const line = $("photo-regions"), entry = preview.entry;
+  line.hidden = !hasRegions(entry);
+  if (line.hidden) return;
+  const parts = Object.entries(REGION_OPS).map(([kind, words]) => [entry.regions[kind].length, words]).filter(([n]) => n)
+    .map(([n, words]) => `${n} ${words} region${n === 1 ? "" : "s"}`);
+  line.replaceChildren(`This photo: ${parts.join(", ")} (for this photo only). `,
+    el("button", { type: "button", class: "link", onclick: () => { entry.regions = { redeye: [], whiten_teeth: [] }; describeRegions(); schedulePreview(0); } }, "Clear them"));
+}
+
 async function renderPreview() {
   if (preview.abort) preview.abort.abort();
   const abort = new AbortController();
   preview.abort = abort;
-  const recipe = window.darkroomBuilder.recipe();
   const entry = preview.entry;
+  const recipe = photoRecipe(entry);
   if (!recipe.ops.length) { $("preview-after").hidden = true; $("preview-status").textContent = "Add an operation to see what it does."; return; }
   const body = new FormData();
   body.append("recipe", JSON.stringify(recipe));
@@ -310,9 +350,10 @@ function setupDrawing() {
       window.darkroomBuilder.setCropBox({ x: round(now.x), y: round(now.y), width: round(now.width), height: round(now.height) });
       return;
     }
-    // A region, in the pixels of this photo's upright original.
+    // A region, in the pixels of this photo's upright original, kept with this photo only:
+    // eyes and mouths are somewhere else in every other photo.
     const { width, height } = preview.copy;
-    window.darkroomBuilder.addRegion(what, {
+    addRegion(preview.entry, what, {
       x: Math.round(now.x * width), y: Math.round(now.y * height),
       width: Math.max(1, Math.round(now.width * width)), height: Math.max(1, Math.round(now.height * height)),
     });
@@ -518,6 +559,10 @@ async function sendBatch(batch, url, headers, first) {
       if (refused.length) body.append("rejected", JSON.stringify(refused));
     }
     for (const entry of batch) body.append("photos", entry.file, entry.file.name);
+    // Photos with regions drawn on them run their own recipe (by their place in this body).
+    const own = {};
+    batch.forEach((entry, index) => { if (hasRegions(entry)) own[index] = photoRecipe(entry); });
+    if (Object.keys(own).length) body.append("photo_recipes", JSON.stringify(own));
     return body;
   };
   let reply;
@@ -669,6 +714,7 @@ function setup() {
     chosen.splice(0).forEach((e) => { const img = e.item.querySelector("img"); if (img.src) URL.revokeObjectURL(img.src); });
     $("file-list").replaceChildren();
     preview.entry = null;
+    describeRegions();
     describe();
   });
   input.required = false; // the list is what is sent

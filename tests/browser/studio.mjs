@@ -122,8 +122,12 @@ try {
   await page.mouse.down();
   await page.mouse.move(before.x + before.width * 0.5, before.y + before.height * 0.35, { steps: 5 });
   await page.mouse.up();
-  const regions = await page.evaluate(() => (window.darkroomBuilder.recipe().ops.find((op) => op.op === "redeye") || {}).regions);
+  // The region is this photo's alone: in its own recipe, not in the batch's.
+  const regions = await page.evaluate(() => (photoRecipe(preview.entry).ops.find((op) => op.op === "redeye") || {}).regions);
   if (!regions || regions.length !== 1 || Math.abs(regions[0].width - 102) > 8 || Math.abs(regions[0].x - 154) > 8) fail(`drawn regions: ${JSON.stringify(regions)}`);
+  if (await page.evaluate(() => window.darkroomBuilder.recipe().ops.some((op) => op.regions))) fail("a region drawn on one photo went into the batch's recipe");
+  const regionsSaid = await page.textContent("#photo-regions");
+  if (!regionsSaid.includes("1 red-eye region")) fail(`the preview says of its regions: ${regionsSaid}`);
   // A crop box drawn with the mouse: relative to the photo, replacing the aspect crop, shown
   // where the pointer drew it, and moved by dragging inside it.
   await page.selectOption("#draw-what", "crop");

@@ -73,13 +73,29 @@ impl Jobs {
     /// The `queued` event that started an attempt after the first (`None` for attempt 1, or
     /// when it cannot be read): it names the attempt's recipe and why it was started.
     pub async fn queued_event(&self, job: &JobManifest, photo: &PhotoId, attempt: u32) -> Option<EventDoc> {
-        if attempt <= 1 {
-            return None;
-        }
+        // Attempt 1 has one only for a photo uploaded with a recipe of its own.
         get_json(self.store.as_ref(), &keys::queued_event(&job.id, photo, attempt)).await.ok()
     }
 
-    /// The recipe an attempt ran: the job's for attempt 1, else the one its queued event names.
+    /// Sends each photo's attempt with the recipe it runs (see [`Jobs::recipe_of_attempt`]),
+    /// those of one recipe together.
+    pub async fn enqueue_as_recorded(&self, job: &JobManifest, photos: &[(PhotoId, u32)]) -> Result<(), QueueError> {
+        let mut by_recipe: Vec<(Recipe, Vec<(PhotoId, u32)>)> = Vec::new();
+        for (photo, attempt) in photos {
+            let recipe = self.recipe_of_attempt(job, photo, *attempt).await;
+            match by_recipe.iter_mut().find(|(known, _)| *known == recipe) {
+                Some((_, same)) => same.push((photo.clone(), *attempt)),
+                None => by_recipe.push((recipe, vec![(photo.clone(), *attempt)])),
+            }
+        }
+        for (recipe, photos) in &by_recipe {
+            self.enqueue(job, recipe, photos).await?;
+        }
+        Ok(())
+    }
+
+    /// The recipe an attempt ran: the one its queued event names (a reprocessing, or a photo
+    /// uploaded with a recipe of its own), else the job's.
     pub async fn recipe_of_attempt(&self, job: &JobManifest, photo: &PhotoId, attempt: u32) -> Recipe {
         recipe_of(job, self.queued_event(job, photo, attempt).await.as_ref())
     }

@@ -380,3 +380,21 @@ async fn retention_goes_past_jobs_that_keep_failing() {
     assert_eq!(fixture.jobs.expire(now - 30 * day, 3, &mut cursor).await.unwrap(), 0);
     assert!(cursor.is_none(), "the end of the index: the next round starts over");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_photo_uploaded_with_a_recipe_of_its_own_keeps_it_for_its_retries_and_replays() {
+    let fixture = fixture().await;
+    let (manifest, photos) = job(&fixture, 2, now_millis()).await;
+    let own = Recipe::from_json(r#"{"ops":[{"op":"redeye","regions":[{"x":1,"y":1,"width":5,"height":5}]}]}"#).unwrap();
+    let mut queued = darkroom_core::EventDoc::new(1, PhotoState::Queued);
+    queued.recipe = Some(own.clone());
+    put_json(fixture.store.as_ref(), &keys::queued_event(&manifest.id, &photos[0], 1), &queued).await.unwrap();
+    assert_eq!(fixture.jobs.recipe_of_attempt(&manifest, &photos[0], 1).await, own);
+    assert_eq!(fixture.jobs.recipe_of_attempt(&manifest, &photos[1], 1).await, manifest.recipe);
+    // A replayed batch sends each photo with the recipe it runs.
+    fixture.jobs.enqueue_as_recorded(&manifest, &[(photos[0].clone(), 1), (photos[1].clone(), 1)]).await.unwrap();
+    let queue = QueueDirectory::new(fixture.queues.clone()).get(&fixture.names.requests("slow")).await.unwrap();
+    assert_eq!(queue.counts().await.unwrap().visible, 1, "the red-eye recipe starts in the slow stage");
+    let quick = QueueDirectory::new(fixture.queues.clone()).get(&fixture.names.requests("quick")).await.unwrap();
+    assert_eq!(quick.counts().await.unwrap().visible, 1, "the job's recipe in the quick one");
+}

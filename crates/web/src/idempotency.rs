@@ -173,7 +173,7 @@ async fn roll_forward(state: &AppState, manifest: &JobManifest, photos: &[PhotoI
         .filter(|photo| photo.state == PhotoState::Queued && photos.contains(&photo.id))
         .map(|photo| (photo.id.clone(), photo.attempt.max(1)))
         .collect();
-    state.jobs.enqueue(manifest, &manifest.recipe, &waiting).await?;
+    state.jobs.enqueue_as_recorded(manifest, &waiting).await?;
     state.jobs.changed(job);
     tracing::warn!(job_id = %job, photos = photos.len(), resent = waiting.len(), "finished a batch whose reply was never recorded");
     Ok(true)

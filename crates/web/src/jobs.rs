@@ -123,6 +123,13 @@ pub async fn create(
         intake.discard().await;
         return Err(error);
     }
+    let own_recipes = match own_recipes(&intake) {
+        Ok(own) => own,
+        Err(error) => {
+            intake.discard().await;
+            return Err(error);
+        }
+    };
     if intake.accepted.is_empty() {
         intake.discard().await;
         return Err(nothing_acceptable(&intake));
@@ -140,7 +147,7 @@ pub async fn create(
     };
     // From here on the job is created whole or not at all, whatever becomes of the request.
     let committing = state.clone();
-    let (manifest, intake) = state.commits.run(commit_job(committing, manifest, intake)).await?;
+    let (manifest, intake) = state.commits.run(commit_job(committing, manifest, intake, own_recipes)).await?;
     Ok(CreatedJob { manifest, token, intake })
 }
 
@@ -150,17 +157,18 @@ async fn commit_job(
     state: AppState,
     manifest: JobManifest,
     mut intake: Intake,
+    own_recipes: OwnRecipes,
 ) -> Result<(JobManifest, Intake), ApiError> {
     let job = manifest.id.clone();
     let stored = async {
+        write_own_recipes(&state, &job, &own_recipes).await?;
         let photo_manifests = write_photo_manifests(&state, &job, &intake.accepted).await?;
         // Indexed before the manifest makes the job visible: retention and the reconciler
         // must know every job that exists.
         state.jobs.index_created(&manifest).await?;
         state.jobs.mark_active(&job).await?;
         put_json(state.store.as_ref(), &keys::job_manifest(&job), &manifest).await?;
-        let photos: Vec<(PhotoId, u32)> = intake.accepted.iter().map(|p| (p.id.clone(), 1)).collect();
-        state.jobs.enqueue(&manifest, &manifest.recipe, &photos).await?;
+        enqueue_first_attempts(&state, &manifest, &intake.accepted, &own_recipes).await?;
         Ok::<_, ApiError>(photo_manifests)
     }
     .await;
@@ -227,8 +235,15 @@ pub async fn add_photos(
         }
         return Err(nothing_acceptable(&intake));
     }
+    let own_recipes = match own_recipes(&intake) {
+        Ok(own) => own,
+        Err(error) => {
+            intake.discard().await;
+            return Err(error);
+        }
+    };
     let reply = reply_of(job, &intake);
-    state.commits.run(commit_batch(state.clone(), manifest.clone(), intake, claim, reply)).await
+    state.commits.run(commit_batch(state.clone(), manifest.clone(), intake, own_recipes, claim, reply)).await
 }
 
 /// Stores a batch's documents and sends its photos to work; on any failure removes what
@@ -237,6 +252,7 @@ async fn commit_batch(
     state: AppState,
     manifest: JobManifest,
     mut intake: Intake,
+    own_recipes: OwnRecipes,
     claim: Option<BatchClaim>,
     reply: serde_json::Value,
 ) -> Result<(Intake, serde_json::Value), ApiError> {
@@ -253,12 +269,12 @@ async fn commit_batch(
         // Marked active before the photos exist: the reconciler must know every job that
         // has photos waiting, whatever interrupts the commit after this.
         state.jobs.mark_active(job).await?;
+        write_own_recipes(&state, job, &own_recipes).await?;
         let photo_manifests = write_photo_manifests(&state, job, &intake.accepted).await?;
         // And again once they do: a reconciler that read the job as finished before them
         // may have removed the first mark (see `Jobs::start_attempt`).
         state.jobs.mark_active(job).await?;
-        let photos: Vec<(PhotoId, u32)> = intake.accepted.iter().map(|p| (p.id.clone(), 1)).collect();
-        state.jobs.enqueue(&manifest, &manifest.recipe, &photos).await?;
+        enqueue_first_attempts(&state, &manifest, &intake.accepted, &own_recipes).await?;
         Ok::<_, ApiError>(photo_manifests)
     }
     .await;
@@ -365,6 +381,70 @@ fn refused_by_the_browser(intake: &Intake) -> Vec<RejectedFile> {
             }
         })
         .collect()
+}
+
+/// Photos of a request that run a recipe of their own instead of the job's, by photo.
+type OwnRecipes = std::collections::HashMap<PhotoId, Recipe>;
+
+/// The optional `photo_recipes` part: `{"<file part index>": recipe}`, counting the request's
+/// file parts from 0 (refused ones too). The upload page sends one for a photo with red-eye or
+/// teeth regions drawn on it: regions drawn on one photo are that photo's, not the batch's.
+fn own_recipes(intake: &Intake) -> Result<OwnRecipes, ApiError> {
+    let Some(text) = intake.fields.get("photo_recipes") else { return Ok(OwnRecipes::new()) };
+    let invalid = |message: String| ApiError::bad_request(ErrorCode::InvalidRecipe, message);
+    let by_part: std::collections::HashMap<String, serde_json::Value> = serde_json::from_str(text)
+        .map_err(|e| invalid(format!("photo_recipes: expected an object of recipes by file part index ({e})")))?;
+    let mut own = OwnRecipes::new();
+    for (index, recipe) in by_part {
+        let part: u32 =
+            index.parse().map_err(|_| invalid(format!("photo_recipes: {index:?} is not the index of a file part")))?;
+        let recipe =
+            Recipe::from_json(&recipe.to_string()).map_err(|e| invalid(format!("photo_recipes[{index}]: {e}")))?;
+        // A refused file (or no file) at that index: nothing to run it on.
+        if let Some(photo) = intake.accepted.iter().find(|photo| photo.part == part) {
+            own.insert(photo.id.clone(), recipe);
+        }
+    }
+    Ok(own)
+}
+
+/// Records the recipe of each photo that has its own as its first attempt's queued event,
+/// where every later reader (retries, the reconciler, a replayed batch) finds it. Written
+/// before the photo manifests: a photo that exists has its recipe.
+async fn write_own_recipes(state: &AppState, job: &JobId, own: &OwnRecipes) -> Result<(), ApiError> {
+    // Owned before the writes start (the commit's future must be `Send` for every lifetime).
+    let events: Vec<(String, darkroom_core::EventDoc)> = own
+        .iter()
+        .map(|(photo, recipe)| {
+            let mut queued = darkroom_core::EventDoc::new(1, PhotoState::Queued);
+            queued.recipe = Some(recipe.clone());
+            (keys::queued_event(job, photo, 1), queued)
+        })
+        .collect();
+    let writes = events.into_iter().map(|(key, queued)| {
+        let store = state.store.clone();
+        async move { put_json(store.as_ref(), &key, &queued).await }
+    });
+    futures::stream::iter(writes).buffer_unordered(16).try_collect::<Vec<()>>().await?;
+    Ok(())
+}
+
+/// Sends the photos' first attempts: those of the job's recipe together, the others with
+/// their own.
+async fn enqueue_first_attempts(
+    state: &AppState,
+    manifest: &JobManifest,
+    accepted: &[AcceptedPhoto],
+    own: &OwnRecipes,
+) -> Result<(), ApiError> {
+    let plain: Vec<(PhotoId, u32)> =
+        accepted.iter().filter(|photo| !own.contains_key(&photo.id)).map(|photo| (photo.id.clone(), 1)).collect();
+    state.jobs.enqueue(manifest, &manifest.recipe, &plain).await?;
+    let own: Vec<(PhotoId, Recipe)> = own.iter().map(|(photo, recipe)| (photo.clone(), recipe.clone())).collect();
+    for (photo, recipe) in own {
+        state.jobs.enqueue(manifest, &recipe, &[(photo, 1)]).await?;
+    }
+    Ok(())
 }
 
 /// Writes each accepted photo's manifest; returns them, for the job's change log.

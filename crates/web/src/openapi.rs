@@ -75,6 +75,11 @@ pub struct CreateJobForm {
     /// the job. A part that cannot be read (over 64 KiB, not JSON) is left out, not refused.
     #[schema(example = r#"[{"name":"notes.txt","code":"unsupported_format","message":"not a photo"}]"#)]
     pub rejected: Option<String>,
+    /// Recipes of their own for some photos, as JSON `{"<file part index>": recipe}` (file
+    /// parts counted from 0, refused ones too): red-eye or teeth regions drawn on one photo
+    /// belong to it alone. Kept for the photo's retries.
+    #[schema(example = r#"{"0":{"ops":[{"op":"redeye","regions":[{"x":410,"y":300,"width":60,"height":40}]}]}}"#)]
+    pub photo_recipes: Option<String>,
 }
 
 /// The multipart body of a batch added to a job.
@@ -83,6 +88,8 @@ pub struct CreateJobForm {
 pub struct AddPhotosForm {
     #[schema(min_items = 1, value_type = Vec<String>, format = Binary)]
     pub photos: Vec<Vec<u8>>,
+    /// As on job creation: recipes of their own for some photos, by file part index.
+    pub photo_recipes: Option<String>,
 }
 
 /// The multipart body of a preview.

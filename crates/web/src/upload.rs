@@ -40,6 +40,9 @@ pub struct AcceptedPhoto {
     pub size: u64,
     pub dimensions: Option<(u32, u32)>,
     pub position: u32,
+    /// Its place among the request's file parts, counting refused ones (how the request's
+    /// `photo_recipes` part names it).
+    pub part: u32,
 }
 
 pub use darkroom_core::RejectedFile;
@@ -290,9 +293,11 @@ pub async fn receive(
         guard: OriginalsGuard { store: state.store.clone(), keys: Vec::new() },
     };
     let mut position = 0u32;
+    let mut part = 0u32;
     while let Some(mut field) = body.next_field().await? {
         let field_name = field.name().unwrap_or("").to_owned();
         if field_name == "photos" || field_name == "photos[]" {
+            part += 1;
             let name = display_name(field.content_disposition().and_then(|cd| cd.get_filename()));
             let job_full = || {
                 PhotoError::new(
@@ -324,6 +329,7 @@ pub async fn receive(
             match verdict {
                 Ok(mut photo) => {
                     photo.name = name;
+                    photo.part = part - 1;
                     intake.accepted.push(photo);
                     position += 1;
                 }
@@ -432,7 +438,15 @@ async fn store_photo(
         upload.write(chunk).await?;
     }
     upload.finish().await?;
-    Ok(Ok(AcceptedPhoto { id, name: String::new(), content_type: content_type.to_owned(), size, dimensions, position }))
+    Ok(Ok(AcceptedPhoto {
+        id,
+        name: String::new(),
+        content_type: content_type.to_owned(),
+        size,
+        dimensions,
+        position,
+        part: 0,
+    }))
 }
 
 fn too_large(max: u64) -> PhotoError {

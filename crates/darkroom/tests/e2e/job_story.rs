@@ -24,6 +24,11 @@ fn a_job_keeps_its_name_rejected_files_work_times_and_copies_of_its_originals(ba
         Part::File("photos", "astronaut.jpg", &astronaut),
         Part::File("photos", "notes.jpg", notes),
         Part::File("photos", "chelsea.jpg", &chelsea),
+        // Regions drawn on one photo are its own: chelsea (file part 2) runs its own recipe.
+        Part::Text(
+            "photo_recipes",
+            r#"{"2":{"ops":[{"op":"redeye","regions":[{"x":100,"y":50,"width":80,"height":40}]},{"op":"thumbnail","size":120}]}}"#,
+        ),
     ]);
     let created = post(&format!("{base}/api/v1/jobs"), &[], &content_type, &body);
     assert_eq!(created.status, 201, "{}", created.text());
@@ -62,6 +67,9 @@ fn a_job_keeps_its_name_rejected_files_work_times_and_copies_of_its_originals(ba
     assert_eq!(view["rejected"][0]["error"]["code"], "unsupported_format", "{view:#}");
     assert_eq!(view["rejected"][1]["error"]["code"], "file_too_large", "{view:#}");
     for photo in view["photos"].as_array().unwrap() {
+        let result = decode(&get(&app.url(output_url(photo, "result"))).body);
+        let long_side = result.width().max(result.height());
+        assert_eq!(long_side, if photo["name"] == "chelsea.jpg" { 120 } else { 200 }, "{photo:#}");
         assert!(photo["work_ms"].is_u64(), "a done photo says how long it took: {photo:#}");
         assert!(photo["added_at"].as_u64().unwrap() <= photo["updated_at"].as_u64().unwrap());
     }
@@ -71,6 +79,15 @@ fn a_job_keeps_its_name_rejected_files_work_times_and_copies_of_its_originals(ba
         page.contains("notes.jpg") && page.contains("processed in"),
         "the page lists what was left out and the times"
     );
+
+    // A recipe of its own that is not a recipe refuses the batch, naming it.
+    let (content_type, body) = multipart(&[
+        Part::File("photos", "astronaut.jpg", &astronaut),
+        Part::Text("photo_recipes", r#"{"0":{"ops":[{"op":"thumbnail"}]}}"#),
+    ]);
+    let refused = post(&format!("{base}/api/v1/jobs/{job_id}/photos"), &owner, &content_type, &body);
+    assert_eq!(refused.status, 400, "{}", refused.text());
+    assert!(refused.text().contains("photo_recipes[0]"), "{}", refused.text());
 
     // Nothing failed: retrying the failed ones with another recipe starts nothing.
     let again = |photos: &str, recipe: Value| {
