@@ -199,10 +199,13 @@ function schedulePreview(delay) {
 // ---- regions drawn on one photo -----------------------------------------------------
 
 const REGION_OPS = { redeye: "red-eye", whiten_teeth: "teeth" };
+const MAX_OPS = 16; // the server's limit of operations per recipe
+let sentRecipe = null; // the recipe the job was created with, once it was
 
 function addRegion(entry, kind, region) {
   entry.regions = entry.regions || { redeye: [], whiten_teeth: [] };
-  entry.regions[kind] = [...entry.regions[kind], region].slice(-64);
+  // At most 16 of a kind per photo (the newest): the photo's recipe stays small.
+  entry.regions[kind] = [...entry.regions[kind], region].slice(-16);
   describeRegions();
   schedulePreview(0);
 }
@@ -211,22 +214,40 @@ const hasRegions = (entry) => Boolean(entry && entry.regions && (entry.regions.r
 
 // The recipe one photo runs: the batch's, with the regions drawn on this photo in its
 // red-eye and teeth steps (such a step comes first where the batch's recipe has none).
+// Once the job exists its photos run the recipe it was created with, whatever the builder
+// shows since, so a later batch's photos with regions start from that one too.
 function photoRecipe(entry) {
-  const recipe = window.darkroomBuilder.recipe();
+  const recipe = sentRecipe ? JSON.parse(JSON.stringify(sentRecipe)) : window.darkroomBuilder.recipe();
   if (!hasRegions(entry)) return recipe;
   for (const kind of ["whiten_teeth", "redeye"]) {
     const regions = entry.regions[kind];
     if (!regions.length) continue;
     const op = recipe.ops.find((o) => o.op === kind);
-    if (op) op.regions = regions; else recipe.ops.unshift({ op: kind, regions });
+    if (op) op.regions = regions;
+    else if (recipe.ops.length < MAX_OPS) recipe.ops.unshift({ op: kind, regions });
   }
   return recipe;
+}
+
+// Outlines the previewed photo's regions on its "before" image, wherever the image sits.
+function showRegions() {
+  const box = $("preview-before-box"), before = $("preview-before"), entry = preview.entry;
+  for (const old of box.querySelectorAll(".region-box")) old.remove();
+  if (!hasRegions(entry) || before.hidden || !before.naturalWidth || !preview.copy) return;
+  const frame = box.getBoundingClientRect(), image = before.getBoundingClientRect();
+  const sx = image.width / preview.copy.width, sy = image.height / preview.copy.height;
+  for (const [kind, words] of Object.entries(REGION_OPS)) {
+    for (const r of entry.regions[kind]) {
+      box.append(el("div", { class: `region-box region-${kind}`, title: `${words} region`, style: `left:${image.left - frame.left + r.x * sx}px;top:${image.top - frame.top + r.y * sy}px;width:${r.width * sx}px;height:${r.height * sy}px` }));
+    }
+  }
 }
 
 // Says which regions the previewed photo has, with a way to clear them.
 function describeRegions() {
   const line = $("photo-regions"), entry = preview.entry;
   line.hidden = !hasRegions(entry);
+  showRegions();
   if (line.hidden) return;
   const parts = Object.entries(REGION_OPS).map(([kind, words]) => [entry.regions[kind].length, words]).filter(([n]) => n)
     .map(([n, words]) => `${n} ${words} region${n === 1 ? "" : "s"}`);
@@ -316,8 +337,8 @@ function setupDrawing() {
   };
   const refresh = () => { if (!gesture) show(currentCrop()); };
   if (window.darkroomBuilder) window.darkroomBuilder.onChange(refresh);
-  before.addEventListener("load", refresh);
-  window.addEventListener("resize", refresh);
+  before.addEventListener("load", () => { refresh(); showRegions(); });
+  window.addEventListener("resize", () => { refresh(); showRegions(); });
   before.draggable = false; // a drag draws a box, it does not pick the image up
   box.addEventListener("dragstart", (event) => event.preventDefault());
   box.addEventListener("pointerdown", (event) => {
@@ -552,7 +573,8 @@ async function sendBatch(batch, url, headers, first) {
   const makeBody = () => {
     const body = new FormData();
     if (first) {
-      body.append("recipe", JSON.stringify(window.darkroomBuilder ? window.darkroomBuilder.recipe() : {}));
+      sentRecipe = window.darkroomBuilder ? window.darkroomBuilder.recipe() : {};
+      body.append("recipe", JSON.stringify(sentRecipe));
       const name = $("job-name").value.trim();
       if (name) body.append("name", name);
       const refused = refusedHere();
@@ -659,6 +681,7 @@ async function upload(event) {
       const [first, ...others] = rest;
       rest = others;
       job = await sendBatch(first, "/api/v1/jobs", {}, true);
+      if (!job) sentRecipe = null; // no job was made with it
       if (!job && first.every((e) => e.state === "rejected")) continue; // nothing acceptable: try the next batch
       if (!job) throw new Error("the upload failed; retry it");
     }

@@ -128,6 +128,8 @@ try {
   if (await page.evaluate(() => window.darkroomBuilder.recipe().ops.some((op) => op.regions))) fail("a region drawn on one photo went into the batch's recipe");
   const regionsSaid = await page.textContent("#photo-regions");
   if (!regionsSaid.includes("1 red-eye region")) fail(`the preview says of its regions: ${regionsSaid}`);
+  const outline = await page.locator("#preview-before-box .region-redeye").boundingBox();
+  if (!outline || Math.abs(outline.x - (before.x + before.width * 0.3)) > 4 || Math.abs(outline.width - before.width * 0.2) > 4) fail(`the region is outlined at ${JSON.stringify(outline)}`);
   // A crop box drawn with the mouse: relative to the photo, replacing the aspect crop, shown
   // where the pointer drew it, and moved by dragging inside it.
   await page.selectOption("#draw-what", "crop");

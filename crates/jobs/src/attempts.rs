@@ -12,6 +12,7 @@ use darkroom_core::{EventDoc, JobId, JobManifest, PhotoId, PhotoRequest, PhotoSt
 use darkroom_queue::{MessageGroup, OutgoingMessage, QueueError, MAX_BATCH};
 use darkroom_store::json::{get_json, put_json_if_absent};
 use darkroom_store::PutOutcome;
+use futures::{StreamExt, TryStreamExt};
 
 /// Why darkroom restarted a photo on its own, and how many times in a row it has.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,32 +73,71 @@ impl Jobs {
 
     /// The `queued` event that started an attempt after the first (`None` for attempt 1, or
     /// when it cannot be read): it names the attempt's recipe and why it was started.
-    pub async fn queued_event(&self, job: &JobManifest, photo: &PhotoId, attempt: u32) -> Option<EventDoc> {
-        // Attempt 1 has one only for a photo uploaded with a recipe of its own.
-        get_json(self.store.as_ref(), &keys::queued_event(&job.id, photo, attempt)).await.ok()
+    /// An attempt's `queued` event, `None` when it has none (attempt 1 has one only for a
+    /// photo uploaded with a recipe of its own). A read that fails is an error, not "none":
+    /// the job's recipe must never stand in for a photo's own because the store hiccupped.
+    pub async fn queued_event(
+        &self,
+        job: &JobManifest,
+        photo: &PhotoId,
+        attempt: u32,
+    ) -> Result<Option<EventDoc>, JobsError> {
+        match get_json(self.store.as_ref(), &keys::queued_event(&job.id, photo, attempt)).await {
+            Ok(event) => Ok(Some(event)),
+            Err(error) if error.is_not_found() => Ok(None),
+            Err(error) => Err(error.into()),
+        }
     }
 
     /// Sends each photo's attempt with the recipe it runs (see [`Jobs::recipe_of_attempt`]),
     /// those of one recipe together.
-    pub async fn enqueue_as_recorded(&self, job: &JobManifest, photos: &[(PhotoId, u32)]) -> Result<(), QueueError> {
-        let mut by_recipe: Vec<(Recipe, Vec<(PhotoId, u32)>)> = Vec::new();
-        for (photo, attempt) in photos {
-            let recipe = self.recipe_of_attempt(job, photo, *attempt).await;
-            match by_recipe.iter_mut().find(|(known, _)| *known == recipe) {
-                Some((_, same)) => same.push((photo.clone(), *attempt)),
-                None => by_recipe.push((recipe, vec![(photo.clone(), *attempt)])),
+    pub async fn enqueue_as_recorded(&self, job: &JobManifest, photos: &[(PhotoId, u32)]) -> Result<(), JobsError> {
+        let each: Vec<(PhotoId, u32, Recipe)> = futures::stream::iter(photos)
+            .map(|(photo, attempt)| async move {
+                Ok::<_, JobsError>((photo.clone(), *attempt, self.recipe_of_attempt(job, photo, *attempt).await?))
+            })
+            .buffered(16)
+            .try_collect()
+            .await?;
+        Ok(self.enqueue_each(job, &each).await?)
+    }
+
+    /// Sends each photo's attempt with its own recipe, grouped by the queue of each recipe's
+    /// first stage, ten per call.
+    pub async fn enqueue_each(&self, job: &JobManifest, photos: &[(PhotoId, u32, Recipe)]) -> Result<(), QueueError> {
+        let mut by_queue: Vec<(String, Vec<OutgoingMessage>)> = Vec::new();
+        for (photo, attempt, recipe) in photos {
+            let plan = self.stage_map.plan(recipe);
+            let Some(first) = plan.first() else { continue };
+            let queue = self.names.requests(&first.stage);
+            let request = PhotoRequest::new(job.id.clone(), photo.clone(), *attempt, recipe.clone(), plan.clone())
+                .for_tenant(job.tenant());
+            let (tenant, flow) = request.fair_share();
+            let message = OutgoingMessage::new(request.encode(), request.attributes())
+                .in_group(Some(MessageGroup::new(tenant, flow)));
+            match by_queue.iter_mut().find(|(name, _)| *name == queue) {
+                Some((_, messages)) => messages.push(message),
+                None => by_queue.push((queue, vec![message])),
             }
         }
-        for (recipe, photos) in &by_recipe {
-            self.enqueue(job, recipe, photos).await?;
+        for (name, messages) in &by_queue {
+            let queue = self.queues.get(name).await?;
+            for batch in messages.chunks(MAX_BATCH) {
+                queue.send_batch(batch).await?;
+            }
         }
         Ok(())
     }
 
     /// The recipe an attempt ran: the one its queued event names (a reprocessing, or a photo
     /// uploaded with a recipe of its own), else the job's.
-    pub async fn recipe_of_attempt(&self, job: &JobManifest, photo: &PhotoId, attempt: u32) -> Recipe {
-        recipe_of(job, self.queued_event(job, photo, attempt).await.as_ref())
+    pub async fn recipe_of_attempt(
+        &self,
+        job: &JobManifest,
+        photo: &PhotoId,
+        attempt: u32,
+    ) -> Result<Recipe, JobsError> {
+        Ok(recipe_of(job, self.queued_event(job, photo, attempt).await?.as_ref()))
     }
 
     /// Starts the attempt after `after` of one photo with `recipe`; returns its number.

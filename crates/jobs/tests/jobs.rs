@@ -389,8 +389,12 @@ async fn a_photo_uploaded_with_a_recipe_of_its_own_keeps_it_for_its_retries_and_
     let mut queued = darkroom_core::EventDoc::new(1, PhotoState::Queued);
     queued.recipe = Some(own.clone());
     put_json(fixture.store.as_ref(), &keys::queued_event(&manifest.id, &photos[0], 1), &queued).await.unwrap();
-    assert_eq!(fixture.jobs.recipe_of_attempt(&manifest, &photos[0], 1).await, own);
-    assert_eq!(fixture.jobs.recipe_of_attempt(&manifest, &photos[1], 1).await, manifest.recipe);
+    assert_eq!(fixture.jobs.recipe_of_attempt(&manifest, &photos[0], 1).await.unwrap(), own);
+    assert_eq!(fixture.jobs.recipe_of_attempt(&manifest, &photos[1], 1).await.unwrap(), manifest.recipe);
+    // A read that fails is an error, never the job's recipe standing in for the photo's own.
+    fixture.store.set_down(true);
+    assert!(fixture.jobs.recipe_of_attempt(&manifest, &photos[0], 1).await.is_err());
+    fixture.store.set_down(false);
     // A replayed batch sends each photo with the recipe it runs.
     fixture.jobs.enqueue_as_recorded(&manifest, &[(photos[0].clone(), 1), (photos[1].clone(), 1)]).await.unwrap();
     let queue = QueueDirectory::new(fixture.queues.clone()).get(&fixture.names.requests("slow")).await.unwrap();

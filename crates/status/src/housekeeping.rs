@@ -239,7 +239,8 @@ impl Housekeeper {
         report: &mut PassReport,
     ) -> Result<(), JobsError> {
         // One read of the attempt's `queued` event gives both its restarts so far and its recipe.
-        let queued = self.jobs.queued_event(job, &photo.id, photo.attempt).await;
+        // A failed read leaves the photo for the next pass (its recipe must not be guessed).
+        let queued = self.jobs.queued_event(job, &photo.id, photo.attempt).await?;
         let previous = queued.as_ref().map_or(0, |event| event.recoveries);
         let span = tracing::info_span!("reconcile", job_id = %job.id, photo_id = %photo.id, attempt = photo.attempt);
         let _entered = span.enter();

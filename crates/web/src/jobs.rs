@@ -394,10 +394,18 @@ fn own_recipes(intake: &Intake) -> Result<OwnRecipes, ApiError> {
     let invalid = |message: String| ApiError::bad_request(ErrorCode::InvalidRecipe, message);
     let by_part: std::collections::HashMap<String, serde_json::Value> = serde_json::from_str(text)
         .map_err(|e| invalid(format!("photo_recipes: expected an object of recipes by file part index ({e})")))?;
+    let parts = intake.accepted.len() + intake.rejected.len();
     let mut own = OwnRecipes::new();
     for (index, recipe) in by_part {
-        let part: u32 =
-            index.parse().map_err(|_| invalid(format!("photo_recipes: {index:?} is not the index of a file part")))?;
+        // Plain indices of file parts sent ("0", not "00" or "+0"), so none names a part twice.
+        let part =
+            index.parse::<u32>().ok().filter(|part| part.to_string() == index && (*part as usize) < parts).ok_or_else(
+                || {
+                    invalid(format!(
+                        "photo_recipes: {index:?} is not the index of a file part of this request (there are {parts})"
+                    ))
+                },
+            )?;
         let recipe =
             Recipe::from_json(&recipe.to_string()).map_err(|e| invalid(format!("photo_recipes[{index}]: {e}")))?;
         // A refused file (or no file) at that index: nothing to run it on.
@@ -437,13 +445,11 @@ async fn enqueue_first_attempts(
     accepted: &[AcceptedPhoto],
     own: &OwnRecipes,
 ) -> Result<(), ApiError> {
-    let plain: Vec<(PhotoId, u32)> =
-        accepted.iter().filter(|photo| !own.contains_key(&photo.id)).map(|photo| (photo.id.clone(), 1)).collect();
-    state.jobs.enqueue(manifest, &manifest.recipe, &plain).await?;
-    let own: Vec<(PhotoId, Recipe)> = own.iter().map(|(photo, recipe)| (photo.clone(), recipe.clone())).collect();
-    for (photo, recipe) in own {
-        state.jobs.enqueue(manifest, &recipe, &[(photo, 1)]).await?;
-    }
+    let each: Vec<(PhotoId, u32, Recipe)> = accepted
+        .iter()
+        .map(|photo| (photo.id.clone(), 1, own.get(&photo.id).unwrap_or(&manifest.recipe).clone()))
+        .collect();
+    state.jobs.enqueue_each(manifest, &each).await?;
     Ok(())
 }
 
@@ -487,7 +493,7 @@ pub async fn restart(state: &AppState, job: &JobManifest, which: PhotoState) -> 
     let view = crate::view::load_view(state, job).await?;
     let mut retried = Vec::new();
     for photo in view.photos.iter().filter(|p| p.state == which) {
-        let recipe = state.jobs.recipe_of_attempt(job, &photo.id, photo.attempt).await;
+        let recipe = state.jobs.recipe_of_attempt(job, &photo.id, photo.attempt).await?;
         let attempt = match state.jobs.restart_attempt(job, &photo.id, photo.attempt, recipe).await {
             Ok(attempt) => attempt,
             // The view can be a second old: another request restarted this photo meanwhile.
@@ -531,7 +537,9 @@ pub async fn reprocess_many(
     which: ReprocessWhich,
     recipe: Recipe,
 ) -> Result<Vec<(PhotoId, u32)>, ApiError> {
-    let view = crate::view::load_view(state, job).await?;
+    // As the store has it now, not as this process last folded it: a photo another process
+    // moved on since must not pass for one a concurrent twin of this request started.
+    let view = state.jobs.load_view_in_full(job).await?;
     let chosen: Vec<(PhotoId, u32)> = view
         .photos
         .iter()

@@ -31,8 +31,9 @@ pub const WAITING: usize = 32;
 /// Copies kept in memory by one process (about 20 KiB each).
 pub const CACHED: usize = 1024;
 
-/// The copies this process made lately, by job and photo.
-pub type Copies = quick_cache::sync::Cache<(darkroom_core::JobId, PhotoId), bytes::Bytes>;
+/// The copies this process made lately, by job and photo; `None` for an original it could not
+/// copy (too large, undecodable), so a page asking again costs no second read or decode.
+pub type Copies = quick_cache::sync::Cache<(darkroom_core::JobId, PhotoId), Option<bytes::Bytes>>;
 
 #[utoipa::path(get, path = "/jobs/{job}/photos/{photo}/original-thumb", tag = "downloads", summary = "A small copy of the photo's original, upright, without metadata",
     description = "Rendered on demand (at most 320 px, JPEG) so a photo can be shown before it is processed; cached by the browser for good.",
@@ -68,20 +69,28 @@ pub async fn original_thumb(
     };
     let cache_key = (job.clone(), photo.clone());
     let jpeg = match state.original_copies.get(&cache_key) {
-        Some(jpeg) => {
+        Some(Some(jpeg)) => {
             metrics::counter!("darkroom_original_thumbs_total", "result" => "cached").increment(1);
             jpeg
         }
+        Some(None) => return Err(ApiError::not_found()),
         None => {
             let _waiting = state.original_thumbs_waiting.clone().try_acquire_owned().map_err(|_| busy())?;
             let permit = match tokio::time::timeout(WAIT, state.original_thumb_slots.clone().acquire_owned()).await {
                 Ok(Ok(permit)) => permit,
                 _ => return Err(busy()),
             };
-            let jpeg = render(&state, &job, &photo, permit).await?;
-            state.original_copies.insert(cache_key, jpeg.clone());
-            metrics::counter!("darkroom_original_thumbs_total", "result" => "rendered").increment(1);
-            jpeg
+            match render(&state, &job, &photo, permit).await? {
+                Some(jpeg) => {
+                    state.original_copies.insert(cache_key, Some(jpeg.clone()));
+                    metrics::counter!("darkroom_original_thumbs_total", "result" => "rendered").increment(1);
+                    jpeg
+                }
+                None => {
+                    state.original_copies.insert(cache_key, None);
+                    return Err(ApiError::not_found());
+                }
+            }
         }
     };
     Ok(HttpResponse::Ok()
@@ -93,13 +102,13 @@ pub async fn original_thumb(
 }
 
 /// Reads the original (its slot held, so only a few are in memory at once) and renders the
-/// copy on a blocking thread.
+/// copy on a blocking thread; `None` when this original cannot be copied here.
 async fn render(
     state: &AppState,
     job: &darkroom_core::JobId,
     photo: &PhotoId,
     permit: tokio::sync::OwnedSemaphorePermit,
-) -> Result<bytes::Bytes, ApiError> {
+) -> Result<Option<bytes::Bytes>, ApiError> {
     let limits = crate::preview::preview_limits(state.settings.limits);
     let key = keys::original(job, photo);
     let none = |why: &str| {
@@ -107,11 +116,11 @@ async fn render(
         // the photo's state instead.
         tracing::debug!(job_id = %job, photo_id = %photo, why, "no copy of this original");
         metrics::counter!("darkroom_original_thumbs_total", "result" => "none").increment(1);
-        ApiError::not_found()
+        None
     };
     match state.store.head(&key).await? {
         Some(meta) if meta.size <= limits.max_file_bytes => {}
-        Some(_) => return Err(none("over the preview's size limit")),
+        Some(_) => return Ok(none("over the preview's size limit")),
         None => return Err(ApiError::not_found()),
     }
     let bytes = match state.store.get(&key).await {
@@ -131,7 +140,7 @@ async fn render(
     .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, "the thumbnail failed"))?;
     metrics::histogram!("darkroom_original_thumb_seconds").record(started.elapsed().as_secs_f64());
     match rendered {
-        Ok(jpeg) => Ok(bytes::Bytes::from(jpeg)),
-        Err(error) => Err(none(&error.to_string())),
+        Ok(jpeg) => Ok(Some(bytes::Bytes::from(jpeg))),
+        Err(error) => Ok(none(&error.to_string())),
     }
 }
