@@ -8,7 +8,7 @@ fuzz_target!(|data: &[u8]| {
         if let Ok(request) = darkroom_core::PhotoRequest::decode(body) {
             let _ = request.current_ops();
             let _ = request.remaining_ops();
-            let _ = request.forwarded(None, Vec::new());
+            let _ = request.forwarded(None, Vec::new(), request.work_ms);
             let _ = request.encode();
         }
         if let Ok(response) = darkroom_core::PhotoResponse::decode(body) {
