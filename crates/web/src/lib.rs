@@ -32,6 +32,7 @@ mod security;
 mod slots;
 mod tenant;
 mod upload;
+mod upload_parts;
 mod view;
 
 pub use error::ApiError;
