@@ -9,7 +9,7 @@
 
 (function () {
   const STORAGE_KEY = "darkroom-last-recipe";
-  const TITLES = { thumbnail: "Resize", crop: "Crop", recolor: "Re-color", customize: "Customize", redeye: "Red-eye reduction", whiten_teeth: "Teeth whitening" };
+  const TITLES = { thumbnail: "Resize", crop: "Crop", recolor: "Re-color", customize: "Customize", redeye: "Red-eye reduction", whiten_teeth: "Teeth whitening", straighten: "Straighten", auto_enhance: "Auto-enhance", watermark: "Watermark" };
   const DEFAULTS = {
     thumbnail: () => ({ op: "thumbnail", size: 1600 }),
     crop: () => ({ op: "crop", aspect: "4:3", smart: true }),
@@ -17,6 +17,9 @@
     customize: () => ({ op: "customize", contrast: 0.1 }),
     redeye: () => ({ op: "redeye" }),
     whiten_teeth: () => ({ op: "whiten_teeth", strength: 0.5 }),
+    straighten: () => ({ op: "straighten", angle: 0 }),
+    auto_enhance: () => ({ op: "auto_enhance", strength: 0.6 }),
+    watermark: () => ({ op: "watermark", text: "© ", position: "bottom-right", opacity: 0.5, size: 0.05 }),
   };
   const PRESETS = {
     web: { label: "Web gallery, 1600 px", recipe: { ops: [{ op: "thumbnail", size: 1600 }], format: "jpeg", quality: 85 } },
@@ -26,7 +29,7 @@
   };
   const ASPECTS = [["1:1", "1:1 square"], ["4:3", "4:3"], ["3:2", "3:2"], ["16:9", "16:9"], ["3:4", "3:4 portrait"], ["2:3", "2:3 portrait"], ["9:16", "9:16 portrait"]];
 
-  let state = { ops: [], format: "jpeg", quality: 85 };
+  let state = { ops: [], format: "jpeg", quality: 85, metadata: "no-location" };
   // The upload page remembers the last recipe for next time; the job page's builder (for
   // reprocessing one photo) does not.
   let rememberRecipe = true;
@@ -153,6 +156,18 @@
         return [control(op, "strength", "Strength", "range", { min: 0, max: 1, step: 0.05, value: 0.5 }), regions(op, "the mouths of the faces in each photo")];
       case "redeye":
         return [regions(op, "faces and their red pupils; nothing else is touched")];
+      case "straighten":
+        return [control(op, "angle", "Angle (° clockwise)", "range", { min: -45, max: 45, step: 0.1, value: 0, keepZero: true }),
+          el("p", { class: "hint" }, "Levels a tilted horizon; the largest upright rectangle is kept, so no corner is left empty.")];
+      case "watermark":
+        return [control(op, "text", "Text", "text"),
+          control(op, "position", "Where", "select", [["bottom-right", "bottom right"], ["bottom-left", "bottom left"], ["top-right", "top right"], ["top-left", "top left"], ["center", "centre"]]),
+          control(op, "size", "Size (of the short side)", "range", { min: 0.01, max: 0.5, step: 0.01, value: 0.05 }),
+          control(op, "opacity", "Opacity", "range", { min: 0, max: 1, step: 0.05, value: 0.5, keepZero: true }),
+          control(op, "color", "Colour", "color", { value: "#ffffff" })];
+      case "auto_enhance":
+        return [control(op, "strength", "Strength", "range", { min: 0, max: 1, step: 0.05, value: 0.6, keepZero: true }),
+          el("p", { class: "hint" }, "White balance, levels and exposure from each photo's own colours; a well-exposed photo is left nearly as it is.")];
       default:
         return [];
     }
@@ -214,6 +229,7 @@
     document.getElementById("recipe-empty").hidden = state.ops.length > 0;
     document.getElementById("recipe-format").value = state.format;
     document.getElementById("recipe-quality").value = state.quality;
+    document.getElementById("recipe-metadata").value = state.metadata;
   }
 
   function recipe() {
@@ -223,7 +239,10 @@
       if (clean.rotate !== undefined) clean.rotate = Number(clean.rotate);
       return clean;
     });
-    return { ops, format: state.format, quality: Math.round(Number(state.quality) || 85) };
+    const made = { ops, format: state.format, quality: Math.round(Number(state.quality) || 85) };
+    // The server's default is left out, so recipes read as before.
+    if (state.metadata && state.metadata !== "no-location") made.metadata = state.metadata;
+    return made;
   }
 
   // Undo and redo: snapshots of the recipe (with its ids), the newest last. Typing in one
@@ -280,7 +299,7 @@
 
   function load(saved) {
     history.at = 0; // a whole new recipe is a step of its own
-    state = { ops: (saved.ops || []).filter((op) => DEFAULTS[op.op]).map(withId), format: saved.format || "jpeg", quality: saved.quality || 85 };
+    state = { ops: (saved.ops || []).filter((op) => DEFAULTS[op.op]).map(withId), format: saved.format || "jpeg", quality: saved.quality || 85, metadata: saved.metadata || "no-location" };
     changed(true);
   }
 
@@ -320,6 +339,7 @@
     });
     document.getElementById("recipe-format").addEventListener("change", (e) => { state.format = e.target.value; changed(false); });
     document.getElementById("recipe-quality").addEventListener("input", (e) => { state.quality = Number(e.target.value); changed(false); });
+    document.getElementById("recipe-metadata").addEventListener("change", (e) => { state.metadata = e.target.value; changed(false); });
     let saved = null;
     try { saved = rememberRecipe ? JSON.parse(localStorage.getItem(STORAGE_KEY) || "null") : null; } catch (_) { saved = null; }
     load(saved && Array.isArray(saved.ops) && saved.ops.length ? saved : PRESETS.web.recipe);

@@ -178,11 +178,15 @@ const OP_WORDS = {
   customize: (op) => Object.keys(op).filter((k) => k !== "op").join(", ") || "customize",
   redeye: () => "red-eye reduction",
   whiten_teeth: () => "teeth whitening",
+  straighten: (op) => `straighten ${op.angle}°`,
+  auto_enhance: () => "auto-enhance",
+  watermark: (op) => `watermark “${op.text || ""}”`,
 };
 function describeRecipe(recipe) {
   if (!recipe || !recipe.ops) return "";
   const steps = recipe.ops.map((op) => (OP_WORDS[op.op] ? OP_WORDS[op.op](op) : op.op));
-  return `${steps.join(" → ")} · ${String(recipe.format || "jpeg").toUpperCase()}`;
+  const details = { keep: " · all EXIF kept", strip: " · EXIF removed" }[recipe.metadata] || "";
+  return `${steps.join(" → ")} · ${String(recipe.format || "jpeg").toUpperCase()}${details}`;
 }
 
 // Time left, from how fast photos finished over the last two minutes.

@@ -87,6 +87,32 @@ try {
   await page.keyboard.press("Control+Z");
   if (await page.evaluate(() => JSON.stringify(window.darkroomBuilder.recipe())) !== built) fail("Ctrl+Z did not undo the preset");
 
+  // The newer operations from the palette, with the mouse: straighten's slider dragged, a
+  // watermark typed, the EXIF choice picked; then taken out again for what follows.
+  const beforeNew = await page.evaluate(() => JSON.stringify(window.darkroomBuilder.recipe()));
+  await page.click("[data-add=straighten]");
+  await page.click("[data-add=watermark]");
+  const slider = page.locator("#recipe-ops li[data-op=straighten] input[type=range]");
+  const box = await slider.boundingBox();
+  await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+  await page.mouse.down();
+  await page.mouse.move(box.x + box.width * 0.6, box.y + box.height / 2, { steps: 5 });
+  await page.mouse.up();
+  await page.locator("#recipe-ops li[data-op=watermark] input[type=text]").fill("© Sofia");
+  await page.selectOption("#recipe-metadata", "keep");
+  const withNew = await page.evaluate(() => window.darkroomBuilder.recipe());
+  const straighten = withNew.ops.find((op) => op.op === "straighten");
+  const watermark = withNew.ops.find((op) => op.op === "watermark");
+  if (!straighten || !(straighten.angle > 0 && straighten.angle <= 45)) fail(`dragging straighten's slider gave ${JSON.stringify(straighten)}`);
+  if (!watermark || watermark.text !== "© Sofia" || watermark.position !== "bottom-right") fail(`the watermark card gave ${JSON.stringify(watermark)}`);
+  if (withNew.metadata !== "keep") fail(`the EXIF choice gave ${JSON.stringify(withNew.metadata)}`);
+  const checked = await page.evaluate(async (recipe) => (await fetch("/api/v1/recipes/check", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ recipe, photos: [{ name: "a.jpg", width: 4000, height: 3000 }] }) })).status, withNew);
+  if (checked !== 200) fail(`the server refused the recipe the builder made with the new operations: ${checked}`);
+  await page.locator("#recipe-ops li[data-op=watermark] button[aria-label^=Remove]").click();
+  await page.locator("#recipe-ops li[data-op=straighten] button[aria-label^=Remove]").click();
+  await page.selectOption("#recipe-metadata", "no-location");
+  if (await page.evaluate(() => JSON.stringify(window.darkroomBuilder.recipe())) !== beforeNew) fail("removing the new operations did not give the recipe back");
+
   // The preview follows the recipe.
   await page.setInputFiles("#photos", [...photos, notAPhoto]);
   // Chosen again, the same photos are not listed twice; one chosen by mistake is removed.

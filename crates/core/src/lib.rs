@@ -26,7 +26,7 @@ pub use limits::Limits;
 pub use messages::{CarriedFrame, MessageError, PhotoRequest, PhotoResponse, PhotoUpdate, WebhookRequest};
 pub use plan::{Segment, StageMap};
 pub use queue_names::QueueNames;
-pub use recipe::{Operation, OutputFormat, Recipe, RecipeError};
+pub use recipe::{MetadataPolicy, Operation, OutputFormat, Recipe, RecipeError};
 pub use view::{JobState, JobView, PhotoView};
 
 /// Milliseconds since the Unix epoch: the one clock format stored in manifests and events.

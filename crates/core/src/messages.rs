@@ -17,8 +17,10 @@ use std::collections::BTreeMap;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-/// The message version this release writes, and the newest it reads.
-pub const MESSAGE_VERSION: u32 = 1;
+/// The message version this release writes, and the newest it reads. 2: a request's recipe
+/// may hold `straighten`, `auto_enhance`, `watermark` and `metadata`, which version 1 cannot
+/// parse; a version-1 process hands such a message back instead of dead-lettering it.
+pub const MESSAGE_VERSION: u32 = 2;
 
 /// The version this process speaks: [`MESSAGE_VERSION`], unless a test build pretends to
 /// be the next release (see [`speak_next_version_for_tests`]).

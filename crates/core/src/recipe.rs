@@ -45,6 +45,32 @@ pub struct Recipe {
     #[serde(default = "default_quality")]
     #[schema(minimum = 1, maximum = 100, default = 85)]
     pub quality: u8,
+    /// What of the original's EXIF the result keeps (see [`MetadataPolicy`]).
+    #[serde(default, skip_serializing_if = "MetadataPolicy::is_default")]
+    pub metadata: MetadataPolicy,
+}
+
+/// What of the original's EXIF a result keeps. Whatever the policy, the orientation is
+/// reset to upright (the pixels are turned already), the embedded thumbnail is dropped
+/// (it would show the photo before processing) and the sizes are the result's; the ICC
+/// profile is always kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum MetadataPolicy {
+    /// Capture date and time, camera, lens, exposure, artist and copyright; no GPS or other
+    /// location, no serial numbers, no maker notes.
+    #[default]
+    NoLocation,
+    /// Everything the original carried, GPS included.
+    Keep,
+    /// No EXIF at all.
+    Strip,
+}
+
+impl MetadataPolicy {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 fn default_quality() -> u8 {
@@ -261,9 +287,67 @@ pub enum Operation {
         #[schema(minimum = -360, maximum = 360)]
         degrees: Option<f32>,
     },
-    /// Adjustments and decorations, applied in the order of the fields.
+    /// Adjustments and decorations: brightness, contrast, saturation, sharpen, rotate,
+    /// flip, then the caption and last the border, which frames it.
     Customize(Customize),
+    /// Rotation by any angle (a tilted horizon levelled), keeping the largest upright
+    /// rectangle inside the turned photo: no empty corners.
+    Straighten {
+        /// Degrees, clockwise; −45 to 45.
+        #[schema(minimum = -45, maximum = 45)]
+        angle: f32,
+    },
+    /// Levels, contrast and white balance from the photo's own statistics: a dull, dark or
+    /// tinted photo corrected, a well-exposed neutral one left nearly as it is.
+    AutoEnhance {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(minimum = 0, maximum = 1, default = 0.6)]
+        strength: Option<f32>,
+    },
+    /// A mark on the photo, scaled to it: `text` (1–100 characters) at `position`, its line
+    /// `size` × the photo's short side tall, in `color` at `opacity`. (`image`, a PNG sent
+    /// with the job, is named by the contract and refused by this release.)
+    Watermark {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(min_length = 1, max_length = 100)]
+        text: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        image: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        position: Option<WatermarkPosition>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(minimum = 0, maximum = 1, default = 0.5)]
+        opacity: Option<f32>,
+        /// The text line's height as a fraction of the photo's short side.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(minimum = 0.01, maximum = 0.5, default = 0.05)]
+        size: Option<f32>,
+        /// `#rrggbb`, white when left out.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        color: Option<Color>,
+    },
 }
+
+/// Where a watermark sits on the result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum WatermarkPosition {
+    #[default]
+    BottomRight,
+    BottomLeft,
+    TopRight,
+    TopLeft,
+    Center,
+}
+
+pub const MAX_WATERMARK_CHARS: usize = 100;
+pub const DEFAULT_WATERMARK_OPACITY: f32 = 0.5;
+pub const DEFAULT_WATERMARK_SIZE: f32 = 0.05;
+
+/// `auto_enhance`'s strength when the recipe names none.
+pub const DEFAULT_ENHANCE_STRENGTH: f32 = 0.6;
+/// `straighten`'s largest angle either way, in degrees.
+pub const MAX_STRAIGHTEN_DEGREES: f32 = 45.0;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -331,10 +415,23 @@ impl Operation {
             Self::WhitenTeeth { .. } => "whiten_teeth",
             Self::Recolor { .. } => "recolor",
             Self::Customize(_) => "customize",
+            Self::Straighten { .. } => "straighten",
+            Self::AutoEnhance { .. } => "auto_enhance",
+            Self::Watermark { .. } => "watermark",
         }
     }
 
-    pub const NAMES: [&'static str; 6] = ["thumbnail", "crop", "redeye", "whiten_teeth", "recolor", "customize"];
+    pub const NAMES: [&'static str; 9] = [
+        "thumbnail",
+        "crop",
+        "redeye",
+        "whiten_teeth",
+        "recolor",
+        "customize",
+        "straighten",
+        "auto_enhance",
+        "watermark",
+    ];
 }
 
 impl Recipe {

@@ -24,6 +24,17 @@ fn parses_the_design_example() {
 fn defaults_format_and_quality() {
     let recipe = Recipe::from_json(r#"{"ops":[{"op":"thumbnail","size":10}]}"#).expect("valid");
     assert_eq!((recipe.format, recipe.quality), (OutputFormat::Jpeg, 85));
+    assert_eq!(recipe.metadata, MetadataPolicy::NoLocation);
+    // The default is not written back: a recipe reads the same to a worker of the release before.
+    assert!(!recipe.to_json().contains("metadata"), "{}", recipe.to_json());
+}
+
+#[test]
+fn takes_a_metadata_policy_by_name() {
+    let recipe = Recipe::from_json(r#"{"ops":[{"op":"thumbnail","size":10}],"metadata":"keep"}"#).expect("valid");
+    assert_eq!(recipe.metadata, MetadataPolicy::Keep);
+    assert_eq!(Recipe::from_json(&recipe.to_json()), Ok(recipe));
+    assert_eq!(error_of(r#"{"ops":[{"op":"thumbnail","size":10}],"metadata":"gps"}"#).field, "metadata");
 }
 
 #[test]
@@ -123,4 +134,30 @@ fn a_relative_crop_must_lie_inside_the_photo() {
         error_of(r#"{"ops":[{"op":"crop","aspect":"1:1","relative":{"x":0,"y":0,"width":1,"height":1}}]}"#).field,
         "ops[0]"
     );
+}
+
+#[test]
+fn straighten_and_auto_enhance_take_their_ranges() {
+    let recipe =
+        Recipe::from_json(r#"{"ops":[{"op":"straighten","angle":-3.5},{"op":"auto_enhance"}]}"#).expect("valid");
+    assert_eq!(recipe.ops[0], Operation::Straighten { angle: -3.5 });
+    assert_eq!(recipe.ops[1], Operation::AutoEnhance { strength: None });
+    assert_eq!(error_of(r#"{"ops":[{"op":"straighten","angle":46}]}"#).field, "ops[0].angle");
+    assert_eq!(error_of(r#"{"ops":[{"op":"straighten"}]}"#).field, "ops[0]");
+    assert_eq!(error_of(r#"{"ops":[{"op":"auto_enhance","strength":1.5}]}"#).field, "ops[0].strength");
+    assert_eq!(Operation::NAMES.len(), 9);
+}
+
+#[test]
+fn a_watermark_takes_text_and_refuses_what_it_cannot_do() {
+    let recipe =
+        Recipe::from_json(r##"{"ops":[{"op":"watermark","text":"© Sofia","position":"top-left","opacity":0.3,"size":0.1,"color":"#000000"}]}"##)
+            .expect("valid");
+    assert_eq!(Recipe::from_json(&recipe.to_json()), Ok(recipe));
+    assert_eq!(error_of(r#"{"ops":[{"op":"watermark"}]}"#).field, "ops[0].text");
+    assert_eq!(error_of(r#"{"ops":[{"op":"watermark","image":"logo.png"}]}"#).field, "ops[0].image");
+    assert_eq!(error_of(r#"{"ops":[{"op":"watermark","text":"a\nb"}]}"#).field, "ops[0].text");
+    assert_eq!(error_of(r#"{"ops":[{"op":"watermark","text":"x","size":0.9}]}"#).field, "ops[0].size");
+    let position = error_of(r#"{"ops":[{"op":"watermark","text":"x","position":"middle"}]}"#);
+    assert!(position.field.starts_with("ops[0]") && position.message.contains("middle"), "{position}");
 }

@@ -128,6 +128,46 @@ fn validate_op(op: &Operation, path: &str) -> Result<(), RecipeError> {
             }
         }
         Operation::Customize(customize) => validate_customize(customize, path)?,
+        Operation::Straighten { angle } => {
+            in_range(format!("{path}.angle"), *angle, -MAX_STRAIGHTEN_DEGREES, MAX_STRAIGHTEN_DEGREES)?
+        }
+        Operation::AutoEnhance { strength } => {
+            if let Some(strength) = strength {
+                in_range(format!("{path}.strength"), *strength, 0.0, 1.0)?;
+            }
+        }
+        Operation::Watermark { text, image, opacity, size, .. } => {
+            if image.is_some() {
+                return Err(RecipeError::new(
+                    format!("{path}.image"),
+                    "image watermarks are not supported by this release yet; use a text watermark",
+                ));
+            }
+            let Some(text) = text else {
+                return Err(RecipeError::new(format!("{path}.text"), "a watermark needs its text"));
+            };
+            let chars = text.chars().count();
+            if text.chars().any(char::is_control) {
+                return Err(RecipeError::new(format!("{path}.text"), "must be one line, without control characters"));
+            }
+            // Zero-width and direction marks draw nothing: text of only those is no mark.
+            let invisible = |c: char| {
+                c.is_whitespace()
+                    || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}')
+            };
+            if text.chars().all(invisible) || chars > MAX_WATERMARK_CHARS {
+                return Err(RecipeError::new(
+                    format!("{path}.text"),
+                    format!("must be 1–{MAX_WATERMARK_CHARS} visible characters, got {chars} characters"),
+                ));
+            }
+            if let Some(opacity) = opacity {
+                in_range(format!("{path}.opacity"), *opacity, 0.0, 1.0)?;
+            }
+            if let Some(size) = size {
+                in_range(format!("{path}.size"), *size, 0.01, 0.5)?;
+            }
+        }
     }
     Ok(())
 }

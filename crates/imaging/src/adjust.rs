@@ -1,5 +1,6 @@
-//! `customize`: brightness, contrast, saturation, sharpen, rotate, flip, border, caption —
-//! applied in that order (docs/ARCHITECTURE.md), whatever order the keys had in the recipe.
+//! `customize`: brightness, contrast, saturation, sharpen, rotate, flip, caption, border —
+//! applied in that order (docs/ARCHITECTURE.md), whatever order the keys had in the recipe:
+//! the caption before the border, so that the border frames it rather than being covered.
 
 use crate::color::{apply_lut, luma, map_pixels};
 use crate::pipeline::Photo;
@@ -58,11 +59,13 @@ pub fn customize(photo: &mut Photo, settings: &Customize) -> Result<(), ImagingE
         }
         None => {}
     }
-    if let Some(border) = &settings.border {
-        add_border(photo, border)?;
-    }
+    // The caption goes on the photo inside the border, never over it: its band is part of
+    // the picture, the border frames both.
     if let Some(caption) = &settings.caption {
         draw_caption(&mut photo.image, caption)?;
+    }
+    if let Some(border) = &settings.border {
+        add_border(photo, border)?;
     }
     Ok(())
 }
@@ -184,7 +187,7 @@ fn add_border(photo: &mut Photo, border: &Border) -> Result<(), ImagingError> {
     Ok(())
 }
 
-fn blend(image: &mut DynamicImage, x: u32, y: u32, color: [u8; 3], alpha: f32) {
+pub(crate) fn blend(image: &mut DynamicImage, x: u32, y: u32, color: [u8; 3], alpha: f32) {
     let mix = |under: u8, over: u8| clamp_u8(f32::from(under) * (1.0 - alpha) + f32::from(over) * alpha);
     match image {
         DynamicImage::ImageRgb8(buffer) => {
@@ -204,48 +207,40 @@ fn blend(image: &mut DynamicImage, x: u32, y: u32, color: [u8; 3], alpha: f32) {
     }
 }
 
-/// White text on a darkened band across the top or bottom, sized to the photo and shrunk
-/// to fit its width.
-fn draw_caption(image: &mut DynamicImage, caption: &Caption) -> Result<(), ImagingError> {
-    let font = FontRef::try_from_slice(CAPTION_FONT)
-        .map_err(|e| ImagingError::op("customize", format!("caption font: {e}")))?;
-    let (width, height) = image.dimensions();
-    let text: String = caption.text.chars().filter(|c| !c.is_control()).collect();
-    let measure = |size: f32| {
-        let scaled = font.as_scaled(PxScale::from(size));
-        let mut previous = None;
-        let mut advance = 0.0;
-        for c in text.chars() {
-            let id = scaled.glyph_id(c);
-            if let Some(previous) = previous {
-                advance += scaled.kern(previous, id);
-            }
-            advance += scaled.h_advance(id);
-            previous = Some(id);
-        }
-        advance
-    };
-    let mut size = (height as f32 / 14.0).clamp(10.0, 200.0);
-    let text_width = measure(size);
-    let room = width as f32 * 0.92;
-    if text_width > room && text_width > 0.0 {
-        size = (size * room / text_width).max(6.0);
-    }
+/// The bundled font, parsed (a few microseconds: it is a view of the bytes).
+pub(crate) fn caption_font() -> Result<FontRef<'static>, ImagingError> {
+    FontRef::try_from_slice(CAPTION_FONT).map_err(|e| ImagingError::op("customize", format!("caption font: {e}")))
+}
+
+/// How wide `text` is at `size` px, kerning included.
+pub(crate) fn text_width(font: &FontRef<'_>, text: &str, size: f32) -> f32 {
     let scaled = font.as_scaled(PxScale::from(size));
-    let band_height = ((scaled.ascent() - scaled.descent()) * 1.5).ceil().min(height as f32) as u32;
-    let band_top = match caption.position {
-        CaptionPosition::Bottom => height - band_height,
-        CaptionPosition::Top => 0,
-    };
-    for y in band_top..band_top + band_height {
-        for x in 0..width {
-            blend(image, x, y, [0, 0, 0], 0.55);
+    let mut previous = None;
+    let mut advance = 0.0;
+    for c in text.chars() {
+        let id = scaled.glyph_id(c);
+        if let Some(previous) = previous {
+            advance += scaled.kern(previous, id);
         }
+        advance += scaled.h_advance(id);
+        previous = Some(id);
     }
-    let total = measure(size);
-    let mut pen_x = ((width as f32 - total) / 2.0).max(0.0);
-    let baseline =
-        band_top as f32 + (band_height as f32 - (scaled.ascent() - scaled.descent())) / 2.0 + scaled.ascent();
+    advance
+}
+
+/// Draws `text` at `size` px from `pen_x` on `baseline`, in `color` at `opacity`, clipped
+/// to the image.
+pub(crate) fn draw_text(
+    image: &mut DynamicImage,
+    font: &FontRef<'_>,
+    text: &str,
+    size: f32,
+    (mut pen_x, baseline): (f32, f32),
+    color: [u8; 3],
+    opacity: f32,
+) {
+    let (width, height) = image.dimensions();
+    let scaled = font.as_scaled(PxScale::from(size));
     let mut previous = None;
     for c in text.chars() {
         let id = scaled.glyph_id(c);
@@ -261,11 +256,40 @@ fn draw_caption(image: &mut DynamicImage, caption: &Caption) -> Result<(), Imagi
                 let x = bounds.min.x as i64 + i64::from(gx);
                 let y = bounds.min.y as i64 + i64::from(gy);
                 if (0..i64::from(width)).contains(&x) && (0..i64::from(height)).contains(&y) && coverage > 0.0 {
-                    blend(image, x as u32, y as u32, [255, 255, 255], coverage.min(1.0));
+                    blend(image, x as u32, y as u32, color, coverage.min(1.0) * opacity);
                 }
             });
         }
     }
+}
+
+/// White text on a darkened band across the top or bottom, sized to the photo and shrunk
+/// to fit its width.
+fn draw_caption(image: &mut DynamicImage, caption: &Caption) -> Result<(), ImagingError> {
+    let font = caption_font()?;
+    let (width, height) = image.dimensions();
+    let text: String = caption.text.chars().filter(|c| !c.is_control()).collect();
+    let mut size = (height as f32 / 14.0).clamp(10.0, 200.0);
+    let measured = text_width(&font, &text, size);
+    let room = width as f32 * 0.92;
+    if measured > room && measured > 0.0 {
+        size = (size * room / measured).max(6.0);
+    }
+    let scaled = font.as_scaled(PxScale::from(size));
+    let band_height = ((scaled.ascent() - scaled.descent()) * 1.5).ceil().min(height as f32) as u32;
+    let band_top = match caption.position {
+        CaptionPosition::Bottom => height - band_height,
+        CaptionPosition::Top => 0,
+    };
+    for y in band_top..band_top + band_height {
+        for x in 0..width {
+            blend(image, x, y, [0, 0, 0], 0.55);
+        }
+    }
+    let pen_x = ((width as f32 - text_width(&font, &text, size)) / 2.0).max(0.0);
+    let baseline =
+        band_top as f32 + (band_height as f32 - (scaled.ascent() - scaled.descent())) / 2.0 + scaled.ascent();
+    draw_text(image, &font, &text, size, (pen_x, baseline), [255, 255, 255], 1.0);
     Ok(())
 }
 

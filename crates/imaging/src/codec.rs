@@ -7,7 +7,7 @@ use crate::heif_boxes::{heif_stored_dimensions, is_heic};
 use crate::pipeline::Photo;
 use crate::ImagingError;
 use darkroom_core::recipe::Operation;
-use darkroom_core::OutputFormat;
+use darkroom_core::{MetadataPolicy, OutputFormat};
 use image::{DynamicImage, ImageDecoder, ImageEncoder, ImageFormat, ImageReader};
 use std::io::Cursor;
 
@@ -132,6 +132,8 @@ fn decode_probed(bytes: &[u8], probed: Probe, limits: DecodeLimits) -> Result<Ph
     let (width, height) = decoder.dimensions();
     limits.limits.check_dimensions(width, height).map_err(ImagingError::TooManyPixels)?;
     // Metadata problems must not cost the user the photo: fall back to no rotation and no profile.
+    // The EXIF first: reading it lets the decoder answer the orientation without a second parse.
+    let exif = decoder.exif_metadata().ok().flatten().filter(|exif| crate::metadata::exif_is_sane(exif));
     let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
     let icc_profile = decoder.icc_profile().ok().flatten();
     let mut image = DynamicImage::from_decoder(decoder).map_err(corrupt)?;
@@ -141,7 +143,9 @@ fn decode_probed(bytes: &[u8], probed: Probe, limits: DecodeLimits) -> Result<Ph
     } else {
         DynamicImage::ImageRgb8(image.into_rgb8())
     };
-    Ok(Photo::new(image, icc_profile))
+    let mut photo = Photo::new(image, icc_profile);
+    photo.exif = exif;
+    Ok(photo)
 }
 
 #[cfg(feature = "heic")]
@@ -211,9 +215,21 @@ fn jpeg_is_complete(bytes: &[u8]) -> bool {
     }
 }
 
-/// Encodes the photo. EXIF is never written (no GPS, no serial numbers); the ICC profile
-/// is kept so colours stay right.
+/// Encodes a copy for display (preview, thumbnail): the ICC profile, so colours stay right,
+/// and no EXIF.
 pub fn encode(photo: &Photo, format: OutputFormat, quality: u8) -> Result<Vec<u8>, ImagingError> {
+    encode_with_metadata(photo, format, quality, MetadataPolicy::Strip)
+}
+
+/// Encodes a result: the ICC profile, and what `metadata` keeps of the original's EXIF
+/// (see [`crate::metadata::exif_for_result`]).
+pub fn encode_with_metadata(
+    photo: &Photo,
+    format: OutputFormat,
+    quality: u8,
+    metadata: MetadataPolicy,
+) -> Result<Vec<u8>, ImagingError> {
+    let exif = crate::metadata::exif_for_result(photo.exif.as_deref(), metadata, photo.width(), photo.height());
     let mut out = Vec::new();
     let failed = |message: String| ImagingError::Encode { format: format.extension(), message };
     match format {
@@ -229,6 +245,12 @@ pub fn encode(photo: &Photo, format: OutputFormat, quality: u8) -> Result<Vec<u8
                 )));
             };
             let mut encoder = jpeg_encoder::Encoder::new(&mut out, quality.clamp(1, 100));
+            if let Some(exif) = &exif {
+                // EXIF that does not fit one segment (64 KiB) is left out, not the photo.
+                if let Err(error) = encoder.add_exif_metadata(exif) {
+                    tracing::debug!(error.message = %error, "EXIF left out of the JPEG");
+                }
+            }
             if let Some(icc) = &photo.icc_profile {
                 encoder.add_icc_profile(icc).map_err(|e| failed(format!("ICC profile: {e}")))?;
             }
@@ -245,17 +267,24 @@ pub fn encode(photo: &Photo, format: OutputFormat, quality: u8) -> Result<Vec<u8
             if let Some(icc) = &photo.icc_profile {
                 let _ = encoder.set_icc_profile(icc.clone());
             }
+            if let Some(exif) = exif {
+                let _ = encoder.set_exif_metadata(exif);
+            }
             write_dynamic(encoder, &photo.image).map_err(|e| failed(e.to_string()))?;
         }
         OutputFormat::Webp => {
-            out = crate::webp::encode_lossy(&photo.image, quality, photo.icc_profile.as_deref())?;
+            out = crate::webp::encode_lossy(&photo.image, quality, photo.icc_profile.as_deref(), exif.as_deref())?;
         }
     }
     Ok(out)
 }
 
-/// A fast lossless encoding for the image one pipeline stage hands to the next.
+/// A fast lossless encoding for the image one pipeline stage hands to the next. Its EXIF is
+/// the original's, upright (the pixels are turned already): the last stage applies the
+/// recipe's policy to it.
 pub fn encode_intermediate(photo: &Photo) -> Result<Vec<u8>, ImagingError> {
+    let exif =
+        crate::metadata::exif_for_result(photo.exif.as_deref(), MetadataPolicy::Keep, photo.width(), photo.height());
     let mut out = Vec::new();
     let mut encoder = image::codecs::png::PngEncoder::new_with_quality(
         &mut out,
@@ -264,6 +293,9 @@ pub fn encode_intermediate(photo: &Photo) -> Result<Vec<u8>, ImagingError> {
     );
     if let Some(icc) = &photo.icc_profile {
         let _ = encoder.set_icc_profile(icc.clone());
+    }
+    if let Some(exif) = exif {
+        let _ = encoder.set_exif_metadata(exif);
     }
     write_dynamic(encoder, &photo.image).map_err(|e| ImagingError::Encode { format: "png", message: e.to_string() })?;
     Ok(out)
@@ -380,6 +412,7 @@ fn decode_scaled_jpeg(
     decoder.set_max_decoding_buffer_size(usize::try_from(limits.max_alloc_bytes).unwrap_or(usize::MAX));
     let orientation = decoder.exif_data().and_then(Orientation::from_exif_chunk).unwrap_or(Orientation::NoTransforms);
     let icc_profile = decoder.icc_profile();
+    let exif = decoder.exif_data().filter(|exif| crate::metadata::exif_is_sane(exif)).map(<[u8]>::to_vec);
     // A progressive JPEG wanted at 1/8 scale is read from its DC scans alone.
     let eighth_will_do = long_side.div_ceil(8) >= needed_long_side;
     let progressive = info.coding_process == jpeg_decoder::CodingProcess::DctProgressive;
@@ -400,6 +433,7 @@ fn decode_scaled_jpeg(
     );
     let (original_width, original_height) = if swaps_axes { (height, width) } else { (width, height) };
     let mut photo = Photo::new(image, icc_profile);
+    photo.exif = exif;
     photo.frame = crate::Frame::identity(original_width, original_height).scaled(
         f64::from(photo.width()) / f64::from(original_width),
         f64::from(photo.height()) / f64::from(original_height),

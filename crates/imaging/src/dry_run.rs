@@ -81,7 +81,19 @@ fn follow_ops(ops: &[Operation], width: u32, height: u32) -> Result<(u32, u32), 
                     (width, height) = (new_width, new_height);
                 }
             }
-            Operation::Recolor { .. } | Operation::Redeye { .. } | Operation::WhitenTeeth { .. } => {}
+            Operation::Straighten { angle } => {
+                if angle.abs() >= 0.01 {
+                    let radians = f64::from(*angle).to_radians();
+                    let (new_width, new_height) = crate::straighten::largest_upright(width, height, radians);
+                    frame = frame.turned_about_centre(radians, width, height, new_width, new_height);
+                    (width, height) = (new_width, new_height);
+                }
+            }
+            Operation::Recolor { .. }
+            | Operation::Redeye { .. }
+            | Operation::WhitenTeeth { .. }
+            | Operation::AutoEnhance { .. }
+            | Operation::Watermark { .. } => {}
         }
     }
     Ok((width, height))

@@ -66,6 +66,15 @@ impl Frame {
         }
     }
 
+    /// A `width`×`height` image turned `radians` clockwise about its centre, of which the
+    /// centred `kept_width`×`kept_height` rectangle is kept (`straighten`).
+    pub fn turned_about_centre(self, radians: f64, width: u32, height: u32, kept_width: u32, kept_height: u32) -> Self {
+        let (sin, cos) = (radians.sin(), radians.cos());
+        let (cx, cy) = (f64::from(width) / 2.0, f64::from(height) / 2.0);
+        let (ox, oy) = (f64::from(kept_width) / 2.0, f64::from(kept_height) / 2.0);
+        self.then([cos, -sin, ox - cos * cx + sin * cy, sin, cos, oy - sin * cx - cos * cy])
+    }
+
     pub fn flipped_horizontally(self, width: u32) -> Self {
         self.then([-1.0, 0.0, f64::from(width), 0.0, 1.0, 0.0])
     }
@@ -116,6 +125,16 @@ mod tests {
         let frame = Frame::identity(100, 80);
         assert_eq!(frame.map_region(u32::MAX - 5, 10, 100, 10, 100, 80), None);
         assert_eq!(frame.map_region(90, 70, u32::MAX, u32::MAX, 100, 80), Some((90, 70, 10, 10)));
+    }
+
+    #[test]
+    fn a_turn_about_the_centre_keeps_the_centre_and_turns_clockwise() {
+        let frame = Frame::identity(200, 100).turned_about_centre(90f64.to_radians(), 200, 100, 50, 50);
+        let (x, y) = frame.map_point(100.0, 50.0);
+        assert!((x - 25.0).abs() < 1e-9 && (y - 25.0).abs() < 1e-9, "({x}, {y})");
+        // A point right of the centre goes below it: clockwise, as the pixels turn.
+        let (x, y) = frame.map_point(110.0, 50.0);
+        assert!((x - 25.0).abs() < 1e-9 && (y - 35.0).abs() < 1e-9, "({x}, {y})");
     }
 
     #[test]

@@ -80,5 +80,19 @@ pub(crate) fn decode(bytes: &[u8], limits: DecodeLimits) -> Result<Photo, Imagin
     }
     .ok_or_else(|| ImagingError::Corrupt("HEIC: the decoded pixels do not fill the image".to_owned()))?;
     tracing::debug!(width = plane_width, height = plane_height, with_alpha, "HEIC decoded");
-    Ok(Photo::new(image, icc_profile))
+    let mut photo = Photo::new(image, icc_profile);
+    photo.exif = exif_block(&handle);
+    Ok(photo)
+}
+
+/// The photo's EXIF as a TIFF structure. HEIF's Exif item starts with a 4-byte offset to the
+/// TIFF header (past an optional `Exif\0\0`).
+fn exif_block(handle: &libheif_rs::ImageHandle) -> Option<Vec<u8>> {
+    let mut ids = [0; 1];
+    if handle.metadata_block_ids(&mut ids, b"Exif") == 0 {
+        return None;
+    }
+    let block = handle.metadata(ids[0]).ok()?;
+    let offset = usize::try_from(u32::from_be_bytes(block.get(..4)?.try_into().ok()?)).ok()?;
+    block.get(4usize.checked_add(offset)?..).filter(|exif| crate::metadata::exif_is_sane(exif)).map(<[u8]>::to_vec)
 }

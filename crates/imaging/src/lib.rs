@@ -14,20 +14,25 @@ pub const MAX_GROWN_PIXELS: u64 = 200_000_000;
 
 mod decode_limits;
 mod dry_run;
+mod enhance;
 pub mod faces;
 mod geometry;
 #[cfg(feature = "heic")]
 mod heic;
 mod heif_boxes;
+pub mod metadata;
 mod pipeline;
 mod progressive_dc;
 mod resize;
 pub mod retouch;
+mod straighten;
 mod teeth;
+mod watermark;
 mod webp;
 
 pub use codec::{
-    decode, decode_at_least, decode_for_ops, encode, encode_intermediate, probe, DecodeLimits, Probe, SourceFormat,
+    decode, decode_at_least, decode_for_ops, encode, encode_intermediate, encode_with_metadata, probe, DecodeLimits,
+    Probe, SourceFormat,
 };
 pub use dry_run::dry_run;
 pub use geometry::Frame;

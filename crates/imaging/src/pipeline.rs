@@ -12,6 +12,9 @@ use image::DynamicImage;
 pub struct Photo {
     pub image: DynamicImage,
     pub icc_profile: Option<Vec<u8>>,
+    /// The original's EXIF as read (a TIFF structure), orientation included: what a result
+    /// keeps of it is the recipe's `metadata` policy's call, at encode.
+    pub exif: Option<Vec<u8>>,
     pub frame: Frame,
     /// Faces found in this image, with the frame and size they were found at: red-eye and
     /// teeth whitening in one recipe detect once (colour changes keep faces where they are;
@@ -27,6 +30,7 @@ impl std::fmt::Debug for Photo {
             .field("height", &self.height())
             .field("color", &self.image.color())
             .field("icc_profile_bytes", &self.icc_profile.as_ref().map(Vec::len))
+            .field("exif_bytes", &self.exif.as_ref().map(Vec::len))
             .finish()
     }
 }
@@ -34,7 +38,7 @@ impl std::fmt::Debug for Photo {
 impl Photo {
     pub fn new(image: DynamicImage, icc_profile: Option<Vec<u8>>) -> Self {
         let frame = Frame::identity(image.width(), image.height());
-        Self { image, icc_profile, frame, faces: None }
+        Self { image, icc_profile, exif: None, frame, faces: None }
     }
 
     /// The faces in the image, largest first (detected once per geometry).
@@ -108,6 +112,28 @@ fn apply_op(photo: &mut Photo, op: &Operation) -> Result<(), ImagingError> {
         }
         Operation::WhitenTeeth { regions, strength } => {
             crate::retouch::whiten_teeth(photo, regions, strength.unwrap_or(0.5));
+            Ok(())
+        }
+        Operation::Straighten { angle } => crate::straighten::straighten(photo, *angle),
+        Operation::Watermark { text, position, opacity, size, color, .. } => {
+            use darkroom_core::recipe::{Color, DEFAULT_WATERMARK_OPACITY, DEFAULT_WATERMARK_SIZE};
+            let Some(text) = text else {
+                return Err(ImagingError::op("watermark", "a watermark needs its text"));
+            };
+            let mark = crate::watermark::Watermark {
+                text,
+                position: position.unwrap_or_default(),
+                opacity: opacity.unwrap_or(DEFAULT_WATERMARK_OPACITY),
+                size: size.unwrap_or(DEFAULT_WATERMARK_SIZE),
+                color: color.unwrap_or(Color([255, 255, 255])),
+            };
+            crate::watermark::draw(&mut photo.image, &mark)
+        }
+        Operation::AutoEnhance { strength } => {
+            crate::enhance::auto_enhance(
+                &mut photo.image,
+                strength.unwrap_or(darkroom_core::recipe::DEFAULT_ENHANCE_STRENGTH),
+            );
             Ok(())
         }
     }
@@ -221,6 +247,15 @@ fn needed_long_side(ops: &[Operation], width: u32, height: u32) -> Option<u32> {
                 }
             },
             Operation::Recolor { .. } => {}
+            // Statistics of the whole photo: a reduced copy has the same ones.
+            Operation::AutoEnhance { .. } => {}
+            // Drawn in pixels: at another scale it would come out otherwise.
+            Operation::Watermark { .. } => return None,
+            // The kept part is the same fraction of the photo at any scale.
+            Operation::Straighten { angle } => {
+                (kept_width, kept_height) =
+                    crate::straighten::largest_upright(kept_width, kept_height, f64::from(*angle).to_radians());
+            }
             Operation::Customize(settings) => {
                 let only_pixelwise_or_turns = settings.sharpen.is_none_or(|s| s == 0.0)
                     && settings.border.is_none()
@@ -343,6 +378,27 @@ mod tests {
     }
 
     #[test]
+    fn straighten_keeps_an_upright_rectangle_and_a_later_box_still_lands_on_the_original() {
+        // A 3° turn of 400×300 keeps the largest upright rectangle inside it.
+        let straight = apply_ops(photo(400, 300), &ops(r#"{"op":"straighten","angle":3}"#)).expect("straightens");
+        assert!(straight.width() < 400 && straight.height() < 300 && straight.width() > 360, "{straight:?}");
+        // A box around the original's centre maps to about the centre of the result.
+        let boxed = apply_ops(
+            photo(400, 300),
+            &ops(r#"{"op":"straighten","angle":3},{"op":"crop","x":180,"y":130,"width":40,"height":40}"#),
+        )
+        .expect("crops");
+        assert!((40..=46).contains(&boxed.width()) && (40..=46).contains(&boxed.height()), "{boxed:?}");
+        // The kept part is the same fraction at any scale: a reduced decode still serves.
+        let planned = reduced_decode_long_side(
+            &ops(r#"{"op":"straighten","angle":10},{"op":"thumbnail","size":500}"#),
+            6000,
+            4000,
+        );
+        assert!(planned.is_some_and(|side| side > 1000 && side < 6000), "{planned:?}");
+    }
+
+    #[test]
     fn customize_rotates_borders_and_captions() {
         let result = apply_ops(
             photo(60, 40),
@@ -351,5 +407,10 @@ mod tests {
         .expect("customizes");
         assert_eq!((result.width(), result.height()), (50, 70));
         assert_eq!(result.image.to_rgb8().get_pixel(0, 0).0, [255, 0, 0]);
+        // The caption's band is inside the border: the bottom rows are still the border's.
+        let bottom = result.image.to_rgb8();
+        for x in [0, 25, 49] {
+            assert_eq!(bottom.get_pixel(x, 69).0, [255, 0, 0], "bottom border at x={x}");
+        }
     }
 }

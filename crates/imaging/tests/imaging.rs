@@ -71,7 +71,7 @@ fn exif_rotated_photo_comes_out_upright() {
 }
 
 #[test]
-fn outputs_carry_no_exif() {
+fn copies_for_display_carry_no_exif() {
     let photo = decode(&fixture("coffee-exif-rotate90.jpg"), limits()).unwrap();
     let jpeg = encode(&photo, OutputFormat::Jpeg, 85).unwrap();
     assert!(!jpeg.windows(6).any(|w| w == b"Exif\0\0"), "output still has an EXIF segment");

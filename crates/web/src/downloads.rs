@@ -318,13 +318,28 @@ async fn archive_response(state: &AppState, request: &HttpRequest, job_text: &st
             for ((_, key, done_at), entry) in results.iter().zip(&entry_names) {
                 // Streamed from the store: memory holds a chunk, not a photo.
                 let (_, mut stream) = runtime.block_on(store.get_stream(key)).map_err(|e| e.to_string())?;
-                // The DOS date has no zone (unzip tools read it as local time): the extended
-                // timestamp beside it says the instant.
-                let dated = options
-                    .last_modified_time(zip_time(*done_at))
-                    .with_extended_timestamp(u32::try_from(*done_at / 1000).ok(), None, None)
-                    .map_err(|e| e.to_string())?;
+                // The entry is dated before its bytes go out: the file's head, where its
+                // EXIF is, is read first (a chunk or a few, never the whole photo).
+                let mut head = Vec::new();
+                while head.len() < EXIF_HEAD_BYTES {
+                    match runtime.block_on(futures::StreamExt::next(&mut stream)) {
+                        Some(chunk) => head.extend_from_slice(&chunk.map_err(|e| e.to_string())?),
+                        None => break,
+                    }
+                }
+                let dated = match darkroom_imaging::metadata::capture_time(&head).and_then(zip_capture_time) {
+                    // When the photo was taken, by its camera's clock: a photo manager
+                    // sorts the batch as it was shot. That clock has no zone, as DOS dates.
+                    Some(taken) => options.last_modified_time(taken).into_full_options(),
+                    // The DOS date has no zone (unzip tools read it as local time): the
+                    // extended timestamp beside it says the instant.
+                    None => options
+                        .last_modified_time(zip_time(*done_at))
+                        .with_extended_timestamp(u32::try_from(*done_at / 1000).ok(), None, None)
+                        .map_err(|e| e.to_string())?,
+                };
                 zip.start_file(entry.as_str(), dated).map_err(|e| e.to_string())?;
+                zip.write_all(&head).map_err(|e| e.to_string())?;
                 while let Some(chunk) = runtime.block_on(futures::StreamExt::next(&mut stream)) {
                     zip.write_all(&chunk.map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
                 }
@@ -349,6 +364,15 @@ async fn archive_response(state: &AppState, request: &HttpRequest, job_text: &st
         .insert_header(("Content-Disposition", format!("attachment; filename=\"darkroom-{}.zip\"", job.id)))
         .insert_header(("Cache-Control", "private, no-store"))
         .streaming(body))
+}
+
+/// How much of a result is read before its zip entry is dated: its EXIF is near the start
+/// (JPEG's APP1, PNG's eXIf before the pixels; WebP puts it last, so a WebP is dated when done).
+const EXIF_HEAD_BYTES: usize = 128 * 1024;
+
+/// A capture time as a zip entry's DOS date; `None` if DOS cannot hold it (before 1980).
+fn zip_capture_time((year, month, day, hour, minute, second): (u16, u8, u8, u8, u8, u8)) -> Option<zip::DateTime> {
+    zip::DateTime::from_date_and_time(year, month, day, hour, minute, second).ok()
 }
 
 /// A zip entry's DOS date: when the photo was done (UTC), not the format's 1980 default.

@@ -7,9 +7,12 @@ use darkroom_core::{Recipe, RecipeError};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 
-/// Operations in the order the form applies them: face fixes on the full-resolution
-/// photo, then framing and colour, then the size, then decorations at the final size.
-const FORM_ORDER: [&str; 6] = ["redeye", "whiten_teeth", "crop", "recolor", "thumbnail", "customize"];
+/// Operations in the order the form applies them: face fixes on the full-resolution photo
+/// (in the slow stage, so that straighten after them keeps one hop between stages), the
+/// horizon levelled, then framing and colour, then the size, then decorations and the
+/// watermark at the final size.
+const FORM_ORDER: [&str; 9] =
+    ["redeye", "whiten_teeth", "straighten", "crop", "auto_enhance", "recolor", "thumbnail", "customize", "watermark"];
 
 fn number(fields: &HashMap<String, String>, name: &str) -> Result<Option<f64>, RecipeError> {
     match fields.get(name).map(|v| v.trim()).filter(|v| !v.is_empty()) {
@@ -42,6 +45,27 @@ pub fn recipe_from_fields(fields: &HashMap<String, String>) -> Result<Recipe, Re
         let mut spec = Map::new();
         spec.insert("op".into(), json!(op));
         match op {
+            "straighten" => {
+                spec.insert("angle".into(), json!(number(fields, "straighten_angle")?.unwrap_or(0.0)));
+            }
+            "watermark" => {
+                spec.insert("text".into(), json!(text(fields, "watermark_text").unwrap_or("")));
+                spec.insert("position".into(), json!(text(fields, "watermark_position").unwrap_or("bottom-right")));
+                if let Some(opacity) = number(fields, "watermark_opacity")? {
+                    spec.insert("opacity".into(), json!(opacity));
+                }
+                if let Some(size) = number(fields, "watermark_size")? {
+                    spec.insert("size".into(), json!(size));
+                }
+                if let Some(color) = text(fields, "watermark_color") {
+                    spec.insert("color".into(), json!(color));
+                }
+            }
+            "auto_enhance" => {
+                if let Some(strength) = number(fields, "enhance_strength")? {
+                    spec.insert("strength".into(), json!(strength));
+                }
+            }
             "whiten_teeth" => {
                 if let Some(strength) = number(fields, "whiten_strength")? {
                     spec.insert("strength".into(), json!(strength));
@@ -107,6 +131,9 @@ pub fn recipe_from_fields(fields: &HashMap<String, String>) -> Result<Recipe, Re
     if let Some(quality) = number(fields, "quality")? {
         recipe.insert("quality".into(), integer(quality));
     }
+    if let Some(metadata) = text(fields, "metadata") {
+        recipe.insert("metadata".into(), json!(metadata));
+    }
     Recipe::from_json(&Value::Object(recipe).to_string())
 }
 
@@ -130,13 +157,24 @@ mod tests {
             ("brightness", "0.2"),
             ("rotate", "90"),
             ("flip", "none"),
+            ("op_straighten", "on"),
+            ("straighten_angle", "-2.5"),
+            ("op_watermark", "on"),
+            ("watermark_text", "© Sofia"),
+            ("watermark_position", "top-left"),
             ("format", "png"),
+            ("metadata", "strip"),
         ]))
         .expect("valid");
         let names: Vec<_> = recipe.ops.iter().map(|op| op.name()).collect();
-        assert_eq!(names, ["crop", "thumbnail", "customize"]);
-        assert!(matches!(recipe.ops[0], darkroom_core::recipe::Operation::Crop { smart: Some(true), .. }));
+        assert_eq!(names, ["straighten", "crop", "thumbnail", "customize", "watermark"]);
+        assert!(
+            FORM_ORDER.iter().position(|op| *op == "whiten_teeth")
+                < FORM_ORDER.iter().position(|op| *op == "straighten")
+        );
+        assert!(matches!(recipe.ops[1], darkroom_core::recipe::Operation::Crop { smart: Some(true), .. }));
         assert_eq!(recipe.format, darkroom_core::OutputFormat::Png);
+        assert_eq!(recipe.metadata, darkroom_core::MetadataPolicy::Strip);
     }
 
     #[test]

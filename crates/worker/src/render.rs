@@ -7,9 +7,10 @@
 
 use bytes::Bytes;
 use darkroom_core::recipe::Operation;
-use darkroom_core::{CarriedFrame, OutputFormat};
+use darkroom_core::{CarriedFrame, MetadataPolicy, OutputFormat};
 use darkroom_imaging::{
-    apply_ops, decode, decode_for_ops, encode, encode_intermediate, fit_within, DecodeLimits, ImagingError, Photo,
+    apply_ops, decode, decode_for_ops, encode_intermediate, encode_with_metadata, fit_within, DecodeLimits,
+    ImagingError, Photo,
 };
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -30,6 +31,8 @@ pub struct RenderInput {
     pub is_last_segment: bool,
     pub format: OutputFormat,
     pub quality: u8,
+    /// What of the original's EXIF the result keeps (previews and thumbnails keep none).
+    pub metadata: MetadataPolicy,
     pub frame: Option<CarriedFrame>,
     pub limits: DecodeLimits,
 }
@@ -90,11 +93,17 @@ impl CancelFlag {
     }
 }
 
-fn file(name: &'static str, photo: &Photo, format: OutputFormat, quality: u8) -> Result<RenderedFile, ImagingError> {
+fn file(
+    name: &'static str,
+    photo: &Photo,
+    format: OutputFormat,
+    quality: u8,
+    metadata: MetadataPolicy,
+) -> Result<RenderedFile, ImagingError> {
     Ok(RenderedFile {
         name,
         format,
-        bytes: encode(photo, format, quality)?,
+        bytes: encode_with_metadata(photo, format, quality, metadata)?,
         width: photo.width(),
         height: photo.height(),
     })
@@ -117,11 +126,15 @@ pub fn render(input: RenderInput, cancel: &CancelFlag) -> Result<Rendered, Rende
     if let Some(frame) = input.frame {
         photo.frame = frame.into();
     }
+    if input.metadata == MetadataPolicy::Strip {
+        // Not carried through the stages either: nothing of it is wanted.
+        photo.exif = None;
+    }
     let mut files = Vec::new();
     if input.is_first_segment {
         cancel.check()?;
         let preview = fit_within(&photo, PREVIEW_LONG_SIDE)?;
-        files.push(file("preview", &preview, OutputFormat::Jpeg, PREVIEW_QUALITY)?);
+        files.push(file("preview", &preview, OutputFormat::Jpeg, PREVIEW_QUALITY, MetadataPolicy::Strip)?);
     }
     for op in &input.ops {
         cancel.check()?;
@@ -129,10 +142,10 @@ pub fn render(input: RenderInput, cancel: &CancelFlag) -> Result<Rendered, Rende
     }
     cancel.check()?;
     let handover = if input.is_last_segment {
-        files.push(file("result", &photo, input.format, input.quality)?);
+        files.push(file("result", &photo, input.format, input.quality, input.metadata)?);
         cancel.check()?;
         let thumb = fit_within(&photo, THUMB_LONG_SIDE)?;
-        files.push(file("thumb", &thumb, OutputFormat::Jpeg, THUMB_QUALITY)?);
+        files.push(file("thumb", &thumb, OutputFormat::Jpeg, THUMB_QUALITY, MetadataPolicy::Strip)?);
         Handover::Finished
     } else {
         Handover::NextSegment { intermediate: encode_intermediate(&photo)? }
@@ -184,6 +197,7 @@ mod tests {
             is_last_segment: last,
             format: OutputFormat::Jpeg,
             quality: 80,
+            metadata: MetadataPolicy::default(),
             frame: None,
             limits: limits.into(),
         };

@@ -188,6 +188,7 @@ impl Worker {
             is_last_segment: request.is_last_segment(),
             format: request.recipe.format,
             quality: request.recipe.quality,
+            metadata: request.recipe.metadata,
             frame: request.frame,
             limits: self.settings.limits.into(),
         };

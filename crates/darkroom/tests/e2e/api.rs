@@ -11,6 +11,7 @@ crate::on_every_backend!(
     only_the_owner_changes_a_job_and_batches_are_idempotent,
     the_plain_html_form_creates_a_job_without_javascript,
     an_iphone_heic_photo_is_taken_or_refused_by_what_the_build_decodes,
+    a_cameras_details_stay_without_the_location_and_the_zip_is_dated_when_it_was_taken,
 );
 
 pub const RECIPE: &str = r#"{"ops":[{"op":"crop","aspect":"4:3"},{"op":"recolor","mode":"grayscale"},{"op":"thumbnail","size":300}],"format":"jpeg","quality":90}"#;
@@ -461,4 +462,43 @@ fn an_iphone_heic_photo_is_taken_or_refused_by_what_the_build_decodes(backend: B
     assert_eq!(original.body, heic, "the original is kept as uploaded");
     let archive = get(&app.url(&format!("/api/v1/jobs/{}/archive.zip", job["id"].as_str().unwrap())));
     assert_eq!(zip_entry_names(&archive.body), ["IMG_0042.jpg", "coffee.jpg"]);
+}
+
+/// A camera's photo (stored sideways, EXIF orientation 6, with time, camera, lens, artist,
+/// copyright, GPS and a serial number) through straighten, auto-enhance and a watermark:
+/// the result is upright with orientation 1, keeps what photographers keep and loses the
+/// location and the serial number; its zip entry is dated when the photo was taken.
+fn a_cameras_details_stay_without_the_location_and_the_zip_is_dated_when_it_was_taken(backend: Backend) {
+    let app = TestApp::serve(&backend, &[]);
+    let recipe = r#"{"ops":[{"op":"straighten","angle":5},{"op":"auto_enhance"},{"op":"thumbnail","size":300},{"op":"watermark","text":"© Sofia"}]}"#;
+    let photo = fixture("coffee-camera-exif.jpg");
+    let created = create_job(app.server.url(), recipe, &[("coffee.jpg", &photo)]);
+    assert_eq!(created.status, 201, "{}", created.text());
+    let job = created.json();
+    let view = wait_for_job(app.server.url(), job["id"].as_str().unwrap(), Duration::from_secs(60));
+    assert_eq!(view["state"], "done", "{view:#}");
+    let result = get(&app.url(output_url(&view["photos"][0], "result"))).body;
+    let image = decode(&result);
+    assert!(image.width() == 300 && image.height() < 200, "upright, straightened: {:?}", image.dimensions());
+    let exif = exif::Reader::new().read_from_container(&mut std::io::Cursor::new(&result)).expect("EXIF kept");
+    let field = |tag| exif.get_field(tag, exif::In::PRIMARY).map(|f| f.display_value().to_string());
+    assert_eq!(field(exif::Tag::Make).as_deref(), Some("\"Canon\""));
+    assert_eq!(field(exif::Tag::DateTimeOriginal).as_deref(), Some("2024-06-01 17:30:05"));
+    assert!(field(exif::Tag::Copyright).is_some() && field(exif::Tag::LensModel).is_some());
+    assert_eq!(field(exif::Tag::GPSLatitude), None, "no location");
+    assert_eq!(field(exif::Tag::BodySerialNumber), None, "no serial number");
+    assert_eq!(exif.get_field(exif::Tag::Orientation, exif::In::PRIMARY).and_then(|f| f.value.get_uint(0)), Some(1));
+    for output in ["preview", "thumb"] {
+        let copy = get(&app.url(output_url(&view["photos"][0], output))).body;
+        assert!(!copy.windows(6).any(|w| w == b"Exif\0\0"), "the {output} carries no EXIF");
+    }
+
+    let archive = get(&app.url(&format!("/api/v1/jobs/{}/archive.zip", job["id"].as_str().unwrap())));
+    assert_eq!(archive.status, 200);
+    // The local header's DOS time and date: 17:30:04 (two-second steps) on 2024-06-01.
+    let header = archive.body.windows(4).position(|w| w == b"PK\x03\x04").expect("a local file header");
+    let time = u16::from_le_bytes([archive.body[header + 10], archive.body[header + 11]]);
+    let date = u16::from_le_bytes([archive.body[header + 12], archive.body[header + 13]]);
+    assert_eq!(date, ((2024 - 1980) << 9) | (6 << 5) | 1, "dated the day it was taken");
+    assert_eq!(time, (17 << 11) | (30 << 5) | 2, "at the time it was taken");
 }
