@@ -6,28 +6,38 @@ use image::DynamicImage;
 use rayon::prelude::*;
 use std::sync::LazyLock;
 
+/// An sRGB-encoded value (0–255) → linear light (0–1).
+pub fn srgb_to_linear(encoded: f32) -> f32 {
+    let c = (encoded / 255.0).clamp(0.0, 1.0);
+    if c <= 0.04045 {
+        c / 12.92
+    } else {
+        ((c + 0.055) / 1.055).powf(2.4)
+    }
+}
+
+/// Linear light (0–1) → an sRGB-encoded value (0–255), not rounded.
+pub fn linear_to_srgb(linear: f32) -> f32 {
+    let l = linear.clamp(0.0, 1.0);
+    255.0 * if l <= 0.003_130_8 { l * 12.92 } else { 1.055 * l.powf(1.0 / 2.4) - 0.055 }
+}
+
+/// CIE L*a*b* (D65) of a linear-light pixel.
+pub fn lab_from_linear([r, g, b]: [f32; 3]) -> [f32; 3] {
+    let x = (0.4124 * r + 0.3576 * g + 0.1805 * b) / 0.95047;
+    let y = 0.2126 * r + 0.7152 * g + 0.0722 * b;
+    let z = (0.0193 * r + 0.1192 * g + 0.9505 * b) / 1.08883;
+    let f = |t: f32| if t > 0.008_856 { t.cbrt() } else { 7.787 * t + 16.0 / 116.0 };
+    let (fx, fy, fz) = (f(x), f(y), f(z));
+    [116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)]
+}
+
 /// sRGB-encoded byte → linear light.
-static SRGB_TO_LINEAR: LazyLock<[f32; 256]> = LazyLock::new(|| {
-    std::array::from_fn(|i| {
-        let c = i as f32 / 255.0;
-        if c <= 0.04045 {
-            c / 12.92
-        } else {
-            ((c + 0.055) / 1.055).powf(2.4)
-        }
-    })
-});
+static SRGB_TO_LINEAR: LazyLock<[f32; 256]> = LazyLock::new(|| std::array::from_fn(|i| srgb_to_linear(i as f32)));
 
 /// Linear light, quantised to 4096 steps → sRGB-encoded byte.
-static LINEAR_TO_SRGB: LazyLock<Vec<u8>> = LazyLock::new(|| {
-    (0..4096)
-        .map(|i| {
-            let l = i as f32 / 4095.0;
-            let c = if l <= 0.003_130_8 { l * 12.92 } else { 1.055 * l.powf(1.0 / 2.4) - 0.055 };
-            (c * 255.0).round().clamp(0.0, 255.0) as u8
-        })
-        .collect()
-});
+static LINEAR_TO_SRGB: LazyLock<Vec<u8>> =
+    LazyLock::new(|| (0..4096).map(|i| linear_to_srgb(i as f32 / 4095.0).round().clamp(0.0, 255.0) as u8).collect());
 
 fn encode_linear(linear: f32) -> u8 {
     LINEAR_TO_SRGB[(linear.clamp(0.0, 1.0) * 4095.0).round() as usize]

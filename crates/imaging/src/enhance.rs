@@ -14,7 +14,7 @@
 //!   outside 85–140.
 //! - **Contrast**: spread about the mean when the luma's standard deviation is under 40.
 
-use crate::color::{apply_lut, luma};
+use crate::color::{apply_lut, lab_from_linear, linear_to_srgb, luma, srgb_to_linear};
 use image::DynamicImage;
 
 /// Pixels looked at for the statistics, at most.
@@ -25,20 +25,6 @@ const EXPOSURE_BAND: (f32, f32) = (85.0, 140.0);
 const LEVELS_BLACK: f32 = 12.0;
 const LEVELS_WHITE: f32 = 243.0;
 const MAX_LEVELS_SLOPE: f32 = 1.6;
-
-fn to_linear(encoded: f32) -> f32 {
-    let c = (encoded / 255.0).clamp(0.0, 1.0);
-    if c <= 0.04045 {
-        c / 12.92
-    } else {
-        ((c + 0.055) / 1.055).powf(2.4)
-    }
-}
-
-fn to_encoded(linear: f32) -> f32 {
-    let l = linear.clamp(0.0, 1.0);
-    255.0 * if l <= 0.003_130_8 { l * 12.92 } else { 1.055 * l.powf(1.0 / 2.4) - 0.055 }
-}
 
 fn smoothstep(x: f32) -> f32 {
     let x = x.clamp(0.0, 1.0);
@@ -56,14 +42,10 @@ fn evenly_spread_samples(image: &DynamicImage) -> Vec<[u8; 3]> {
     bytes.chunks_exact(channels).step_by(step).map(|p| [p[0], p[1], p[2]]).collect()
 }
 
-/// CIE a*, b* (D65) of a linear-light pixel: how far from grey, and which way.
-fn chroma_ab([r, g, b]: [f32; 3]) -> (f32, f32) {
-    let x = (0.4124 * r + 0.3576 * g + 0.1805 * b) / 0.95047;
-    let y = 0.2126 * r + 0.7152 * g + 0.0722 * b;
-    let z = (0.0193 * r + 0.1192 * g + 0.9505 * b) / 1.08883;
-    let f = |t: f32| if t > 0.008_856 { t.cbrt() } else { 7.787 * t + 16.0 / 116.0 };
-    let (fx, fy, fz) = (f(x), f(y), f(z));
-    (500.0 * (fx - fy), 200.0 * (fy - fz))
+/// CIE a*, b* of a linear-light pixel: how far from grey, and which way.
+fn chroma_ab(linear: [f32; 3]) -> (f32, f32) {
+    let [_, a, b] = lab_from_linear(linear);
+    (a, b)
 }
 
 /// Casts this far from grey (a*b* units) are looked for; a colour further out is taken for
@@ -82,7 +64,7 @@ fn white_balance_gains(samples: &[[u8; 3]]) -> [f32; 3] {
     const SIDE: usize = (2.0 * CAST_SEARCH_RADIUS / CAST_BIN) as usize + 1;
     let mut points = Vec::new();
     for pixel in samples {
-        let linear = pixel.map(|c| to_linear(f32::from(c)));
+        let linear = pixel.map(|c| srgb_to_linear(f32::from(c)));
         let y = 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2];
         // Neither shadows (noise) nor highlights (clipped channels) say much of the light.
         if !(0.03..=0.85).contains(&y) {
@@ -173,7 +155,7 @@ fn highlight_chroma(samples: &[[u8; 3]]) -> Option<(f32, f32)> {
         .iter()
         .filter(|p| p.iter().all(|c| *c < 250))
         .map(|p| {
-            let linear = p.map(|c| to_linear(f32::from(c)));
+            let linear = p.map(|c| srgb_to_linear(f32::from(c)));
             (linear, 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2])
         })
         .collect();
@@ -240,7 +222,7 @@ fn exposure_curve(lumas: &[f32], highlights: f32, clipped: f32) -> Curve {
 pub(crate) fn enhancement_tables(image: &DynamicImage, strength: f32) -> [[u8; 256]; 3] {
     let samples = evenly_spread_samples(image);
     let gains = white_balance_gains(&samples);
-    let balanced = |c: usize, v: f32| to_encoded(to_linear(v) * gains[c]);
+    let balanced = |c: usize, v: f32| linear_to_srgb(srgb_to_linear(v) * gains[c]);
     let lumas_after = |curves: &[&Curve]| {
         let mut lumas: Vec<f32> = samples
             .iter()

@@ -22,19 +22,8 @@ use image::DynamicImage;
 
 /// CIE L* and a* of an sRGB pixel (D65).
 fn lightness_and_redness(rgb: [f32; 3]) -> (f32, f32) {
-    let linear = |c: f32| {
-        let c = c / 255.0;
-        if c <= 0.04045 {
-            c / 12.92
-        } else {
-            ((c + 0.055) / 1.055).powf(2.4)
-        }
-    };
-    let [r, g, b] = rgb.map(linear);
-    let x = (0.4124 * r + 0.3576 * g + 0.1805 * b) / 0.95047;
-    let y = 0.2126 * r + 0.7152 * g + 0.0722 * b;
-    let f = |t: f32| if t > 0.008856 { t.cbrt() } else { 7.787 * t + 16.0 / 116.0 };
-    (116.0 * f(y) - 16.0, 500.0 * (f(x) - f(y)))
+    let [lightness, redness, _] = crate::color::lab_from_linear(rgb.map(crate::color::srgb_to_linear));
+    (lightness, redness)
 }
 
 /// Candidates have an a* below this share of the skin's (or below [`TEETH_REDNESS_FLOOR`])...
