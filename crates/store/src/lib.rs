@@ -23,7 +23,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::BoxStream;
 
-/// An object's body, streamed: memory stays bounded whatever the object's size.
+/// An object's body, streamed: memory stays bounded whatever the object's size. Once it
+/// has ended it keeps answering "ended" (both stores' streams are fused).
 pub type ByteStream = BoxStream<'static, Result<Bytes, StoreError>>;
 
 #[derive(Debug, Clone, PartialEq, Eq)]

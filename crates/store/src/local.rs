@@ -174,6 +174,7 @@ impl ObjectStore for LocalStore {
         let owned_key = key.to_owned();
         let stream = ReaderStream::with_capacity(file, 256 * 1024)
             .map(move |chunk| chunk.map_err(|e| StoreError::io("get", &owned_key, e)))
+            .fuse()
             .boxed();
         Ok((ObjectMeta { key: key.to_owned(), size }, stream))
     }

@@ -183,6 +183,9 @@ impl ObjectStore for S3Store {
                 }
             }
         })
+        // Fused: polled again after its end it says "ended" again, as the local store's
+        // does, instead of panicking (unfold's rule), so a reader may look once too often.
+        .fuse()
         .boxed();
         Ok((ObjectMeta { key: key.to_owned(), size }, stream))
     }

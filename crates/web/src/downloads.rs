@@ -320,15 +320,11 @@ async fn archive_response(state: &AppState, request: &HttpRequest, job_text: &st
                 let (_, mut stream) = runtime.block_on(store.get_stream(key)).map_err(|e| e.to_string())?;
                 // The entry is dated before its bytes go out: the file's head, where its
                 // EXIF is, is read first (a chunk or a few, never the whole photo).
-                let (mut head, mut ended) = (Vec::new(), false);
+                let mut head = Vec::new();
                 while head.len() < EXIF_HEAD_BYTES {
                     match runtime.block_on(futures::StreamExt::next(&mut stream)) {
                         Some(chunk) => head.extend_from_slice(&chunk.map_err(|e| e.to_string())?),
-                        None => {
-                            // A stream that ended must not be polled again (S3's panics).
-                            ended = true;
-                            break;
-                        }
+                        None => break,
                     }
                 }
                 let dated = match darkroom_imaging::metadata::capture_time(&head).and_then(zip_capture_time) {
@@ -344,9 +340,7 @@ async fn archive_response(state: &AppState, request: &HttpRequest, job_text: &st
                 };
                 zip.start_file(entry.as_str(), dated).map_err(|e| e.to_string())?;
                 zip.write_all(&head).map_err(|e| e.to_string())?;
-                while let Some(chunk) =
-                    (!ended).then(|| runtime.block_on(futures::StreamExt::next(&mut stream))).flatten()
-                {
+                while let Some(chunk) = runtime.block_on(futures::StreamExt::next(&mut stream)) {
                     zip.write_all(&chunk.map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
                 }
             }
