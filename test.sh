@@ -25,6 +25,8 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+# One build from a fresh clone gains nothing from incremental state, and it costs gigabytes.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 suite_started=$(date +%s)
 # Each tier says when it starts, so a slow run shows where its time went.
 phase() { echo "== [$(( $(date +%s) - suite_started ))s] $*"; }
@@ -194,4 +196,4 @@ if [ -n "$compose_prepare_pid" ]; then
   fi
 fi
 
-phase "done"
+phase "done ($(du -sh "${CARGO_TARGET_DIR:-target}" 2>/dev/null | cut -f1) in the build directory)"
