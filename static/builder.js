@@ -79,6 +79,20 @@
     return el("label", { for: id, class: "param" }, el("span", {}, label), input);
   }
 
+  // border / caption while being filled in: every field given so far, kept aside (keys
+  // starting with "_" never reach the recipe) until the required one is there too, so a
+  // caption's size chosen before its text is not lost.
+  function draft(op, key) {
+    return Object.assign({}, (op._drafts || {})[key] || op[key] || {});
+  }
+  function settle(op, key, next) {
+    op._drafts = Object.assign({}, op._drafts, { [key]: next });
+    const required = key === "border" ? "width" : "text";
+    if (next[required] === undefined) delete op[key];
+    else op[key] = Object.assign(key === "border" ? { color: "#ffffff" } : { position: "bottom" }, next);
+    changed(false);
+  }
+
   function nested(op, key, field, label, kind, options) {
     // border.width / caption.text: a parameter inside an object parameter.
     const holder = { _id: `${op._id}-${key}`, [field]: op[key] ? op[key][field] : undefined };
@@ -86,15 +100,38 @@
     const input = wrapper.querySelector("input, select");
     const update = () => {
       const value = kind === "number" ? (input.value === "" ? null : Number(input.value)) : input.value.trim();
-      const next = Object.assign({}, op[key] || {});
+      const next = draft(op, key);
       if (value === null || value === "" || value === 0) delete next[field]; else next[field] = value;
-      const required = key === "border" ? "width" : "text";
-      if (next[required] === undefined) delete op[key];
-      else op[key] = Object.assign(key === "border" ? { color: "#ffffff" } : { position: "bottom" }, next);
-      changed(false);
+      settle(op, key, next);
     };
     input.addEventListener(kind === "select" ? "change" : "input", update);
     return wrapper;
+  }
+
+  // A length on the finished result (a border's width, a caption's text height): a number
+  // and its unit, "% of the short side" (the same look on every photo of a batch) or px.
+  // Kept in the recipe as "N%" or as a whole number of pixels.
+  function length(op, key, field, label, limits) {
+    const current = op[key] ? op[key][field] : undefined;
+    const inPercent = current === undefined || typeof current === "string";
+    const id = `op${op._id}-${key}-${field}`;
+    const number = el("input", { id, type: "number", min: 0, max: inPercent ? limits.percent : limits.pixels, step: inPercent ? 0.1 : 1,
+      value: current === undefined ? "" : String(current).replace("%", "") });
+    const unit = el("select", { id: `${id}-unit`, "aria-label": `${label}: unit` },
+      el("option", { value: "%", selected: inPercent }, "%"), el("option", { value: "px", selected: !inPercent }, "px"));
+    const update = () => {
+      const percent = unit.value === "%";
+      number.max = percent ? limits.percent : limits.pixels;
+      number.step = percent ? 0.1 : 1;
+      const value = Number(number.value);
+      const next = draft(op, key);
+      if (number.value === "" || Number.isNaN(value) || value <= 0) delete next[field];
+      else next[field] = percent ? `${Math.round(value * 10) / 10}%` : Math.round(value);
+      settle(op, key, next);
+    };
+    number.addEventListener("input", update);
+    unit.addEventListener("change", update);
+    return el("label", { for: id, class: "param" }, el("span", {}, label), el("span", { class: "length-with-unit" }, number, unit));
   }
 
   function parameters(op) {
@@ -147,10 +184,11 @@
           control(op, "sharpen", "Sharpen", "range", { min: 0, max: 2, step: 0.1 }),
           control(op, "rotate", "Rotate", "select", [["", "none"], ["90", "90° clockwise"], ["180", "180°"], ["270", "90° counter-clockwise"]]),
           control(op, "flip", "Flip", "select", [["", "none"], ["horizontal", "horizontal"], ["vertical", "vertical"]]),
-          nested(op, "border", "width", "Border (px)", "number", { min: 0, max: 2000 }),
+          length(op, "border", "width", "Border (% of the short side, or px)", { percent: 25, pixels: 2000 }),
           nested(op, "border", "color", "Border colour", "color", { value: "#ffffff" }),
           nested(op, "caption", "text", "Caption", "text"),
           nested(op, "caption", "position", "Caption at", "select", [["bottom", "bottom"], ["top", "top"]]),
+          length(op, "caption", "size", "Caption height (blank: 7%)", { percent: 25, pixels: 1000 }),
         ];
       case "whiten_teeth":
         return [control(op, "strength", "Strength", "range", { min: 0, max: 1, step: 0.05, value: 0.5 }), regions(op, "the mouths of the faces in each photo")];

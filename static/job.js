@@ -175,7 +175,8 @@ const OP_WORDS = {
     : op.relative ? `crop ${Math.round(op.relative.width * 100)}% × ${Math.round(op.relative.height * 100)}% of each photo`
     : `crop ${op.width}×${op.height} px`),
   recolor: (op) => (op.mode === "auto_levels" ? "auto levels" : op.mode),
-  customize: (op) => Object.keys(op).filter((k) => k !== "op").join(", ") || "customize",
+  customize: (op) => Object.keys(op).filter((k) => k !== "op").map((k) => (k === "border" && op.border
+    ? `${typeof op.border.width === "number" ? `${op.border.width} px` : op.border.width} border` : k)).join(", ") || "customize",
   redeye: () => "red-eye reduction",
   whiten_teeth: () => "teeth whitening",
   straighten: (op) => `straighten ${op.angle}°`,

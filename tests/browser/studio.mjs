@@ -86,6 +86,16 @@ try {
   if (await page.evaluate(() => window.darkroomBuilder.recipe().ops.map((op) => op.op).join(",")) !== "recolor,customize") fail("Ctrl+Shift+Z did not redo the preset");
   await page.keyboard.press("Control+Z");
   if (await page.evaluate(() => JSON.stringify(window.darkroomBuilder.recipe())) !== built) fail("Ctrl+Z did not undo the preset");
+  // A border is a share of the result's short side unless px is chosen (with the mouse).
+  const borderInput = page.locator("#recipe-ops li[data-op=customize] .length-with-unit input").first();
+  await borderInput.click();
+  await borderInput.fill("2.5");
+  const border = () => page.evaluate(() => (window.darkroomBuilder.recipe().ops.find((op) => op.op === "customize").border || {}).width);
+  if (await border() !== "2.5%") fail(`a 2.5 border in % gave ${JSON.stringify(await border())}`);
+  await page.locator("#recipe-ops li[data-op=customize] .length-with-unit select").first().selectOption("px");
+  if (await border() !== 3) fail(`the border in px gave ${JSON.stringify(await border())}`);
+  await borderInput.fill("");
+  if (await border() !== undefined) fail("an emptied border stayed in the recipe");
 
   // The newer operations from the palette, with the mouse: straighten's slider dragged, a
   // watermark typed, the EXIF choice picked; then taken out again for what follows.

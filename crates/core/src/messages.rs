@@ -20,7 +20,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 /// The message version this release writes, and the newest it reads. 2: a request's recipe
 /// may hold `straighten`, `auto_enhance`, `watermark` and `metadata`, which version 1 cannot
 /// parse; a version-1 process hands such a message back instead of dead-lettering it.
-pub const MESSAGE_VERSION: u32 = 2;
+/// 3: decorations (captions, watermarks, borders) are drawn by the last segment for the
+/// whole recipe, and lengths may be `"N%"`: a version-2 worker would draw a border into an
+/// intermediate and the last segment would draw it again.
+pub const MESSAGE_VERSION: u32 = 3;
 
 /// The version this process speaks: [`MESSAGE_VERSION`], unless a test build pretends to
 /// be the next release (see [`speak_next_version_for_tests`]).

@@ -16,6 +16,11 @@ pub const MAX_REGION_PIXELS: u64 = 150_000_000;
 pub const MAX_REGION_COORDINATE: u32 = 1_000_000;
 pub const MAX_CAPTION_CHARS: usize = 200;
 pub const MAX_BORDER_WIDTH: u32 = 2000;
+/// A border's largest share of the result's short side, in percent.
+pub const MAX_BORDER_PERCENT: f32 = 25.0;
+/// A caption's text height: pixels and percent of the short side.
+pub const CAPTION_PIXELS: std::ops::RangeInclusive<u32> = 6..=1000;
+pub const CAPTION_PERCENT: std::ops::RangeInclusive<f32> = 0.5..=25.0;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {message}")]
@@ -48,6 +53,10 @@ pub struct Recipe {
     /// What of the original's EXIF the result keeps (see [`MetadataPolicy`]).
     #[serde(default, skip_serializing_if = "MetadataPolicy::is_default")]
     pub metadata: MetadataPolicy,
+    /// AVIF only: the encoder's speed, 1 (slowest, smallest) to 10 (fastest); default 7.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 10)]
+    pub speed: Option<u8>,
 }
 
 /// What of the original's EXIF a result keeps. Whatever the policy, the orientation is
@@ -84,14 +93,19 @@ pub enum OutputFormat {
     Jpeg,
     Png,
     Webp,
+    /// AV1 in HEIF: about half JPEG's bytes at the same look, slower to encode.
+    Avif,
 }
 
 impl OutputFormat {
+    pub const ALL: [OutputFormat; 4] = [Self::Jpeg, Self::Png, Self::Webp, Self::Avif];
+
     pub fn extension(self) -> &'static str {
         match self {
             Self::Jpeg => "jpg",
             Self::Png => "png",
             Self::Webp => "webp",
+            Self::Avif => "avif",
         }
     }
     pub fn content_type(self) -> &'static str {
@@ -99,12 +113,13 @@ impl OutputFormat {
             Self::Jpeg => "image/jpeg",
             Self::Png => "image/png",
             Self::Webp => "image/webp",
+            Self::Avif => "image/avif",
         }
     }
 
     /// The format of an output stored with `content_type` (every output darkroom writes).
     pub fn from_content_type(content_type: &str) -> Option<Self> {
-        [Self::Jpeg, Self::Png, Self::Webp].into_iter().find(|format| format.content_type() == content_type)
+        Self::ALL.into_iter().find(|format| format.content_type() == content_type)
     }
 }
 
@@ -209,22 +224,108 @@ pub enum CaptionPosition {
     Top,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+/// A border round the finished result (docs/ARCHITECTURE.md "Decorations").
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Border {
-    #[schema(minimum = 1, maximum = 2000)]
-    pub width: u32,
+    /// Pixels of the result (1–2000), or `"N%"` of its short side (0.1–25).
+    pub width: ResultLength,
     pub color: Color,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Caption {
     #[schema(min_length = 1, max_length = 200)]
     pub text: String,
     #[serde(default = "default_caption_position")]
     pub position: CaptionPosition,
+    /// The text's height: pixels of the result (6–1000), or `"N%"` of its short side
+    /// (0.5–25); by default 7% (never under 10 px). Long text is shrunk to fit the width.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<ResultLength>,
 }
+
+/// A length on the finished result: a number is pixels of the result, whatever the
+/// original's size or the operations before; a string `"N%"` is that share of the result's
+/// short side, so a batch of mixed sizes looks the same.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ResultLength {
+    Pixels(u32),
+    Percent(f32),
+}
+
+impl ResultLength {
+    /// In pixels of a result whose short side is `short_side`: at least one.
+    pub fn in_pixels(self, short_side: u32) -> u32 {
+        match self {
+            ResultLength::Pixels(pixels) => pixels,
+            ResultLength::Percent(percent) => {
+                ((f64::from(percent) / 100.0 * f64::from(short_side)).round() as u32).max(1)
+            }
+        }
+    }
+}
+
+impl Serialize for ResultLength {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            ResultLength::Pixels(pixels) => serializer.serialize_u32(*pixels),
+            ResultLength::Percent(percent) => serializer.serialize_str(&format!("{percent}%")),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ResultLength {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct LengthVisitor;
+        impl serde::de::Visitor<'_> for LengthVisitor {
+            type Value = ResultLength;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a whole number of pixels or a percentage of the short side such as \"2%\"")
+            }
+            fn visit_u64<E: serde::de::Error>(self, pixels: u64) -> Result<ResultLength, E> {
+                u32::try_from(pixels)
+                    .map(ResultLength::Pixels)
+                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Unsigned(pixels), &self))
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<ResultLength, E> {
+                let percent = text
+                    .trim()
+                    .strip_suffix('%')
+                    .and_then(|number| number.trim().parse::<f32>().ok())
+                    .filter(|percent| percent.is_finite());
+                percent
+                    .map(ResultLength::Percent)
+                    .ok_or_else(|| E::invalid_value(serde::de::Unexpected::Str(text), &self))
+            }
+        }
+        deserializer.deserialize_any(LengthVisitor)
+    }
+}
+
+impl utoipa::PartialSchema for ResultLength {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        OneOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(1))
+                    .description(Some("pixels of the result")),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some("^[0-9]+(\\.[0-9]+)?%$"))
+                    .description(Some("a percentage of the result's short side")),
+            )
+            .examples([serde_json::json!("2%"), serde_json::json!(24)])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for ResultLength {}
 
 fn default_caption_position() -> CaptionPosition {
     CaptionPosition::Bottom

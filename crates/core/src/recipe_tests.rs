@@ -161,3 +161,56 @@ fn a_watermark_takes_text_and_refuses_what_it_cannot_do() {
     let position = error_of(r#"{"ops":[{"op":"watermark","text":"x","position":"middle"}]}"#);
     assert!(position.field.starts_with("ops[0]") && position.message.contains("middle"), "{position}");
 }
+
+#[test]
+fn border_and_caption_lengths_are_pixels_or_a_percentage_of_the_short_side() {
+    let recipe = Recipe::from_json(
+        r##"{"ops":[{"op":"customize","border":{"width":"2.5%","color":"#ffffff"},"caption":{"text":"Hi","size":30}}]}"##,
+    )
+    .expect("valid");
+    let Operation::Customize(customize) = &recipe.ops[0] else { panic!("customize") };
+    assert_eq!(customize.border.map(|b| b.width), Some(ResultLength::Percent(2.5)));
+    assert_eq!(customize.caption.as_ref().and_then(|c| c.size), Some(ResultLength::Pixels(30)));
+    assert_eq!(ResultLength::Percent(2.5).in_pixels(1000), 25);
+    assert_eq!(ResultLength::Percent(0.1).in_pixels(100), 1, "never under one pixel");
+    // Written back as it was given.
+    assert!(recipe.to_json().contains(r#""width":"2.5%""#), "{}", recipe.to_json());
+    assert_eq!(Recipe::from_json(&recipe.to_json()), Ok(recipe));
+    let border = |width: &str| {
+        error_of(&format!(r##"{{"ops":[{{"op":"customize","border":{{"width":{width},"color":"#ffffff"}}}}]}}"##))
+    };
+    for bad in [r#""wide""#, r#""2 px""#, "2.5", "-3", r#""NaN%""#] {
+        let error = border(bad);
+        // Inside an operation serde loses the path below it: the op, and what was wrong.
+        assert!(error.field.starts_with("ops[0]"), "{bad}: {error}");
+        assert!(error.message.contains("percentage"), "{bad}: {error}");
+    }
+    assert!(border(r#""30%""#).message.contains("25"));
+    assert!(border("2001").message.contains("2000"));
+    let caption = error_of(r#"{"ops":[{"op":"customize","caption":{"text":"Hi","size":"40%"}}]}"#);
+    assert_eq!(caption.field, "ops[0].caption.size");
+}
+
+#[test]
+fn the_last_thumbnail_must_leave_room_inside_the_borders() {
+    let error = error_of(
+        r##"{"ops":[{"op":"customize","border":{"width":60,"color":"#ffffff"}},{"op":"thumbnail","size":150}]}"##,
+    );
+    assert_eq!(error.field, "ops[1].size");
+    assert!(error.message.contains("no room"), "{error}");
+    Recipe::from_json(
+        r##"{"ops":[{"op":"customize","border":{"width":"5%","color":"#ffffff"}},{"op":"thumbnail","size":150}]}"##,
+    )
+    .expect("a border in percent always leaves room");
+}
+
+#[test]
+fn avif_takes_an_encoder_speed_and_other_formats_do_not() {
+    let recipe =
+        Recipe::from_json(r#"{"ops":[{"op":"thumbnail","size":10}],"format":"avif","speed":4}"#).expect("valid");
+    assert_eq!((recipe.format, recipe.speed), (OutputFormat::Avif, Some(4)));
+    assert_eq!(OutputFormat::from_content_type("image/avif"), Some(OutputFormat::Avif));
+    assert_eq!(Recipe::from_json(&recipe.to_json()), Ok(recipe));
+    assert_eq!(error_of(r#"{"ops":[{"op":"thumbnail","size":10}],"format":"jpeg","speed":4}"#).field, "speed");
+    assert_eq!(error_of(r#"{"ops":[{"op":"thumbnail","size":10}],"format":"avif","speed":11}"#).field, "speed");
+}

@@ -14,6 +14,18 @@ impl Recipe {
         if !(1..=100).contains(&self.quality) {
             return Err(RecipeError::new("quality", format!("must be 1–100, got {}", self.quality)));
         }
+        if let Some(speed) = self.speed {
+            if self.format != OutputFormat::Avif {
+                return Err(RecipeError::new(
+                    "speed",
+                    "only AVIF has an encoder speed; leave it out for other formats",
+                ));
+            }
+            if !(1..=10).contains(&speed) {
+                return Err(RecipeError::new("speed", format!("must be 1–10, got {speed}")));
+            }
+        }
+        self.validate_room_for_borders()?;
         let mut region_total = 0u64;
         for (index, op) in self.ops.iter().enumerate() {
             validate_op(op, &format!("ops[{index}]"))?;
@@ -30,6 +42,39 @@ impl Recipe {
                     ));
                 }
             }
+        }
+        Ok(())
+    }
+}
+
+impl Recipe {
+    /// The last thumbnail bounds the bordered result (docs/ARCHITECTURE.md "Decorations"):
+    /// its borders must leave room for the photo, which at least a third of the side keeps.
+    fn validate_room_for_borders(&self) -> Result<(), RecipeError> {
+        let Some((index, size)) = self.ops.iter().enumerate().rev().find_map(|(index, op)| match op {
+            Operation::Thumbnail { size } => Some((index, *size)),
+            _ => None,
+        }) else {
+            return Ok(());
+        };
+        let (mut pixels, mut percent) = (0u64, 0f64);
+        for op in &self.ops {
+            if let Operation::Customize(Customize { border: Some(border), .. }) = op {
+                match border.width {
+                    ResultLength::Pixels(width) => pixels += u64::from(width),
+                    ResultLength::Percent(share) => percent += f64::from(share),
+                }
+            }
+        }
+        // Both sides of each border, the percentages at most of the whole thumbnail.
+        let taken = 2.0 * (pixels as f64 + percent / 100.0 * f64::from(size));
+        if taken > f64::from(size) * 2.0 / 3.0 {
+            return Err(RecipeError::new(
+                format!("ops[{index}].size"),
+                format!(
+                    "a {size} px thumbnail has no room for the photo inside borders {taken:.0} px wide in all; make it larger or the borders narrower"
+                ),
+            ));
         }
         Ok(())
     }
@@ -188,11 +233,13 @@ fn validate_customize(customize: &Customize, path: &str) -> Result<(), RecipeErr
         }
     }
     if let Some(border) = border {
-        if !(1..=MAX_BORDER_WIDTH).contains(&border.width) {
-            return Err(RecipeError::new(
-                format!("{path}.border.width"),
-                format!("must be 1–{MAX_BORDER_WIDTH}, got {}", border.width),
-            ));
+        let field = format!("{path}.border.width");
+        match border.width {
+            ResultLength::Pixels(pixels) if !(1..=MAX_BORDER_WIDTH).contains(&pixels) => {
+                return Err(RecipeError::new(field, format!("must be 1–{MAX_BORDER_WIDTH} px, got {pixels}")));
+            }
+            ResultLength::Percent(percent) => in_range(field, percent, 0.1, MAX_BORDER_PERCENT)?,
+            ResultLength::Pixels(_) => {}
         }
     }
     if let Some(caption) = caption {
@@ -202,6 +249,19 @@ fn validate_customize(customize: &Customize, path: &str) -> Result<(), RecipeErr
                 format!("{path}.caption.text"),
                 format!("must be 1–{MAX_CAPTION_CHARS} characters, got {chars}"),
             ));
+        }
+        let field = format!("{path}.caption.size");
+        match caption.size {
+            Some(ResultLength::Pixels(pixels)) if !CAPTION_PIXELS.contains(&pixels) => {
+                return Err(RecipeError::new(
+                    field,
+                    format!("must be {}–{} px, got {pixels}", CAPTION_PIXELS.start(), CAPTION_PIXELS.end()),
+                ));
+            }
+            Some(ResultLength::Percent(percent)) => {
+                in_range(field, percent, *CAPTION_PERCENT.start(), *CAPTION_PERCENT.end())?
+            }
+            _ => {}
         }
     }
     let nothing_set = brightness.is_none()

@@ -4,7 +4,7 @@
 
 use anyhow::Context;
 use darkroom_core::{Limits, Recipe};
-use darkroom_imaging::{apply_ops, decode_for_ops, encode_with_metadata, DecodeLimits};
+use darkroom_imaging::{apply_ops, decode_for_ops, encode_result, DecodeLimits};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -19,7 +19,7 @@ pub fn run(recipe_json: &str, out: &Path, photos: &[PathBuf], limits: Limits) ->
             // A recipe that shrinks early lets a JPEG decode at reduced scale.
             let photo = decode_for_ops(&bytes, DecodeLimits::from(limits), &recipe.ops, 0)?;
             let photo = apply_ops(photo, &recipe.ops)?;
-            let encoded = encode_with_metadata(&photo, recipe.format, recipe.quality, recipe.metadata)?;
+            let encoded = encode_result(&photo, recipe.format, recipe.quality, recipe.speed, recipe.metadata)?;
             let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("photo");
             let target = out.join(format!("{stem}.{}", recipe.format.extension()));
             std::fs::write(&target, encoded).with_context(|| format!("writing {}", target.display()))?;

@@ -1,12 +1,13 @@
-//! `customize`: brightness, contrast, saturation, sharpen, rotate, flip, caption, border —
-//! applied in that order (docs/ARCHITECTURE.md), whatever order the keys had in the recipe:
-//! the caption before the border, so that the border frames it rather than being covered.
+//! `customize`: brightness, contrast, saturation, sharpen, rotate, flip — applied in that
+//! order (docs/ARCHITECTURE.md), whatever order the keys had in the recipe. Its caption and
+//! border are decorations, drawn on the finished result (`decorate.rs`). The text drawing
+//! that captions and watermarks share lives here.
 
 use crate::color::{apply_lut, luma, map_pixels};
 use crate::pipeline::Photo;
 use crate::ImagingError;
 use ab_glyph::{Font, FontRef, PxScale, ScaleFont};
-use darkroom_core::recipe::{Border, Caption, CaptionPosition, Customize, Flip};
+use darkroom_core::recipe::{Customize, Flip};
 use image::{DynamicImage, GenericImageView};
 
 /// DejaVu Sans Bold (Bitstream Vera licence, `fonts/LICENSE-DejaVu.txt`): bundled, so
@@ -58,14 +59,6 @@ pub fn customize(photo: &mut Photo, settings: &Customize) -> Result<(), ImagingE
             photo.image = photo.image.flipv();
         }
         None => {}
-    }
-    // The caption goes on the photo inside the border, never over it: its band is part of
-    // the picture, the border frames both.
-    if let Some(caption) = &settings.caption {
-        draw_caption(&mut photo.image, caption)?;
-    }
-    if let Some(border) = &settings.border {
-        add_border(photo, border)?;
     }
     Ok(())
 }
@@ -151,42 +144,6 @@ fn gaussian_kernel() -> [u32; 2 * RADIUS + 1] {
     kernel
 }
 
-use crate::MAX_GROWN_PIXELS as MAX_BORDERED_PIXELS;
-
-/// A bordered image may not grow past [`MAX_BORDERED_PIXELS`].
-pub(crate) fn check_bordered_size(new_width: u32, new_height: u32) -> Result<(), ImagingError> {
-    let pixels = u64::from(new_width) * u64::from(new_height);
-    if pixels > MAX_BORDERED_PIXELS {
-        return Err(ImagingError::TooManyPixels(format!(
-            "the border would make the image {new_width}×{new_height} px ({:.0} megapixels), over the limit of {:.0}",
-            pixels as f64 / 1e6,
-            MAX_BORDERED_PIXELS as f64 / 1e6
-        )));
-    }
-    Ok(())
-}
-
-fn add_border(photo: &mut Photo, border: &Border) -> Result<(), ImagingError> {
-    let (width, height) = photo.image.dimensions();
-    let new_width = width.checked_add(border.width * 2);
-    let new_height = height.checked_add(border.width * 2);
-    let (Some(new_width), Some(new_height)) = (new_width, new_height) else {
-        return Err(ImagingError::op("customize", "border makes the image too large"));
-    };
-    check_bordered_size(new_width, new_height)?;
-    let [r, g, b] = border.color.0;
-    let mut framed = match &photo.image {
-        DynamicImage::ImageRgba8(_) => {
-            DynamicImage::ImageRgba8(image::RgbaImage::from_pixel(new_width, new_height, image::Rgba([r, g, b, 255])))
-        }
-        _ => DynamicImage::ImageRgb8(image::RgbImage::from_pixel(new_width, new_height, image::Rgb([r, g, b]))),
-    };
-    image::imageops::replace(&mut framed, &photo.image, i64::from(border.width), i64::from(border.width));
-    photo.image = framed;
-    photo.frame = photo.frame.translated(f64::from(border.width), f64::from(border.width));
-    Ok(())
-}
-
 pub(crate) fn blend(image: &mut DynamicImage, x: u32, y: u32, color: [u8; 3], alpha: f32) {
     let mix = |under: u8, over: u8| clamp_u8(f32::from(under) * (1.0 - alpha) + f32::from(over) * alpha);
     match image {
@@ -261,36 +218,6 @@ pub(crate) fn draw_text(
             });
         }
     }
-}
-
-/// White text on a darkened band across the top or bottom, sized to the photo and shrunk
-/// to fit its width.
-fn draw_caption(image: &mut DynamicImage, caption: &Caption) -> Result<(), ImagingError> {
-    let font = caption_font()?;
-    let (width, height) = image.dimensions();
-    let text: String = caption.text.chars().filter(|c| !c.is_control()).collect();
-    let mut size = (height as f32 / 14.0).clamp(10.0, 200.0);
-    let measured = text_width(&font, &text, size);
-    let room = width as f32 * 0.92;
-    if measured > room && measured > 0.0 {
-        size = (size * room / measured).max(6.0);
-    }
-    let scaled = font.as_scaled(PxScale::from(size));
-    let band_height = ((scaled.ascent() - scaled.descent()) * 1.5).ceil().min(height as f32) as u32;
-    let band_top = match caption.position {
-        CaptionPosition::Bottom => height - band_height,
-        CaptionPosition::Top => 0,
-    };
-    for y in band_top..band_top + band_height {
-        for x in 0..width {
-            blend(image, x, y, [0, 0, 0], 0.55);
-        }
-    }
-    let pen_x = ((width as f32 - text_width(&font, &text, size)) / 2.0).max(0.0);
-    let baseline =
-        band_top as f32 + (band_height as f32 - (scaled.ascent() - scaled.descent())) / 2.0 + scaled.ascent();
-    draw_text(image, &font, &text, size, (pen_x, baseline), [255, 255, 255], 1.0);
-    Ok(())
 }
 
 #[cfg(test)]

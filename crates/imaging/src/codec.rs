@@ -229,6 +229,17 @@ pub fn encode_with_metadata(
     quality: u8,
     metadata: MetadataPolicy,
 ) -> Result<Vec<u8>, ImagingError> {
+    encode_result(photo, format, quality, None, metadata)
+}
+
+/// [`encode_with_metadata`] with the recipe's AVIF encoder `speed` (see [`crate::avif`]).
+pub fn encode_result(
+    photo: &Photo,
+    format: OutputFormat,
+    quality: u8,
+    speed: Option<u8>,
+    metadata: MetadataPolicy,
+) -> Result<Vec<u8>, ImagingError> {
     let exif = crate::metadata::exif_for_result(photo.exif.as_deref(), metadata, photo.width(), photo.height());
     let mut out = Vec::new();
     let failed = |message: String| ImagingError::Encode { format: format.extension(), message };
@@ -274,6 +285,10 @@ pub fn encode_with_metadata(
         }
         OutputFormat::Webp => {
             out = crate::webp::encode_lossy(&photo.image, quality, photo.icc_profile.as_deref(), exif.as_deref())?;
+        }
+        OutputFormat::Avif => {
+            let speed = speed.unwrap_or(crate::avif::DEFAULT_AVIF_SPEED);
+            out = crate::avif::encode(&photo.image, quality, speed, exif.as_deref())?;
         }
     }
     Ok(out)

@@ -4,6 +4,7 @@
 //! before anything is sent. Only failures that depend on the photo's size are found here;
 //! whether the file decodes at all is the upload's and the preview's to say.
 
+use crate::decorate::{check_bordered_size, Decorations};
 use crate::pipeline::{crop_box_inside, largest_centred};
 use crate::resize::fit_dimensions;
 use crate::Frame;
@@ -16,23 +17,47 @@ use darkroom_core::{Operation, OutputFormat, Recipe};
 /// operation that cannot run on it would report, with the same words as the real run. The
 /// original's coordinates are followed through a [`Frame`] as in the real run.
 pub fn dry_run(recipe: &Recipe, width: u32, height: u32) -> Result<(u32, u32), ImagingError> {
-    let (width, height) = follow_ops(&recipe.ops, width, height)?;
+    let decorations = Decorations::of(&recipe.ops)?;
+    let (width, height) = follow_ops(&recipe.ops, &decorations, width, height)?;
+    let (bordered_width, bordered_height) = decorations.bordered_size(width, height);
+    check_bordered_size(bordered_width, bordered_height)?;
+    let (Ok(width), Ok(height)) = (u32::try_from(bordered_width), u32::try_from(bordered_height)) else {
+        return Err(ImagingError::op("customize", "border makes the image too large"));
+    };
     // The encoder's own limit: WebP holds sides of up to 16,383 px (the upload's limits let
     // larger photos in).
-    if recipe.format == OutputFormat::Webp {
-        crate::webp::check_size(width, height)?;
+    match recipe.format {
+        OutputFormat::Webp => crate::webp::check_size(width, height)?,
+        OutputFormat::Avif => crate::avif::check_size(width, height)?,
+        OutputFormat::Jpeg | OutputFormat::Png => {}
     }
     Ok((width, height))
 }
 
-fn follow_ops(ops: &[Operation], width: u32, height: u32) -> Result<(u32, u32), ImagingError> {
+/// The size of the result before its decorations (what pixel lengths of the result are
+/// relative to, and what a preview's copy is compared with).
+pub fn undecorated_size(recipe: &Recipe, width: u32, height: u32) -> Result<(u32, u32), ImagingError> {
+    follow_ops(&recipe.ops, &Decorations::of(&recipe.ops)?, width, height)
+}
+
+fn follow_ops(
+    ops: &[Operation],
+    decorations: &Decorations<'_>,
+    width: u32,
+    height: u32,
+) -> Result<(u32, u32), ImagingError> {
     let (original_width, original_height) = (width, height);
     let mut frame = Frame::identity(width, height);
     let (mut width, mut height) = (width, height);
-    for op in ops {
+    let last_thumbnail = ops.iter().rposition(|op| matches!(op, Operation::Thumbnail { .. }));
+    for (index, op) in ops.iter().enumerate() {
         match op {
             Operation::Thumbnail { size } => {
-                let (new_width, new_height) = fit_dimensions(width, height, *size);
+                let (new_width, new_height) = if Some(index) == last_thumbnail {
+                    decorations.thumbnail_size(width, height, *size)?
+                } else {
+                    fit_dimensions(width, height, *size)
+                };
                 frame =
                     frame.scaled(f64::from(new_width) / f64::from(width), f64::from(new_height) / f64::from(height));
                 (width, height) = (new_width, new_height);
@@ -70,15 +95,6 @@ fn follow_ops(ops: &[Operation], width: u32, height: u32) -> Result<(u32, u32), 
                     Some(Flip::Horizontal) => frame = frame.flipped_horizontally(width),
                     Some(Flip::Vertical) => frame = frame.flipped_vertically(height),
                     None => {}
-                }
-                if let Some(border) = &settings.border {
-                    let grown = |side: u32| side.checked_add(border.width.saturating_mul(2));
-                    let (Some(new_width), Some(new_height)) = (grown(width), grown(height)) else {
-                        return Err(ImagingError::op("customize", "border makes the image too large"));
-                    };
-                    crate::adjust::check_bordered_size(new_width, new_height)?;
-                    frame = frame.translated(f64::from(border.width), f64::from(border.width));
-                    (width, height) = (new_width, new_height);
                 }
             }
             Operation::Straighten { angle } => {

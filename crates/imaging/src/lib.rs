@@ -6,6 +6,7 @@
 //! worker — so the worker fails the photo at once instead of retrying it.
 
 mod adjust;
+pub mod avif;
 mod codec;
 mod color;
 /// The most pixels an operation may grow a photo to (borders grow it): a recipe of many wide
@@ -13,6 +14,7 @@ mod color;
 pub const MAX_GROWN_PIXELS: u64 = 200_000_000;
 
 mod decode_limits;
+mod decorate;
 mod dry_run;
 mod enhance;
 pub mod faces;
@@ -31,12 +33,12 @@ mod watermark;
 mod webp;
 
 pub use codec::{
-    decode, decode_at_least, decode_for_ops, encode, encode_intermediate, encode_with_metadata, probe, DecodeLimits,
-    Probe, SourceFormat,
+    decode, decode_at_least, decode_for_ops, encode, encode_intermediate, encode_result, encode_with_metadata, probe,
+    DecodeLimits, Probe, SourceFormat,
 };
-pub use dry_run::dry_run;
+pub use dry_run::{dry_run, undecorated_size};
 pub use geometry::Frame;
-pub use pipeline::{apply_ops, fit_within, reduced_decode_long_side, Photo};
+pub use pipeline::{apply_ops, apply_range, apply_steps, decorate, fit_within, reduced_decode_long_side, Photo};
 
 use darkroom_core::ErrorCode;
 

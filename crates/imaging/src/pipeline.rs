@@ -86,10 +86,57 @@ pub fn fit_within(photo: &Photo, long_side: u32) -> Result<Photo, ImagingError> 
     Ok(fitted)
 }
 
-pub fn apply_ops(mut photo: Photo, ops: &[Operation]) -> Result<Photo, ImagingError> {
-    for op in ops {
+/// The whole recipe `ops` on `photo`, decorations included.
+pub fn apply_ops(photo: Photo, ops: &[Operation]) -> Result<Photo, ImagingError> {
+    apply_range(photo, ops, 0..ops.len())
+}
+
+/// Operations `range` of the recipe `ops`: one pipeline segment, or one step of it. The
+/// whole recipe is needed because its decorations (captions, watermarks, borders) are drawn
+/// once, at the end of the last operation, on the result (docs/ARCHITECTURE.md
+/// "Decorations"), and its last thumbnail leaves room for its borders.
+pub fn apply_range(photo: Photo, ops: &[Operation], range: std::ops::Range<usize>) -> Result<Photo, ImagingError> {
+    let ends_the_recipe = range.end >= ops.len();
+    let photo = apply_steps(photo, ops, range, 1.0)?;
+    if ends_the_recipe {
+        decorate(photo, ops, 1.0)
+    } else {
+        Ok(photo)
+    }
+}
+
+/// Operations `range` of the recipe `ops`, without its decorations. `pixel_scale` is the
+/// photo's size over the result's (1 but for a preview's smaller copy): the borders the last
+/// thumbnail leaves room for are that much narrower.
+pub fn apply_steps(
+    mut photo: Photo,
+    ops: &[Operation],
+    range: std::ops::Range<usize>,
+    pixel_scale: f64,
+) -> Result<Photo, ImagingError> {
+    let last_thumbnail = ops.iter().rposition(|op| matches!(op, Operation::Thumbnail { .. }));
+    for index in range {
+        let Some(op) = ops.get(index) else { break };
         let _span = tracing::debug_span!("op", op = op.name()).entered();
-        apply_op(&mut photo, op)?;
+        match op {
+            Operation::Thumbnail { size } if Some(index) == last_thumbnail => {
+                let decorations = crate::decorate::Decorations::of(ops)?.with_pixel_scale(pixel_scale);
+                let (width, height) = decorations.thumbnail_size(photo.width(), photo.height(), *size)?;
+                photo.resize_to(width, height)?;
+            }
+            _ => apply_op(&mut photo, op)?,
+        }
+    }
+    Ok(photo)
+}
+
+/// Draws the recipe's decorations on its finished photo; lengths in pixels of the result
+/// times `pixel_scale` (see [`apply_steps`]).
+pub fn decorate(mut photo: Photo, ops: &[Operation], pixel_scale: f64) -> Result<Photo, ImagingError> {
+    let decorations = crate::decorate::Decorations::of(ops)?.with_pixel_scale(pixel_scale);
+    if !decorations.is_empty() {
+        let _span = tracing::debug_span!("decorations").entered();
+        decorations.draw(&mut photo)?;
     }
     Ok(photo)
 }
@@ -115,20 +162,8 @@ fn apply_op(photo: &mut Photo, op: &Operation) -> Result<(), ImagingError> {
             Ok(())
         }
         Operation::Straighten { angle } => crate::straighten::straighten(photo, *angle),
-        Operation::Watermark { text, position, opacity, size, color, .. } => {
-            use darkroom_core::recipe::{Color, DEFAULT_WATERMARK_OPACITY, DEFAULT_WATERMARK_SIZE};
-            let Some(text) = text else {
-                return Err(ImagingError::op("watermark", "a watermark needs its text"));
-            };
-            let mark = crate::watermark::Watermark {
-                text,
-                position: position.unwrap_or_default(),
-                opacity: opacity.unwrap_or(DEFAULT_WATERMARK_OPACITY),
-                size: size.unwrap_or(DEFAULT_WATERMARK_SIZE),
-                color: color.unwrap_or(Color([255, 255, 255])),
-            };
-            crate::watermark::draw(&mut photo.image, &mark)
-        }
+        // Drawn with the other decorations, on the result.
+        Operation::Watermark { .. } => Ok(()),
         Operation::AutoEnhance { strength } => {
             crate::enhance::auto_enhance(
                 &mut photo.image,
@@ -192,8 +227,8 @@ pub(crate) fn crop_box_inside(region: &Region, original_width: u32, original_hei
 /// which saves most of the decode time and memory. `None` when the full resolution is needed.
 ///
 /// Only crops, pixel-wise colour changes, rotations and flips may come before the first
-/// thumbnail: face detection, sharpening, borders and captions work in pixels and would
-/// come out differently at another scale. The EXIF orientation is not known here, so an
+/// thumbnail: face detection and sharpening work in pixels and would come out differently
+/// at another scale (decorations are drawn on the result, at its size, whatever the decode). The EXIF orientation is not known here, so an
 /// aspect crop is planned for both and the larger need is taken.
 pub fn reduced_decode_long_side(ops: &[Operation], width: u32, height: u32) -> Option<u32> {
     let upright = needed_long_side(ops, width, height)?;
@@ -249,18 +284,16 @@ fn needed_long_side(ops: &[Operation], width: u32, height: u32) -> Option<u32> {
             Operation::Recolor { .. } => {}
             // Statistics of the whole photo: a reduced copy has the same ones.
             Operation::AutoEnhance { .. } => {}
-            // Drawn in pixels: at another scale it would come out otherwise.
-            Operation::Watermark { .. } => return None,
+            // Drawn on the result, at its own size.
+            Operation::Watermark { .. } => {}
             // The kept part is the same fraction of the photo at any scale.
             Operation::Straighten { angle } => {
                 (kept_width, kept_height) =
                     crate::straighten::largest_upright(kept_width, kept_height, f64::from(*angle).to_radians());
             }
             Operation::Customize(settings) => {
-                let only_pixelwise_or_turns = settings.sharpen.is_none_or(|s| s == 0.0)
-                    && settings.border.is_none()
-                    && settings.caption.is_none();
-                if !only_pixelwise_or_turns {
+                // Captions and borders are decorations, drawn on the result at its size.
+                if settings.sharpen.is_some_and(|s| s != 0.0) {
                     return None;
                 }
                 if matches!(settings.rotate, Some(90 | 270)) {

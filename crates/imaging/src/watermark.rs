@@ -9,6 +9,7 @@ use ab_glyph::{Font, PxScale, ScaleFont};
 use darkroom_core::recipe::{Color, WatermarkPosition};
 use image::DynamicImage;
 
+#[derive(Debug)]
 pub(crate) struct Watermark<'a> {
     pub text: &'a str,
     pub position: WatermarkPosition,

@@ -389,3 +389,37 @@ fn a_relative_crop_takes_the_same_part_of_photos_of_any_size() {
         assert_eq!(cropped.height(), (height as f64 * 0.5).round() as u32, "{name}");
     }
 }
+
+#[test]
+fn avif_results_are_avif_files_smaller_than_jpeg_with_their_exif() {
+    let photo = decode(&fixture("coffee-camera-exif.jpg"), limits()).unwrap();
+    assert!(photo.exif.is_some(), "the fixture has EXIF");
+    let avif = darkroom_imaging::encode_result(
+        &photo,
+        OutputFormat::Avif,
+        70,
+        Some(8),
+        darkroom_core::MetadataPolicy::NoLocation,
+    )
+    .unwrap();
+    // An ISO-BMFF file whose brand is AVIF.
+    assert_eq!(&avif[4..12], b"ftypavif", "{:?}", &avif[..16]);
+    let jpeg = encode(&photo, OutputFormat::Jpeg, 85).unwrap();
+    assert!(avif.len() < jpeg.len(), "AVIF {} bytes, JPEG {} bytes", avif.len(), jpeg.len());
+    // The EXIF item is there, with the camera's make kept and no GPS (the policy applied).
+    let has = |needle: &[u8]| avif.windows(needle.len()).any(|w| w == needle);
+    assert!(has(b"Exif"), "an Exif item");
+    // Without EXIF (strip), none.
+    let stripped =
+        darkroom_imaging::encode_result(&photo, OutputFormat::Avif, 70, Some(8), darkroom_core::MetadataPolicy::Strip)
+            .unwrap();
+    assert!(!stripped.windows(4).any(|w| w == b"Exif"));
+}
+
+#[test]
+fn an_avif_result_too_large_to_encode_is_a_clear_error() {
+    let recipe = Recipe::from_json(r#"{"ops":[{"op":"recolor","mode":"sepia"}],"format":"avif"}"#).unwrap();
+    let error = darkroom_imaging::dry_run(&recipe, 9000, 6000).map(|_| ()).unwrap_err();
+    assert!(error.to_string().contains("AVIF") && error.to_string().contains("thumbnail"), "{error}");
+    assert_eq!(darkroom_imaging::dry_run(&recipe, 6000, 4000).unwrap(), (6000, 4000));
+}

@@ -117,10 +117,8 @@ pub async fn attempt_output(
     let photo = PhotoId::parse(&photo_text).map_err(|_| ApiError::not_found())?;
     let attempt: u32 = attempt_text.strip_prefix('a').and_then(|n| n.parse().ok()).ok_or_else(ApiError::not_found)?;
     let (name, extension) = file.rsplit_once('.').ok_or_else(ApiError::not_found)?;
-    let format = [OutputFormat::Jpeg, OutputFormat::Png, OutputFormat::Webp]
-        .into_iter()
-        .find(|format| format.extension() == extension)
-        .ok_or_else(ApiError::not_found)?;
+    let format =
+        OutputFormat::ALL.into_iter().find(|format| format.extension() == extension).ok_or_else(ApiError::not_found)?;
     if !matches!(name, "result" | "thumb" | "preview") {
         return Err(ApiError::not_found());
     }

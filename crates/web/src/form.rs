@@ -109,16 +109,23 @@ pub fn recipe_from_fields(fields: &HashMap<String, String>) -> Result<Recipe, Re
                     spec.insert("flip".into(), json!(flip));
                 }
                 if let Some(width) = number(fields, "border_width")?.filter(|w| *w > 0.0) {
+                    // A share of the result's short side unless pixels are chosen.
+                    let width = match text(fields, "border_unit") {
+                        Some("px") => integer(width),
+                        _ => json!(format!("{width}%")),
+                    };
                     spec.insert(
                         "border".into(),
-                        json!({"width": integer(width), "color": text(fields, "border_color").unwrap_or("#ffffff")}),
+                        json!({"width": width, "color": text(fields, "border_color").unwrap_or("#ffffff")}),
                     );
                 }
                 if let Some(caption) = text(fields, "caption_text") {
-                    spec.insert(
-                        "caption".into(),
-                        json!({"text": caption, "position": text(fields, "caption_position").unwrap_or("bottom")}),
-                    );
+                    let mut caption =
+                        json!({"text": caption, "position": text(fields, "caption_position").unwrap_or("bottom")});
+                    if let Some(size) = number(fields, "caption_size")?.filter(|size| *size > 0.0) {
+                        caption["size"] = json!(format!("{size}%"));
+                    }
+                    spec.insert("caption".into(), caption);
                 }
             }
             _ => {}

@@ -14,8 +14,8 @@ use crate::{ApiError, AppState};
 use actix_multipart::Multipart;
 use actix_web::http::StatusCode;
 use actix_web::{post, web, HttpRequest, HttpResponse};
-use darkroom_core::{ErrorCode, Limits, Operation, Recipe};
-use darkroom_imaging::{apply_ops, decode_at_least, encode, fit_within, DecodeLimits};
+use darkroom_core::{ErrorCode, Limits, Recipe};
+use darkroom_imaging::{apply_steps, decode_at_least, decorate, encode, fit_within, undecorated_size, DecodeLimits};
 
 /// The long side of a preview.
 pub const PREVIEW_LONG_SIDE: u32 = 1024;
@@ -144,16 +144,23 @@ fn render(state: &AppState, request: PreviewRequest) -> Result<(Vec<u8>, u32, u3
         )?;
         decoded.frame = decoded.frame.of_copy_of(width, height);
     }
-    // Sizes in output pixels (borders) shrink with the copy, so the preview looks like the result.
-    let scale = f64::from(decoded.width()) / f64::from(decoded.frame.original_width.max(1));
+    // Lengths in pixels of the result (borders, caption sizes) shrink with the copy, so the
+    // preview looks like the result: by the copy's share of the original while the steps
+    // run, then by the preview's share of the result's size for the decorations.
+    let (original_width, original_height) = (decoded.frame.original_width, decoded.frame.original_height);
+    let copy_scale = f64::from(decoded.width()) / f64::from(original_width.max(1));
     let mut result = decoded;
-    for op in &recipe.ops {
-        let op = scaled_for_preview(op, scale);
-        result = apply_ops(result, std::slice::from_ref(&op)).map_err(failed)?;
+    for index in 0..recipe.ops.len() {
+        result = apply_steps(result, &recipe.ops, index..index + 1, copy_scale.min(1.0)).map_err(failed)?;
         if u64::from(result.width()) * u64::from(result.height()) > MAX_WORKING_PIXELS {
             result = fit_within(&result, PREVIEW_LONG_SIDE).map_err(failed)?;
         }
     }
+    let decoration_scale = match undecorated_size(&recipe, original_width, original_height) {
+        Ok((width, height)) => f64::from(result.width().min(result.height())) / f64::from(width.min(height).max(1)),
+        Err(_) => copy_scale,
+    };
+    result = decorate(result, &recipe.ops, decoration_scale.min(1.0)).map_err(failed)?;
     if result.width().max(result.height()) > PREVIEW_LONG_SIDE {
         result = fit_within(&result, PREVIEW_LONG_SIDE).map_err(failed)?;
     }
@@ -183,20 +190,6 @@ fn check_original(limits: Limits, original: (u32, u32), copy: (u32, u32)) -> Res
         ));
     }
     Ok(())
-}
-
-/// `op` as it applies to a copy `scale` times the original's size: border widths scaled.
-fn scaled_for_preview(op: &Operation, scale: f64) -> Operation {
-    match op {
-        Operation::Customize(settings) if settings.border.is_some() && scale < 1.0 => {
-            let mut settings = settings.clone();
-            if let Some(border) = settings.border.as_mut() {
-                border.width = ((f64::from(border.width) * scale).round() as u32).max(1);
-            }
-            Operation::Customize(settings)
-        }
-        other => other.clone(),
-    }
 }
 
 #[utoipa::path(post, path = "/api/v1/preview", tag = "jobs", summary = "One photo through a recipe, at preview size; nothing stored",

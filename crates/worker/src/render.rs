@@ -9,8 +9,8 @@ use bytes::Bytes;
 use darkroom_core::recipe::Operation;
 use darkroom_core::{CarriedFrame, MetadataPolicy, OutputFormat};
 use darkroom_imaging::{
-    apply_ops, decode, decode_for_ops, encode_intermediate, encode_with_metadata, fit_within, DecodeLimits,
-    ImagingError, Photo,
+    apply_range, decode, decode_for_ops, encode_intermediate, encode_result, fit_within, DecodeLimits, ImagingError,
+    Photo,
 };
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -23,14 +23,17 @@ const THUMB_QUALITY: u8 = 80;
 #[derive(Debug, Clone)]
 pub struct RenderInput {
     pub bytes: Bytes,
-    pub ops: Vec<Operation>,
-    /// These operations and those of the later segments: the photo may be decoded as small
-    /// as they allow (a retouch before a thumbnail in another stage need not see every pixel).
-    pub remaining_ops: Vec<Operation>,
+    /// The whole recipe: the last segment draws its decorations (docs/ARCHITECTURE.md
+    /// "Decorations"), and every segment may decode as small as the operations from its
+    /// own on allow (a retouch before a thumbnail in another stage need not see every pixel).
+    pub recipe_ops: Vec<Operation>,
+    /// The operations of this segment, `recipe_ops[segment]`.
+    pub segment: std::ops::Range<usize>,
     pub is_first_segment: bool,
-    pub is_last_segment: bool,
     pub format: OutputFormat,
     pub quality: u8,
+    /// AVIF's encoder speed, when the recipe names one.
+    pub speed: Option<u8>,
     /// What of the original's EXIF the result keeps (previews and thumbnails keep none).
     pub metadata: MetadataPolicy,
     pub frame: Option<CarriedFrame>,
@@ -96,14 +99,13 @@ impl CancelFlag {
 fn file(
     name: &'static str,
     photo: &Photo,
-    format: OutputFormat,
-    quality: u8,
+    (format, quality, speed): (OutputFormat, u8, Option<u8>),
     metadata: MetadataPolicy,
 ) -> Result<RenderedFile, ImagingError> {
     Ok(RenderedFile {
         name,
         format,
-        bytes: encode_with_metadata(photo, format, quality, metadata)?,
+        bytes: encode_result(photo, format, quality, speed, metadata)?,
         width: photo.width(),
         height: photo.height(),
     })
@@ -111,13 +113,15 @@ fn file(
 
 pub fn render(input: RenderInput, cancel: &CancelFlag) -> Result<Rendered, RenderError> {
     #[cfg(feature = "fault-injection")]
-    inject_faults(&input.ops, cancel);
+    inject_faults(input.recipe_ops.get(input.segment.clone()).unwrap_or_default(), cancel);
+    let is_last_segment = input.segment.end >= input.recipe_ops.len();
+    let remaining_ops = input.recipe_ops.get(input.segment.start..).unwrap_or_default();
     cancel.check()?;
     // The first segment decodes the upload: a JPEG whose recipe shrinks it early is decoded
     // at reduced scale, but never below the preview's size. Later segments get an
     // intermediate PNG already at the size the earlier ones left.
     let mut photo = if input.is_first_segment && input.frame.is_none() {
-        decode_for_ops(&input.bytes, input.limits, &input.remaining_ops, PREVIEW_LONG_SIDE)?
+        decode_for_ops(&input.bytes, input.limits, remaining_ops, PREVIEW_LONG_SIDE)?
     } else if input.is_first_segment {
         decode(&input.bytes, input.limits)?
     } else {
@@ -134,18 +138,18 @@ pub fn render(input: RenderInput, cancel: &CancelFlag) -> Result<Rendered, Rende
     if input.is_first_segment {
         cancel.check()?;
         let preview = fit_within(&photo, PREVIEW_LONG_SIDE)?;
-        files.push(file("preview", &preview, OutputFormat::Jpeg, PREVIEW_QUALITY, MetadataPolicy::Strip)?);
+        files.push(file("preview", &preview, (OutputFormat::Jpeg, PREVIEW_QUALITY, None), MetadataPolicy::Strip)?);
     }
-    for op in &input.ops {
+    for index in input.segment.clone() {
         cancel.check()?;
-        photo = apply_ops(photo, std::slice::from_ref(op))?;
+        photo = apply_range(photo, &input.recipe_ops, index..index + 1)?;
     }
     cancel.check()?;
-    let handover = if input.is_last_segment {
-        files.push(file("result", &photo, input.format, input.quality, input.metadata)?);
+    let handover = if is_last_segment {
+        files.push(file("result", &photo, (input.format, input.quality, input.speed), input.metadata)?);
         cancel.check()?;
         let thumb = fit_within(&photo, THUMB_LONG_SIDE)?;
-        files.push(file("thumb", &thumb, OutputFormat::Jpeg, THUMB_QUALITY, MetadataPolicy::Strip)?);
+        files.push(file("thumb", &thumb, (OutputFormat::Jpeg, THUMB_QUALITY, None), MetadataPolicy::Strip)?);
         Handover::Finished
     } else {
         Handover::NextSegment { intermediate: encode_intermediate(&photo)? }
@@ -188,15 +192,15 @@ mod tests {
     use super::*;
     use darkroom_core::{Limits, Recipe};
 
-    fn segment(bytes: Vec<u8>, ops: &[Operation], first: bool, last: bool, limits: Limits) -> Rendered {
+    fn segment(bytes: Vec<u8>, ops: &[Operation], range: std::ops::Range<usize>, limits: Limits) -> Rendered {
         let input = RenderInput {
             bytes: bytes.into(),
-            ops: ops.to_vec(),
-            remaining_ops: ops.to_vec(),
-            is_first_segment: first,
-            is_last_segment: last,
+            recipe_ops: ops.to_vec(),
+            is_first_segment: range.start == 0,
+            segment: range,
             format: OutputFormat::Jpeg,
             quality: 80,
+            speed: None,
             metadata: MetadataPolicy::default(),
             frame: None,
             limits: limits.into(),
@@ -218,9 +222,9 @@ mod tests {
             r##"{"ops":[{"op":"customize","border":{"width":100,"color":"#ffffff"}},{"op":"redeye"}]}"##,
         )
         .unwrap();
-        let first = segment(jpeg, &recipe.ops[..1], true, false, limits);
+        let first = segment(jpeg, &recipe.ops, 0..1, limits);
         let Handover::NextSegment { intermediate } = first.handover else { panic!("the first segment hands over") };
-        let last = segment(intermediate, &recipe.ops[1..], false, true, limits);
+        let last = segment(intermediate, &recipe.ops, 1..2, limits);
         let result = last.files.iter().find(|f| f.name == "result").expect("a result");
         assert_eq!((result.width, result.height), (1200, 1100), "the border's growth is kept");
     }

@@ -182,12 +182,12 @@ impl Worker {
     ) -> Result<Rendered, StepError> {
         let input = RenderInput {
             bytes,
-            ops: request.current_ops().to_vec(),
-            remaining_ops: request.remaining_ops().to_vec(),
+            recipe_ops: request.recipe.ops.clone(),
+            segment: request.current_segment().map_or(0..0, |segment| segment.first_op..segment.end_op),
             is_first_segment: request.segment == 0,
-            is_last_segment: request.is_last_segment(),
             format: request.recipe.format,
             quality: request.recipe.quality,
+            speed: request.recipe.speed,
             metadata: request.recipe.metadata,
             frame: request.frame,
             limits: self.settings.limits.into(),

@@ -13,9 +13,11 @@ use std::time::Duration;
 /// red-eye runs in the slow stage).
 const RECIPE: &str = r#"{"ops":[{"op":"customize","caption":{"text":"darkroom-fault:sleep=30"}},{"op":"redeye"},{"op":"thumbnail","size":256}]}"#;
 
-/// One stage only: each photo finished is one turn taken.
+/// One stage only: each photo finished is one turn taken. Each takes long enough that the
+/// first job is still running while the second one uploads, even on a loaded machine (at
+/// 30 ms a photo the first job once finished during the second's upload).
 const QUICK_RECIPE: &str =
-    r#"{"ops":[{"op":"customize","caption":{"text":"darkroom-fault:sleep=30"}},{"op":"thumbnail","size":256}]}"#;
+    r#"{"ops":[{"op":"customize","caption":{"text":"darkroom-fault:sleep=120"}},{"op":"thumbnail","size":256}]}"#;
 
 fn create_as(base: &str, client: &str, photos: usize) -> String {
     create_with(base, client, photos, RECIPE)
@@ -90,6 +92,8 @@ fn two_tenants_with_big_jobs_progress_alike(backend: Backend) {
     // (first in, first out would have finished all of the first's photos before any of the
     // second's).
     let first_meanwhile = done_between(&first_done, second_done[0], second_done[20]);
+    let first_left = first_done.iter().filter(|at| **at > second_done[20]).count();
+    assert!(first_left > 0, "the first job ended before the second's 21st photo: nothing to compare");
     assert!(
         (14..=26).contains(&first_meanwhile),
         "the first tenant did {first_meanwhile} photos while the second did 20"

@@ -1,0 +1,62 @@
+//! AVIF results through ravif (rav1e, an AV1 encoder in Rust: the default build needs
+//! nothing but Rust; the `avif-asm` feature adds rav1e's assembly, which needs nasm).
+//! 10-bit YCbCr, the recipe's quality, the recipe's speed (1 slowest and smallest to 10
+//! fastest). The EXIF goes in as ravif embeds it; ravif writes no ICC profile, so a photo
+//! with one is converted as if it were sRGB (noted in docs/ARCHITECTURE.md "Recipes").
+
+use crate::ImagingError;
+use image::DynamicImage;
+use ravif::{Encoder, Img, RGB8, RGBA8};
+
+/// The encoder speed when the recipe names none: a result of a few megapixels in about a
+/// second on one core of the pure-Rust build.
+pub const DEFAULT_AVIF_SPEED: u8 = 7;
+
+/// AV1 frames may be up to 65,536 px a side; AVIF results are held below this many pixels,
+/// since the encoder's time grows with them and cannot be interrupted.
+pub(crate) const MAX_AVIF_PIXELS: u64 = 40_000_000;
+
+pub(crate) fn check_size(width: u32, height: u32) -> Result<(), ImagingError> {
+    let pixels = u64::from(width) * u64::from(height);
+    if pixels > MAX_AVIF_PIXELS {
+        return Err(ImagingError::Encode {
+            format: "avif",
+            message: format!(
+                "{width}×{height} ({:.0} megapixels) is more than this service encodes as AVIF ({} megapixels); add a thumbnail or choose JPEG or WebP",
+                pixels as f64 / 1e6,
+                MAX_AVIF_PIXELS / 1_000_000
+            ),
+        });
+    }
+    Ok(())
+}
+
+pub(crate) fn encode(
+    image: &DynamicImage,
+    quality: u8,
+    speed: u8,
+    exif: Option<&[u8]>,
+) -> Result<Vec<u8>, ImagingError> {
+    let failed = |message: String| ImagingError::Encode { format: "avif", message };
+    let (width, height) = (image.width() as usize, image.height() as usize);
+    check_size(image.width(), image.height())?;
+    let mut encoder = Encoder::new()
+        .with_quality(f32::from(quality.clamp(1, 100)))
+        .with_alpha_quality(f32::from(quality.clamp(1, 100)))
+        .with_speed(speed.clamp(1, 10));
+    if let Some(exif) = exif {
+        encoder = encoder.with_exif(exif);
+    }
+    let encoded = match image {
+        DynamicImage::ImageRgba8(rgba) => {
+            let pixels: Vec<RGBA8> = rgba.pixels().map(|p| RGBA8::new(p[0], p[1], p[2], p[3])).collect();
+            encoder.encode_rgba(Img::new(&pixels[..], width, height))
+        }
+        other => {
+            let rgb = other.to_rgb8();
+            let pixels: Vec<RGB8> = rgb.pixels().map(|p| RGB8::new(p[0], p[1], p[2])).collect();
+            encoder.encode_rgb(Img::new(&pixels[..], width, height))
+        }
+    };
+    encoded.map(|encoded| encoded.avif_file).map_err(|error| failed(error.to_string()))
+}
