@@ -25,6 +25,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 /// intermediate and the last segment would draw it again.
 pub const MESSAGE_VERSION: u32 = 3;
 
+/// The first version whose requests have their decorations drawn at the end of the recipe.
+pub const DECORATIONS_AT_THE_END: u32 = 3;
+
 /// The version this process speaks: [`MESSAGE_VERSION`], unless a test build pretends to
 /// be the next release (see [`speak_next_version_for_tests`]).
 static SPOKEN_VERSION: AtomicU32 = AtomicU32::new(MESSAGE_VERSION);
@@ -224,6 +227,14 @@ impl PhotoRequest {
 
     pub fn current_segment(&self) -> Option<&Segment> {
         self.plan.get(self.segment)
+    }
+
+    /// Whether this request was made by a release that drew each caption, watermark and
+    /// border where it stands in the recipe: its photo keeps those rules through every
+    /// segment, whichever release's worker runs it (a request keeps its version when
+    /// forwarded), so a photo never gets a border twice or loses one in a mixed fleet.
+    pub fn draws_decorations_in_place(&self) -> bool {
+        self.v < DECORATIONS_AT_THE_END
     }
 
     pub fn is_last_segment(&self) -> bool {

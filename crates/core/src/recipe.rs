@@ -290,10 +290,15 @@ impl<'de> Deserialize<'de> for ResultLength {
                     .map_err(|_| E::invalid_value(serde::de::Unexpected::Unsigned(pixels), &self))
             }
             fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<ResultLength, E> {
+                // Digits with at most one decimal point, then "%": what the schema says.
                 let percent = text
-                    .trim()
                     .strip_suffix('%')
-                    .and_then(|number| number.trim().parse::<f32>().ok())
+                    .filter(|number| {
+                        !number.is_empty()
+                            && number.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+                            && number.bytes().filter(|b| *b == b'.').count() <= 1
+                    })
+                    .and_then(|number| number.parse::<f32>().ok())
                     .filter(|percent| percent.is_finite());
                 percent
                     .map(ResultLength::Percent)

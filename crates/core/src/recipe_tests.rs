@@ -179,7 +179,8 @@ fn border_and_caption_lengths_are_pixels_or_a_percentage_of_the_short_side() {
     let border = |width: &str| {
         error_of(&format!(r##"{{"ops":[{{"op":"customize","border":{{"width":{width},"color":"#ffffff"}}}}]}}"##))
     };
-    for bad in [r#""wide""#, r#""2 px""#, "2.5", "-3", r#""NaN%""#] {
+    for bad in [r#""wide""#, r#""2 px""#, "2.5", "-3", r#""NaN%""#, r#""+2%""#, r#""2e1%""#, r#"" 2 %""#, r#""1.2.3%""#]
+    {
         let error = border(bad);
         // Inside an operation serde loses the path below it: the op, and what was wrong.
         assert!(error.field.starts_with("ops[0]"), "{bad}: {error}");
@@ -201,7 +202,11 @@ fn the_last_thumbnail_must_leave_room_inside_the_borders() {
     Recipe::from_json(
         r##"{"ops":[{"op":"customize","border":{"width":"5%","color":"#ffffff"}},{"op":"thumbnail","size":150}]}"##,
     )
-    .expect("a border in percent always leaves room");
+    .expect("a narrow border in percent leaves room");
+    // Each border is at least a pixel, however small its share.
+    let many = vec![r##"{"op":"customize","border":{"width":"0.1%","color":"#ffffff"}}"##; 15].join(",");
+    let error = error_of(&format!(r#"{{"ops":[{many},{{"op":"thumbnail","size":40}}]}}"#));
+    assert_eq!(error.field, "ops[15].size", "{error}");
 }
 
 #[test]

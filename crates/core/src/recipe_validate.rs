@@ -62,11 +62,16 @@ impl Recipe {
             if let Operation::Customize(Customize { border: Some(border), .. }) = op {
                 match border.width {
                     ResultLength::Pixels(width) => pixels += u64::from(width),
-                    ResultLength::Percent(share) => percent += f64::from(share),
+                    // A border is never under a pixel, however small its share.
+                    ResultLength::Percent(share) => {
+                        percent += f64::from(share);
+                        pixels += 1;
+                    }
                 }
             }
         }
-        // Both sides of each border, the percentages at most of the whole thumbnail.
+        // Both sides of each border, the percentages at most of the whole thumbnail (and a
+        // pixel more each, as rounding may give).
         let taken = 2.0 * (pixels as f64 + percent / 100.0 * f64::from(size));
         if taken > f64::from(size) * 2.0 / 3.0 {
             return Err(RecipeError::new(

@@ -2,7 +2,7 @@
 //! nothing but Rust; the `avif-asm` feature adds rav1e's assembly, which needs nasm).
 //! 10-bit YCbCr, the recipe's quality, the recipe's speed (1 slowest and smallest to 10
 //! fastest). The EXIF goes in as ravif embeds it; ravif writes no ICC profile, so a photo
-//! with one is converted as if it were sRGB (noted in docs/ARCHITECTURE.md "Recipes").
+//! with one is shown as if it were sRGB (README "Recipes" says so).
 
 use crate::ImagingError;
 use image::DynamicImage;
@@ -12,19 +12,31 @@ use ravif::{Encoder, Img, RGB8, RGBA8};
 /// second on one core of the pure-Rust build.
 pub const DEFAULT_AVIF_SPEED: u8 = 7;
 
-/// AV1 frames may be up to 65,536 px a side; AVIF results are held below this many pixels,
-/// since the encoder's time grows with them and cannot be interrupted.
-pub(crate) const MAX_AVIF_PIXELS: u64 = 40_000_000;
+/// The most pixels an AVIF result may have at an encoder `speed`: the encode's time grows
+/// with both and cannot be interrupted, so it must end well inside a stage's time budget
+/// (25 megapixels at speed 7 take about half a minute in the pure-Rust build on two cores).
+pub(crate) fn max_pixels(speed: u8) -> u64 {
+    match speed {
+        0..=3 => 4_000_000,
+        4..=5 => 12_000_000,
+        _ => 25_000_000,
+    }
+}
 
-pub(crate) fn check_size(width: u32, height: u32) -> Result<(), ImagingError> {
+/// AV1 holds up to 65,536 px a side.
+const MAX_SIDE: u32 = 65_535;
+
+pub(crate) fn check_size(width: u32, height: u32, speed: Option<u8>) -> Result<(), ImagingError> {
+    let speed = speed.unwrap_or(DEFAULT_AVIF_SPEED);
     let pixels = u64::from(width) * u64::from(height);
-    if pixels > MAX_AVIF_PIXELS {
+    let most = max_pixels(speed);
+    if pixels > most || width > MAX_SIDE || height > MAX_SIDE {
         return Err(ImagingError::Encode {
             format: "avif",
             message: format!(
-                "{width}×{height} ({:.0} megapixels) is more than this service encodes as AVIF ({} megapixels); add a thumbnail or choose JPEG or WebP",
+                "{width}×{height} ({:.1} megapixels) is more than this service encodes as AVIF at speed {speed} ({} megapixels, {MAX_SIDE} px a side); add a thumbnail, raise the recipe's speed, or choose JPEG or WebP",
                 pixels as f64 / 1e6,
-                MAX_AVIF_PIXELS / 1_000_000
+                most / 1_000_000
             ),
         });
     }
@@ -39,7 +51,7 @@ pub(crate) fn encode(
 ) -> Result<Vec<u8>, ImagingError> {
     let failed = |message: String| ImagingError::Encode { format: "avif", message };
     let (width, height) = (image.width() as usize, image.height() as usize);
-    check_size(image.width(), image.height())?;
+    check_size(image.width(), image.height(), Some(speed))?;
     let mut encoder = Encoder::new()
         .with_quality(f32::from(quality.clamp(1, 100)))
         .with_alpha_quality(f32::from(quality.clamp(1, 100)))
@@ -52,9 +64,12 @@ pub(crate) fn encode(
             let pixels: Vec<RGBA8> = rgba.pixels().map(|p| RGBA8::new(p[0], p[1], p[2], p[3])).collect();
             encoder.encode_rgba(Img::new(&pixels[..], width, height))
         }
-        other => {
-            let rgb = other.to_rgb8();
+        DynamicImage::ImageRgb8(rgb) => {
             let pixels: Vec<RGB8> = rgb.pixels().map(|p| RGB8::new(p[0], p[1], p[2])).collect();
+            encoder.encode_rgb(Img::new(&pixels[..], width, height))
+        }
+        other => {
+            let pixels: Vec<RGB8> = other.to_rgb8().pixels().map(|p| RGB8::new(p[0], p[1], p[2])).collect();
             encoder.encode_rgb(Img::new(&pixels[..], width, height))
         }
     };

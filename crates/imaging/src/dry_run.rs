@@ -28,7 +28,7 @@ pub fn dry_run(recipe: &Recipe, width: u32, height: u32) -> Result<(u32, u32), I
     // larger photos in).
     match recipe.format {
         OutputFormat::Webp => crate::webp::check_size(width, height)?,
-        OutputFormat::Avif => crate::avif::check_size(width, height)?,
+        OutputFormat::Avif => crate::avif::check_size(width, height, recipe.speed)?,
         OutputFormat::Jpeg | OutputFormat::Png => {}
     }
     Ok((width, height))

@@ -38,7 +38,9 @@ pub use codec::{
 };
 pub use dry_run::{dry_run, undecorated_size};
 pub use geometry::Frame;
-pub use pipeline::{apply_ops, apply_range, apply_steps, decorate, fit_within, reduced_decode_long_side, Photo};
+pub use pipeline::{
+    apply_ops, apply_range, apply_steps, decorate, decorate_within, fit_within, reduced_decode_long_side, Photo,
+};
 
 use darkroom_core::ErrorCode;
 

@@ -141,6 +141,27 @@ pub fn decorate(mut photo: Photo, ops: &[Operation], pixel_scale: f64) -> Result
     Ok(photo)
 }
 
+/// [`decorate`] for a preview: the decorated photo made no larger than `long_side` by
+/// shrinking the photo (and its pixel lengths with it) first, so a recipe of wide borders on
+/// a small photo never makes the preview draw a giant image.
+pub fn decorate_within(
+    photo: Photo,
+    ops: &[Operation],
+    pixel_scale: f64,
+    long_side: u32,
+) -> Result<Photo, ImagingError> {
+    let decorations = crate::decorate::Decorations::of(ops)?.with_pixel_scale(pixel_scale);
+    let (width, height) = decorations.bordered_size(photo.width(), photo.height());
+    let bordered_long = width.max(height);
+    if bordered_long <= u64::from(long_side) {
+        return decorate(photo, ops, pixel_scale);
+    }
+    let shrink = f64::from(long_side) / bordered_long as f64;
+    let photo_long = (f64::from(photo.width().max(photo.height())) * shrink).floor().max(1.0) as u32;
+    let smaller = fit_within(&photo, photo_long)?;
+    decorate(smaller, ops, pixel_scale * shrink)
+}
+
 fn apply_op(photo: &mut Photo, op: &Operation) -> Result<(), ImagingError> {
     match op {
         Operation::Thumbnail { size } => {

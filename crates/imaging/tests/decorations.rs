@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use darkroom_core::{Limits, Recipe};
-use darkroom_imaging::{apply_ops, decode_for_ops, dry_run, encode, DecodeLimits, Photo};
+use darkroom_imaging::{apply_ops, decode_for_ops, decorate_within, dry_run, encode, DecodeLimits, Photo};
 use image::{DynamicImage, Rgb, RgbImage};
 
 fn fixture(name: &str) -> Vec<u8> {
@@ -115,4 +115,18 @@ fn decorations_are_drawn_once_at_the_end_even_between_other_steps() {
     assert_eq!(result.dimensions(), (220, 220));
     assert_eq!(run_of(&result, [255, 0, 255]), 10);
     assert_eq!(result.get_pixel(219, 219).0, [255, 0, 255]);
+}
+
+#[test]
+fn a_preview_of_wide_borders_on_a_small_photo_stays_small() {
+    // Four borders of up to 2000 px round a 100 px photo would make a 14,100 px image.
+    let border = r##"{"op":"customize","border":{"width":2000,"color":"#00ff00"}}"##;
+    let recipe = Recipe::from_json(&format!(r#"{{"ops":[{border},{border},{border},{border}]}}"#)).unwrap();
+    let small = Photo::new(DynamicImage::ImageRgb8(RgbImage::from_pixel(100, 80, Rgb([9, 9, 9]))), None);
+    let preview = decorate_within(small, &recipe.ops, 1.0, 1024).unwrap();
+    assert!(preview.width().max(preview.height()) <= 1024, "{preview:?}");
+    assert!(preview.width() >= 1000, "the preview is not shrunk further than it must be: {preview:?}");
+    // The photo is still in the middle, in proportion: 100 of 8100 px across.
+    let dark = preview.image.to_rgb8().pixels().filter(|p| p.0 == [9, 9, 9]).count();
+    assert!(dark > 0, "the photo is still there");
 }

@@ -109,10 +109,11 @@ pub fn recipe_from_fields(fields: &HashMap<String, String>) -> Result<Recipe, Re
                     spec.insert("flip".into(), json!(flip));
                 }
                 if let Some(width) = number(fields, "border_width")?.filter(|w| *w > 0.0) {
-                    // A share of the result's short side unless pixels are chosen.
+                    // Pixels unless a share of the short side is chosen (a page of the
+                    // release before sends no unit, and meant pixels).
                     let width = match text(fields, "border_unit") {
-                        Some("px") => integer(width),
-                        _ => json!(format!("{width}%")),
+                        Some("percent") => json!(format!("{width}%")),
+                        _ => integer(width),
                     };
                     spec.insert(
                         "border".into(),

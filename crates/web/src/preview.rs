@@ -14,8 +14,10 @@ use crate::{ApiError, AppState};
 use actix_multipart::Multipart;
 use actix_web::http::StatusCode;
 use actix_web::{post, web, HttpRequest, HttpResponse};
-use darkroom_core::{ErrorCode, Limits, Recipe};
-use darkroom_imaging::{apply_steps, decode_at_least, decorate, encode, fit_within, undecorated_size, DecodeLimits};
+use darkroom_core::{ErrorCode, Limits, Operation, Recipe};
+use darkroom_imaging::{
+    apply_steps, decode_at_least, decorate_within, encode, fit_within, undecorated_size, DecodeLimits,
+};
 
 /// The long side of a preview.
 pub const PREVIEW_LONG_SIDE: u32 = 1024;
@@ -150,8 +152,14 @@ fn render(state: &AppState, request: PreviewRequest) -> Result<(Vec<u8>, u32, u3
     let (original_width, original_height) = (decoded.frame.original_width, decoded.frame.original_height);
     let copy_scale = f64::from(decoded.width()) / f64::from(original_width.max(1));
     let mut result = decoded;
-    for index in 0..recipe.ops.len() {
-        result = apply_steps(result, &recipe.ops, index..index + 1, copy_scale.min(1.0)).map_err(failed)?;
+    for (index, op) in recipe.ops.iter().enumerate() {
+        // A thumbnail the copy is large enough for brings it to the result's scale: its
+        // room for borders is then the result's.
+        let step_scale = match op {
+            Operation::Thumbnail { size } if result.width().max(result.height()) >= *size => 1.0,
+            _ => copy_scale.min(1.0),
+        };
+        result = apply_steps(result, &recipe.ops, index..index + 1, step_scale).map_err(failed)?;
         if u64::from(result.width()) * u64::from(result.height()) > MAX_WORKING_PIXELS {
             result = fit_within(&result, PREVIEW_LONG_SIDE).map_err(failed)?;
         }
@@ -160,7 +168,7 @@ fn render(state: &AppState, request: PreviewRequest) -> Result<(Vec<u8>, u32, u3
         Ok((width, height)) => f64::from(result.width().min(result.height())) / f64::from(width.min(height).max(1)),
         Err(_) => copy_scale,
     };
-    result = decorate(result, &recipe.ops, decoration_scale.min(1.0)).map_err(failed)?;
+    result = decorate_within(result, &recipe.ops, decoration_scale.min(1.0), PREVIEW_LONG_SIDE).map_err(failed)?;
     if result.width().max(result.height()) > PREVIEW_LONG_SIDE {
         result = fit_within(&result, PREVIEW_LONG_SIDE).map_err(failed)?;
     }

@@ -9,8 +9,8 @@ use bytes::Bytes;
 use darkroom_core::recipe::Operation;
 use darkroom_core::{CarriedFrame, MetadataPolicy, OutputFormat};
 use darkroom_imaging::{
-    apply_range, decode, decode_for_ops, encode_intermediate, encode_result, fit_within, DecodeLimits, ImagingError,
-    Photo,
+    apply_ops, apply_range, decode, decode_for_ops, encode_intermediate, encode_result, fit_within, DecodeLimits,
+    ImagingError, Photo,
 };
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -30,6 +30,9 @@ pub struct RenderInput {
     /// The operations of this segment, `recipe_ops[segment]`.
     pub segment: std::ops::Range<usize>,
     pub is_first_segment: bool,
+    /// A request of an older release (message version 2): each operation's caption,
+    /// watermark and border are drawn where it stands, in the pixels of that moment.
+    pub decorations_in_place: bool,
     pub format: OutputFormat,
     pub quality: u8,
     /// AVIF's encoder speed, when the recipe names one.
@@ -142,7 +145,13 @@ pub fn render(input: RenderInput, cancel: &CancelFlag) -> Result<Rendered, Rende
     }
     for index in input.segment.clone() {
         cancel.check()?;
-        photo = apply_range(photo, &input.recipe_ops, index..index + 1)?;
+        photo = if input.decorations_in_place {
+            // The operation as a recipe of its own: its decorations drawn at once, and a
+            // thumbnail fitted without room for later borders, as version 2 did.
+            apply_ops(photo, input.recipe_ops.get(index..index + 1).unwrap_or_default())?
+        } else {
+            apply_range(photo, &input.recipe_ops, index..index + 1)?
+        };
     }
     cancel.check()?;
     let handover = if is_last_segment {
@@ -197,6 +206,7 @@ mod tests {
             bytes: bytes.into(),
             recipe_ops: ops.to_vec(),
             is_first_segment: range.start == 0,
+            decorations_in_place: false,
             segment: range,
             format: OutputFormat::Jpeg,
             quality: 80,
@@ -206,6 +216,44 @@ mod tests {
             limits: limits.into(),
         };
         render(input, &CancelFlag::default()).expect("the segment renders")
+    }
+
+    /// A request of the release before (version 2) keeps its rules: the border drawn where
+    /// it stands, then shrunk by the thumbnail after it, as the worker that made its
+    /// earlier segments did.
+    #[test]
+    fn a_version_two_request_draws_its_border_in_place() {
+        let source = image::RgbImage::from_pixel(400, 200, image::Rgb([90, 120, 150]));
+        let mut png = Vec::new();
+        image::DynamicImage::ImageRgb8(source)
+            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
+        let recipe = Recipe::from_json(
+            r##"{"ops":[{"op":"customize","border":{"width":20,"color":"#ff0000"}},{"op":"thumbnail","size":110}]}"##,
+        )
+        .unwrap();
+        let render_with = |in_place: bool| {
+            let input = RenderInput {
+                bytes: png.clone().into(),
+                recipe_ops: recipe.ops.clone(),
+                is_first_segment: true,
+                decorations_in_place: in_place,
+                segment: 0..2,
+                format: OutputFormat::Png,
+                quality: 80,
+                speed: None,
+                metadata: MetadataPolicy::default(),
+                frame: None,
+                limits: Limits::default().into(),
+            };
+            let rendered = render(input, &CancelFlag::default()).unwrap();
+            let result = rendered.files.iter().find(|f| f.name == "result").unwrap();
+            (result.width, result.height)
+        };
+        // 440×240 bordered, then fitted into 110: the border shrinks with the photo.
+        assert_eq!(render_with(true), (110, 60));
+        // Version 3: the photo fitted into 110 − 2×20, then framed by 20 px.
+        assert_eq!(render_with(false), (110, 75));
     }
 
     /// An upload just inside the limits, bordered by the first segment, is still taken by

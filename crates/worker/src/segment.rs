@@ -185,6 +185,7 @@ impl Worker {
             recipe_ops: request.recipe.ops.clone(),
             segment: request.current_segment().map_or(0..0, |segment| segment.first_op..segment.end_op),
             is_first_segment: request.segment == 0,
+            decorations_in_place: request.draws_decorations_in_place(),
             format: request.recipe.format,
             quality: request.recipe.quality,
             speed: request.recipe.speed,
