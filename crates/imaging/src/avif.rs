@@ -14,7 +14,7 @@ pub const DEFAULT_AVIF_SPEED: u8 = 7;
 
 /// The most pixels an AVIF result may have at an encoder `speed`: the encode's time grows
 /// with both and cannot be interrupted, so it must end well inside a stage's time budget
-/// (25 megapixels at speed 7 take about half a minute in the pure-Rust build on two cores).
+/// (25 megapixels at speed 7 take about 40 s in the pure-Rust build on two cores).
 pub(crate) fn max_pixels(speed: u8) -> u64 {
     match speed {
         0..=3 => 4_000_000,
