@@ -18,6 +18,9 @@ pub fn run(recipe_json: &str, out: &Path, photos: &[PathBuf], limits: Limits) ->
             let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
             // A recipe that shrinks early lets a JPEG decode at reduced scale.
             let photo = decode_for_ops(&bytes, DecodeLimits::from(limits), &recipe.ops, 0)?;
+            // The photo carries what it keeps of the file (EXIF, ICC): the rest of a 30 MB
+            // original need not stay in memory while it is processed.
+            drop(bytes);
             let photo = apply_ops(photo, &recipe.ops)?;
             let encoded = encode_result(&photo, recipe.format, recipe.quality, recipe.speed, recipe.metadata)?;
             let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("photo");

@@ -3,6 +3,7 @@
 //! allocated, so a 50,000×50,000 PNG costs a header read, not 10 GB.
 
 pub use crate::decode_limits::DecodeLimits;
+use crate::decode_scale::{choose_eighths, scales_down, DecodeTarget, ALL_EIGHTHS, POWER_OF_TWO_EIGHTHS};
 use crate::heif_boxes::{heif_stored_dimensions, is_heic};
 use crate::pipeline::Photo;
 use crate::ImagingError;
@@ -357,12 +358,15 @@ pub fn decode_for_ops(
                 Some(turned) => crate::pipeline::reduced_decode_long_side_oriented(ops, width, height, turned),
                 None => crate::reduced_decode_long_side(ops, width, height),
             };
-            planned.map(|long_side| long_side.max(keep_long_side))
+            planned.map(|preferred| DecodeTarget {
+                at_least: preferred.div_ceil(crate::pipeline::RESAMPLE_MARGIN).max(keep_long_side),
+                preferred: preferred.max(keep_long_side),
+            })
         }
         _ => None,
     };
     match reduced {
-        Some(long_side) => decode_at_least_probed(bytes, probed, limits, long_side),
+        Some(target) => decode_at_least_probed(bytes, probed, limits, target),
         None => decode_probed(bytes, probed, limits),
     }
 }
@@ -373,21 +377,21 @@ pub fn decode_for_ops(
 /// in full. The photo's frame records the scale, so original-pixel regions stay right.
 /// Other formats, and JPEGs the scaled decoder cannot take, decode in full.
 pub fn decode_at_least(bytes: &[u8], limits: DecodeLimits, needed_long_side: u32) -> Result<Photo, ImagingError> {
-    decode_at_least_probed(bytes, probe(bytes)?, limits, needed_long_side)
+    let target = DecodeTarget { at_least: needed_long_side, preferred: needed_long_side };
+    decode_at_least_probed(bytes, probe(bytes)?, limits, target)
 }
 
 fn decode_at_least_probed(
     bytes: &[u8],
     probed: Probe,
     limits: DecodeLimits,
-    needed_long_side: u32,
+    target: DecodeTarget,
 ) -> Result<Photo, ImagingError> {
     // Photos too small for even a 1/2 scale go straight to the full decoder, without a
     // first walk over the JPEG's markers that the full decoder would repeat.
-    let worth_scaling =
-        probed.dimensions.is_none_or(|(width, height)| scales_down(width.max(height), needed_long_side));
+    let worth_scaling = probed.dimensions.is_none_or(|(width, height)| scales_down(width.max(height), target.at_least));
     if probed.format == SourceFormat::Jpeg && worth_scaling && jpeg_is_complete(bytes) {
-        if let Some(decoded) = decode_scaled_jpeg(bytes, limits, needed_long_side) {
+        if let Some(decoded) = decode_scaled_jpeg(bytes, limits, target) {
             return decoded;
         }
     }
@@ -407,11 +411,7 @@ fn jpeg_turns_sideways(bytes: &[u8]) -> Option<bool> {
     ))
 }
 
-fn decode_scaled_jpeg(
-    bytes: &[u8],
-    limits: DecodeLimits,
-    needed_long_side: u32,
-) -> Option<Result<Photo, ImagingError>> {
+fn decode_scaled_jpeg(bytes: &[u8], limits: DecodeLimits, target: DecodeTarget) -> Option<Result<Photo, ImagingError>> {
     use image::metadata::Orientation;
     let mut decoder = jpeg_decoder::Decoder::new(Cursor::new(bytes));
     decoder.read_info().ok()?;
@@ -420,21 +420,25 @@ fn decode_scaled_jpeg(
     if let Err(reason) = limits.limits.check_dimensions(width, height) {
         return Some(Err(ImagingError::TooManyPixels(reason)));
     }
-    let long_side = width.max(height);
-    if !scales_down(long_side, needed_long_side) {
-        return None; // not even the largest reduced scale would do: nothing to gain
+    // A progressive JPEG goes to the decoder that keeps only the coefficients its scale
+    // needs (see progressive_scaled.rs), whose scales are powers of two.
+    let progressive = info.coding_process == jpeg_decoder::CodingProcess::DctProgressive;
+    let available: &[u32] =
+        if progressive || !cfg!(feature = "turbojpeg") { &POWER_OF_TWO_EIGHTHS } else { &ALL_EIGHTHS };
+    let eighths = choose_eighths(width, height, target, available);
+    if eighths == 8 {
+        return None; // no reduced scale will do: the full decoder's turn
     }
     decoder.set_max_decoding_buffer_size(usize::try_from(limits.max_alloc_bytes).unwrap_or(usize::MAX));
     let orientation = decoder.exif_data().and_then(Orientation::from_exif_chunk).unwrap_or(Orientation::NoTransforms);
     let icc_profile = decoder.icc_profile();
     let exif = decoder.exif_data().filter(|exif| crate::metadata::exif_is_sane(exif)).map(<[u8]>::to_vec);
-    // A progressive JPEG wanted at 1/8 scale is read from its DC scans alone.
-    let eighth_will_do = long_side.div_ceil(8) >= needed_long_side;
-    let progressive = info.coding_process == jpeg_decoder::CodingProcess::DctProgressive;
-    let from_dc = if eighth_will_do && progressive { crate::progressive_dc::decode_eighth(bytes) } else { None };
-    let image = match from_dc {
+    let shift = 3 - eighths.trailing_zeros();
+    let from_coefficients =
+        if progressive { crate::progressive_scaled::decode_scaled(bytes, shift, limits.max_alloc_bytes) } else { None };
+    let image = match from_coefficients {
         Some(image) => image,
-        None => match scaled_pixels(decoder, bytes, needed_long_side)? {
+        None => match scaled_pixels(decoder, bytes, eighths)? {
             Ok(image) => image,
             Err(error) => return Some(Err(error)),
         },
@@ -453,36 +457,26 @@ fn decode_scaled_jpeg(
         f64::from(photo.width()) / f64::from(original_width),
         f64::from(photo.height()) / f64::from(original_height),
     );
-    tracing::debug!(width, height, scaled_width, scaled_height, "JPEG decoded at reduced scale");
+    tracing::debug!(width, height, scaled_width, scaled_height, progressive, "JPEG decoded at reduced scale");
     Some(Ok(photo))
 }
 
-/// Whether a JPEG whose long side is `long_side` can be decoded at a reduced DCT scale and
-/// still reach `needed_long_side`: at 1/2 with the pure-Rust decoder (its scales are 1/8, 1/4
-/// and 1/2), at 7/8 with libjpeg-turbo (which scales by any n/8).
-fn scales_down(long_side: u32, needed_long_side: u32) -> bool {
-    let (numerator, denominator) = if cfg!(feature = "turbojpeg") { (7, 8) } else { (1, 2) };
-    u64::from(needed_long_side) * denominator <= u64::from(long_side) * numerator
-}
-
-/// The pixels of a JPEG at the smallest DCT scale (1/8, 1/4, 1/2) whose long side still
-/// reaches `needed_long_side`, with the pure-Rust decoder. `None` when it cannot do this JPEG
-/// (CMYK, 16-bit): the full decoder takes it then.
+/// The pixels of a JPEG at `eighths`/8 scale (1, 2 or 4) with the pure-Rust decoder. `None`
+/// when it cannot do this JPEG (CMYK, 16-bit): the full decoder takes it then.
 #[cfg(not(feature = "turbojpeg"))]
 fn scaled_pixels(
     mut decoder: jpeg_decoder::Decoder<Cursor<&[u8]>>,
     _bytes: &[u8],
-    needed_long_side: u32,
+    eighths: u32,
 ) -> Option<Result<image::RgbImage, ImagingError>> {
     let info = decoder.info()?;
     let (width, height) = (u32::from(info.width), u32::from(info.height));
     let gray = match info.pixel_format {
-        jpeg_decoder::PixelFormat::RGB24 => false,
         jpeg_decoder::PixelFormat::L8 => true,
+        jpeg_decoder::PixelFormat::RGB24 => false,
         _ => return None,
     };
-    let factor = f64::from(needed_long_side) / f64::from(width.max(height));
-    let request = |side: u32| ((f64::from(side) * factor).ceil() as u32).clamp(1, u32::from(u16::MAX)) as u16;
+    let request = |side: u32| u16::try_from((side * eighths).div_ceil(8)).unwrap_or(u16::MAX);
     let (scaled_width, scaled_height) = decoder.scale(request(width), request(height)).ok()?;
     let pixels = match decoder.decode() {
         Ok(pixels) => pixels,
@@ -503,18 +497,12 @@ fn scaled_pixels(
 /// Metadata still comes from jpeg-decoder's header parse.
 #[cfg(feature = "turbojpeg")]
 fn scaled_pixels(
-    decoder: jpeg_decoder::Decoder<Cursor<&[u8]>>,
+    _decoder: jpeg_decoder::Decoder<Cursor<&[u8]>>,
     bytes: &[u8],
-    needed_long_side: u32,
+    eighths: u32,
 ) -> Option<Result<image::RgbImage, ImagingError>> {
     use turbojpeg::ScalingFactor;
-    let info = decoder.info()?;
-    let long_side = usize::from(info.width.max(info.height));
-    let needed = usize::try_from(needed_long_side).ok()?;
-    // The smallest n/8 that still reaches the size needed: a crop that needs 0.6 of the photo
-    // decodes at 5/8, not in full (libjpeg-turbo has an IDCT for each n×n).
-    let factor =
-        (1..8).map(|eighths| ScalingFactor::new(eighths, 8)).find(|factor| factor.scale(long_side) >= needed)?;
+    let factor = ScalingFactor::new(usize::try_from(eighths).ok()?, 8);
     let mut decompressor = turbojpeg::Decompressor::new().ok()?;
     let header = decompressor.read_header(bytes).ok()?;
     decompressor.set_scaling_factor(factor).ok()?;

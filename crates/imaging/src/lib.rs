@@ -14,6 +14,7 @@ mod color;
 pub const MAX_GROWN_PIXELS: u64 = 200_000_000;
 
 mod decode_limits;
+mod decode_scale;
 mod decorate;
 mod dry_run;
 mod enhance;
@@ -24,7 +25,7 @@ mod heic;
 mod heif_boxes;
 pub mod metadata;
 mod pipeline;
-mod progressive_dc;
+mod progressive_scaled;
 mod resize;
 pub mod retouch;
 mod straighten;

@@ -268,7 +268,7 @@ pub fn reduced_decode_long_side_oriented(ops: &[Operation], width: u32, height: 
 }
 
 /// How much of the shrinking is left to the Lanczos3 resampler after a reduced-scale decode.
-const RESAMPLE_MARGIN: u64 = 2;
+pub(crate) const RESAMPLE_MARGIN: u32 = 2;
 
 fn needed_long_side(ops: &[Operation], width: u32, height: u32) -> Option<u32> {
     // The part of the original still in the picture, in original pixels.
@@ -285,7 +285,7 @@ fn needed_long_side(ops: &[Operation], width: u32, height: u32) -> Option<u32> {
                 // times a margin: the DCT scaling is a box filter, so as in libvips and
                 // Pillow's reducing_gap, Lanczos3 does at least the last 2× of the shrinking.
                 let exact = (u64::from(width.max(height)) * u64::from(*size)).div_ceil(u64::from(kept_long));
-                let needed = exact * RESAMPLE_MARGIN;
+                let needed = exact * u64::from(RESAMPLE_MARGIN);
                 return u32::try_from(needed).ok();
             }
             Operation::Crop { .. } => match crop_spec(op, "crop").ok()? {

@@ -268,12 +268,12 @@ fn a_heic_declares_its_size_in_its_first_bytes() {
     }
 }
 
-/// jpeg-decoder's own 1/8-scale decode, as RGB: what the DC-scan reader must match.
-fn eighth_by_jpeg_decoder(bytes: &[u8]) -> image::RgbImage {
+/// jpeg-decoder's picture at `eighths`/8 scale (1, 2 or 4), which keeps every coefficient.
+fn scaled_by_jpeg_decoder(bytes: &[u8], eighths: u16) -> image::RgbImage {
     let mut decoder = jpeg_decoder::Decoder::new(bytes);
     decoder.read_info().unwrap();
     let info = decoder.info().unwrap();
-    let (w, h) = decoder.scale(info.width.div_ceil(8), info.height.div_ceil(8)).unwrap();
+    let (w, h) = decoder.scale((info.width * eighths).div_ceil(8), (info.height * eighths).div_ceil(8)).unwrap();
     let pixels = decoder.decode().unwrap();
     let (w, h) = (u32::from(w), u32::from(h));
     match decoder.info().unwrap().pixel_format {
@@ -291,12 +291,13 @@ fn differences(a: &image::RgbImage, b: &image::RgbImage) -> (f64, u8) {
     (mean, pairs.map(|(x, y)| x.abs_diff(*y)).max().unwrap())
 }
 
-/// Progressive JPEGs bound for 1/8 scale are read from their DC scans only; the picture is
-/// the one a full entropy decode at 1/8 gives: greyscale and colour, libjpeg's scan script
-/// (DC refined in a later scan) with restart markers, and jpeg-encoder's with each chroma
-/// subsampling and restart interval.
+/// Progressive JPEGs bound for 1/8, 1/4 or 1/2 scale are read by the decoder that keeps
+/// only the coefficients the scale needs (at 1/8, from their DC scans only); the picture is
+/// the one jpeg-decoder gives at that scale, keeping all of them: greyscale and colour,
+/// libjpeg's scan script (DC and AC refined in later scans) with restart markers, and
+/// jpeg-encoder's with each chroma subsampling and restart interval.
 #[test]
-fn progressive_photos_at_an_eighth_match_a_full_decode_at_an_eighth() {
+fn progressive_photos_at_reduced_scales_match_a_full_entropy_decode() {
     use darkroom_imaging::decode_at_least;
     let mut cases: Vec<(String, Vec<u8>)> = ["coffee-progressive.jpg", "astronaut-progressive-gray.jpg"]
         .map(|name| (name.to_owned(), fixture(name)))
@@ -316,21 +317,26 @@ fn progressive_photos_at_an_eighth_match_a_full_decode_at_an_eighth() {
         }
     }
     for (name, bytes) in cases {
-        let expected = eighth_by_jpeg_decoder(&bytes);
-        let photo = decode_at_least(&bytes, limits(), expected.width().max(expected.height())).unwrap();
-        let got = photo.image.to_rgb8();
-        assert_eq!(got.dimensions(), expected.dimensions(), "{name}");
-        let (mean, max) = differences(&got, &expected);
-        // Rounding apart (colour conversion in floating point), the same picture.
-        assert!(mean < 1.0, "{name}: mean difference {mean:.2} from jpeg-decoder at 1/8");
-        assert!(max <= 4, "{name}: largest difference {max}");
+        for eighths in [1, 2, 4] {
+            let expected = scaled_by_jpeg_decoder(&bytes, eighths);
+            let photo = decode_at_least(&bytes, limits(), expected.width().max(expected.height())).unwrap();
+            let got = photo.image.to_rgb8();
+            assert_eq!(got.dimensions(), expected.dimensions(), "{name} at {eighths}/8");
+            let (mean, max) = differences(&got, &expected);
+            // Rounding apart (a floating-point IDCT and colour conversion), the same picture.
+            // At 1/8 jpeg-decoder truncates each block's average where libjpeg (and this
+            // decoder) rounds it: half a level lower, about one level after colour conversion.
+            let mean_allowed = if eighths == 1 { 1.2 } else { 0.5 };
+            assert!(mean < mean_allowed, "{name} at {eighths}/8: mean difference {mean:.2} from jpeg-decoder");
+            assert!(max <= 4, "{name} at {eighths}/8: largest difference {max}");
+        }
     }
 }
 
 /// The same on every progressive JPEG of a folder of real photos (opt-in: set
 /// DARKROOM_TEST_CORPUS, e.g. to the benchmark corpus of ../shared/bench/fetch-corpus.sh).
 #[test]
-fn progressive_photos_of_a_corpus_at_an_eighth_match_a_full_decode() {
+fn progressive_photos_of_a_corpus_at_reduced_scales_match_a_full_decode() {
     let Ok(folder) = std::env::var("DARKROOM_TEST_CORPUS") else { return };
     let mut checked = 0;
     for entry in std::fs::read_dir(folder).unwrap() {
@@ -345,10 +351,13 @@ fn progressive_photos_of_a_corpus_at_an_eighth_match_a_full_decode() {
         {
             continue;
         }
-        let expected = eighth_by_jpeg_decoder(&bytes);
-        let got = darkroom_imaging::decode_at_least(&bytes, limits(), expected.width().max(expected.height())).unwrap();
-        let (mean, max) = differences(&got.image.to_rgb8(), &expected);
-        assert!(mean < 1.0 && max <= 8, "{}: mean {mean:.2}, max {max}", path.display());
+        for eighths in [1, 2, 4] {
+            let expected = scaled_by_jpeg_decoder(&bytes, eighths);
+            let got =
+                darkroom_imaging::decode_at_least(&bytes, limits(), expected.width().max(expected.height())).unwrap();
+            let (mean, max) = differences(&got.image.to_rgb8(), &expected);
+            assert!(mean < 1.2 && max <= 8, "{} at {eighths}/8: mean {mean:.2}, max {max}", path.display());
+        }
         checked += 1;
     }
     assert!(checked > 0, "no progressive JPEG in the folder");
