@@ -18,4 +18,11 @@ fuzz_target!(|data: &[u8]| {
     let _ = darkroom_imaging::decode_at_least(data, limits, 64);
     // Small enough that small inputs take the 1/8-scale paths (the DC-scan reader too).
     let _ = darkroom_imaging::decode_at_least(data, limits, 8);
+    // A half and a quarter of the photo's long side: the 1/2 and 1/4 paths (for progressive
+    // JPEGs, the decoder that keeps only the low-frequency coefficients).
+    if let Some((width, height)) = darkroom_imaging::probe(data).ok().and_then(|probed| probed.dimensions) {
+        let long_side = width.max(height);
+        let _ = darkroom_imaging::decode_at_least(data, limits, long_side / 2);
+        let _ = darkroom_imaging::decode_at_least(data, limits, long_side / 4);
+    }
 });
