@@ -6,6 +6,7 @@
 
 use crate::ImagingError;
 use image::DynamicImage;
+#[cfg(feature = "avif")]
 use ravif::{Encoder, Img, RGB8, RGBA8};
 
 /// The encoder speed when the recipe names none: a result of a few megapixels in about a
@@ -43,6 +44,7 @@ pub(crate) fn check_size(width: u32, height: u32, speed: Option<u8>) -> Result<(
     Ok(())
 }
 
+#[cfg(feature = "avif")]
 pub(crate) fn encode(
     image: &DynamicImage,
     quality: u8,
@@ -74,4 +76,19 @@ pub(crate) fn encode(
         }
     };
     encoded.map(|encoded| encoded.avif_file).map_err(|error| failed(error.to_string()))
+}
+
+/// A build without the `avif` feature (only the fuzzing build) has no encoder.
+#[cfg(not(feature = "avif"))]
+pub(crate) fn encode(
+    image: &DynamicImage,
+    _quality: u8,
+    speed: u8,
+    _exif: Option<&[u8]>,
+) -> Result<Vec<u8>, ImagingError> {
+    check_size(image.width(), image.height(), Some(speed))?;
+    Err(ImagingError::Encode {
+        format: "avif",
+        message: "this build of darkroom has no AVIF encoder (built without the `avif` feature)".to_owned(),
+    })
 }
