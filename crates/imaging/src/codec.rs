@@ -421,11 +421,18 @@ fn decode_scaled_jpeg(bytes: &[u8], limits: DecodeLimits, target: DecodeTarget) 
         return Some(Err(ImagingError::TooManyPixels(reason)));
     }
     // A progressive JPEG goes to the decoder that keeps only the coefficients its scale
-    // needs (see progressive_scaled.rs), whose scales are powers of two.
+    // needs (see progressive_scaled/), whose scales are powers of two. With libjpeg-turbo,
+    // one that no power of two will do gets its n/8 scales, at libjpeg-turbo's memory cost,
+    // rather than a full decode.
     let progressive = info.coding_process == jpeg_decoder::CodingProcess::DctProgressive;
     let available: &[u32] =
         if progressive || !cfg!(feature = "turbojpeg") { &POWER_OF_TWO_EIGHTHS } else { &ALL_EIGHTHS };
-    let eighths = choose_eighths(width, height, target, available);
+    let mut eighths = choose_eighths(width, height, target, available);
+    let mut by_coefficients = progressive;
+    if eighths == 8 && progressive && cfg!(feature = "turbojpeg") {
+        eighths = choose_eighths(width, height, target, &ALL_EIGHTHS);
+        by_coefficients = false;
+    }
     if eighths == 8 {
         return None; // no reduced scale will do: the full decoder's turn
     }
@@ -433,9 +440,25 @@ fn decode_scaled_jpeg(bytes: &[u8], limits: DecodeLimits, target: DecodeTarget) 
     let orientation = decoder.exif_data().and_then(Orientation::from_exif_chunk).unwrap_or(Orientation::NoTransforms);
     let icc_profile = decoder.icc_profile();
     let exif = decoder.exif_data().filter(|exif| crate::metadata::exif_is_sane(exif)).map(<[u8]>::to_vec);
-    let shift = 3 - eighths.trailing_zeros();
-    let from_coefficients =
-        if progressive { crate::progressive_scaled::decode_scaled(bytes, shift, limits.max_alloc_bytes) } else { None };
+    let from_coefficients = if by_coefficients {
+        let shift = 3 - eighths.trailing_zeros();
+        let decoded = crate::progressive_scaled::decode_scaled(bytes, shift, limits.max_alloc_bytes);
+        if decoded.is_none() {
+            // Unusual (12-bit, CMYK, many scans) or damaged: the general decoder keeps every
+            // coefficient, which costs 128 bytes a block.
+            tracing::debug!(width, height, eighths, "progressive JPEG left to the general decoder");
+        }
+        decoded
+    } else {
+        None
+    };
+    let decoder_name = if from_coefficients.is_some() {
+        "progressive-scaled"
+    } else if cfg!(feature = "turbojpeg") {
+        "libjpeg-turbo"
+    } else {
+        "jpeg-decoder"
+    };
     let image = match from_coefficients {
         Some(image) => image,
         None => match scaled_pixels(decoder, bytes, eighths)? {
@@ -457,7 +480,15 @@ fn decode_scaled_jpeg(bytes: &[u8], limits: DecodeLimits, target: DecodeTarget) 
         f64::from(photo.width()) / f64::from(original_width),
         f64::from(photo.height()) / f64::from(original_height),
     );
-    tracing::debug!(width, height, scaled_width, scaled_height, progressive, "JPEG decoded at reduced scale");
+    tracing::debug!(
+        width,
+        height,
+        scaled_width,
+        scaled_height,
+        eighths,
+        decoder = decoder_name,
+        "JPEG decoded at reduced scale"
+    );
     Some(Ok(photo))
 }
 

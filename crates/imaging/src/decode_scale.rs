@@ -13,8 +13,9 @@ pub(crate) struct DecodeTarget {
 
 /// Decoded pixels past which a photo gives up the margin of [`DecodeTarget::preferred`]
 /// for a smaller scale that still reaches [`DecodeTarget::at_least`]: a 120 MP photo bound
-/// for 2048 px decodes at 1/4 (7.5 MP) rather than 1/2 (30 MP, 90 MB of RGB), which keeps
-/// any photo bound for a result of 2048 px or less within 100 MiB (bench/RESULTS.md).
+/// for 2048 px decodes at 1/4 (7.5 MP) rather than 1/2 (30 MP, 90 MB of RGB). With the
+/// progressive decoder, this keeps `darkroom process` under 100 MiB for 4:2:0 JPEGs up to
+/// 120 MP bound for 2048 px or less (bench/RESULTS.md, which also gives the exceptions).
 const MARGIN_PIXEL_BUDGET: u64 = 10_000_000;
 
 /// The DCT scale, in eighths (8 = full size), to decode a `width`×`height` JPEG at for

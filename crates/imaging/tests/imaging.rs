@@ -400,6 +400,7 @@ fn a_relative_crop_takes_the_same_part_of_photos_of_any_size() {
 }
 
 #[test]
+#[cfg(feature = "avif")]
 fn avif_results_are_avif_files_smaller_than_jpeg_with_their_exif() {
     let photo = decode(&fixture("coffee-camera-exif.jpg"), limits()).unwrap();
     assert!(photo.exif.is_some(), "the fixture has EXIF");

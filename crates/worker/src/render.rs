@@ -114,7 +114,7 @@ fn file(
     })
 }
 
-pub fn render(input: RenderInput, cancel: &CancelFlag) -> Result<Rendered, RenderError> {
+pub fn render(mut input: RenderInput, cancel: &CancelFlag) -> Result<Rendered, RenderError> {
     #[cfg(feature = "fault-injection")]
     inject_faults(input.recipe_ops.get(input.segment.clone()).unwrap_or_default(), cancel);
     let is_last_segment = input.segment.end >= input.recipe_ops.len();
@@ -123,13 +123,18 @@ pub fn render(input: RenderInput, cancel: &CancelFlag) -> Result<Rendered, Rende
     // The first segment decodes the upload: a JPEG whose recipe shrinks it early is decoded
     // at reduced scale, but never below the preview's size. Later segments get an
     // intermediate PNG already at the size the earlier ones left.
+    let bytes = std::mem::take(&mut input.bytes);
     let mut photo = if input.is_first_segment && input.frame.is_none() {
-        decode_for_ops(&input.bytes, input.limits, remaining_ops, PREVIEW_LONG_SIDE)?
+        decode_for_ops(&bytes, input.limits, remaining_ops, PREVIEW_LONG_SIDE)?
     } else if input.is_first_segment {
-        decode(&input.bytes, input.limits)?
+        decode(&bytes, input.limits)?
     } else {
-        decode(&input.bytes, DecodeLimits::for_intermediate(input.limits.limits))?
+        decode(&bytes, DecodeLimits::for_intermediate(input.limits.limits))?
     };
+    // The photo carries what it keeps of the file (EXIF, ICC): a big upload's bytes need not
+    // stay in memory through the operations and encodes (docs/ARCHITECTURE.md "Decoding big
+    // photos").
+    drop(bytes);
     if let Some(frame) = input.frame {
         photo.frame = frame.into();
     }

@@ -126,7 +126,7 @@ impl<'a> Bits<'a> {
     }
 
     /// Whether the scan has used bits past its data.
-    fn overran(&self) -> bool {
+    pub(super) fn overran(&self) -> bool {
         self.made_up > self.count
     }
 

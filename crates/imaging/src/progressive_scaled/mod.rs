@@ -7,8 +7,9 @@
 //! (n = 4, 2, 1 at 1/2, 1/4, 1/8); what the later scans' bitstream depends on is otherwise only
 //! *which* coefficients are non-zero so far (a refinement scan sends a correction bit for each
 //! of those and counts zero runs over the others). So each block keeps n×n coefficients and a
-//! 64-bit map: 40, 16 or 10 bytes instead of 128. At 1/8 the AC scans are skipped unread, the
-//! picture being the blocks' averages. See docs/ARCHITECTURE.md ("Decoding big photos").
+//! 64-bit map: 40 or 16 bytes instead of 128. At 1/8 the AC scans are skipped unread (2 bytes
+//! a block, no map), the picture being the blocks' averages. See docs/ARCHITECTURE.md
+//! ("Decoding big photos").
 //!
 //! Only the common case is taken — 8-bit progressive Huffman JPEG, grey or YCbCr, sampling
 //! factors 1–2 — and anything else, or any doubt about the data, returns `None` so that the
@@ -276,9 +277,13 @@ fn read_frame(segment: &[u8], layout: &mut Layout, max_alloc: u64) -> Option<Vec
     layout.v_max = components.iter().map(|c| c.v).max()?;
     layout.mcus_wide = layout.width.div_ceil(8 * layout.h_max);
     layout.mcus_high = layout.height.div_ceil(8 * layout.v_max);
-    let per_block = layout.side * layout.side * 2 + if layout.side > 1 { 8 } else { 0 };
+    // Per block: its kept coefficients, its map of non-zero ones (not at 1/8), its pixels
+    // in the component's plane; and the RGB picture besides.
+    let area = layout.side * layout.side;
+    let per_block = (area * 2 + if layout.side > 1 { 8 } else { 0 } + area) as u64;
     let blocks: usize = components.iter().map(|c| layout.mcus_wide * c.h * layout.mcus_high * c.v).sum();
-    if (blocks as u64).saturating_mul(per_block as u64) > max_alloc {
+    let output = 3 * (layout.width * layout.side).div_ceil(8) as u64 * (layout.height * layout.side).div_ceil(8) as u64;
+    if (blocks as u64).saturating_mul(per_block).saturating_add(output) > max_alloc {
         return None;
     }
     for component in &mut components {

@@ -56,9 +56,9 @@ impl Scan {
     }
 
     /// The blocks of a one-component scan, in order: those that carry the image.
-    fn single_blocks(component: &Component) -> impl Iterator<Item = usize> + '_ {
-        (0..component.used_high)
-            .flat_map(move |row| (0..component.used_wide).map(move |column| row * component.blocks_wide + column))
+    fn single_blocks(component: &Component) -> impl Iterator<Item = usize> {
+        let (used_wide, used_high, blocks_wide) = (component.used_wide, component.used_high, component.blocks_wide);
+        (0..used_high).flat_map(move |row| (0..used_wide).map(move |column| row * blocks_wide + column))
     }
 }
 
@@ -91,6 +91,9 @@ pub(super) fn decode_dc_scan(
         if restart_interval > 0 && unit > 0 && unit % restart_interval == 0 {
             bits.restart()?;
             predictors.iter_mut().for_each(|p| *p = 0);
+        }
+        if bits.overran() {
+            return None;
         }
         for (place, &(index, _)) in scan.components.iter().enumerate() {
             let component = &mut components[index];
@@ -142,11 +145,14 @@ pub(super) fn decode_ac_first(
     let low = scan.approximation.1;
     let kept_per_block = layout.side * layout.side;
     let mut end_of_band_run = 0u32;
-    let blocks: Vec<usize> = Scan::single_blocks(component).collect();
-    for (unit, block) in blocks.into_iter().enumerate() {
+    for (unit, block) in Scan::single_blocks(component).enumerate() {
         if restart_interval > 0 && unit > 0 && unit % restart_interval == 0 {
             bits.restart()?;
             end_of_band_run = 0;
+        }
+        // Data that ran out is given up at once, not read as zeros to the last block.
+        if bits.overran() {
+            return None;
         }
         if end_of_band_run > 0 {
             end_of_band_run -= 1;
@@ -197,11 +203,14 @@ pub(super) fn decode_ac_refinement(
     let (plus, minus) = (1i16 << low, (-1i16) << low);
     let kept_per_block = layout.side * layout.side;
     let mut end_of_band_run = 0u32;
-    let blocks: Vec<usize> = Scan::single_blocks(component).collect();
-    for (unit, block) in blocks.into_iter().enumerate() {
+    for (unit, block) in Scan::single_blocks(component).enumerate() {
         if restart_interval > 0 && unit > 0 && unit % restart_interval == 0 {
             bits.restart()?;
             end_of_band_run = 0;
+        }
+        // Data that ran out is given up at once, not read as zeros to the last block.
+        if bits.overran() {
+            return None;
         }
         let mut nonzero = component.nonzero[block];
         let kept = &mut component.kept[block * kept_per_block..(block + 1) * kept_per_block];
@@ -225,7 +234,7 @@ pub(super) fn decode_ac_refinement(
                 while k <= end {
                     if nonzero & (1u64 << k) != 0 {
                         if bits.bit() {
-                            sharpen(kept, layout.slot[k], (plus, minus));
+                            sharpen(kept, layout.slot[k], (plus, minus))?;
                         }
                     } else {
                         if run == 0 {
@@ -256,7 +265,7 @@ pub(super) fn decode_ac_refinement(
             while pending != 0 {
                 let position = pending.trailing_zeros() as usize;
                 if bits.bit() {
-                    sharpen(kept, layout.slot[position], (plus, minus));
+                    sharpen(kept, layout.slot[position], (plus, minus))?;
                 }
                 pending &= pending - 1;
             }
@@ -268,12 +277,30 @@ pub(super) fn decode_ac_refinement(
 }
 
 /// A correction bit of 1 for a coefficient already non-zero: one more bit of magnitude, if
-/// it is kept (and not already given it).
+/// it is kept (and not already given it). `None` when that would leave 16 bits, which only
+/// a crafted file asks for.
 #[inline]
-fn sharpen(kept: &mut [i16], slot: u8, (plus, minus): (i16, i16)) {
+fn sharpen(kept: &mut [i16], slot: u8, (plus, minus): (i16, i16)) -> Option<()> {
     if let Some(coefficient) = kept.get_mut(usize::from(slot)) {
         if *coefficient & plus == 0 {
-            *coefficient += if *coefficient >= 0 { plus } else { minus };
+            *coefficient = coefficient.checked_add(if *coefficient >= 0 { plus } else { minus })?;
         }
+    }
+    Some(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_correction_past_sixteen_bits_is_refused() {
+        let mut kept = [i16::MIN, 6, -6];
+        assert_eq!(sharpen(&mut kept, 0, (1, -1)), None, "−32768 − 1");
+        assert_eq!(sharpen(&mut kept, 1, (1, -1)), Some(()));
+        assert_eq!(sharpen(&mut kept, 2, (1, -1)), Some(()));
+        assert_eq!(kept[1..], [7, -7]);
+        // Not kept at this scale: nothing to change.
+        assert_eq!(sharpen(&mut kept, super::NOT_KEPT, (1, -1)), Some(()));
     }
 }
