@@ -112,6 +112,12 @@ pub fn photo_manifest(job: &JobId, photo: &PhotoId) -> String {
     format!("jobs/{job}/photos/{photo}/photo.json")
 }
 
+/// A file sent with the job for its recipe to use (a watermark's PNG), by the name the
+/// recipe gives it ([`crate::recipe::is_asset_name`]).
+pub fn asset(job: &JobId, name: &str) -> String {
+    format!("jobs/{job}/assets/{name}")
+}
+
 pub fn original(job: &JobId, photo: &PhotoId) -> String {
     format!("jobs/{job}/photos/{photo}/original")
 }

@@ -324,9 +324,9 @@ pub enum Operation {
         #[schema(minimum = 0, maximum = 1, default = 0.6)]
         strength: Option<f32>,
     },
-    /// A mark on the photo, scaled to it: `text` (1–100 characters) at `position`, its line
-    /// `size` × the photo's short side tall, in `color` at `opacity`. (`image`, a PNG sent
-    /// with the job, is named by the contract and refused by this release.)
+    /// A mark on the photo, scaled to it: `text` (1–100 characters) or `image` (the file
+    /// name of a PNG sent with the job as an `assets` part) at `position`, its height `size`
+    /// × the photo's short side, text in `color`, at `opacity`.
     Watermark {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         #[schema(min_length = 1, max_length = 100)]
@@ -361,6 +361,20 @@ pub enum WatermarkPosition {
 }
 
 pub const MAX_WATERMARK_CHARS: usize = 100;
+/// The most bytes and pixels a watermark PNG may have (a logo, not a photo).
+pub const MAX_ASSET_BYTES: u64 = 4 << 20;
+pub const MAX_ASSET_PIXELS: u64 = 16_000_000;
+/// The most files a job may send for its recipes.
+pub const MAX_ASSETS_PER_JOB: usize = 8;
+
+/// Whether `name` may name a file sent with the job: 1–100 letters, digits, `.`, `_` or
+/// `-`, not starting with a dot, ending in `.png`. It becomes part of a store key.
+pub fn is_asset_name(name: &str) -> bool {
+    (5..=100).contains(&name.len())
+        && !name.starts_with('.')
+        && name.to_ascii_lowercase().ends_with(".png")
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
 pub const DEFAULT_WATERMARK_OPACITY: f32 = 0.5;
 pub const DEFAULT_WATERMARK_SIZE: f32 = 0.05;
 
@@ -455,6 +469,19 @@ impl Operation {
 }
 
 impl Recipe {
+    /// The files the recipe's image watermarks name, in order, each once.
+    pub fn asset_names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = Vec::new();
+        for op in &self.ops {
+            if let Operation::Watermark { image: Some(name), .. } = op {
+                if !names.contains(&name.as_str()) {
+                    names.push(name);
+                }
+            }
+        }
+        names
+    }
+
     /// Parses and validates a recipe from JSON text.
     pub fn from_json(text: &str) -> Result<Self, RecipeError> {
         let mut value: serde_json::Value =

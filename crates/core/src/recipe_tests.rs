@@ -155,7 +155,17 @@ fn a_watermark_takes_text_and_refuses_what_it_cannot_do() {
             .expect("valid");
     assert_eq!(Recipe::from_json(&recipe.to_json()), Ok(recipe));
     assert_eq!(error_of(r#"{"ops":[{"op":"watermark"}]}"#).field, "ops[0].text");
-    assert_eq!(error_of(r#"{"ops":[{"op":"watermark","image":"logo.png"}]}"#).field, "ops[0].image");
+    // An image: the file name of a PNG sent with the job, usable in a store key.
+    let logo = Recipe::from_json(
+        r#"{"ops":[{"op":"watermark","image":"Logo_2.png"},{"op":"watermark","image":"Logo_2.png"}]}"#,
+    )
+    .expect("valid");
+    assert_eq!(logo.asset_names(), ["Logo_2.png"]);
+    for bad in ["../logo.png", "logo.jpg", ".png", "a/b.png", "logo .png", ".hidden.png"] {
+        let json = format!(r#"{{"ops":[{{"op":"watermark","image":"{bad}"}}]}}"#);
+        assert_eq!(error_of(&json).field, "ops[0].image", "{bad}");
+    }
+    assert_eq!(error_of(r#"{"ops":[{"op":"watermark","text":"x","image":"logo.png"}]}"#).field, "ops[0]");
     assert_eq!(error_of(r#"{"ops":[{"op":"watermark","text":"a\nb"}]}"#).field, "ops[0].text");
     assert_eq!(error_of(r#"{"ops":[{"op":"watermark","text":"x","size":0.9}]}"#).field, "ops[0].size");
     let position = error_of(r#"{"ops":[{"op":"watermark","text":"x","position":"middle"}]}"#);

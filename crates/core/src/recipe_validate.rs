@@ -187,14 +187,29 @@ fn validate_op(op: &Operation, path: &str) -> Result<(), RecipeError> {
             }
         }
         Operation::Watermark { text, image, opacity, size, .. } => {
-            if image.is_some() {
-                return Err(RecipeError::new(
-                    format!("{path}.image"),
-                    "image watermarks are not supported by this release yet; use a text watermark",
-                ));
+            if let Some(opacity) = opacity {
+                in_range(format!("{path}.opacity"), *opacity, 0.0, 1.0)?;
             }
-            let Some(text) = text else {
-                return Err(RecipeError::new(format!("{path}.text"), "a watermark needs its text"));
+            if let Some(size) = size {
+                in_range(format!("{path}.size"), *size, 0.01, 0.5)?;
+            }
+            let text = match (text, image) {
+                (Some(_), Some(_)) => {
+                    return Err(RecipeError::new(path, "a watermark has its text or an image, not both"));
+                }
+                (None, None) => {
+                    return Err(RecipeError::new(format!("{path}.text"), "a watermark needs its text or an image"));
+                }
+                (None, Some(image)) => {
+                    if !crate::recipe::is_asset_name(image) {
+                        return Err(RecipeError::new(
+                            format!("{path}.image"),
+                            "must be the file name of a PNG sent with the job: 1–100 letters, digits, '.', '_' or '-', ending in .png",
+                        ));
+                    }
+                    return Ok(());
+                }
+                (Some(text), None) => text,
             };
             let chars = text.chars().count();
             if text.chars().any(char::is_control) {
@@ -210,12 +225,6 @@ fn validate_op(op: &Operation, path: &str) -> Result<(), RecipeError> {
                     format!("{path}.text"),
                     format!("must be 1–{MAX_WATERMARK_CHARS} visible characters, got {chars} characters"),
                 ));
-            }
-            if let Some(opacity) = opacity {
-                in_range(format!("{path}.opacity"), *opacity, 0.0, 1.0)?;
-            }
-            if let Some(size) = size {
-                in_range(format!("{path}.size"), *size, 0.01, 0.5)?;
             }
         }
     }

@@ -4,13 +4,20 @@
 
 use anyhow::Context;
 use darkroom_core::{Limits, Recipe};
-use darkroom_imaging::{apply_ops, decode_for_ops, encode_result, DecodeLimits};
+use darkroom_imaging::{apply_ops_with, decode_for_ops, encode_result, DecodeLimits, WatermarkImages};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 pub fn run(recipe_json: &str, out: &Path, photos: &[PathBuf], limits: Limits) -> anyhow::Result<bool> {
     let recipe = Recipe::from_json(recipe_json).map_err(|e| anyhow::anyhow!("--recipe: {e}"))?;
     std::fs::create_dir_all(out).with_context(|| format!("creating --out {}", out.display()))?;
+    // An image watermark names a PNG file, here in the current directory.
+    let mut watermark_images = WatermarkImages::default();
+    for name in recipe.asset_names() {
+        let png = std::fs::read(name)
+            .with_context(|| format!("reading the watermark image {name} (from the current directory)"))?;
+        watermark_images.add(name, &png)?;
+    }
     let mut all_ok = true;
     for path in photos {
         let started = Instant::now();
@@ -21,7 +28,7 @@ pub fn run(recipe_json: &str, out: &Path, photos: &[PathBuf], limits: Limits) ->
             // The photo carries what it keeps of the file (EXIF, ICC): the rest of a 30 MB
             // original need not stay in memory while it is processed.
             drop(bytes);
-            let photo = apply_ops(photo, &recipe.ops)?;
+            let photo = apply_ops_with(photo, &recipe.ops, &watermark_images)?;
             let encoded = encode_result(&photo, recipe.format, recipe.quality, recipe.speed, recipe.metadata)?;
             let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("photo");
             let target = out.join(format!("{stem}.{}", recipe.format.extension()));

@@ -8,6 +8,7 @@
 use crate::adjust::{blend, caption_font, draw_text, text_width};
 use crate::pipeline::Photo;
 use crate::resize::fit_dimensions;
+use crate::watermark::WatermarkImages;
 use crate::ImagingError;
 use ab_glyph::{Font, PxScale, ScaleFont};
 use darkroom_core::recipe::{
@@ -40,12 +41,16 @@ impl<'a> Decorations<'a> {
                     decorations.captions.extend(caption.as_ref());
                     decorations.borders.extend(border.as_ref());
                 }
-                Operation::Watermark { text, position, opacity, size, color, .. } => {
-                    let Some(text) = text else {
-                        return Err(ImagingError::op("watermark", "a watermark needs its text"));
+                Operation::Watermark { text, image, position, opacity, size, color } => {
+                    let mark = match (text, image) {
+                        (Some(text), _) => crate::watermark::Mark::Text(text),
+                        (None, Some(name)) => crate::watermark::Mark::Image(name),
+                        (None, None) => {
+                            return Err(ImagingError::op("watermark", "a watermark needs its text or an image"))
+                        }
                     };
                     decorations.watermarks.push(crate::watermark::Watermark {
-                        text,
+                        mark,
                         position: position.unwrap_or_default(),
                         opacity: opacity.unwrap_or(DEFAULT_WATERMARK_OPACITY),
                         size: size.unwrap_or(DEFAULT_WATERMARK_SIZE),
@@ -119,7 +124,7 @@ impl<'a> Decorations<'a> {
     }
 
     /// Draws every decoration on the finished photo.
-    pub(crate) fn draw(&self, photo: &mut Photo) -> Result<(), ImagingError> {
+    pub(crate) fn draw(&self, photo: &mut Photo, images: &WatermarkImages) -> Result<(), ImagingError> {
         let short_side = photo.width().min(photo.height());
         for caption in &self.captions {
             let size = self.pixels(caption.size.unwrap_or(ResultLength::Percent(DEFAULT_CAPTION_PERCENT)), short_side);
@@ -127,7 +132,7 @@ impl<'a> Decorations<'a> {
             draw_caption(&mut photo.image, caption, size as f32)?;
         }
         for mark in &self.watermarks {
-            crate::watermark::draw(&mut photo.image, mark)?;
+            crate::watermark::draw(&mut photo.image, mark, images)?;
         }
         for border in &self.borders {
             let width = self.pixels(border.width, short_side);

@@ -40,8 +40,10 @@ pub use codec::{
 pub use dry_run::{dry_run, undecorated_size};
 pub use geometry::Frame;
 pub use pipeline::{
-    apply_ops, apply_range, apply_steps, decorate, decorate_within, fit_within, reduced_decode_long_side, Photo,
+    apply_ops, apply_ops_with, apply_range, apply_steps, decorate, decorate_within, fit_within,
+    reduced_decode_long_side, Photo,
 };
+pub use watermark::WatermarkImages;
 
 use darkroom_core::ErrorCode;
 

@@ -2,6 +2,7 @@
 
 use crate::geometry::Frame;
 use crate::resize::{fit_dimensions, resize_exact};
+use crate::watermark::WatermarkImages;
 use crate::{adjust, color, ImagingError};
 use darkroom_core::recipe::{crop_spec, CropSpec, Operation, Region};
 use image::DynamicImage;
@@ -86,20 +87,31 @@ pub fn fit_within(photo: &Photo, long_side: u32) -> Result<Photo, ImagingError> 
     Ok(fitted)
 }
 
-/// The whole recipe `ops` on `photo`, decorations included.
+/// The whole recipe `ops` on `photo`, decorations included (a recipe with an image
+/// watermark needs [`apply_ops_with`]).
 pub fn apply_ops(photo: Photo, ops: &[Operation]) -> Result<Photo, ImagingError> {
-    apply_range(photo, ops, 0..ops.len())
+    apply_range(photo, ops, 0..ops.len(), &WatermarkImages::default())
+}
+
+/// [`apply_ops`] with the PNGs the recipe's image watermarks name.
+pub fn apply_ops_with(photo: Photo, ops: &[Operation], images: &WatermarkImages) -> Result<Photo, ImagingError> {
+    apply_range(photo, ops, 0..ops.len(), images)
 }
 
 /// Operations `range` of the recipe `ops`: one pipeline segment, or one step of it. The
 /// whole recipe is needed because its decorations (captions, watermarks, borders) are drawn
 /// once, at the end of the last operation, on the result (docs/ARCHITECTURE.md
 /// "Decorations"), and its last thumbnail leaves room for its borders.
-pub fn apply_range(photo: Photo, ops: &[Operation], range: std::ops::Range<usize>) -> Result<Photo, ImagingError> {
+pub fn apply_range(
+    photo: Photo,
+    ops: &[Operation],
+    range: std::ops::Range<usize>,
+    images: &WatermarkImages,
+) -> Result<Photo, ImagingError> {
     let ends_the_recipe = range.end >= ops.len();
     let photo = apply_steps(photo, ops, range, 1.0)?;
     if ends_the_recipe {
-        decorate(photo, ops, 1.0)
+        decorate(photo, ops, 1.0, images)
     } else {
         Ok(photo)
     }
@@ -131,12 +143,17 @@ pub fn apply_steps(
 }
 
 /// Draws the recipe's decorations on its finished photo; lengths in pixels of the result
-/// times `pixel_scale` (see [`apply_steps`]).
-pub fn decorate(mut photo: Photo, ops: &[Operation], pixel_scale: f64) -> Result<Photo, ImagingError> {
+/// times `pixel_scale` (see [`apply_steps`]); image watermarks from `images`.
+pub fn decorate(
+    mut photo: Photo,
+    ops: &[Operation],
+    pixel_scale: f64,
+    images: &WatermarkImages,
+) -> Result<Photo, ImagingError> {
     let decorations = crate::decorate::Decorations::of(ops)?.with_pixel_scale(pixel_scale);
     if !decorations.is_empty() {
         let _span = tracing::debug_span!("decorations").entered();
-        decorations.draw(&mut photo)?;
+        decorations.draw(&mut photo, images)?;
     }
     Ok(photo)
 }
@@ -149,17 +166,18 @@ pub fn decorate_within(
     ops: &[Operation],
     pixel_scale: f64,
     long_side: u32,
+    images: &WatermarkImages,
 ) -> Result<Photo, ImagingError> {
     let decorations = crate::decorate::Decorations::of(ops)?.with_pixel_scale(pixel_scale);
     let (width, height) = decorations.bordered_size(photo.width(), photo.height());
     let bordered_long = width.max(height);
     if bordered_long <= u64::from(long_side) {
-        return decorate(photo, ops, pixel_scale);
+        return decorate(photo, ops, pixel_scale, images);
     }
     let shrink = f64::from(long_side) / bordered_long as f64;
     let photo_long = (f64::from(photo.width().max(photo.height())) * shrink).floor().max(1.0) as u32;
     let smaller = fit_within(&photo, photo_long)?;
-    decorate(smaller, ops, pixel_scale * shrink)
+    decorate(smaller, ops, pixel_scale * shrink, images)
 }
 
 fn apply_op(photo: &mut Photo, op: &Operation) -> Result<(), ImagingError> {

@@ -131,7 +131,7 @@ fn a_preview_of_wide_borders_on_a_small_photo_stays_small() {
     let border = r##"{"op":"customize","border":{"width":2000,"color":"#00ff00"}}"##;
     let recipe = Recipe::from_json(&format!(r#"{{"ops":[{border},{border},{border},{border}]}}"#)).unwrap();
     let small = Photo::new(DynamicImage::ImageRgb8(RgbImage::from_pixel(100, 80, Rgb([9, 9, 9]))), None);
-    let preview = decorate_within(small, &recipe.ops, 1.0, 1024).unwrap();
+    let preview = decorate_within(small, &recipe.ops, 1.0, 1024, &Default::default()).unwrap();
     assert!(preview.width().max(preview.height()) <= 1024, "{preview:?}");
     assert!(preview.width() >= 1000, "the preview is not shrunk further than it must be: {preview:?}");
     // The photo is still in the middle, in proportion: 100 of 8100 px across.

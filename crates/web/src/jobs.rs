@@ -127,6 +127,12 @@ pub async fn create(
         intake.discard().await;
         return Err(nothing_acceptable(&intake));
     }
+    // Every PNG a recipe names was sent, and can be drawn.
+    let recipes = std::iter::once(&recipe).chain(own_recipes.values()).cloned().collect();
+    if let Err(error) = crate::watermark_parts::check_sent(recipes, &intake.assets, false).await {
+        intake.discard().await;
+        return Err(error);
+    }
     let token = OwnerToken::generate();
     let manifest = JobManifest {
         v: MANIFEST_VERSION,
@@ -235,6 +241,18 @@ pub async fn add_photos(
             return Err(error);
         }
     };
+    // The PNGs the added photos' recipes name: sent now (and drawable), or with the job.
+    for recipe in own_recipes.values() {
+        let checked =
+            match crate::watermark_parts::require_stored(state.store.as_ref(), job, recipe, &intake.assets).await {
+                Ok(()) => crate::watermark_parts::check_sent(vec![recipe.clone()], &intake.assets, true).await,
+                Err(error) => Err(error),
+            };
+        if let Err(error) = checked {
+            intake.discard().await;
+            return Err(error);
+        }
+    }
     let reply = reply_of(job, &intake);
     state.commits.run(commit_batch(state.clone(), manifest.clone(), intake, own_recipes, claim, reply)).await
 }

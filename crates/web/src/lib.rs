@@ -34,6 +34,7 @@ mod tenant;
 mod upload;
 mod upload_parts;
 mod view;
+mod watermark_parts;
 
 pub use error::ApiError;
 /// The pure parts of intake, public for the fuzzers (`fuzz/`).

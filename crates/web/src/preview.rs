@@ -53,6 +53,8 @@ pub(crate) fn preview_limits(limits: Limits) -> Limits {
 #[derive(Default)]
 struct PreviewRequest {
     photo: Option<bytes::Bytes>,
+    /// The PNGs the recipe's image watermarks name, sent beside the photo.
+    assets: Vec<crate::watermark_parts::SentAsset>,
     recipe: Option<String>,
     original_width: Option<u32>,
     original_height: Option<u32>,
@@ -84,6 +86,10 @@ async fn read_request(
                 bytes.extend_from_slice(&chunk);
             }
             read.photo = Some(bytes.freeze());
+        } else if crate::watermark_parts::is_assets_part(&name) {
+            if let Some(asset) = crate::watermark_parts::read_asset(&mut body, &mut field, read.assets.len()).await? {
+                read.assets.push(asset);
+            }
         } else {
             let text = body.read_text(&mut field).await?;
             let number = || {
@@ -113,6 +119,7 @@ fn render(state: &AppState, request: PreviewRequest) -> Result<(Vec<u8>, u32, u3
     })?;
     let recipe =
         Recipe::from_json(&recipe_text).map_err(|e| ApiError::bad_request(ErrorCode::InvalidRecipe, e.to_string()))?;
+    let images = crate::watermark_parts::decode_sent([&recipe], &request.assets, false)?;
     let photo = request.photo.ok_or_else(|| {
         ApiError::bad_request(ErrorCode::InvalidRequest, "send the photo as a file part named \"photo\"")
     })?;
@@ -168,7 +175,8 @@ fn render(state: &AppState, request: PreviewRequest) -> Result<(Vec<u8>, u32, u3
         Ok((width, height)) => f64::from(result.width().min(result.height())) / f64::from(width.min(height).max(1)),
         Err(_) => copy_scale,
     };
-    result = decorate_within(result, &recipe.ops, decoration_scale.min(1.0), PREVIEW_LONG_SIDE).map_err(failed)?;
+    result =
+        decorate_within(result, &recipe.ops, decoration_scale.min(1.0), PREVIEW_LONG_SIDE, &images).map_err(failed)?;
     if result.width().max(result.height()) > PREVIEW_LONG_SIDE {
         result = fit_within(&result, PREVIEW_LONG_SIDE).map_err(failed)?;
     }

@@ -52,6 +52,8 @@ pub struct Intake {
     pub fields: HashMap<String, String>,
     pub accepted: Vec<AcceptedPhoto>,
     pub rejected: Vec<RejectedFile>,
+    /// Files sent for the recipe (`assets` parts), stored at `keys::asset`.
+    pub assets: Vec<crate::watermark_parts::SentAsset>,
     guard: OriginalsGuard,
 }
 
@@ -290,6 +292,7 @@ pub async fn receive(
         fields: HashMap::new(),
         accepted: Vec::new(),
         rejected: Vec::new(),
+        assets: Vec::new(),
         guard: OriginalsGuard { store: state.store.clone(), keys: Vec::new() },
     };
     let mut position = 0u32;
@@ -340,6 +343,23 @@ pub async fn receive(
                     intake.rejected.push(RejectedFile { name, error });
                 }
             }
+        } else if crate::watermark_parts::is_assets_part(&field_name) {
+            let Some(asset) = crate::watermark_parts::read_asset(&mut body, &mut field, intake.assets.len()).await?
+            else {
+                continue;
+            };
+            // Stored now, deleted with the originals unless the job commits; the recipe's
+            // check that it is a PNG it can draw comes once the recipe is read. A job's file
+            // is never replaced: photos added later draw the same mark as the first ones.
+            let key = keys::asset(job, &asset.name);
+            match state.store.put_if_absent(&key, asset.bytes.clone(), "image/png").await? {
+                darkroom_store::PutOutcome::Created => intake.guard.keys.push(key),
+                darkroom_store::PutOutcome::AlreadyExists => {
+                    tracing::info!(job_id = %job, asset = asset.name, "a file of that name was sent with the job before; the first one is kept");
+                }
+            }
+            intake.assets.retain(|sent| sent.name != asset.name);
+            intake.assets.push(asset);
         } else {
             let text = if field_name == "rejected" {
                 // The browser's list of the files it refused: a note, left out if too large.

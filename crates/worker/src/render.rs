@@ -9,8 +9,8 @@ use bytes::Bytes;
 use darkroom_core::recipe::Operation;
 use darkroom_core::{CarriedFrame, MetadataPolicy, OutputFormat};
 use darkroom_imaging::{
-    apply_ops, apply_range, decode, decode_for_ops, encode_intermediate, encode_result, fit_within, DecodeLimits,
-    ImagingError, Photo,
+    apply_ops_with, apply_range, decode, decode_for_ops, encode_intermediate, encode_result, fit_within, DecodeLimits,
+    ImagingError, Photo, WatermarkImages,
 };
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -23,6 +23,8 @@ const THUMB_QUALITY: u8 = 80;
 #[derive(Debug, Clone)]
 pub struct RenderInput {
     pub bytes: Bytes,
+    /// The PNGs the recipe's image watermarks name (last segment only), by name.
+    pub watermark_pngs: Vec<(String, Bytes)>,
     /// The whole recipe: the last segment draws its decorations (docs/ARCHITECTURE.md
     /// "Decorations"), and every segment may decode as small as the operations from its
     /// own on allow (a retouch before a thumbnail in another stage need not see every pixel).
@@ -142,6 +144,11 @@ pub fn render(mut input: RenderInput, cancel: &CancelFlag) -> Result<Rendered, R
         // Not carried through the stages either: nothing of it is wanted.
         photo.exif = None;
     }
+    // Decoded before the operations: a PNG that cannot be drawn fails the photo at once.
+    let mut watermark_images = WatermarkImages::default();
+    for (name, png) in &input.watermark_pngs {
+        watermark_images.add(name, png)?;
+    }
     let mut files = Vec::new();
     if input.is_first_segment {
         cancel.check()?;
@@ -153,9 +160,9 @@ pub fn render(mut input: RenderInput, cancel: &CancelFlag) -> Result<Rendered, R
         photo = if input.decorations_in_place {
             // The operation as a recipe of its own: its decorations drawn at once, and a
             // thumbnail fitted without room for later borders, as version 2 did.
-            apply_ops(photo, input.recipe_ops.get(index..index + 1).unwrap_or_default())?
+            apply_ops_with(photo, input.recipe_ops.get(index..index + 1).unwrap_or_default(), &watermark_images)?
         } else {
-            apply_range(photo, &input.recipe_ops, index..index + 1)?
+            apply_range(photo, &input.recipe_ops, index..index + 1, &watermark_images)?
         };
     }
     cancel.check()?;
@@ -208,6 +215,7 @@ mod tests {
 
     fn segment(bytes: Vec<u8>, ops: &[Operation], range: std::ops::Range<usize>, limits: Limits) -> Rendered {
         let input = RenderInput {
+            watermark_pngs: Vec::new(),
             bytes: bytes.into(),
             recipe_ops: ops.to_vec(),
             is_first_segment: range.start == 0,
@@ -239,6 +247,7 @@ mod tests {
         .unwrap();
         let render_with = |in_place: bool| {
             let input = RenderInput {
+                watermark_pngs: Vec::new(),
                 bytes: png.clone().into(),
                 recipe_ops: recipe.ops.clone(),
                 is_first_segment: true,

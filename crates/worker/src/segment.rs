@@ -101,11 +101,17 @@ impl Worker {
         self.with_retries(delivery, "reporting progress", || self.respond(request, processing.clone())).await?;
         let reading = std::time::Instant::now();
         let bytes = self.with_retries(delivery, "reading the photo", || self.read_input(request)).await?;
+        // The segment that draws the decorations reads the PNGs its image watermarks name.
+        let watermark_pngs = if segment.end_op >= request.recipe.ops.len() {
+            self.with_retries(delivery, "reading the watermark images", || self.read_watermark_pngs(request)).await?
+        } else {
+            Vec::new()
+        };
         let read_time = reading.elapsed();
         let cpu_slot = self.cpu_slots.acquire().await.map_err(|e| transient("waiting for a CPU slot", e))?;
         delivery.started();
         let rendering = std::time::Instant::now();
-        let rendered = self.render_within_budget(request, &segment.stage, bytes, cpu_slot).await?;
+        let rendered = self.render_within_budget(request, &segment.stage, (bytes, watermark_pngs), cpu_slot).await?;
         let partition = delivery.message.partition;
         // The photo's work time: this segment's reading and rendering (not its wait for a CPU
         // slot) on top of the earlier segments'.
@@ -153,6 +159,24 @@ impl Worker {
         Ok(false)
     }
 
+    /// The PNGs the recipe's image watermarks name, as the upload stored them.
+    async fn read_watermark_pngs(&self, request: &PhotoRequest) -> Result<Vec<(String, bytes::Bytes)>, StepError> {
+        let mut pngs = Vec::new();
+        for name in request.recipe.asset_names() {
+            match self.store.get(&keys::asset(&request.job_id, name)).await {
+                Ok(bytes) => pngs.push((name.to_owned(), bytes)),
+                Err(error) if error.is_not_found() => {
+                    return Err(StepError::Permanent(PhotoError::new(
+                        ErrorCode::InvalidRecipe,
+                        format!("the watermark image {name} is not among the files sent with the job"),
+                    )))
+                }
+                Err(error) => return Err(store_error("reading a watermark image", error)),
+            }
+        }
+        Ok(pngs)
+    }
+
     async fn read_input(&self, request: &PhotoRequest) -> Result<bytes::Bytes, StepError> {
         let (job, photo) = (&request.job_id, &request.photo_id);
         let key = match request.segment {
@@ -177,11 +201,12 @@ impl Worker {
         &self,
         request: &PhotoRequest,
         stage: &str,
-        bytes: bytes::Bytes,
+        (bytes, watermark_pngs): (bytes::Bytes, Vec<(String, bytes::Bytes)>),
         _cpu_slot: tokio::sync::SemaphorePermit<'_>,
     ) -> Result<Rendered, StepError> {
         let input = RenderInput {
             bytes,
+            watermark_pngs,
             recipe_ops: request.recipe.ops.clone(),
             segment: request.current_segment().map_or(0..0, |segment| segment.first_op..segment.end_op),
             is_first_segment: request.segment == 0,

@@ -20,3 +20,4 @@ mod programs;
 mod proxy;
 mod reference;
 mod reliability;
+mod watermark_image;
