@@ -198,7 +198,11 @@
         return [control(op, "angle", "Angle (° clockwise)", "range", { min: -45, max: 45, step: 0.1, value: 0, keepZero: true }),
           el("p", { class: "hint" }, "Levels a tilted horizon; the largest upright rectangle is kept, so no corner is left empty.")];
       case "watermark":
-        return [control(op, "text", "Text", "text"),
+        return [op.image
+          ? el("p", { class: "hint" }, `Logo: ${op.image}${assetFiles.has(op.image) ? "" : " (as sent with the job)"} `,
+            el("button", { type: "button", class: "button small", onclick: () => { delete op.image; op.text = "© "; changed(true); } }, "Use text instead"))
+          : control(op, "text", "Text", "text"),
+          logoControl(op),
           control(op, "position", "Where", "select", [["bottom-right", "bottom right"], ["bottom-left", "bottom left"], ["top-right", "top right"], ["top-left", "top left"], ["center", "centre"]]),
           control(op, "size", "Size (of the short side)", "range", { min: 0.01, max: 0.5, step: 0.01, value: 0.05 }),
           control(op, "opacity", "Opacity", "range", { min: 0, max: 1, step: 0.05, value: 0.5, keepZero: true }),
@@ -209,6 +213,29 @@
       default:
         return [];
     }
+  }
+
+  // PNGs chosen for image watermarks, by the name the recipe gives them; the upload sends
+  // each as an "assets" part of the job (the name is made safe for the server's rules).
+  const assetFiles = new Map();
+  function assetName(fileName) {
+    let name = fileName.replace(/[^A-Za-z0-9._-]/g, "_").replace(/^\.+/, "");
+    if (!/\.png$/i.test(name)) name += ".png";
+    return name.length > 100 ? name.slice(name.length - 100) : name;
+  }
+  function logoControl(op) {
+    const id = `op${op._id}-image`;
+    const input = el("input", { id, type: "file", accept: "image/png" });
+    input.addEventListener("change", () => {
+      const file = input.files && input.files[0];
+      if (!file) return;
+      const name = assetName(file.name);
+      assetFiles.set(name, file);
+      op.image = name;
+      delete op.text;
+      changed(true);
+    });
+    return el("label", { for: id, class: "param" }, el("span", {}, op.image ? "Another logo (PNG)" : "Or a logo (PNG)"), input);
   }
 
   // Where red-eye or teeth work: regions drawn on the preview, or found in every photo.
@@ -386,6 +413,9 @@
 
   window.darkroomBuilder = {
     recipe,
+    // The PNGs the recipe's image watermarks name that were chosen here: [{ name, file }].
+    assets: () => [...new Set(state.ops.filter((o) => o.op === "watermark" && o.image).map((o) => o.image))]
+      .filter((name) => assetFiles.has(name)).map((name) => ({ name, file: assetFiles.get(name) })),
     // Starts from a given recipe (the job page: the job's recipe), as a step that can be undone.
     load: (recipe) => load(JSON.parse(JSON.stringify(recipe))),
     onChange: (callback) => listeners.push(callback),

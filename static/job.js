@@ -181,7 +181,7 @@ const OP_WORDS = {
   whiten_teeth: () => "teeth whitening",
   straighten: (op) => `straighten ${op.angle}°`,
   auto_enhance: () => "auto-enhance",
-  watermark: (op) => `watermark “${op.text || ""}”`,
+  watermark: (op) => (op.image ? `watermark ${op.image}` : `watermark “${op.text || ""}”`),
 };
 function describeRecipe(recipe) {
   if (!recipe || !recipe.ops) return "";

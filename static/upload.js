@@ -255,6 +255,10 @@ function describeRegions() {
     el("button", { type: "button", class: "link", onclick: () => { entry.regions = { redeye: [], whiten_teeth: [] }; describeRegions(); schedulePreview(0); } }, "Clear them"));
 }
 
+function builderAssets() {
+  return window.darkroomBuilder && window.darkroomBuilder.assets ? window.darkroomBuilder.assets() : [];
+}
+
 async function renderPreview() {
   if (preview.abort) preview.abort.abort();
   const abort = new AbortController();
@@ -264,6 +268,7 @@ async function renderPreview() {
   if (!recipe.ops.length) { $("preview-after").hidden = true; $("preview-status").textContent = "Add an operation to see what it does."; return; }
   const body = new FormData();
   body.append("recipe", JSON.stringify(recipe));
+  for (const asset of builderAssets()) body.append("assets", asset.file, asset.name);
   if (preview.copy) {
     body.append("photo", preview.copy.blob, "preview.jpg");
     body.append("original_width", String(preview.copy.width));
@@ -579,6 +584,8 @@ async function sendBatch(batch, url, headers, first) {
       if (name) body.append("name", name);
       const refused = refusedHere();
       if (refused.length) body.append("rejected", JSON.stringify(refused));
+      // The logos the recipe's image watermarks name: stored with the job.
+      for (const asset of builderAssets()) body.append("assets", asset.file, asset.name);
     }
     for (const entry of batch) body.append("photos", entry.file, entry.file.name);
     // Photos with regions drawn on them run their own recipe (by their place in this body).

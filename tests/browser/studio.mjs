@@ -118,6 +118,24 @@ try {
   if (withNew.metadata !== "keep") fail(`the EXIF choice gave ${JSON.stringify(withNew.metadata)}`);
   const checked = await page.evaluate(async (recipe) => (await fetch("/api/v1/recipes/check", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ recipe, photos: [{ name: "a.jpg", width: 4000, height: 3000 }] }) })).status, withNew);
   if (checked !== 200) fail(`the server refused the recipe the builder made with the new operations: ${checked}`);
+  // A logo instead of the text: the file chosen in the card, named as the server stores it,
+  // sent with the recipe (the preview draws it); then the text back.
+  await page.setInputFiles("#recipe-ops li[data-op=watermark] input[type=file]",
+    { name: "My logo.png", mimeType: "image/png", buffer: readFileSync(join(fixtures, "coffee.png")) });
+  const withLogo = await page.evaluate(() => ({ recipe: window.darkroomBuilder.recipe(), assets: window.darkroomBuilder.assets().map((a) => a.name) }));
+  const logoMark = withLogo.recipe.ops.find((op) => op.op === "watermark");
+  if (logoMark.image !== "My_logo.png" || logoMark.text !== undefined || withLogo.assets.join() !== "My_logo.png") fail(`choosing a logo gave ${JSON.stringify(withLogo)}`);
+  const previewStatus = await page.evaluate(async ({ recipe, png }) => {
+    const body = new FormData();
+    body.append("recipe", JSON.stringify(recipe));
+    for (const asset of window.darkroomBuilder.assets()) body.append("assets", asset.file, asset.name);
+    body.append("photo", new Blob([Uint8Array.from(atob(png), (c) => c.charCodeAt(0))], { type: "image/png" }), "photo.png");
+    return (await fetch("/api/v1/preview", { method: "POST", body })).status;
+  }, { recipe: withLogo.recipe, png: readFileSync(join(fixtures, "coffee.png")).toString("base64") });
+  if (previewStatus !== 200) fail(`the preview of a recipe with a logo answered ${previewStatus}`);
+  await page.locator("#recipe-ops li[data-op=watermark] button", { hasText: "Use text instead" }).click();
+  const backToText = (await page.evaluate(() => window.darkroomBuilder.recipe())).ops.find((op) => op.op === "watermark");
+  if (backToText.image !== undefined || !backToText.text) fail(`"Use text instead" gave ${JSON.stringify(backToText)}`);
   await page.locator("#recipe-ops li[data-op=watermark] button[aria-label^=Remove]").click();
   await page.locator("#recipe-ops li[data-op=straighten] button[aria-label^=Remove]").click();
   await page.selectOption("#recipe-metadata", "no-location");

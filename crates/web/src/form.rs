@@ -49,7 +49,12 @@ pub fn recipe_from_fields(fields: &HashMap<String, String>) -> Result<Recipe, Re
                 spec.insert("angle".into(), json!(number(fields, "straighten_angle")?.unwrap_or(0.0)));
             }
             "watermark" => {
-                spec.insert("text".into(), json!(text(fields, "watermark_text").unwrap_or("")));
+                // The text, or when it is left empty the logo sent with the form (its name in
+                // `watermark_image`, filled in from the `assets` part).
+                match (text(fields, "watermark_text"), text(fields, "watermark_image")) {
+                    (None, Some(image)) => spec.insert("image".into(), json!(image)),
+                    (text, _) => spec.insert("text".into(), json!(text.unwrap_or(""))),
+                };
                 spec.insert("position".into(), json!(text(fields, "watermark_position").unwrap_or("bottom-right")));
                 if let Some(opacity) = number(fields, "watermark_opacity")? {
                     spec.insert("opacity".into(), json!(opacity));

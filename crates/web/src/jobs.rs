@@ -49,7 +49,14 @@ fn recipe_from(source: RecipeSource, intake: &Intake) -> Result<Recipe, ApiError
             })?;
             Recipe::from_json(text)
         }
-        RecipeSource::FormFields => crate::form::recipe_from_fields(&intake.fields),
+        RecipeSource::FormFields => {
+            // A logo chosen in the form's watermark: the recipe names it as it was stored.
+            let mut fields = intake.fields.clone();
+            if let Some(logo) = intake.assets.first() {
+                fields.entry("watermark_image".to_owned()).or_insert_with(|| logo.name.clone());
+            }
+            crate::form::recipe_from_fields(&fields)
+        }
     };
     parsed.map_err(|error| ApiError::bad_request(ErrorCode::InvalidRecipe, error.to_string()))
 }

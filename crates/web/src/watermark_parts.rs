@@ -47,6 +47,9 @@ pub(crate) async fn read_asset(
     if name.is_empty() && bytes.is_empty() {
         return Ok(None);
     }
+    // A browser sends the file's own name ("My logo (2).png"); it is stored under a name the
+    // recipe can use, as the pages name it. A name that is already usable stays as it is.
+    let name = safe_name(&name);
     if !is_asset_name(&name) {
         return Err(ApiError::bad_request(
             ErrorCode::InvalidRequest,
@@ -60,6 +63,21 @@ pub(crate) async fn read_asset(
         ));
     }
     Ok(Some(SentAsset { name, bytes: bytes.freeze() }))
+}
+
+/// `name` with what a store key cannot take replaced by `_`, no leading dots, `.png` at the
+/// end and at most 100 bytes (the same rule as static/builder.js `assetName`).
+fn safe_name(name: &str) -> String {
+    let replaced: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '_' }).collect();
+    let mut safe = replaced.trim_start_matches('.').to_owned();
+    if !safe.to_ascii_lowercase().ends_with(".png") {
+        safe.push_str(".png");
+    }
+    if safe.len() > 100 {
+        safe = safe[safe.len() - 100..].to_owned();
+    }
+    safe
 }
 
 /// The PNGs `recipes` name, decoded from those `sent`: a 400 naming the first that is
@@ -133,4 +151,22 @@ fn missing(name: &str) -> ApiError {
         ErrorCode::InvalidRecipe,
         format!("watermark image {name:?} was not sent with the job; send the PNG as a file part named \"assets\""),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_become_names_a_recipe_can_use() {
+        assert_eq!(safe_name("logo.png"), "logo.png");
+        assert_eq!(safe_name("My logo (2).PNG"), "My_logo__2_.PNG");
+        assert_eq!(safe_name("../../etc/passwd"), "_.._etc_passwd.png");
+        assert_eq!(safe_name("ünïcode.png"), "_n_code.png");
+        let long = safe_name(&format!("{}.png", "a".repeat(300)));
+        assert_eq!(long.len(), 100);
+        for name in ["logo.png", "My logo (2).PNG", "../../etc/passwd", ".hidden", "x"] {
+            assert!(is_asset_name(&safe_name(name)), "{name} → {}", safe_name(name));
+        }
+    }
 }
