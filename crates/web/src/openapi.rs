@@ -80,6 +80,12 @@ pub struct CreateJobForm {
     /// belong to it alone. Kept for the photo's retries.
     #[schema(example = r#"{"0":{"ops":[{"op":"redeye","regions":[{"x":410,"y":300,"width":60,"height":40}]}]}}"#)]
     pub photo_recipes: Option<String>,
+    /// PNGs the recipe's image watermarks name (`{"op":"watermark","image":"logo.png"}`), by
+    /// their file names: at most 8 of 4 MiB and 16 megapixels each. A file name the recipe
+    /// could not use is made safe (`My logo.png` becomes `My_logo.png`); one a recipe names
+    /// but that was not sent, or is not a readable PNG, refuses the job (400).
+    #[schema(value_type = Option<Vec<String>>, format = Binary)]
+    pub assets: Option<Vec<Vec<u8>>>,
 }
 
 /// The multipart body of a batch added to a job.
@@ -90,6 +96,10 @@ pub struct AddPhotosForm {
     pub photos: Vec<Vec<u8>>,
     /// As on job creation: recipes of their own for some photos, by file part index.
     pub photo_recipes: Option<String>,
+    /// As on job creation: PNGs the recipes name; those sent with the job before need not be
+    /// sent again (a job's file is never replaced).
+    #[schema(value_type = Option<Vec<String>>, format = Binary)]
+    pub assets: Option<Vec<Vec<u8>>>,
 }
 
 /// The multipart body of a preview.

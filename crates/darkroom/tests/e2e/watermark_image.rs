@@ -94,4 +94,29 @@ fn an_image_watermark_sent_with_the_job_marks_every_result(backend: Backend) {
     assert_eq!(preview.status, 200, "{}", preview.text());
     let preview = decode(&preview.body).to_rgba8();
     assert!(is_red(*preview.get_pixel(40, 40)), "preview: {:?}", preview.get_pixel(40, 40));
+
+    // The plain form: the watermark's text left empty, a logo chosen (the browser sends its
+    // own file name, made safe), and an empty file input as browsers send it.
+    let (content_type, body) = multipart(&[
+        Part::Text("op_thumbnail", "on"),
+        Part::Text("thumbnail_size", "400"),
+        Part::Text("op_watermark", "on"),
+        Part::Text("watermark_text", ""),
+        Part::Text("watermark_position", "top-left"),
+        Part::Text("watermark_size", "0.1"),
+        Part::Text("watermark_opacity", "1"),
+        Part::Text("format", "png"),
+        Part::File("assets", "My logo (2).png", &logo),
+        Part::File("assets", "", b""),
+        Part::File("photos", "astronaut.jpg", &astronaut),
+    ]);
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).max_redirects(0).build().into();
+    let response = agent.post(&app.url("/jobs")).header("Content-Type", &content_type).send(&body[..]).unwrap();
+    assert_eq!(response.status().as_u16(), 303);
+    let location = response.headers().get("location").unwrap().to_str().unwrap().to_owned();
+    let view = wait_for_job(base, location.strip_prefix("/jobs/").unwrap(), Duration::from_secs(60));
+    assert_eq!(view["state"], "done", "{view:#}");
+    assert_eq!(view["recipe"]["ops"][1]["image"], "My_logo__2_.png", "{view:#}");
+    let result = decode(&get(&app.url(output_url(&view["photos"][0], "result"))).body).to_rgba8();
+    assert!(is_red(*result.get_pixel(40, 40)), "form result: {:?}", result.get_pixel(40, 40));
 }
