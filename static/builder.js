@@ -202,7 +202,8 @@
           ? el("p", { class: "hint" }, `Logo: ${op.image}${assetFiles.has(op.image) ? "" : " (as sent with the job)"} `,
             el("button", { type: "button", class: "button small", onclick: () => { delete op.image; op.text = "© "; changed(true); } }, "Use text instead"))
           : control(op, "text", "Text", "text"),
-          logoControl(op),
+          // A logo is sent with the upload; reprocessing (the job page) uses the job's own.
+          document.getElementById("upload-form") ? logoControl(op) : null,
           control(op, "position", "Where", "select", [["bottom-right", "bottom right"], ["bottom-left", "bottom left"], ["top-right", "top right"], ["top-left", "top left"], ["center", "centre"]]),
           control(op, "size", "Size (of the short side)", "range", { min: 0.01, max: 0.5, step: 0.01, value: 0.05 }),
           control(op, "opacity", "Opacity", "range", { min: 0, max: 1, step: 0.05, value: 0.5, keepZero: true }),

@@ -1,8 +1,10 @@
 //! Where things live in the object store. Every key is built here from generated ids and
-//! fixed names — never from user input — so no upload can name its way out of its job.
+//! fixed names, and asset names held to letters, digits, `.`, `_` and `-`
+//! ([`crate::recipe::is_asset_name`]), so no upload can name its way out of its job.
 //!
 //! ```text
 //! jobs/<job>/job.json                                  job manifest
+//! jobs/<job>/assets/<name>.png                         PNGs the recipes' image watermarks name
 //! jobs/<job>/batches/<sha256 of Idempotency-Key>.json  replies to add-photo batches
 //! jobs/<job>/rejected/<batch>.json                     files an upload left out, and why
 //! jobs/<job>/photos/<photo>/photo.json                 photo manifest

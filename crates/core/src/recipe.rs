@@ -363,7 +363,7 @@ pub enum WatermarkPosition {
 pub const MAX_WATERMARK_CHARS: usize = 100;
 /// The most bytes and pixels a watermark PNG may have (a logo, not a photo).
 pub const MAX_ASSET_BYTES: u64 = 4 << 20;
-pub const MAX_ASSET_PIXELS: u64 = 16_000_000;
+pub const MAX_ASSET_PIXELS: u64 = 4_000_000;
 /// The most files a job may send for its recipes.
 pub const MAX_ASSETS_PER_JOB: usize = 8;
 

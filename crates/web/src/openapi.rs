@@ -81,7 +81,7 @@ pub struct CreateJobForm {
     #[schema(example = r#"{"0":{"ops":[{"op":"redeye","regions":[{"x":410,"y":300,"width":60,"height":40}]}]}}"#)]
     pub photo_recipes: Option<String>,
     /// PNGs the recipe's image watermarks name (`{"op":"watermark","image":"logo.png"}`), by
-    /// their file names: at most 8 of 4 MiB and 16 megapixels each. A file name the recipe
+    /// their file names: at most 8 of 4 MiB and 4 megapixels each. A file name the recipe
     /// could not use is made safe (`My logo.png` becomes `My_logo.png`); one a recipe names
     /// but that was not sent, or is not a readable PNG, refuses the job (400).
     #[schema(value_type = Option<Vec<String>>, format = Binary)]

@@ -297,6 +297,7 @@ pub async fn receive(
     };
     let mut position = 0u32;
     let mut part = 0u32;
+    let mut asset_parts = 0usize;
     while let Some(mut field) = body.next_field().await? {
         let field_name = field.name().unwrap_or("").to_owned();
         if field_name == "photos" || field_name == "photos[]" {
@@ -344,10 +345,16 @@ pub async fn receive(
                 }
             }
         } else if crate::watermark_parts::is_assets_part(&field_name) {
-            let Some(asset) = crate::watermark_parts::read_asset(&mut body, &mut field, intake.assets.len()).await?
-            else {
+            asset_parts += 1;
+            let Some(asset) = crate::watermark_parts::read_asset(&mut body, &mut field, asset_parts - 1).await? else {
                 continue;
             };
+            if intake.assets.iter().any(|sent| sent.name == asset.name) {
+                return Err(ApiError::bad_request(
+                    ErrorCode::InvalidRequest,
+                    format!("assets: {:?} was sent twice; send each file once", asset.name),
+                ));
+            }
             // Stored now, deleted with the originals unless the job commits; the recipe's
             // check that it is a PNG it can draw comes once the recipe is read. A job's file
             // is never replaced: photos added later draw the same mark as the first ones.
@@ -358,7 +365,6 @@ pub async fn receive(
                     tracing::info!(job_id = %job, asset = asset.name, "a file of that name was sent with the job before; the first one is kept");
                 }
             }
-            intake.assets.retain(|sent| sent.name != asset.name);
             intake.assets.push(asset);
         } else {
             let text = if field_name == "rejected" {
