@@ -14,6 +14,12 @@ pub fn run(recipe_json: &str, out: &Path, photos: &[PathBuf], limits: Limits) ->
     // An image watermark names a PNG file, here in the current directory.
     let mut watermark_images = WatermarkImages::default();
     for name in recipe.asset_names() {
+        let size = std::fs::metadata(name).map(|m| m.len()).unwrap_or(0);
+        anyhow::ensure!(
+            size <= darkroom_core::recipe::MAX_ASSET_BYTES,
+            "the watermark image {name} is {size} bytes, more than the {} allowed",
+            darkroom_core::recipe::MAX_ASSET_BYTES
+        );
         let png = std::fs::read(name)
             .with_context(|| format!("reading the watermark image {name} (from the current directory)"))?;
         watermark_images.add(name, &png)?;

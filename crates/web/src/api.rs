@@ -226,7 +226,7 @@ pub async fn reprocess_photo(
     let photo = PhotoId::parse(&photo_text).map_err(|_| ApiError::not_found())?;
     let recipe = Recipe::from_json(&body.recipe.to_string())
         .map_err(|e| ApiError::bad_request(ErrorCode::InvalidRecipe, e.to_string()))?;
-    crate::watermark_parts::require_stored(state.store.as_ref(), &job.id, &recipe, &[]).await?;
+    crate::watermark_parts::require_stored(state.store.as_ref(), &job.id, std::slice::from_ref(&recipe), &[]).await?;
     let attempt = jobs::reprocess(&state, &job, &photo, recipe).await?;
     Ok(HttpResponse::Accepted().json(AttemptRef { id: photo, attempt }))
 }
@@ -262,7 +262,7 @@ pub async fn reprocess_job(
     let job = load_owned_job(&state, &request, &path).await?;
     let recipe = Recipe::from_json(&body.recipe.to_string())
         .map_err(|e| ApiError::bad_request(ErrorCode::InvalidRecipe, e.to_string()))?;
-    crate::watermark_parts::require_stored(state.store.as_ref(), &job.id, &recipe, &[]).await?;
+    crate::watermark_parts::require_stored(state.store.as_ref(), &job.id, std::slice::from_ref(&recipe), &[]).await?;
     let started = jobs::reprocess_many(&state, &job, body.photos, recipe).await?;
     let retried = started.into_iter().map(|(id, attempt)| AttemptRef { id, attempt }).collect();
     Ok(HttpResponse::Accepted().json(RetryReply { retried }))

@@ -248,17 +248,17 @@ pub async fn add_photos(
             return Err(error);
         }
     };
-    // The PNGs the added photos' recipes name: sent now (and drawable), or with the job.
-    for recipe in own_recipes.values() {
-        let checked =
-            match crate::watermark_parts::require_stored(state.store.as_ref(), job, recipe, &intake.assets).await {
-                Ok(()) => crate::watermark_parts::check_sent(vec![recipe.clone()], &intake.assets, true).await,
-                Err(error) => Err(error),
-            };
-        if let Err(error) = checked {
-            intake.discard().await;
-            return Err(error);
-        }
+    // The PNGs the added photos' recipes name: sent now (and drawable), or with the job;
+    // each name looked up and each PNG decoded once, however many photos name it.
+    let recipes: Vec<_> = own_recipes.values().cloned().collect();
+    let checked =
+        match crate::watermark_parts::require_stored(state.store.as_ref(), job, &recipes, &intake.assets).await {
+            Ok(()) => crate::watermark_parts::check_sent(recipes, &intake.assets, true).await,
+            Err(error) => Err(error),
+        };
+    if let Err(error) = checked {
+        intake.discard().await;
+        return Err(error);
     }
     let reply = reply_of(job, &intake);
     state.commits.run(commit_batch(state.clone(), manifest.clone(), intake, own_recipes, claim, reply)).await

@@ -125,18 +125,20 @@ pub(crate) async fn check_sent(recipes: Vec<Recipe>, sent: &[SentAsset], stored_
     )?
 }
 
-/// For a recipe given to an existing job (reprocessing, photos added): every PNG it names
-/// was sent with the job before, or now (`sent`).
+/// For recipes given to an existing job (reprocessing, photos added): every PNG they name
+/// was sent with the job before, or now (`sent`); each name looked up once.
 pub(crate) async fn require_stored(
     store: &dyn ObjectStore,
     job: &JobId,
-    recipe: &Recipe,
+    recipes: &[Recipe],
     sent: &[SentAsset],
 ) -> Result<(), ApiError> {
-    for name in recipe.asset_names() {
-        if sent.iter().any(|asset| asset.name == name) {
+    let mut looked: Vec<&str> = Vec::new();
+    for name in recipes.iter().flat_map(Recipe::asset_names) {
+        if looked.contains(&name) || sent.iter().any(|asset| asset.name == name) {
             continue;
         }
+        looked.push(name);
         match store.head(&keys::asset(job, name)).await {
             Ok(Some(_)) => {}
             Ok(None) => return Err(missing(name)),
