@@ -148,6 +148,17 @@ impl<'a> Bits<'a> {
         }
     }
 
+    /// Before unit `unit` (a block or an MCU) of a scan: steps over the restart marker that
+    /// ends an interval (`Some(true)`: the caller resets its predictors or run) and gives up
+    /// data that ran out at once, not read as zeros to the last block.
+    pub(super) fn begin_unit(&mut self, unit: usize, restart_interval: usize) -> Option<bool> {
+        let restarts = restart_interval > 0 && unit > 0 && unit % restart_interval == 0;
+        if restarts {
+            self.restart()?;
+        }
+        (!self.overran()).then_some(restarts)
+    }
+
     /// Where the scan's data ends, once decoded: `None` if it needed more than there was.
     pub(super) fn end(&self) -> Option<usize> {
         (!self.overran()).then_some(self.at)

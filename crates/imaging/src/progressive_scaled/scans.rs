@@ -88,12 +88,8 @@ pub(super) fn decode_dc_scan(
         layout.mcus_wide * layout.mcus_high
     };
     for unit in 0..units {
-        if restart_interval > 0 && unit > 0 && unit % restart_interval == 0 {
-            bits.restart()?;
+        if bits.begin_unit(unit, restart_interval)? {
             predictors.iter_mut().for_each(|p| *p = 0);
-        }
-        if bits.overran() {
-            return None;
         }
         for (place, &(index, _)) in scan.components.iter().enumerate() {
             let component = &mut components[index];
@@ -146,13 +142,8 @@ pub(super) fn decode_ac_first(
     let kept_per_block = layout.side * layout.side;
     let mut end_of_band_run = 0u32;
     for (unit, block) in Scan::single_blocks(component).enumerate() {
-        if restart_interval > 0 && unit > 0 && unit % restart_interval == 0 {
-            bits.restart()?;
+        if bits.begin_unit(unit, restart_interval)? {
             end_of_band_run = 0;
-        }
-        // Data that ran out is given up at once, not read as zeros to the last block.
-        if bits.overran() {
-            return None;
         }
         if end_of_band_run > 0 {
             end_of_band_run -= 1;
@@ -204,13 +195,8 @@ pub(super) fn decode_ac_refinement(
     let kept_per_block = layout.side * layout.side;
     let mut end_of_band_run = 0u32;
     for (unit, block) in Scan::single_blocks(component).enumerate() {
-        if restart_interval > 0 && unit > 0 && unit % restart_interval == 0 {
-            bits.restart()?;
+        if bits.begin_unit(unit, restart_interval)? {
             end_of_band_run = 0;
-        }
-        // Data that ran out is given up at once, not read as zeros to the last block.
-        if bits.overran() {
-            return None;
         }
         let mut nonzero = component.nonzero[block];
         let kept = &mut component.kept[block * kept_per_block..(block + 1) * kept_per_block];
