@@ -35,6 +35,18 @@ BATCH = 10
 VIEW_SAMPLES = 30
 
 
+def jpeg_megapixels(data):
+    """The frame's size in megapixels from a JPEG's SOF marker (None if not a JPEG)."""
+    at = 2
+    while at + 9 < len(data) and data[at] == 0xFF:
+        marker, length = data[at + 1], int.from_bytes(data[at + 2:at + 4], "big")
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            height, width = int.from_bytes(data[at + 5:at + 7], "big"), int.from_bytes(data[at + 7:at + 9], "big")
+            return width * height / 1e6, data[at + 1] == 0xC2
+        at += 2 + length
+    return None
+
+
 def multipart(fields, files):
     boundary = "darkroom-load-%016x" % random.getrandbits(64)
     body = bytearray()
@@ -89,7 +101,7 @@ def wait_until_finished(base, job, while_waiting=None):
     return view, max(p["updated_at"] for p in done) / 1000
 
 
-def measure(base, photos):
+def measure(base, photos, view_samples=VIEW_SAMPLES):
     """Uploads the photos to one job at a running web tier and follows it to the end."""
     uploaded = {}
     started = time.time()
@@ -112,19 +124,22 @@ def measure(base, photos):
     # The job view's latency, each request after the web tier's 0.5 s refresh window so
     # that every one reads the store (a change-log listing), as a page polling it does.
     views = []
-    for _ in range(VIEW_SAMPLES):
+    for _ in range(view_samples):
         time.sleep(0.6)
         sent = time.perf_counter()
         request("GET", "%s/api/v1/jobs/%s" % (base, job))
         views.append(time.perf_counter() - sent)
     return {"photos_per_s": len(photos) / (finished - started),
             "p50": percentile(latencies, 50), "p95": percentile(latencies, 95), "p99": percentile(latencies, 99),
-            "view_p50_ms": 1000 * percentile(views, 50), "view_p95_ms": 1000 * percentile(views, 95)}
+            "view_p50_ms": 1000 * percentile(views, 50) if views else None,
+            "view_p95_ms": 1000 * percentile(views, 95) if views else None}
 
 
-def start_stack(darkroom, backend, tmp, name, web_args, workers):
+def start_stack(darkroom, backend, tmp, name, web_args, workers, serve=False):
     """Starts web, status and `workers` one-slot workers on a fresh data directory (or a
-    fresh bucket and queue prefix on LocalStack); returns (base URL, processes, data dir)."""
+    fresh bucket and queue prefix on LocalStack); returns (base URL, processes, data dir).
+    With `serve`, one `darkroom serve` process with `workers` slots instead (the README's
+    first command), its threads not limited."""
     data = tempfile.mkdtemp(dir=tmp)
     env = dict(os.environ, DARKROOM_LOG="warn", RAYON_NUM_THREADS="1")
     common = ["--data-dir", data]
@@ -135,6 +150,13 @@ def start_stack(darkroom, backend, tmp, name, web_args, workers):
         common = ["--backend", "aws", "--bucket", tag, "--queue-prefix", tag]
         subprocess.run([darkroom, "setup"] + common, env=env, check=True, stdout=subprocess.DEVNULL)
     log = open(os.path.join(tmp, "darkroom-%s.log" % name), "w")
+    if serve:
+        env.pop("RAYON_NUM_THREADS")
+        process = start(darkroom, ["serve", "--listen", "127.0.0.1:0", "--concurrency", str(workers)] + web_args + common,
+                        env, log)
+        base = listening_url(process)
+        time.sleep(1.0)
+        return base, [process], data
     processes = [start(darkroom, ["web", "--listen", "127.0.0.1:0"] + web_args + common, env, log)]
     base = listening_url(processes[0])
     processes.append(start(darkroom, ["status"] + common, env, log))
@@ -152,11 +174,11 @@ def stop_stack(processes, data):
     shutil.rmtree(data, ignore_errors=True)
 
 
-def run_service(darkroom, photos, workers, backend, tmp):
+def run_service(darkroom, photos, workers, backend, tmp, serve=False):
     base, processes, data = start_stack(darkroom, backend, tmp, "%d-workers" % workers,
-                                        ["--max-photos", str(len(photos) + 10)], workers)
+                                        ["--max-photos", str(len(photos) + 10)], workers, serve)
     try:
-        return measure(base, photos)
+        return measure(base, photos, 0 if serve else VIEW_SAMPLES)
     finally:
         stop_stack(processes, data)
 
@@ -197,7 +219,7 @@ def run_fairness(darkroom, photos, small_photo, backend, every, tmp):
         stop_stack(processes, data)
 
 
-def run_process(darkroom, photos, parallel, tmp):
+def run_process(darkroom, photos, parallel, tmp, threads="1"):
     folder = tempfile.mkdtemp(dir=tmp)
     paths = []
     for i, data in enumerate(photos):
@@ -209,7 +231,8 @@ def run_process(darkroom, photos, parallel, tmp):
     started = time.time()
     shares = [paths[i::parallel] for i in range(parallel)]
     running = [subprocess.Popen([darkroom, "process", "--recipe", json.dumps(RECIPE), "--out", out] + share,
-                                stdout=subprocess.DEVNULL, env=dict(os.environ, RAYON_NUM_THREADS="1"))
+                                stdout=subprocess.DEVNULL,
+                                env=dict(os.environ, RAYON_NUM_THREADS=threads) if threads else os.environ)
                for share in shares]
     for process in running:
         if process.wait() != 0:
@@ -227,10 +250,24 @@ def main():
     parser.add_argument("--base-url", help="measure a darkroom already running there (e.g. the compose stack) instead")
     parser.add_argument("--label", default="running service", help="the row's name with --base-url")
     parser.add_argument("--every", type=float, default=3.0, help="seconds between one-photo jobs (--fairness)")
+    parser.add_argument("--serve", action="store_true",
+                        help="one `darkroom serve` process with 1, then 2 slots, against one `darkroom process`")
+    parser.add_argument("--min-mp", type=float, default=0, help="only the corpus's JPEGs of at least this many megapixels")
+    parser.add_argument("--max-mp", type=float, default=1e9, help="only those of at most this many megapixels")
+    parser.add_argument("--recipe", help="the recipe as JSON (default: crop 4:3, sepia, fit 1024)")
+    parser.add_argument("--runs", type=int, default=1, help="repeat each measurement this many times")
     args = parser.parse_args()
-    corpus = [open(f, "rb").read() for f in sorted(glob.glob(os.path.join(args.corpus, "*.jpg")))]
+    if args.recipe:
+        global RECIPE
+        RECIPE = json.loads(args.recipe)
+    corpus = []
+    for f in sorted(glob.glob(os.path.join(args.corpus, "*.jpg"))):
+        data = open(f, "rb").read()
+        size = jpeg_megapixels(data)
+        if size and args.min_mp <= size[0] <= args.max_mp:
+            corpus.append(data)
     if not corpus:
-        sys.exit("no .jpg in " + args.corpus)
+        sys.exit("no .jpg of %g-%g MP in %s" % (args.min_mp, args.max_mp, args.corpus))
     photos = [corpus[i % len(corpus)] for i in range(args.photos)]
     tmp = tempfile.mkdtemp(prefix="darkroom-load-")
     if args.base_url:
@@ -249,8 +286,23 @@ def main():
                                                       result["max"], result["big_photos_per_s"]))
         shutil.rmtree(tmp, ignore_errors=True)
         return
-    print("# darkroom load benchmark: %d photos (%d distinct), backend %s, %d cores, recipe %s" % (
-        len(photos), len(corpus), args.backend, os.cpu_count(), json.dumps(RECIPE)))
+    sizes = [jpeg_megapixels(p) for p in photos]
+    print("# darkroom load benchmark: %d photos (%d distinct, %.1f-%.1f MP, %d progressive), backend %s, %d cores, recipe %s" % (
+        len(photos), len(corpus), min(s for s, _ in sizes), max(s for s, _ in sizes), sum(1 for _, p in sizes if p),
+        args.backend, os.cpu_count(), json.dumps(RECIPE)))
+    if args.serve:
+        print("\n| setup | run | upload→done s | photos/s | upload→done p50 s | p95 s | `darkroom process` s | service ÷ process |")
+        print("|---|---|---|---|---|---|---|---|")
+        for workers in (1, 2):
+            for run in range(args.runs):
+                service = run_service(args.darkroom, photos, workers, args.backend, tmp, serve=True)
+                # `darkroom process` as a user runs it: one process, its threads not limited.
+                baseline = run_process(args.darkroom, photos, 1, tmp, threads=None)
+                print("| serve --concurrency %d | %d | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f× |" % (
+                    workers, run + 1, len(photos) / service["photos_per_s"], service["photos_per_s"], service["p50"],
+                    service["p95"], len(photos) / baseline, service["photos_per_s"] / baseline), flush=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
     print("\n| setup | photos/s | upload→done p50 s | p95 s | p99 s | view of the job p50 / p95 ms | `darkroom process` photos/s | service ÷ process |")
     print("|---|---|---|---|---|---|---|---|")
     results = {}

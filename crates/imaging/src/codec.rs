@@ -428,7 +428,10 @@ fn decode_scaled_jpeg(bytes: &[u8], limits: DecodeLimits, target: DecodeTarget) 
     let available: &[u32] =
         if progressive || !cfg!(feature = "turbojpeg") { &POWER_OF_TWO_EIGHTHS } else { &ALL_EIGHTHS };
     let mut eighths = choose_eighths(width, height, target, available);
-    let mut by_coefficients = progressive;
+    // The default build decodes baseline JPEGs that way too: it reads past the AC
+    // coefficients a reduced scale does not need instead of keeping and transforming them
+    // (libjpeg-turbo's own scaled decode is faster than that, so it keeps them).
+    let mut by_coefficients = progressive || !cfg!(feature = "turbojpeg");
     if eighths == 8 && progressive && cfg!(feature = "turbojpeg") {
         eighths = choose_eighths(width, height, target, &ALL_EIGHTHS);
         by_coefficients = false;
@@ -444,16 +447,16 @@ fn decode_scaled_jpeg(bytes: &[u8], limits: DecodeLimits, target: DecodeTarget) 
         let shift = 3 - eighths.trailing_zeros();
         let decoded = crate::progressive_scaled::decode_scaled(bytes, shift, limits.max_alloc_bytes);
         if decoded.is_none() {
-            // Unusual (12-bit, CMYK, many scans) or damaged: the general decoder keeps every
-            // coefficient, which costs 128 bytes a block.
-            tracing::debug!(width, height, eighths, "progressive JPEG left to the general decoder");
+            // Unusual (12-bit, CMYK, many scans) or damaged: the general decoder takes it; a
+            // progressive one then keeps every coefficient, which costs 128 bytes a block.
+            tracing::debug!(width, height, eighths, progressive, "JPEG left to the general decoder");
         }
         decoded
     } else {
         None
     };
     let decoder_name = if from_coefficients.is_some() {
-        "progressive-scaled"
+        "coefficients-scaled"
     } else if cfg!(feature = "turbojpeg") {
         "libjpeg-turbo"
     } else {

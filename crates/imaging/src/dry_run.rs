@@ -18,7 +18,7 @@ use darkroom_core::{Operation, OutputFormat, Recipe};
 /// original's coordinates are followed through a [`Frame`] as in the real run.
 pub fn dry_run(recipe: &Recipe, width: u32, height: u32) -> Result<(u32, u32), ImagingError> {
     let decorations = Decorations::of(&recipe.ops)?;
-    let (width, height) = follow_ops(&recipe.ops, &decorations, width, height)?;
+    let ((width, height), _) = follow_ops(&recipe.ops, &decorations, width, height)?;
     let (bordered_width, bordered_height) = decorations.bordered_size(width, height);
     check_bordered_size(bordered_width, bordered_height)?;
     let (Ok(width), Ok(height)) = (u32::try_from(bordered_width), u32::try_from(bordered_height)) else {
@@ -37,7 +37,15 @@ pub fn dry_run(recipe: &Recipe, width: u32, height: u32) -> Result<(u32, u32), I
 /// The size of the result before its decorations (what pixel lengths of the result are
 /// relative to, and what a preview's copy is compared with).
 pub fn undecorated_size(recipe: &Recipe, width: u32, height: u32) -> Result<(u32, u32), ImagingError> {
-    follow_ops(&recipe.ops, &Decorations::of(&recipe.ops)?, width, height)
+    follow_ops(&recipe.ops, &Decorations::of(&recipe.ops)?, width, height).map(|(size, _)| size)
+}
+
+/// The scale of the result against an upright `width`×`height` original (0.5: one result
+/// pixel for each 2×2 of the original's), as the real run would make it; `None` if the
+/// recipe would fail on it.
+pub fn result_scale(ops: &[Operation], width: u32, height: u32) -> Option<f64> {
+    let (_, frame) = follow_ops(ops, &Decorations::of(ops).ok()?, width, height).ok()?;
+    Some(frame.linear_scale())
 }
 
 fn follow_ops(
@@ -45,7 +53,7 @@ fn follow_ops(
     decorations: &Decorations<'_>,
     width: u32,
     height: u32,
-) -> Result<(u32, u32), ImagingError> {
+) -> Result<((u32, u32), Frame), ImagingError> {
     let (original_width, original_height) = (width, height);
     let mut frame = Frame::identity(width, height);
     let (mut width, mut height) = (width, height);
@@ -112,7 +120,7 @@ fn follow_ops(
             | Operation::Watermark { .. } => {}
         }
     }
-    Ok((width, height))
+    Ok(((width, height), frame))
 }
 
 #[cfg(test)]
@@ -128,6 +136,28 @@ mod tests {
     fn real_run(recipe: &Recipe, width: u32, height: u32) -> Result<(u32, u32), ImagingError> {
         let image = image::DynamicImage::ImageRgb8(image::RgbImage::new(width, height));
         apply_ops(Photo::new(image, None), &recipe.ops).map(|photo| (photo.width(), photo.height()))
+    }
+
+    #[test]
+    fn the_result_scale_is_the_real_runs() {
+        for (json, (width, height)) in [
+            (r#"{"op":"crop","aspect":"4:3"},{"op":"thumbnail","size":1024}"#, (2560, 1600)),
+            (r#"{"op":"thumbnail","size":256}"#, (1200, 4000)),
+            (r#"{"op":"customize","rotate":90},{"op":"thumbnail","size":500}"#, (3000, 2000)),
+            (r#"{"op":"recolor","mode":"sepia"}"#, (640, 480)),
+        ] {
+            let recipe = recipe(json);
+            let image = image::DynamicImage::ImageRgb8(image::RgbImage::new(width, height));
+            let real = apply_ops(Photo::new(image, None), &recipe.ops).expect("runs").frame.linear_scale();
+            let predicted = result_scale(&recipe.ops, width, height).expect("runs");
+            assert!((predicted - real).abs() < 1e-9, "{json}: {predicted} against {real}");
+        }
+        assert!(
+            (result_scale(&recipe(r#"{"op":"thumbnail","size":1024}"#).ops, 4096, 2048).expect("runs") - 0.25).abs()
+                < 1e-9
+        );
+        let outside = recipe(r#"{"op":"crop","x":1200,"y":800,"width":600,"height":400}"#);
+        assert_eq!(result_scale(&outside.ops, 512, 384), None);
     }
 
     #[test]

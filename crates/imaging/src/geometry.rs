@@ -47,6 +47,12 @@ impl Frame {
         Self::identity(width, height).scaled(sx, sy).then(self.m)
     }
 
+    /// How many pixels of the current image one pixel of the original spans, on average
+    /// over both axes (the square root of the map's area factor).
+    pub fn linear_scale(&self) -> f64 {
+        (self.m[0] * self.m[4] - self.m[1] * self.m[3]).abs().sqrt()
+    }
+
     pub fn scaled(self, sx: f64, sy: f64) -> Self {
         self.then([sx, 0.0, 0.0, 0.0, sy, 0.0])
     }

@@ -37,10 +37,10 @@ pub use codec::{
     decode, decode_at_least, decode_for_ops, encode, encode_intermediate, encode_result, encode_with_metadata, probe,
     DecodeLimits, Probe, SourceFormat,
 };
-pub use dry_run::{dry_run, undecorated_size};
+pub use dry_run::{dry_run, result_scale, undecorated_size};
 pub use geometry::Frame;
 pub use pipeline::{
-    apply_ops, apply_ops_with, apply_range, apply_steps, decorate, decorate_within, fit_within,
+    apply_ops, apply_ops_with, apply_range, apply_steps, decorate, decorate_within, fit_within, fit_within_for_display,
     reduced_decode_long_side, Photo,
 };
 pub use watermark::WatermarkImages;

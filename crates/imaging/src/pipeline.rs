@@ -71,17 +71,33 @@ impl Photo {
         Ok(())
     }
 
-    fn crop_to(&mut self, x: u32, y: u32, width: u32, height: u32) {
-        self.image = self.image.crop_imm(x, y, width, height);
+    fn crop_to(&mut self, x: u32, y: u32, width: u32, height: u32) -> Result<(), ImagingError> {
+        let image = std::mem::replace(&mut self.image, DynamicImage::new_rgb8(0, 0));
+        self.image = crate::resize::crop_in_place(image, x, y, width, height)?;
         self.frame = self.frame.translated(-f64::from(x), -f64::from(y));
+        Ok(())
     }
 }
 
 /// A copy that fits inside `long_side`×`long_side` (never upscaled): thumbs and previews.
 pub fn fit_within(photo: &Photo, long_side: u32) -> Result<Photo, ImagingError> {
+    fit_with(photo, long_side, resize_exact)
+}
+
+/// [`fit_within`] with a filter a third as costly (bilinear), for copies only looked at on a
+/// screen: the job page's "before" picture.
+pub fn fit_within_for_display(photo: &Photo, long_side: u32) -> Result<Photo, ImagingError> {
+    fit_with(photo, long_side, crate::resize::resize_bilinear)
+}
+
+fn fit_with(
+    photo: &Photo,
+    long_side: u32,
+    resize: fn(&DynamicImage, u32, u32) -> Result<DynamicImage, ImagingError>,
+) -> Result<Photo, ImagingError> {
     let (width, height) = fit_dimensions(photo.width(), photo.height(), long_side);
     // Resampled straight from the source: no copy of the full-size image first.
-    let mut fitted = Photo::new(resize_exact(&photo.image, width, height)?, photo.icc_profile.clone());
+    let mut fitted = Photo::new(resize(&photo.image, width, height)?, photo.icc_profile.clone());
     fitted.frame =
         photo.frame.scaled(f64::from(width) / f64::from(photo.width()), f64::from(height) / f64::from(photo.height()));
     Ok(fitted)
@@ -228,8 +244,7 @@ fn crop(photo: &mut Photo, op: &Operation) -> Result<(), ImagingError> {
                 photo.frame.map_region(region.x, region.y, region.width, region.height, photo.width(), photo.height());
             let (x, y, width, height) =
                 mapped.ok_or_else(|| ImagingError::op("crop", "an earlier operation already removed the whole box"))?;
-            photo.crop_to(x, y, width, height);
-            Ok(())
+            photo.crop_to(x, y, width, height)
         }
         CropSpec::Relative(_) => Ok(()), // made a box above
         CropSpec::Aspect { width: aspect_w, height: aspect_h, smart } => {
@@ -239,8 +254,7 @@ fn crop(photo: &mut Photo, op: &Operation) -> Result<(), ImagingError> {
             } else {
                 ((photo.width() - width) / 2, (photo.height() - height) / 2)
             };
-            photo.crop_to(x, y, width, height);
-            Ok(())
+            photo.crop_to(x, y, width, height)
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Resampling with fast_image_resize (SIMD convolution, Lanczos3). Resizing happens in
+//! Resampling with fast_image_resize (SIMD convolution, Lanczos3), and cropping. Resizing happens in
 //! gamma-encoded sRGB, as in libvips, Pillow and ImageMagick's defaults, so our outputs
 //! match what users compare them with.
 
@@ -23,11 +23,26 @@ pub fn fit_dimensions(width: u32, height: u32, long_side: u32) -> (u32, u32) {
 }
 
 pub fn resize_exact(image: &DynamicImage, width: u32, height: u32) -> Result<DynamicImage, ImagingError> {
+    resize_with(image, width, height, FilterType::Lanczos3)
+}
+
+/// A bilinear (triangle) filter spread over the pixels each output pixel covers: smooth,
+/// a little softer than Lanczos3, with a third of its taps.
+pub fn resize_bilinear(image: &DynamicImage, width: u32, height: u32) -> Result<DynamicImage, ImagingError> {
+    resize_with(image, width, height, FilterType::Bilinear)
+}
+
+fn resize_with(
+    image: &DynamicImage,
+    width: u32,
+    height: u32,
+    filter: FilterType,
+) -> Result<DynamicImage, ImagingError> {
     if (width, height) == (image.width(), image.height()) {
         return Ok(image.clone());
     }
     let mut resized = DynamicImage::new(width, height, image.color());
-    let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3));
+    let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(filter));
     Resizer::new().resize(image, &mut resized, &options).map_err(|e| ImagingError::op("resize", e.to_string()))?;
     Ok(resized)
 }
@@ -41,6 +56,50 @@ pub fn resize_fast(image: &DynamicImage, width: u32, height: u32) -> Result<Dyna
     Ok(resized)
 }
 
+/// The `width`×`height` window at (`x`, `y`), in the image's own buffer: its rows moved to
+/// the front and the rest cut off, where `DynamicImage::crop_imm` would copy pixel by pixel
+/// into a new one (a tenth of a small recipe's time). A window not inside the image is an
+/// error.
+pub fn crop_in_place(
+    image: DynamicImage,
+    x: u32,
+    y: u32,
+    width: u32,
+    height: u32,
+) -> Result<DynamicImage, ImagingError> {
+    fn window<P: image::Pixel<Subpixel = u8>>(
+        image: image::ImageBuffer<P, Vec<u8>>,
+        (x, y, width, height): (u32, u32, u32, u32),
+    ) -> Option<image::ImageBuffer<P, Vec<u8>>> {
+        let channels = usize::from(P::CHANNEL_COUNT);
+        let stride = image.width() as usize * channels;
+        let (left, top, row) = (x as usize * channels, y as usize, width as usize * channels);
+        let mut pixels = image.into_raw();
+        // Each row moves to an offset no later than where it was, so in order nothing is
+        // overwritten before it is moved.
+        for r in 0..height as usize {
+            let from = (top + r) * stride + left;
+            pixels.copy_within(from..from + row, r * row);
+        }
+        pixels.truncate(row * height as usize);
+        image::ImageBuffer::from_raw(width, height, pixels)
+    }
+    let inside = x.checked_add(width).is_some_and(|right| right <= image.width())
+        && y.checked_add(height).is_some_and(|bottom| bottom <= image.height());
+    if !inside {
+        let size = (image.width(), image.height());
+        return Err(ImagingError::op("crop", format!("the window {width}×{height} at ({x}, {y}) is outside {size:?}")));
+    }
+    let area = (x, y, width, height);
+    let moved = match image {
+        DynamicImage::ImageRgb8(rgb) => window(rgb, area).map(DynamicImage::ImageRgb8),
+        DynamicImage::ImageRgba8(rgba) => window(rgba, area).map(DynamicImage::ImageRgba8),
+        DynamicImage::ImageLuma8(grey) => window(grey, area).map(DynamicImage::ImageLuma8),
+        other => Some(other.crop_imm(x, y, width, height)),
+    };
+    moved.ok_or_else(|| ImagingError::op("crop", "the cropped pixels did not fill the window"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -51,5 +110,25 @@ mod tests {
         assert_eq!(fit_dimensions(3000, 4000, 256), (192, 256));
         assert_eq!(fit_dimensions(100, 50, 256), (100, 50));
         assert_eq!(fit_dimensions(10_000, 1, 256), (256, 1));
+    }
+
+    #[test]
+    fn crops_in_place_as_crop_imm_copies() {
+        let rgb = image::RgbImage::from_fn(37, 23, |x, y| image::Rgb([x as u8, y as u8, (x * y) as u8]));
+        let rgba = image::RgbaImage::from_fn(37, 23, |x, y| image::Rgba([x as u8, y as u8, 7, (x + y) as u8]));
+        let grey = image::GrayImage::from_fn(37, 23, |x, y| image::Luma([(x * 3 + y) as u8]));
+        for image in [DynamicImage::ImageRgb8(rgb), DynamicImage::ImageRgba8(rgba), DynamicImage::ImageLuma8(grey)] {
+            for (x, y, width, height) in [(0, 0, 37, 23), (5, 3, 20, 11), (36, 22, 1, 1), (0, 10, 37, 5)] {
+                let cropped = crop_in_place(image.clone(), x, y, width, height).expect("inside");
+                assert_eq!(
+                    cropped,
+                    image.crop_imm(x, y, width, height),
+                    "{:?} {x},{y} {width}×{height}",
+                    image.color()
+                );
+            }
+            assert!(crop_in_place(image.clone(), 30, 0, 8, 1).is_err(), "past the right edge");
+            assert!(crop_in_place(image, 0, u32::MAX, 1, 2).is_err(), "overflowing");
+        }
     }
 }

@@ -9,8 +9,8 @@ use bytes::Bytes;
 use darkroom_core::recipe::Operation;
 use darkroom_core::{CarriedFrame, MetadataPolicy, OutputFormat};
 use darkroom_imaging::{
-    apply_ops_with, apply_range, decode, decode_for_ops, encode_intermediate, encode_result, fit_within, DecodeLimits,
-    ImagingError, Photo, WatermarkImages,
+    apply_ops_with, apply_range, decode, decode_for_ops, encode_intermediate, encode_result, fit_within,
+    fit_within_for_display, result_scale, DecodeLimits, ImagingError, Photo, WatermarkImages,
 };
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -119,15 +119,21 @@ fn file(
 pub fn render(mut input: RenderInput, cancel: &CancelFlag) -> Result<Rendered, RenderError> {
     #[cfg(feature = "fault-injection")]
     inject_faults(input.recipe_ops.get(input.segment.clone()).unwrap_or_default(), cancel);
-    let is_last_segment = input.segment.end >= input.recipe_ops.len();
     let remaining_ops = input.recipe_ops.get(input.segment.start..).unwrap_or_default();
     cancel.check()?;
     // The first segment decodes the upload: a JPEG whose recipe shrinks it early is decoded
-    // at reduced scale, but never below the preview's size. Later segments get an
+    // at reduced scale, but never below the preview's size (which follows the result's). Later segments get an
     // intermediate PNG already at the size the earlier ones left.
     let bytes = std::mem::take(&mut input.bytes);
     let mut photo = if input.is_first_segment && input.frame.is_none() {
-        decode_for_ops(&bytes, input.limits, remaining_ops, PREVIEW_LONG_SIDE)?
+        // Whichever way the photo turns: its EXIF orientation is read by the decode.
+        let preview_at_most = match darkroom_imaging::probe(&bytes).ok().and_then(|probed| probed.dimensions) {
+            Some((width, height)) => {
+                preview_long_side(remaining_ops, width, height).max(preview_long_side(remaining_ops, height, width))
+            }
+            None => PREVIEW_LONG_SIDE,
+        };
+        decode_for_ops(&bytes, input.limits, remaining_ops, preview_at_most)?
     } else if input.is_first_segment {
         decode(&bytes, input.limits)?
     } else {
@@ -149,20 +155,61 @@ pub fn render(mut input: RenderInput, cancel: &CancelFlag) -> Result<Rendered, R
     for (name, png) in &input.watermark_pngs {
         watermark_images.add(name, png)?;
     }
-    let mut files = Vec::new();
-    if input.is_first_segment {
+    let preview = if input.is_first_segment {
         cancel.check()?;
-        let preview = fit_within(&photo, PREVIEW_LONG_SIDE)?;
-        files.push(file("preview", &preview, (OutputFormat::Jpeg, PREVIEW_QUALITY, None), MetadataPolicy::Strip)?);
+        let (width, height) = (photo.frame.original_width, photo.frame.original_height);
+        Some(fit_within_for_display(&photo, preview_long_side(&input.recipe_ops, width, height))?)
+    } else {
+        None
+    };
+    // The preview's encode needs none of what the operations change: it runs beside them
+    // (on rayon's pool, one thread per core), so a lone photo is done sooner on an idle core.
+    // Pool threads log under the photo's span too (its job and photo ids).
+    let span = tracing::Span::current();
+    let (preview_file, rest) = rayon::join(
+        || {
+            let _photo = span.enter();
+            preview.map(|p| file("preview", &p, (OutputFormat::Jpeg, PREVIEW_QUALITY, None), MetadataPolicy::Strip))
+        },
+        || span.in_scope(|| operate_and_encode(photo, &input, &watermark_images, cancel)),
+    );
+    let (later_files, handover, frame) = rest?;
+    let mut files: Vec<RenderedFile> = preview_file.transpose()?.into_iter().collect();
+    files.extend(later_files);
+    Ok(Rendered { files, handover, frame })
+}
+
+/// The "before" picture is for comparing with the result at the result's scale (the job
+/// page's compare view): no larger than the original at that scale, which for a recipe
+/// that shrinks is well under `PREVIEW_LONG_SIDE` and costs that much less to make.
+fn preview_long_side(ops: &[Operation], width: u32, height: u32) -> u32 {
+    match result_scale(ops, width, height) {
+        Some(scale) if scale > 0.0 => {
+            let at_result_scale = (f64::from(width.max(height)) * scale).round();
+            (at_result_scale.min(f64::from(PREVIEW_LONG_SIDE)) as u32).max(THUMB_LONG_SIDE)
+        }
+        _ => PREVIEW_LONG_SIDE,
     }
+}
+
+/// The segment's operations on the decoded photo, then the result and its thumbnail (last
+/// segment) or the intermediate image for the next one.
+fn operate_and_encode(
+    mut photo: Photo,
+    input: &RenderInput,
+    watermark_images: &WatermarkImages,
+    cancel: &CancelFlag,
+) -> Result<(Vec<RenderedFile>, Handover, CarriedFrame), RenderError> {
+    let is_last_segment = input.segment.end >= input.recipe_ops.len();
+    let mut files = Vec::new();
     for index in input.segment.clone() {
         cancel.check()?;
         photo = if input.decorations_in_place {
             // The operation as a recipe of its own: its decorations drawn at once, and a
             // thumbnail fitted without room for later borders, as version 2 did.
-            apply_ops_with(photo, input.recipe_ops.get(index..index + 1).unwrap_or_default(), &watermark_images)?
+            apply_ops_with(photo, input.recipe_ops.get(index..index + 1).unwrap_or_default(), watermark_images)?
         } else {
-            apply_range(photo, &input.recipe_ops, index..index + 1, &watermark_images)?
+            apply_range(photo, &input.recipe_ops, index..index + 1, watermark_images)?
         };
     }
     cancel.check()?;
@@ -175,7 +222,7 @@ pub fn render(mut input: RenderInput, cancel: &CancelFlag) -> Result<Rendered, R
     } else {
         Handover::NextSegment { intermediate: encode_intermediate(&photo)? }
     };
-    Ok(Rendered { files, handover, frame: photo.frame.into() })
+    Ok((files, handover, photo.frame.into()))
 }
 
 /// Test hook (feature `fault-injection`): misbehave on request, so the fault-tolerance tests
@@ -268,6 +315,35 @@ mod tests {
         assert_eq!(render_with(true), (110, 60));
         // Version 3: the photo fitted into 110 − 2×20, then framed by 20 px.
         assert_eq!(render_with(false), (110, 75));
+    }
+
+    /// The "before" picture is the whole original at the result's scale, for the compare
+    /// view: a shrinking recipe's is small; one that keeps the size gets the 1600 px cap.
+    #[test]
+    fn the_preview_is_the_original_at_the_results_scale() {
+        let upload = image::RgbImage::from_fn(2400, 1600, |x, y| image::Rgb([(x / 10) as u8, (y / 10) as u8, 90]));
+        let mut jpeg = Vec::new();
+        image::DynamicImage::ImageRgb8(upload)
+            .write_to(&mut std::io::Cursor::new(&mut jpeg), image::ImageFormat::Jpeg)
+            .unwrap();
+        let size_of = |rendered: &Rendered, name: &str| {
+            let file = rendered.files.iter().find(|f| f.name == name).unwrap();
+            let decoded = image::load_from_memory(&file.bytes).unwrap();
+            assert_eq!((decoded.width(), decoded.height()), (file.width, file.height), "{name} as reported");
+            (file.width, file.height)
+        };
+        for (json, result, preview) in [
+            // 4:3 of 2400×1600 is 2133×1600, fitted into 600: a scale of 0.28125.
+            (r#"{"ops":[{"op":"crop","aspect":"4:3"},{"op":"thumbnail","size":600}]}"#, (600, 450), (675, 450)),
+            (r#"{"ops":[{"op":"thumbnail","size":100}]}"#, (100, 67), (256, 171)),
+            (r#"{"ops":[{"op":"recolor","mode":"sepia"}]}"#, (2400, 1600), (1600, 1067)),
+        ] {
+            let recipe = Recipe::from_json(json).unwrap();
+            let rendered = segment(jpeg.clone(), &recipe.ops, 0..recipe.ops.len(), Limits::default());
+            assert_eq!(size_of(&rendered, "result"), result, "{json}");
+            assert_eq!(size_of(&rendered, "preview"), preview, "{json}");
+            assert!(size_of(&rendered, "thumb").0 <= THUMB_LONG_SIDE);
+        }
     }
 
     /// An upload just inside the limits, bordered by the first segment, is still taken by

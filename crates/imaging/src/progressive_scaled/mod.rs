@@ -23,7 +23,7 @@ mod scans;
 use entropy::{Bits, Huffman};
 use image::RgbImage;
 use pixels::{to_rgb, Plane};
-use scans::{decode_ac_first, decode_ac_refinement, decode_dc_scan, Scan};
+use scans::{decode_ac_first, decode_ac_refinement, decode_dc_scan, Scan, ScanTables};
 
 /// Zig-zag position → natural (row-major) position in an 8×8 block.
 const NATURAL: [usize; 64] = [
@@ -94,6 +94,8 @@ struct Layout {
     /// Kept coefficients per block side (8 >> shift) and where each zig-zag position goes.
     side: usize,
     slot: [u8; 64],
+    /// A baseline (sequential) frame: each scan carries its components' every coefficient.
+    sequential: bool,
 }
 
 /// The photo at 1/2^`shift` scale (`shift` 1–3; each side rounded up, as libjpeg does), if
@@ -111,7 +113,8 @@ pub(crate) fn decode_scaled(data: &[u8], shift: u32, max_alloc: u64) -> Option<R
             slot[zigzag] = (row * side + column) as u8;
         }
     }
-    let mut layout = Layout { width: 0, height: 0, mcus_wide: 0, mcus_high: 0, h_max: 1, v_max: 1, side, slot };
+    let mut layout =
+        Layout { width: 0, height: 0, mcus_wide: 0, mcus_high: 0, h_max: 1, v_max: 1, side, slot, sequential: false };
     let mut quant: [Option<[u16; 64]>; 4] = [None; 4];
     let mut dc_tables: [Option<Huffman>; 4] = Default::default();
     let mut ac_tables: [Option<Huffman>; 4] = Default::default();
@@ -137,14 +140,17 @@ pub(crate) fn decode_scaled(data: &[u8], shift: u32, max_alloc: u64) -> Option<R
         let length = u16_at(data, at)?;
         let segment = data.get(at + 2..at + length)?;
         match marker {
-            0xC2 => {
+            // Progressive, and baseline or extended sequential (8-bit precision checked in
+            // the frame), all Huffman-coded.
+            0xC0..=0xC2 => {
                 if !components.is_empty() {
                     return None;
                 }
+                layout.sequential = marker != 0xC2;
                 components = read_frame(segment, &mut layout, max_alloc)?;
             }
-            // Any other frame type (baseline, extended, lossless, arithmetic): not ours.
-            0xC0 | 0xC1 | 0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF => return None,
+            // Any other frame type (lossless, hierarchical, arithmetic): not ours.
+            0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF => return None,
             0xDB => {
                 let mut rest = segment;
                 while let Some(&spec) = rest.first() {
@@ -182,7 +188,7 @@ pub(crate) fn decode_scaled(data: &[u8], shift: u32, max_alloc: u64) -> Option<R
                 if components.is_empty() {
                     return None;
                 }
-                let scan = Scan::read(segment, &components)?;
+                let scan = Scan::read(segment, &components, layout.sequential)?;
                 let start = at + length;
                 // At 1/8 the picture is the DC coefficients alone: AC scans are skipped unread.
                 if scan.spectral.0 > 0 && side == 1 {
@@ -205,7 +211,8 @@ pub(crate) fn decode_scaled(data: &[u8], shift: u32, max_alloc: u64) -> Option<R
                 }
                 let mut bits = Bits::new(data, start);
                 if scan.spectral.0 == 0 {
-                    decode_dc_scan(&mut bits, &mut components, &scan, &dc_tables, &layout, restart_interval)?;
+                    let tables = ScanTables { dc: &dc_tables, ac: &ac_tables };
+                    decode_dc_scan(&mut bits, &mut components, &scan, tables, &layout, restart_interval)?;
                 } else {
                     let (index, table) = scan.components[0];
                     let table = ac_tables.get(table)?.as_ref()?;
@@ -238,7 +245,7 @@ pub(crate) fn decode_scaled(data: &[u8], shift: u32, max_alloc: u64) -> Option<R
     Some(to_rgb(&planes, &layout))
 }
 
-/// SOF2: 8-bit, 1 or 3 components, sampling factors 1–2; the coefficient stores allocated
+/// SOF0–2: 8-bit, 1 or 3 components, sampling factors 1–2; the coefficient stores allocated
 /// once the size is known to fit in `max_alloc`.
 fn read_frame(segment: &[u8], layout: &mut Layout, max_alloc: u64) -> Option<Vec<Component>> {
     if segment.first() != Some(&8) {
@@ -280,7 +287,8 @@ fn read_frame(segment: &[u8], layout: &mut Layout, max_alloc: u64) -> Option<Vec
     // Per block: its kept coefficients, its map of non-zero ones (not at 1/8), its pixels
     // in the component's plane; and the RGB picture besides.
     let area = layout.side * layout.side;
-    let per_block = (area * 2 + if layout.side > 1 { 8 } else { 0 } + area) as u64;
+    let keeps_map = layout.side > 1 && !layout.sequential;
+    let per_block = (area * 2 + if keeps_map { 8 } else { 0 } + area) as u64;
     let blocks: usize = components.iter().map(|c| layout.mcus_wide * c.h * layout.mcus_high * c.v).sum();
     let output = 3 * (layout.width * layout.side).div_ceil(8) as u64 * (layout.height * layout.side).div_ceil(8) as u64;
     if (blocks as u64).saturating_mul(per_block).saturating_add(output) > max_alloc {
@@ -293,7 +301,7 @@ fn read_frame(segment: &[u8], layout: &mut Layout, max_alloc: u64) -> Option<Vec
         component.used_high = (layout.height * component.v).div_ceil(layout.v_max).div_ceil(8);
         let count = component.blocks_wide * component.blocks_high;
         component.kept = vec![0; count * layout.side * layout.side];
-        if layout.side > 1 {
+        if keeps_map {
             component.nonzero = vec![0; count];
         }
     }
@@ -309,7 +317,7 @@ mod tests {
     }
 
     #[test]
-    fn takes_progressive_photos_and_leaves_the_rest() {
+    fn takes_progressive_and_baseline_photos_and_leaves_the_rest() {
         for (shift, colour_size, grey_size) in
             [(3, (100, 67), (64, 64)), (2, (200, 134), (128, 128)), (1, (400, 267), (256, 256))]
         {
@@ -317,8 +325,15 @@ mod tests {
             assert_eq!(colour.dimensions(), colour_size);
             let grey = decode_scaled(&fixture("astronaut-progressive-gray.jpg"), shift, u64::MAX).expect("greyscale");
             assert_eq!(grey.dimensions(), grey_size);
-            assert!(decode_scaled(&fixture("astronaut.jpg"), shift, u64::MAX).is_none(), "baseline goes elsewhere");
+            let baseline = decode_scaled(&fixture("astronaut.jpg"), shift, u64::MAX).expect("baseline");
+            assert_eq!(baseline.dimensions(), grey_size);
         }
+        // Not a JPEG, or a frame type it does not take (lossless, SOF3).
+        assert!(decode_scaled(&fixture("coffee.png"), 2, u64::MAX).is_none());
+        let mut lossless = fixture("astronaut.jpg");
+        let sof = lossless.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap_or_default();
+        lossless[sof + 1] = 0xC3;
+        assert!(decode_scaled(&lossless, 2, u64::MAX).is_none());
         // Coefficients that would not fit in the allowance: the general decoder's turn.
         assert!(decode_scaled(&fixture("coffee-progressive.jpg"), 1, 1000).is_none());
     }

@@ -1,4 +1,6 @@
-//! The four kinds of progressive scan: DC first and refinement, AC first and refinement.
+//! The four kinds of progressive scan: DC first and refinement, AC first and refinement;
+//! and the one kind of sequential scan, every coefficient at once (read as a first DC scan
+//! whose blocks each go on with their AC coefficients).
 
 use super::entropy::{extend, Bits, Huffman};
 use super::{Component, Layout, NOT_KEPT};
@@ -12,7 +14,7 @@ pub(super) struct Scan {
 }
 
 impl Scan {
-    pub(super) fn read(segment: &[u8], components: &[Component]) -> Option<Self> {
+    pub(super) fn read(segment: &[u8], components: &[Component], sequential: bool) -> Option<Self> {
         let count = usize::from(*segment.first()?);
         if count == 0 || count > components.len() {
             return None;
@@ -35,6 +37,22 @@ impl Scan {
         let refinement_ok = high == 0 || high == low + 1;
         if low > 13 || !refinement_ok {
             return None;
+        }
+        if sequential {
+            // All 64 coefficients, each component in one scan, at most 10 blocks per MCU.
+            let blocks_per_mcu: usize = in_scan.iter().map(|&(i, _)| components[i].h * components[i].v).sum();
+            let seen = in_scan.iter().any(|&(index, _)| components[index].dc_seen);
+            if (start, end, high, low) != (0, 63, 0, 0) || seen || (count > 1 && blocks_per_mcu > 10) {
+                return None;
+            }
+            // Both tables' numbers are kept: the DC one in the high nibble, the AC one low.
+            let tables = (1..=count).map(|s| segment.get(2 * s).copied());
+            let in_scan = in_scan.iter().zip(tables).map(|(&(index, _), spec)| Some((index, usize::from(spec?))));
+            return Some(Self {
+                components: in_scan.collect::<Option<_>>()?,
+                spectral: (0, 63),
+                approximation: (0, 0),
+            });
         }
         if start == 0 {
             // DC only, and no more than the 10 blocks per MCU the standard allows.
@@ -62,20 +80,42 @@ impl Scan {
     }
 }
 
+/// The Huffman tables a scan may use, by number.
+#[derive(Clone, Copy)]
+pub(super) struct ScanTables<'a> {
+    pub(super) dc: &'a [Option<Huffman>; 4],
+    pub(super) ac: &'a [Option<Huffman>; 4],
+}
+
+/// A DC scan, first or refinement; in a sequential frame, every coefficient of its blocks.
 pub(super) fn decode_dc_scan(
     bits: &mut Bits,
     components: &mut [Component],
     scan: &Scan,
-    dc_tables: &[Option<Huffman>; 4],
+    all_tables: ScanTables,
     layout: &Layout,
     restart_interval: usize,
 ) -> Option<()> {
     let (high, low) = scan.approximation;
     let first = high == 0;
-    let tables: Vec<Option<&Huffman>> = scan.components.iter().map(|&(_, t)| dc_tables.get(t)?.as_ref()).collect();
+    // A sequential scan's table numbers hold the DC table's in the high nibble, the AC
+    // table's in the low one; a progressive DC scan's, the DC table's alone.
+    let dc_table = |t: usize| if layout.sequential { t >> 4 } else { t };
+    let tables: Vec<Option<&Huffman>> =
+        scan.components.iter().map(|&(_, t)| all_tables.dc.get(dc_table(t))?.as_ref()).collect();
     if first && tables.iter().any(Option::is_none) {
         return None;
     }
+    let ac_tables: Vec<Option<&Huffman>> = if layout.sequential {
+        let found: Vec<Option<&Huffman>> =
+            scan.components.iter().map(|&(_, t)| all_tables.ac.get(t & 15)?.as_ref()).collect();
+        if found.iter().any(Option::is_none) {
+            return None;
+        }
+        found
+    } else {
+        Vec::new()
+    };
     let kept_per_block = layout.side * layout.side;
     let mut predictors = vec![0i32; scan.components.len()];
     // One component alone is scanned block by block over the blocks that carry the image;
@@ -103,7 +143,7 @@ pub(super) fn decode_dc_scan(
             for row in top..top + rows {
                 for column in left..left + columns {
                     let block = row * component.blocks_wide + column;
-                    let coefficient = component.kept.get_mut(block * kept_per_block)?;
+                    let kept = component.kept.get_mut(block * kept_per_block..(block + 1) * kept_per_block)?;
                     if first {
                         let size = u32::from(bits.decode(tables[place]?)?);
                         if size > 11 {
@@ -111,9 +151,12 @@ pub(super) fn decode_dc_scan(
                         }
                         let difference = extend(bits.bits(size), size);
                         predictors[place] = predictors[place].checked_add(difference)?;
-                        *coefficient = i16::try_from(predictors[place].checked_shl(low)?).ok()?;
+                        kept[0] = i16::try_from(predictors[place].checked_shl(low)?).ok()?;
+                        if let Some(&Some(ac_table)) = ac_tables.get(place) {
+                            decode_sequential_ac(bits, ac_table, kept, layout)?;
+                        }
                     } else if bits.bit() {
-                        *coefficient |= 1 << low;
+                        kept[0] |= 1 << low;
                     }
                 }
             }
@@ -123,6 +166,32 @@ pub(super) fn decode_dc_scan(
         for &(index, _) in &scan.components {
             components[index].dc_seen = true;
         }
+    }
+    Some(())
+}
+
+/// The AC coefficients of one block of a sequential scan: run-length coded values to the
+/// block's end-of-block, those of the kept n×n stored, the rest read past.
+#[inline]
+fn decode_sequential_ac(bits: &mut Bits, table: &Huffman, kept: &mut [i16], layout: &Layout) -> Option<()> {
+    let mut k = 1;
+    while k < 64 {
+        let symbol = bits.decode(table)?;
+        let (run, size) = (usize::from(symbol >> 4), u32::from(symbol & 15));
+        if size == 0 {
+            if run < 15 {
+                break; // end of block
+            }
+            k += 16; // sixteen zeros
+            continue;
+        }
+        k += run;
+        let slot = *layout.slot.get(k)?;
+        let value = extend(bits.bits(size), size);
+        if slot != NOT_KEPT {
+            kept[usize::from(slot)] = i16::try_from(value).ok()?;
+        }
+        k += 1;
     }
     Some(())
 }
