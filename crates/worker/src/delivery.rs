@@ -114,6 +114,11 @@ impl Worker {
                 self.delete(queue, message).await;
                 Outcome::Duplicate
             }
+            Ok(Step::CancelledInWork) => {
+                tracing::info!("the owner cancelled this photo while it was at work; dropping the render");
+                self.delete(queue, message).await;
+                Outcome::Cancelled
+            }
             Err(StepError::JobGone) => {
                 // The job was deleted while this photo was under way: what an earlier segment
                 // or delivery wrote after the deletion would otherwise stay behind.

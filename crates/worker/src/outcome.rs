@@ -15,7 +15,7 @@ pub enum Outcome {
     Failed,
     /// This attempt was already finished by an earlier delivery.
     Duplicate,
-    /// The job was deleted while the message waited.
+    /// The job was deleted while the message waited, or its owner cancelled the photo.
     Cancelled,
     /// A message this build cannot read: handed back for a newer process, or left to the
     /// dead-letter queue if it never parses. Never deleted.
