@@ -254,6 +254,7 @@ def main():
                         help="one `darkroom serve` process with 1, then 2 slots, against one `darkroom process`")
     parser.add_argument("--min-mp", type=float, default=0, help="only the corpus's JPEGs of at least this many megapixels")
     parser.add_argument("--max-mp", type=float, default=1e9, help="only those of at most this many megapixels")
+    parser.add_argument("--only", choices=["baseline", "progressive"], help="only the corpus's JPEGs of that kind")
     parser.add_argument("--recipe", help="the recipe as JSON (default: crop 4:3, sepia, fit 1024)")
     parser.add_argument("--runs", type=int, default=1, help="repeat each measurement this many times")
     args = parser.parse_args()
@@ -264,7 +265,8 @@ def main():
     for f in sorted(glob.glob(os.path.join(args.corpus, "*.jpg"))):
         data = open(f, "rb").read()
         size = jpeg_megapixels(data)
-        if size and args.min_mp <= size[0] <= args.max_mp:
+        kind_wanted = args.only is None or size and size[1] == (args.only == "progressive")
+        if size and args.min_mp <= size[0] <= args.max_mp and kind_wanted:
             corpus.append(data)
     if not corpus:
         sys.exit("no .jpg of %g-%g MP in %s" % (args.min_mp, args.max_mp, args.corpus))
