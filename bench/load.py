@@ -36,7 +36,7 @@ VIEW_SAMPLES = 30
 
 
 def jpeg_megapixels(data):
-    """The frame's size in megapixels from a JPEG's SOF marker (None if not a JPEG)."""
+    """(megapixels, progressive) from a JPEG's frame header; None if not a JPEG."""
     at = 2
     while at + 9 < len(data) and data[at] == 0xFF:
         marker, length = data[at + 1], int.from_bytes(data[at + 2:at + 4], "big")

@@ -47,8 +47,8 @@ impl Frame {
         Self::identity(width, height).scaled(sx, sy).then(self.m)
     }
 
-    /// How many pixels of the current image one pixel of the original spans, on average
-    /// over both axes (the square root of the map's area factor).
+    /// How many pixels of the current image one pixel of the original becomes, along each
+    /// axis on average (the square root of the map's area factor): 0.5 after halving.
     pub fn linear_scale(&self) -> f64 {
         (self.m[0] * self.m[4] - self.m[1] * self.m[3]).abs().sqrt()
     }

@@ -367,10 +367,10 @@ pub(crate) fn largest_centred(width: u32, height: u32, aspect_w: u32, aspect_h: 
     let (w, h, aw, ah) = (u64::from(width), u64::from(height), u64::from(aspect_w), u64::from(aspect_h));
     if w * ah >= h * aw {
         // Too wide: keep the height.
-        let crop_w = ((h * aw + ah / 2) / ah).clamp(1, w);
+        let crop_w = ((h * aw + ah / 2) / ah).clamp(1, w.max(1));
         (crop_w as u32, height)
     } else {
-        let crop_h = ((w * ah + aw / 2) / aw).clamp(1, h);
+        let crop_h = ((w * ah + aw / 2) / aw).clamp(1, h.max(1));
         (width, crop_h as u32)
     }
 }

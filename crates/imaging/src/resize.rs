@@ -81,7 +81,12 @@ pub fn crop_in_place(
             let from = (top + r) * stride + left;
             pixels.copy_within(from..from + row, r * row);
         }
-        pixels.truncate(row * height as usize);
+        let kept = row * height as usize;
+        pixels.truncate(kept);
+        // A small window of a big photo gives the rest of the memory back to later steps.
+        if kept < pixels.capacity() / 2 {
+            pixels.shrink_to_fit();
+        }
         image::ImageBuffer::from_raw(width, height, pixels)
     }
     let inside = x.checked_add(width).is_some_and(|right| right <= image.width())

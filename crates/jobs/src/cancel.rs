@@ -1,8 +1,10 @@
-//! Cancelling a job: every photo still waiting in a queue is recorded `cancelled` in its
+//! Cancelling a job: every photo its view shows queued is recorded `cancelled` in its
 //! current attempt; workers that receive its request drop it (they look for the event
-//! before they start). Photos already done stay done and downloadable; photos a worker
-//! is processing at that moment finish — a photo a worker took just before the view showed
-//! it, and that is then cancelled, shows done when it is (`done` outranks `cancelled`).
+//! before they start, and again before they store a render: a photo's first 750 ms at work
+//! are shown queued, see docs/ARCHITECTURE.md "One photo's path"). Photos already done stay
+//! done and downloadable; photos shown processing finish. A photo whose worker passed the
+//! second look just before the cancel landed shows done when it is (`done` outranks
+//! `cancelled`).
 
 use crate::{Jobs, JobsError};
 use darkroom_core::{keys, EventDoc, JobManifest, PhotoId, PhotoState};

@@ -114,8 +114,8 @@ impl Worker {
                 self.delete(queue, message).await;
                 Outcome::Duplicate
             }
-            Ok(Step::CancelledInWork) => {
-                tracing::info!("the owner cancelled this photo while it was at work; dropping the render");
+            Ok(Step::Cancelled) => {
+                tracing::info!("the owner cancelled this photo; dropping it, nothing stored");
                 self.delete(queue, message).await;
                 Outcome::Cancelled
             }

@@ -10,7 +10,7 @@ use darkroom_core::recipe::Operation;
 use darkroom_core::{CarriedFrame, MetadataPolicy, OutputFormat};
 use darkroom_imaging::{
     apply_ops_with, apply_range, decode, decode_for_ops, encode_intermediate, encode_result, fit_within,
-    fit_within_for_display, result_scale, DecodeLimits, ImagingError, Photo, WatermarkImages,
+    fit_within_for_display, result_scale, DecodeLimits, ImagingError, Photo, SourceFormat, WatermarkImages,
 };
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -126,8 +126,10 @@ pub fn render(mut input: RenderInput, cancel: &CancelFlag) -> Result<Rendered, R
     // intermediate PNG already at the size the earlier ones left.
     let bytes = std::mem::take(&mut input.bytes);
     let mut photo = if input.is_first_segment && input.frame.is_none() {
-        // Whichever way the photo turns: its EXIF orientation is read by the decode.
-        let preview_at_most = match darkroom_imaging::probe(&bytes).ok().and_then(|probed| probed.dimensions) {
+        // Only a JPEG decodes at reduced scale. Whichever way it turns: its EXIF orientation
+        // is read by the decode.
+        let probed = darkroom_imaging::probe(&bytes).ok().filter(|probed| probed.format == SourceFormat::Jpeg);
+        let preview_at_most = match probed.and_then(|probed| probed.dimensions) {
             Some((width, height)) => {
                 preview_long_side(remaining_ops, width, height).max(preview_long_side(remaining_ops, height, width))
             }
@@ -162,17 +164,30 @@ pub fn render(mut input: RenderInput, cancel: &CancelFlag) -> Result<Rendered, R
     } else {
         None
     };
-    // The preview's encode needs none of what the operations change: it runs beside them
-    // (on rayon's pool, one thread per core), so a lone photo is done sooner on an idle core.
-    // Pool threads log under the photo's span too (its job and photo ids).
+    // The preview's encode needs none of what the operations change: it runs on a thread of
+    // its own beside them, so a lone photo is done sooner on an idle core. (Not on rayon's
+    // pool: a join there would run this render's operations, and other photos' work, on the
+    // pool's few threads.) The thread logs under the photo's span (its job and photo ids).
+    let preview = preview.map(Arc::new);
     let span = tracing::Span::current();
-    let (preview_file, rest) = rayon::join(
-        || {
-            let _photo = span.enter();
-            preview.map(|p| file("preview", &p, (OutputFormat::Jpeg, PREVIEW_QUALITY, None), MetadataPolicy::Strip))
-        },
-        || span.in_scope(|| operate_and_encode(photo, &input, &watermark_images, cancel)),
-    );
+    let encode_preview = move |preview: &Photo| {
+        let _photo = span.enter();
+        file("preview", preview, (OutputFormat::Jpeg, PREVIEW_QUALITY, None), MetadataPolicy::Strip)
+    };
+    let (preview_file, rest) = std::thread::scope(|scope| {
+        let beside = preview.clone().map(|preview| {
+            let encode = encode_preview.clone();
+            std::thread::Builder::new().name("preview-encode".into()).spawn_scoped(scope, move || encode(&preview))
+        });
+        let rest = operate_and_encode(photo, &input, &watermark_images, cancel);
+        let preview_file = match (beside, &preview) {
+            (Some(Ok(thread)), _) => Some(thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))),
+            // No thread to be had: encoded here, after the operations.
+            (Some(Err(_)), Some(preview)) => Some(encode_preview(preview)),
+            _ => None,
+        };
+        (preview_file, rest)
+    });
     let (later_files, handover, frame) = rest?;
     let mut files: Vec<RenderedFile> = preview_file.transpose()?.into_iter().collect();
     files.extend(later_files);
@@ -183,6 +198,9 @@ pub fn render(mut input: RenderInput, cancel: &CancelFlag) -> Result<Rendered, R
 /// page's compare view): no larger than the original at that scale, which for a recipe
 /// that shrinks is well under `PREVIEW_LONG_SIDE` and costs that much less to make.
 fn preview_long_side(ops: &[Operation], width: u32, height: u32) -> u32 {
+    if width == 0 || height == 0 {
+        return PREVIEW_LONG_SIDE; // a header's claim: the decode refuses it
+    }
     match result_scale(ops, width, height) {
         Some(scale) if scale > 0.0 => {
             let at_result_scale = (f64::from(width.max(height)) * scale).round();

@@ -1,7 +1,8 @@
 //! One pipeline segment of one photo, in the order the at-least-once contract needs:
 //! still wanted? → read the input → render (reporting processing if that takes a while) →
-//! store the outputs → report done, or forward to the next stage. Everything is keyed by (photo, attempt,
-//! segment), so a redelivery redoes the same work into the same keys.
+//! still wanted (not cancelled meanwhile)? → store the outputs → report done, or forward to
+//! the next stage. Everything is keyed by (photo, attempt, segment), so a redelivery redoes
+//! the same work into the same keys.
 //!
 //! Each IO step goes through [`Worker::with_retries`]: a transient failure trips the
 //! breaker (the process stops taking messages), and the step is retried in place once the
@@ -46,8 +47,8 @@ pub(crate) enum Step {
     Finished,
     Forwarded,
     AlreadyDone,
-    /// Its owner cancelled it while it was at work and still shown as queued.
-    CancelledInWork,
+    /// Its owner cancelled it: while it was queued, or at work and still shown queued.
+    Cancelled,
 }
 
 #[derive(Debug)]
@@ -92,8 +93,8 @@ fn queue_error(context: &str, error: QueueError) -> StepError {
 impl Worker {
     pub(crate) async fn run_segment(&self, delivery: &Delivery<'_>) -> Result<Step, StepError> {
         let request = delivery.request;
-        if self.with_retries(delivery, "checking the job", || self.already_done(request)).await? {
-            return Ok(Step::AlreadyDone);
+        if let Some(step) = self.with_retries(delivery, "checking the job", || self.already_done(request)).await? {
+            return Ok(step);
         }
         let Some(segment) = request.current_segment().cloned() else {
             return Err(StepError::Permanent(PhotoError::new(
@@ -122,24 +123,32 @@ impl Worker {
         // "Processing" is reported only for a segment still at work after a moment: a photo
         // done sooner goes from queued to done with one report instead of two, which saves
         // a queue message and two store writes per photo (docs/ARCHITECTURE.md "One photo's
-        // path").
-        tokio::pin!(work);
-        let (rendered, work_time) = tokio::select! {
-            finished = &mut work => finished?,
-            () = tokio::time::sleep(PROCESSING_REPORT_AFTER) => {
-                let processing = PhotoUpdate::Processing {
-                    stage: segment.stage.clone(),
-                    segment: request.segment as u32,
-                    waiting: false,
-                };
-                self.with_retries(delivery, "reporting progress", || self.respond(request, processing.clone())).await?;
-                work.await?
+        // path"). The report is for the view only: the work goes on while it is sent, and
+        // one that cannot be sent is logged, not retried (the next report supersedes it; a
+        // late one never overwrites a later state).
+        let report = async {
+            tokio::time::sleep(PROCESSING_REPORT_AFTER).await;
+            let processing = PhotoUpdate::Processing {
+                stage: segment.stage.clone(),
+                segment: request.segment as u32,
+                waiting: false,
+            };
+            if let Err(error) = self.respond(request, processing).await {
+                tracing::warn!(error = ?error, "could not report that the photo is being processed; its view shows it queued until its next report");
+            }
+        };
+        tokio::pin!(work, report);
+        let mut reported = false;
+        let (rendered, work_time) = loop {
+            tokio::select! {
+                finished = &mut work => break finished?,
+                () = &mut report, if !reported => reported = true,
             }
         };
         // A photo at work is shown as queued until it reports "processing", so its owner may
         // cancel it meanwhile: the cancel holds, and the render is dropped unstored.
         if self.with_retries(delivery, "checking for a cancel", || self.is_cancelled(request)).await? {
-            return Ok(Step::CancelledInWork);
+            return Ok(Step::Cancelled);
         }
         let partition = delivery.message.partition;
         // The photo's work time: this segment's reading and rendering (not its wait for a CPU
@@ -161,7 +170,7 @@ impl Worker {
     /// one (a retry, or the reconciler's recovery); `JobGone` if the job was deleted. The
     /// documents are looked up at once (one round trip to S3, not five), and judged in
     /// this order.
-    async fn already_done(&self, request: &PhotoRequest) -> Result<bool, StepError> {
+    async fn already_done(&self, request: &PhotoRequest) -> Result<Option<Step>, StepError> {
         let (job, photo) = (&request.job_id, &request.photo_id);
         let exists = |key: String| async move { self.store.head(&key).await.map(|found| found.is_some()) };
         let [done, failed] = keys::terminal_events(job, photo, request.attempt);
@@ -185,15 +194,15 @@ impl Worker {
         }
         if newer.map_err(|e| store_error("checking for newer attempts", e))? {
             tracing::info!("a newer attempt of this photo exists; dropping this one");
-            return Ok(true);
+            return Ok(Some(Step::AlreadyDone));
         }
         if cancelled.map_err(|e| store_error("checking whether the photo was cancelled", e))? {
-            tracing::info!("the owner cancelled this photo while it was queued; dropping it");
-            return Ok(true);
+            return Ok(Some(Step::Cancelled));
         }
         // A redelivery of a finished last segment.
-        Ok(done.map_err(|e| store_error("checking earlier deliveries", e))?
-            || failed.map_err(|e| store_error("checking earlier deliveries", e))?)
+        let finished = done.map_err(|e| store_error("checking earlier deliveries", e))?
+            || failed.map_err(|e| store_error("checking earlier deliveries", e))?;
+        Ok(finished.then_some(Step::AlreadyDone))
     }
 
     /// The PNGs the recipe's image watermarks name, as the upload stored them.
@@ -364,7 +373,10 @@ impl Worker {
                 frame: (file.name == "result").then_some(rendered.frame),
             })
         });
-        futures::future::try_join_all(stores).await
+        // Every put is let finish before any failure is returned: a write must not land
+        // after this segment's report (a deletion's sweep counts on the last report coming
+        // after the last write).
+        futures::future::join_all(stores).await.into_iter().collect()
     }
 
     pub(crate) async fn respond(&self, request: &PhotoRequest, update: PhotoUpdate) -> Result<(), StepError> {

@@ -291,3 +291,57 @@ async fn a_render_past_its_budget_is_abandoned_and_fails_on_its_last_attempt() {
     assert_eq!(failure["code"], "timed_out");
     assert!(failure["message"].as_str().unwrap().contains("1-second limit"), "{failure}");
 }
+
+/// A segment done within moments reports only its end; one still at work after 750 ms
+/// reports `processing` first, while it goes on (docs/ARCHITECTURE.md "One photo's path").
+#[cfg(feature = "fault-injection")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processing_is_reported_only_for_a_segment_still_at_work_after_a_moment() {
+    let visibility = Duration::from_secs(30);
+    let quick = setup(visibility, RECIPE).await;
+    quick.add_photo().await;
+    let worker = quick.worker(visibility, Duration::from_secs(60));
+    let message = receive_one(quick.requests.as_ref(), Duration::from_secs(1)).await.unwrap();
+    assert_eq!(worker.handle(&quick.requests, message, &CancellationToken::new()).await, Outcome::Completed);
+    assert_eq!(quick.reported_states().await, ["done"]);
+
+    let slow =
+        setup(visibility, r#"{"ops":[{"op":"customize","caption":{"text":"darkroom-fault:sleep=2000"}}]}"#).await;
+    slow.add_photo().await;
+    let worker = slow.worker(visibility, Duration::from_secs(60));
+    let message = receive_one(slow.requests.as_ref(), Duration::from_secs(1)).await.unwrap();
+    assert_eq!(worker.handle(&slow.requests, message, &CancellationToken::new()).await, Outcome::Completed);
+    assert_eq!(slow.reported_states().await, ["processing", "done"]);
+}
+
+/// A photo at work is shown queued until it reports `processing`, so its owner may cancel
+/// it then: the cancel holds, the render is dropped, and nothing more is stored or reported.
+#[cfg(feature = "fault-injection")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_photo_cancelled_while_at_work_is_dropped_not_stored() {
+    let visibility = Duration::from_secs(30);
+    let setup =
+        setup(visibility, r#"{"ops":[{"op":"customize","caption":{"text":"darkroom-fault:sleep=3000"}}]}"#).await;
+    let request = setup.add_photo().await;
+    let worker = setup.worker(visibility, Duration::from_secs(60));
+    let message = receive_one(setup.requests.as_ref(), Duration::from_secs(1)).await.unwrap();
+    let cancel = keys::cancelled_event(&setup.job, &request.photo_id, request.attempt);
+    let abandon = CancellationToken::new();
+    let handled = worker.handle(&setup.requests, message, &abandon);
+    // The cancel lands while the render runs (after the checks at the segment's start): once
+    // the worker has said it is at work.
+    let cancelled = async {
+        let responses = setup.queues.get(&setup.names.responses()).await.unwrap();
+        let report = receive_one(responses.as_ref(), Duration::from_secs(20)).await.expect("a report");
+        assert!(report.body.contains("processing"), "{}", report.body);
+        responses.delete(&report.receipt_handle).await.unwrap();
+        setup.local.put(&cancel, bytes::Bytes::from_static(b"{}"), "application/json").await.unwrap();
+    };
+    let (outcome, ()) = tokio::join!(handled, cancelled);
+    assert_eq!(outcome, Outcome::Cancelled);
+    assert!(setup.reported_states().await.is_empty(), "nothing reported for a cancelled photo");
+    let outputs = setup.local.list(&keys::photo_prefix(&setup.job, &request.photo_id)).await.unwrap();
+    assert!(outputs.iter().all(|object| !object.key.contains("/a1/")), "an output was stored: {outputs:?}");
+    let counts = setup.requests.counts().await.unwrap();
+    assert_eq!((counts.visible, counts.in_flight), (0, 0), "the request was deleted");
+}

@@ -1,4 +1,5 @@
-//! Progressive JPEGs at 1/2, 1/4 or 1/8 scale in little memory.
+//! JPEGs at 1/2, 1/4 or 1/8 scale from the coefficients the scale needs: progressive ones in
+//! little memory, baseline ones (in the default build) with less work.
 //!
 //! A progressive JPEG sends its coefficients in several scans over the whole photo, so a
 //! decoder must keep every block's coefficients until the last scan: libjpeg and
@@ -8,10 +9,12 @@
 //! *which* coefficients are non-zero so far (a refinement scan sends a correction bit for each
 //! of those and counts zero runs over the others). So each block keeps n×n coefficients and a
 //! 64-bit map: 40 or 16 bytes instead of 128. At 1/8 the AC scans are skipped unread (2 bytes
-//! a block, no map), the picture being the blocks' averages. See docs/ARCHITECTURE.md
-//! ("Decoding big photos").
+//! a block, no map), the picture being the blocks' averages. A baseline JPEG's one scan
+//! carries each block's coefficients together: those not kept are read past, neither
+//! dequantised nor transformed (no map needed). See docs/ARCHITECTURE.md ("Decoding big
+//! photos").
 //!
-//! Only the common case is taken — 8-bit progressive Huffman JPEG, grey or YCbCr, sampling
+//! Only the common case is taken — 8-bit Huffman JPEG, progressive or sequential, grey or YCbCr, sampling
 //! factors 1–2 — and anything else, or any doubt about the data, returns `None` so that the
 //! general decoder takes the file (and reports what is wrong with it). Tests hold the output
 //! to jpeg-decoder's at the same scale.
@@ -99,7 +102,7 @@ struct Layout {
 }
 
 /// The photo at 1/2^`shift` scale (`shift` 1–3; each side rounded up, as libjpeg does), if
-/// this is a progressive JPEG this decoder takes and its coefficients fit in `max_alloc`
+/// this is a JPEG this decoder takes and its coefficients fit in `max_alloc`
 /// bytes; `None` otherwise.
 pub(crate) fn decode_scaled(data: &[u8], shift: u32, max_alloc: u64) -> Option<RgbImage> {
     if data.get(0..2)? != [0xFF, 0xD8] || !(1..=3).contains(&shift) {
@@ -331,11 +334,54 @@ mod tests {
         // Not a JPEG, or a frame type it does not take (lossless, SOF3).
         assert!(decode_scaled(&fixture("coffee.png"), 2, u64::MAX).is_none());
         let mut lossless = fixture("astronaut.jpg");
-        let sof = lossless.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap_or_default();
+        let sof = lossless.windows(2).position(|w| w == [0xFF, 0xC0]).expect("a baseline frame header");
         lossless[sof + 1] = 0xC3;
         assert!(decode_scaled(&lossless, 2, u64::MAX).is_none());
         // Coefficients that would not fit in the allowance: the general decoder's turn.
         assert!(decode_scaled(&fixture("coffee-progressive.jpg"), 1, 1000).is_none());
+    }
+
+    /// Baseline files through this decoder (not a fallback): the picture jpeg-decoder gives
+    /// at the same scale, keeping every coefficient.
+    #[test]
+    fn baseline_photos_match_a_full_entropy_decode() {
+        for name in ["astronaut.jpg", "chelsea.jpg", "rocket.jpg", "coffee.jpg"] {
+            let bytes = fixture(name);
+            for shift in 1..=3u32 {
+                let got = decode_scaled(&bytes, shift, u64::MAX).expect("a baseline JPEG is taken");
+                let mut decoder = jpeg_decoder::Decoder::new(bytes.as_slice());
+                decoder.read_info().expect("a JPEG");
+                let info = decoder.info().expect("its header");
+                let (width, height) =
+                    (u16::try_from(got.width()).expect("small"), u16::try_from(got.height()).expect("small"));
+                decoder.scale(width, height).expect("scales");
+                let pixels = decoder.decode().expect("decodes");
+                let expected = decoder.info().expect("its header");
+                assert_eq!(
+                    (expected.width, expected.height),
+                    (width, height),
+                    "{name} from {}×{}",
+                    info.width,
+                    info.height
+                );
+                let channels = pixels.len() / (usize::from(width) * usize::from(height));
+                let mut total = 0u64;
+                for (index, pixel) in got.pixels().enumerate() {
+                    for (channel, &value) in pixel.0.iter().enumerate() {
+                        let theirs = pixels[index * channels + channel.min(channels - 1)];
+                        total += u64::from(value.abs_diff(theirs));
+                    }
+                }
+                let mean = total as f64 / (got.as_raw().len() as f64);
+                // A floating-point IDCT against an integer one; at 1/8 jpeg-decoder truncates
+                // each block's average where libjpeg and this decoder round it.
+                assert!(
+                    mean < if shift == 3 { 1.2 } else { 0.5 },
+                    "{name} at 1/{}: mean difference {mean:.2}",
+                    1 << shift
+                );
+            }
+        }
     }
 
     #[test]
