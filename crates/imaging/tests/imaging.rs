@@ -325,6 +325,14 @@ fn jpegs_at_reduced_scales_match_a_full_entropy_decode() {
     encoder.encode(grey.as_raw(), 640, 427, jpeg_encoder::ColorType::Luma).unwrap();
     cases.push(("rocket grey baseline restart 3".to_owned(), bytes));
     for (name, bytes) in cases {
+        // With libjpeg-turbo, baseline files are its to decode (its own scaled IDCTs and
+        // upsampling, not held to jpeg-decoder's picture).
+        let baseline = !name.contains("progressive true")
+            && !name.ends_with("progressive.jpg")
+            && !name.contains("progressive-gray");
+        if baseline && cfg!(feature = "turbojpeg") {
+            continue;
+        }
         for eighths in [1, 2, 4] {
             let expected = scaled_by_jpeg_decoder(&bytes, eighths);
             let photo = decode_at_least(&bytes, limits(), expected.width().max(expected.height())).unwrap();
@@ -356,6 +364,11 @@ fn jpegs_of_a_corpus_at_reduced_scales_match_a_full_decode() {
         let mut decoder = jpeg_decoder::Decoder::new(bytes.as_slice());
         if decoder.read_info().is_err() {
             continue;
+        }
+        let progressive =
+            decoder.info().is_some_and(|i| i.coding_process == jpeg_decoder::CodingProcess::DctProgressive);
+        if !progressive && cfg!(feature = "turbojpeg") {
+            continue; // libjpeg-turbo's to decode (see above)
         }
         for eighths in [1, 2, 4] {
             let expected = scaled_by_jpeg_decoder(&bytes, eighths);
