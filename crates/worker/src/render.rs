@@ -122,8 +122,8 @@ pub fn render(mut input: RenderInput, cancel: &CancelFlag) -> Result<Rendered, R
     let remaining_ops = input.recipe_ops.get(input.segment.start..).unwrap_or_default();
     cancel.check()?;
     // The first segment decodes the upload: a JPEG whose recipe shrinks it early is decoded
-    // at reduced scale, but never below the preview's size (which follows the result's). Later segments get an
-    // intermediate PNG already at the size the earlier ones left.
+    // at reduced scale, but never below the preview's size (which follows the result's).
+    // Later segments get an intermediate PNG already at the size the earlier ones left.
     let bytes = std::mem::take(&mut input.bytes);
     let mut photo = if input.is_first_segment && input.frame.is_none() {
         // Only a JPEG decodes at reduced scale. Whichever way it turns: its EXIF orientation
