@@ -5,8 +5,8 @@
 //! whether the file decodes at all is the upload's and the preview's to say.
 
 use crate::decorate::{check_bordered_size, Decorations};
-use crate::pipeline::{crop_box_inside, largest_centred};
-use crate::resize::fit_dimensions;
+use crate::pipeline::crop_box_inside;
+use crate::resize::{fit_dimensions, largest_centred};
 use crate::Frame;
 use crate::ImagingError;
 use darkroom_core::recipe::Flip;

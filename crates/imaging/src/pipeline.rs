@@ -1,7 +1,7 @@
 //! A photo in work, and the recipe operations applied to it in order.
 
 use crate::geometry::Frame;
-use crate::resize::{fit_dimensions, resize_exact};
+use crate::resize::{fit_dimensions, largest_centred, resize_exact};
 use crate::watermark::WatermarkImages;
 use crate::{adjust, color, ImagingError};
 use darkroom_core::recipe::{crop_spec, CropSpec, Operation, Region};
@@ -359,20 +359,6 @@ fn needed_long_side(ops: &[Operation], width: u32, height: u32) -> Option<u32> {
         }
     }
     None
-}
-
-/// The largest `aspect_w:aspect_h` box inside `width`×`height`; exact when the image
-/// allows it, otherwise the closest whole-pixel size.
-pub(crate) fn largest_centred(width: u32, height: u32, aspect_w: u32, aspect_h: u32) -> (u32, u32) {
-    let (w, h, aw, ah) = (u64::from(width), u64::from(height), u64::from(aspect_w), u64::from(aspect_h));
-    if w * ah >= h * aw {
-        // Too wide: keep the height.
-        let crop_w = ((h * aw + ah / 2) / ah).clamp(1, w.max(1));
-        (crop_w as u32, height)
-    } else {
-        let crop_h = ((w * ah + aw / 2) / aw).clamp(1, h.max(1));
-        (width, crop_h as u32)
-    }
 }
 
 #[cfg(test)]

@@ -22,6 +22,20 @@ pub fn fit_dimensions(width: u32, height: u32, long_side: u32) -> (u32, u32) {
     }
 }
 
+/// The largest `aspect_w:aspect_h` box inside `width`×`height`; exact when the image
+/// allows it, otherwise the closest whole-pixel size.
+pub(crate) fn largest_centred(width: u32, height: u32, aspect_w: u32, aspect_h: u32) -> (u32, u32) {
+    let (w, h, aw, ah) = (u64::from(width), u64::from(height), u64::from(aspect_w), u64::from(aspect_h));
+    if w * ah >= h * aw {
+        // Too wide: keep the height.
+        let crop_w = ((h * aw + ah / 2) / ah).clamp(1, w.max(1));
+        (crop_w as u32, height)
+    } else {
+        let crop_h = ((w * ah + aw / 2) / aw).clamp(1, h.max(1));
+        (width, crop_h as u32)
+    }
+}
+
 pub fn resize_exact(image: &DynamicImage, width: u32, height: u32) -> Result<DynamicImage, ImagingError> {
     resize_with(image, width, height, FilterType::Lanczos3)
 }
@@ -50,10 +64,7 @@ fn resize_with(
 /// A quick shrink (SIMD box-filtered convolution) for analysis, where speed matters more
 /// than the last bit of sharpness: face detection on a small copy.
 pub fn resize_fast(image: &DynamicImage, width: u32, height: u32) -> Result<DynamicImage, ImagingError> {
-    let mut resized = DynamicImage::new(width, height, image.color());
-    let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Box));
-    Resizer::new().resize(image, &mut resized, &options).map_err(|e| ImagingError::op("resize", e.to_string()))?;
-    Ok(resized)
+    resize_with(image, width, height, FilterType::Box)
 }
 
 /// The `width`×`height` window at (`x`, `y`), in the image's own buffer: its rows moved to

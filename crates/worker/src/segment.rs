@@ -163,7 +163,11 @@ impl Worker {
     /// Whether the owner cancelled this attempt (its `cancelled` event exists).
     async fn is_cancelled(&self, request: &PhotoRequest) -> Result<bool, StepError> {
         let key = keys::cancelled_event(&request.job_id, &request.photo_id, request.attempt);
-        self.store.head(&key).await.map(|found| found.is_some()).map_err(|e| store_error("checking for a cancel", e))
+        self.store
+            .head(&key)
+            .await
+            .map(|found| found.is_some())
+            .map_err(|e| store_error("checking whether the photo was cancelled", e))
     }
 
     /// Whether this attempt is already finished (a redelivery) or superseded by a newer
@@ -185,7 +189,7 @@ impl Worker {
         let (manifest, newer, cancelled, done, failed) = tokio::join!(
             exists(keys::job_manifest(job)),
             exists(keys::queued_event(job, photo, request.attempt + 1)),
-            exists(keys::cancelled_event(job, photo, request.attempt)),
+            self.is_cancelled(request),
             finished_as(done),
             finished_as(failed),
         );
@@ -196,7 +200,7 @@ impl Worker {
             tracing::info!("a newer attempt of this photo exists; dropping this one");
             return Ok(Some(Step::AlreadyDone));
         }
-        if cancelled.map_err(|e| store_error("checking whether the photo was cancelled", e))? {
+        if cancelled? {
             return Ok(Some(Step::Cancelled));
         }
         // A redelivery of a finished last segment.

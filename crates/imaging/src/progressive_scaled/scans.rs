@@ -29,8 +29,15 @@ impl Scan {
             if in_scan.last().is_some_and(|&(previous, _)| previous >= index) {
                 return None;
             }
-            // The DC table's number in the high nibble, the AC table's in the low one.
-            let table = if start == 0 { spec[1] >> 4 } else { spec[1] & 15 };
+            // The DC table's number in the high nibble, the AC table's in the low one: a
+            // sequential scan uses both (kept whole), a progressive one one of them.
+            let table = if sequential {
+                spec[1]
+            } else if start == 0 {
+                spec[1] >> 4
+            } else {
+                spec[1] & 15
+            };
             in_scan.push((index, usize::from(table)));
         }
         let (high, low) = (u32::from(tail[2] >> 4), u32::from(tail[2] & 15));
@@ -45,14 +52,7 @@ impl Scan {
             if (start, end, high, low) != (0, 63, 0, 0) || seen || (count > 1 && blocks_per_mcu > 10) {
                 return None;
             }
-            // Both tables' numbers are kept: the DC one in the high nibble, the AC one low.
-            let tables = (1..=count).map(|s| segment.get(2 * s).copied());
-            let in_scan = in_scan.iter().zip(tables).map(|(&(index, _), spec)| Some((index, usize::from(spec?))));
-            return Some(Self {
-                components: in_scan.collect::<Option<_>>()?,
-                spectral: (0, 63),
-                approximation: (0, 0),
-            });
+            return Some(Self { components: in_scan, spectral: (0, 63), approximation: (0, 0) });
         }
         if start == 0 {
             // DC only, and no more than the 10 blocks per MCU the standard allows.
@@ -106,13 +106,8 @@ pub(super) fn decode_dc_scan(
     if first && tables.iter().any(Option::is_none) {
         return None;
     }
-    let ac_tables: Vec<Option<&Huffman>> = if layout.sequential {
-        let found: Vec<Option<&Huffman>> =
-            scan.components.iter().map(|&(_, t)| all_tables.ac.get(t & 15)?.as_ref()).collect();
-        if found.iter().any(Option::is_none) {
-            return None;
-        }
-        found
+    let ac_tables: Vec<&Huffman> = if layout.sequential {
+        scan.components.iter().map(|&(_, t)| all_tables.ac.get(t & 15)?.as_ref()).collect::<Option<_>>()?
     } else {
         Vec::new()
     };
@@ -152,7 +147,7 @@ pub(super) fn decode_dc_scan(
                         let difference = extend(bits.bits(size), size);
                         predictors[place] = predictors[place].checked_add(difference)?;
                         kept[0] = i16::try_from(predictors[place].checked_shl(low)?).ok()?;
-                        if let Some(&Some(ac_table)) = ac_tables.get(place) {
+                        if let Some(&ac_table) = ac_tables.get(place) {
                             decode_sequential_ac(bits, ac_table, kept, layout)?;
                         }
                     } else if bits.bit() {
