@@ -28,6 +28,7 @@ mod pipeline;
 mod progressive_scaled;
 mod resize;
 pub mod retouch;
+mod shrink_first;
 mod straighten;
 mod teeth;
 mod watermark;
@@ -43,6 +44,7 @@ pub use pipeline::{
     apply_ops, apply_ops_with, apply_range, apply_steps, decorate, decorate_within, fit_within, fit_within_for_display,
     reduced_decode_long_side, Photo,
 };
+pub use shrink_first::shrink_first;
 pub use watermark::WatermarkImages;
 
 use darkroom_core::ErrorCode;

@@ -147,9 +147,14 @@ pub fn apply_steps(
         let Some(op) = ops.get(index) else { break };
         let _span = tracing::debug_span!("op", op = op.name()).entered();
         match op {
-            Operation::Thumbnail { size } if Some(index) == last_thumbnail => {
-                let decorations = crate::decorate::Decorations::of(ops)?.with_pixel_scale(pixel_scale);
-                let (width, height) = decorations.thumbnail_size(photo.width(), photo.height(), *size)?;
+            Operation::Thumbnail { size } => {
+                let (width, height) = crate::shrink_first::thumbnail_size(
+                    ops,
+                    Some(index) == last_thumbnail,
+                    pixel_scale,
+                    (photo.width(), photo.height()),
+                    *size,
+                )?;
                 photo.resize_to(width, height)?;
             }
             _ => apply_op(&mut photo, op)?,
@@ -202,7 +207,10 @@ fn apply_op(photo: &mut Photo, op: &Operation) -> Result<(), ImagingError> {
             let (width, height) = fit_dimensions(photo.width(), photo.height(), *size);
             photo.resize_to(width, height)
         }
-        Operation::Crop { .. } => crop(photo, op),
+        Operation::Crop { .. } => {
+            let (x, y, width, height) = crop_window(photo, op)?;
+            photo.crop_to(x, y, width, height)
+        }
         Operation::Recolor { mode, color, strength, degrees } => {
             color::recolor(&mut photo.image, *mode, *color, *strength, *degrees);
             Ok(())
@@ -229,24 +237,20 @@ fn apply_op(photo: &mut Photo, op: &Operation) -> Result<(), ImagingError> {
     }
 }
 
-fn crop(photo: &mut Photo, op: &Operation) -> Result<(), ImagingError> {
+/// The window (x, y, width, height) of `photo` a crop keeps.
+pub(crate) fn crop_window(photo: &Photo, op: &Operation) -> Result<(u32, u32, u32, u32), ImagingError> {
     let spec = crop_spec(op, "crop").map_err(|e| ImagingError::op("crop", e.to_string()))?;
     let (original_width, original_height) = (photo.frame.original_width, photo.frame.original_height);
-    // A relative box is the same part of any photo: in this one's original pixels, a box.
-    let spec = match spec {
-        CropSpec::Relative(relative) => CropSpec::Box(relative.in_pixels(original_width, original_height)),
-        other => other,
+    let in_box = |region: Region| {
+        crop_box_inside(&region, original_width, original_height)?;
+        let mapped =
+            photo.frame.map_region(region.x, region.y, region.width, region.height, photo.width(), photo.height());
+        mapped.ok_or_else(|| ImagingError::op("crop", "an earlier operation already removed the whole box"))
     };
     match spec {
-        CropSpec::Box(region) => {
-            crop_box_inside(&region, original_width, original_height)?;
-            let mapped =
-                photo.frame.map_region(region.x, region.y, region.width, region.height, photo.width(), photo.height());
-            let (x, y, width, height) =
-                mapped.ok_or_else(|| ImagingError::op("crop", "an earlier operation already removed the whole box"))?;
-            photo.crop_to(x, y, width, height)
-        }
-        CropSpec::Relative(_) => Ok(()), // made a box above
+        CropSpec::Box(region) => in_box(region),
+        // A relative box is the same part of any photo: in this one's original pixels, a box.
+        CropSpec::Relative(relative) => in_box(relative.in_pixels(original_width, original_height)),
         CropSpec::Aspect { width: aspect_w, height: aspect_h, smart } => {
             let (width, height) = largest_centred(photo.width(), photo.height(), aspect_w, aspect_h);
             let (x, y) = if smart {
@@ -254,7 +258,7 @@ fn crop(photo: &mut Photo, op: &Operation) -> Result<(), ImagingError> {
             } else {
                 ((photo.width() - width) / 2, (photo.height() - height) / 2)
             };
-            photo.crop_to(x, y, width, height)
+            Ok((x, y, width, height))
         }
     }
 }

@@ -61,6 +61,24 @@ fn resize_with(
     Ok(resized)
 }
 
+/// The `width`×`height` window at (`x`, `y`) of `image`, resampled (Lanczos3) to
+/// `out_width`×`out_height` straight from `image`, which is left as it is: the same pixels as
+/// [`crop_in_place`] then [`resize_exact`] (the filter reaches no pixel outside the window),
+/// without moving the window's rows first. A window not inside the image is an error.
+pub fn crop_and_resize(
+    image: &DynamicImage,
+    (x, y, width, height): (u32, u32, u32, u32),
+    out_width: u32,
+    out_height: u32,
+) -> Result<DynamicImage, ImagingError> {
+    let window = fast_image_resize::images::CroppedImage::new(image, x, y, width, height)
+        .map_err(|e| ImagingError::op("crop", format!("the window {width}×{height} at ({x}, {y}): {e}")))?;
+    let mut resized = DynamicImage::new(out_width, out_height, image.color());
+    let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3));
+    Resizer::new().resize(&window, &mut resized, &options).map_err(|e| ImagingError::op("resize", e.to_string()))?;
+    Ok(resized)
+}
+
 /// A quick shrink (SIMD box-filtered convolution) for analysis, where speed matters more
 /// than the last bit of sharpness: face detection on a small copy.
 pub fn resize_fast(image: &DynamicImage, width: u32, height: u32) -> Result<DynamicImage, ImagingError> {
@@ -145,6 +163,29 @@ mod tests {
             }
             assert!(crop_in_place(image.clone(), 30, 0, 8, 1).is_err(), "past the right edge");
             assert!(crop_in_place(image, 0, u32::MAX, 1, 2).is_err(), "overflowing");
+        }
+    }
+
+    #[test]
+    fn crops_and_resizes_as_a_crop_then_a_resize_do() {
+        // Noise, so that a filter tap reaching past the window's edge would change the result.
+        let noise = |x: u32, y: u32, k: u32| ((x.wrapping_mul(7919) ^ y.wrapping_mul(104_729) ^ k) % 251) as u8;
+        let rgb = image::RgbImage::from_fn(97, 61, |x, y| image::Rgb([noise(x, y, 1), noise(x, y, 2), noise(x, y, 3)]));
+        let rgba = image::RgbaImage::from_fn(97, 61, |x, y| {
+            image::Rgba([noise(x, y, 1), noise(x, y, 2), noise(x, y, 3), noise(x, y, 4).max(1)])
+        });
+        let grey = image::GrayImage::from_fn(97, 61, |x, y| image::Luma([noise(x, y, 5)]));
+        for image in [DynamicImage::ImageRgb8(rgb), DynamicImage::ImageRgba8(rgba), DynamicImage::ImageLuma8(grey)] {
+            for (window, out) in [((11, 7, 60, 40), (30, 20)), ((0, 0, 97, 61), (24, 15)), ((36, 20, 61, 41), (17, 11))]
+            {
+                let (x, y, width, height) = window;
+                let expected =
+                    resize_exact(&crop_in_place(image.clone(), x, y, width, height).expect("inside"), out.0, out.1)
+                        .expect("resized");
+                let fused = crop_and_resize(&image, window, out.0, out.1).expect("resized");
+                assert_eq!(fused, expected, "{:?} {window:?} → {out:?}", image.color());
+            }
+            assert!(crop_and_resize(&image, (90, 0, 8, 1), 4, 1).is_err(), "past the right edge");
         }
     }
 }

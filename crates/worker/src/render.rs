@@ -9,8 +9,9 @@ use bytes::Bytes;
 use darkroom_core::recipe::Operation;
 use darkroom_core::{CarriedFrame, MetadataPolicy, OutputFormat};
 use darkroom_imaging::{
-    apply_ops_with, apply_range, decode, decode_for_ops, encode_intermediate, encode_result, fit_within,
-    fit_within_for_display, result_scale, DecodeLimits, ImagingError, Photo, SourceFormat, WatermarkImages,
+    apply_ops_with, apply_range, decode, decode_for_ops, decorate, encode_intermediate, encode_result, fit_within,
+    fit_within_for_display, result_scale, shrink_first, DecodeLimits, ImagingError, Photo, SourceFormat,
+    WatermarkImages,
 };
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -157,41 +158,83 @@ pub fn render(mut input: RenderInput, cancel: &CancelFlag) -> Result<Rendered, R
     for (name, png) in &input.watermark_pngs {
         watermark_images.add(name, png)?;
     }
-    let preview = if input.is_first_segment {
+    // The first segment also makes the "before" preview, resampled and encoded beside the
+    // operations. Both read the decoded photo: a recipe that starts by shrinking makes its
+    // smaller copy from it at once, and any other waits until the preview is resampled.
+    let (preview_file, rest) = if input.is_first_segment {
         cancel.check()?;
-        let (width, height) = (photo.frame.original_width, photo.frame.original_height);
-        Some(fit_within_for_display(&photo, preview_long_side(&input.recipe_ops, width, height))?)
-    } else {
-        None
-    };
-    // The preview's encode needs none of what the operations change: it runs on a thread of
-    // its own beside them, so a lone photo is done sooner on an idle core. (Not on rayon's
-    // pool: a join there would run this render's operations, and other photos' work, on the
-    // pool's few threads.) The thread logs under the photo's span (its job and photo ids).
-    let preview = preview.map(Arc::new);
-    let span = tracing::Span::current();
-    let encode_preview = move |preview: &Photo| {
-        let _photo = span.enter();
-        file("preview", preview, (OutputFormat::Jpeg, PREVIEW_QUALITY, None), MetadataPolicy::Strip)
-    };
-    let (preview_file, rest) = std::thread::scope(|scope| {
-        let beside = preview.clone().map(|preview| {
-            let encode = encode_preview.clone();
-            std::thread::Builder::new().name("preview-encode".into()).spawn_scoped(scope, move || encode(&preview))
-        });
-        let rest = operate_and_encode(photo, &input, &watermark_images, cancel);
-        let preview_file = match (beside, &preview) {
-            (Some(Ok(thread)), _) => Some(thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))),
-            // No thread to be had: encoded here, after the operations.
-            (Some(Err(_)), Some(preview)) => Some(encode_preview(preview)),
-            _ => None,
+        let long_side = preview_long_side(&input.recipe_ops, photo.frame.original_width, photo.frame.original_height);
+        let photo = Arc::new(photo);
+        let (released, preview_let_go) = std::sync::mpsc::channel::<()>();
+        let for_preview = photo.clone();
+        let make_preview = move || {
+            let preview = fit_within_for_display(&for_preview, long_side);
+            drop((for_preview, released)); // the operations may have the photo now
+            file("preview", &preview?, (OutputFormat::Jpeg, PREVIEW_QUALITY, None), MetadataPolicy::Strip)
         };
-        (preview_file, rest)
-    });
+        let operate = || {
+            let decoded = Decoded { photo, preview_let_go: Some(preview_let_go) };
+            operate_and_encode(decoded, &input, &watermark_images, cancel)
+        };
+        let (preview, rest) = beside("preview", make_preview, operate);
+        (Some(preview), rest)
+    } else {
+        (None, operate_and_encode(Decoded::own(photo), &input, &watermark_images, cancel))
+    };
     let (later_files, handover, frame) = rest?;
     let mut files: Vec<RenderedFile> = preview_file.transpose()?.into_iter().collect();
     files.extend(later_files);
     Ok(Rendered { files, handover, frame })
+}
+
+/// Runs `side` on a thread of its own while `main` runs on this one, so a lone photo is done
+/// sooner on an idle core. (Not on rayon's pool: a join there would run this render's
+/// operations, and other photos' work, on the pool's few threads.) The thread logs under the
+/// photo's span (its job and photo ids). With no thread to be had, `side` runs here, first.
+fn beside<A: Send, B>(name: &str, side: impl FnOnce() -> A + Send + Clone, main: impl FnOnce() -> B) -> (A, B) {
+    let span = tracing::Span::current();
+    std::thread::scope(|scope| {
+        let on_thread = side.clone();
+        match std::thread::Builder::new().name(name.to_owned()).spawn_scoped(scope, move || span.in_scope(on_thread)) {
+            Ok(thread) => {
+                drop(side); // what it holds (the preview's share of the photo) is the thread's now
+                let main_result = main();
+                (thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)), main_result)
+            }
+            Err(_) => (side(), main()),
+        }
+    })
+}
+
+/// The decoded photo as the operations get it: shared with the preview's thread, if any,
+/// which lets go of it once the preview is resampled (`preview_let_go` then disconnects).
+struct Decoded {
+    photo: Arc<Photo>,
+    preview_let_go: Option<std::sync::mpsc::Receiver<()>>,
+}
+
+impl Decoded {
+    fn own(photo: Photo) -> Self {
+        Self { photo: Arc::new(photo), preview_let_go: None }
+    }
+
+    /// The photo after the segment's first operations that shrink it, made straight from the
+    /// decoded one (`shrink_first`), else the decoded photo itself; and the index of the
+    /// first operation still to apply.
+    fn start(self, input: &RenderInput) -> Result<(Photo, usize), ImagingError> {
+        let Self { photo, preview_let_go } = self;
+        // An older request draws each operation's decorations where it stands: step by step.
+        if !input.decorations_in_place {
+            if let Some((shrunk, taken)) = shrink_first(&photo, &input.recipe_ops, input.segment.clone())? {
+                return Ok((shrunk, input.segment.start + taken));
+            }
+        }
+        if let Some(let_go) = preview_let_go {
+            // Returns once the preview is resampled (or failed, or panicked).
+            let _ = let_go.recv();
+        }
+        Ok((Arc::unwrap_or_clone(photo), input.segment.start))
+    }
 }
 
 /// The "before" picture is for comparing with the result at the result's scale (the job
@@ -213,14 +256,15 @@ fn preview_long_side(ops: &[Operation], width: u32, height: u32) -> u32 {
 /// The segment's operations on the decoded photo, then the result and its thumbnail (last
 /// segment) or the intermediate image for the next one.
 fn operate_and_encode(
-    mut photo: Photo,
+    decoded: Decoded,
     input: &RenderInput,
     watermark_images: &WatermarkImages,
     cancel: &CancelFlag,
 ) -> Result<(Vec<RenderedFile>, Handover, CarriedFrame), RenderError> {
     let is_last_segment = input.segment.end >= input.recipe_ops.len();
     let mut files = Vec::new();
-    for index in input.segment.clone() {
+    let (mut photo, first) = decoded.start(input)?;
+    for index in first..input.segment.end {
         cancel.check()?;
         photo = if input.decorations_in_place {
             // The operation as a recipe of its own: its decorations drawn at once, and a
@@ -230,12 +274,21 @@ fn operate_and_encode(
             apply_range(photo, &input.recipe_ops, index..index + 1, watermark_images)?
         };
     }
+    if is_last_segment && first > input.segment.start && first >= input.segment.end {
+        // The shrinking took the recipe's last operations: its decorations are still to draw.
+        photo = decorate(photo, &input.recipe_ops, 1.0, watermark_images)?;
+    }
     cancel.check()?;
     let handover = if is_last_segment {
-        files.push(file("result", &photo, (input.format, input.quality, input.speed), input.metadata)?);
-        cancel.check()?;
-        let thumb = fit_within(&photo, THUMB_LONG_SIDE)?;
-        files.push(file("thumb", &thumb, (OutputFormat::Jpeg, THUMB_QUALITY, None), MetadataPolicy::Strip)?);
+        // The thumbnail is made from the result beside the result's encode.
+        let make_thumb = || {
+            let thumb = fit_within(&photo, THUMB_LONG_SIDE)?;
+            file("thumb", &thumb, (OutputFormat::Jpeg, THUMB_QUALITY, None), MetadataPolicy::Strip)
+        };
+        let encode = || file("result", &photo, (input.format, input.quality, input.speed), input.metadata);
+        let (thumb, result) = beside("thumbnail", make_thumb, encode);
+        files.push(result?);
+        files.push(thumb?);
         Handover::Finished
     } else {
         Handover::NextSegment { intermediate: encode_intermediate(&photo)? }
@@ -279,7 +332,11 @@ mod tests {
     use darkroom_core::{Limits, Recipe};
 
     fn segment(bytes: Vec<u8>, ops: &[Operation], range: std::ops::Range<usize>, limits: Limits) -> Rendered {
-        let input = RenderInput {
+        render(input_for(bytes, ops, range, limits), &CancelFlag::default()).expect("the segment renders")
+    }
+
+    fn input_for(bytes: Vec<u8>, ops: &[Operation], range: std::ops::Range<usize>, limits: Limits) -> RenderInput {
+        RenderInput {
             watermark_pngs: Vec::new(),
             bytes: bytes.into(),
             recipe_ops: ops.to_vec(),
@@ -292,8 +349,7 @@ mod tests {
             metadata: MetadataPolicy::default(),
             frame: None,
             limits: limits.into(),
-        };
-        render(input, &CancelFlag::default()).expect("the segment renders")
+        }
     }
 
     /// A request of the release before (version 2) keeps its rules: the border drawn where
@@ -362,6 +418,54 @@ mod tests {
             assert_eq!(size_of(&rendered, "preview"), preview, "{json}");
             assert!(size_of(&rendered, "thumb").0 <= THUMB_LONG_SIDE);
         }
+    }
+
+    /// A recipe that starts by shrinking is shrunk straight from the decoded photo while the
+    /// preview is made from it too: the result is the operations' own, pixel for pixel,
+    /// decorations included.
+    #[test]
+    fn a_recipe_that_starts_by_shrinking_renders_as_its_operations_do() {
+        let upload =
+            image::RgbImage::from_fn(640, 427, |x, y| image::Rgb([(x * 7 % 251) as u8, (y * 13 % 251) as u8, 90]));
+        let mut png = Vec::new();
+        image::DynamicImage::ImageRgb8(upload.clone())
+            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
+        for json in [
+            r#"{"ops":[{"op":"crop","aspect":"4:3"},{"op":"thumbnail","size":300}]}"#,
+            r##"{"ops":[{"op":"crop","aspect":"1:1"},{"op":"thumbnail","size":200},{"op":"customize","border":{"width":6,"color":"#ff0000"}}]}"##,
+            r#"{"ops":[{"op":"thumbnail","size":320},{"op":"recolor","mode":"sepia"}]}"#,
+        ] {
+            let recipe = Recipe::from_json(json).unwrap();
+            let expected = darkroom_imaging::apply_ops(Photo::new(upload.clone().into(), None), &recipe.ops).unwrap();
+            let input = RenderInput {
+                format: OutputFormat::Png, // lossless, to compare pixels
+                ..input_for(png.clone(), &recipe.ops, 0..recipe.ops.len(), Limits::default())
+            };
+            let rendered = render(input, &CancelFlag::default()).unwrap();
+            let result = rendered.files.iter().find(|f| f.name == "result").unwrap();
+            assert_eq!(image::load_from_memory(&result.bytes).unwrap().to_rgb8(), expected.image.to_rgb8(), "{json}");
+            let names: Vec<&str> = rendered.files.iter().map(|f| f.name).collect();
+            assert_eq!(names, ["preview", "result", "thumb"], "{json}");
+        }
+        // A later segment whose shrinking is the recipe's end still draws the border an
+        // earlier segment's operation asked for.
+        let recipe = Recipe::from_json(
+            r##"{"ops":[{"op":"customize","border":{"width":6,"color":"#ff0000"}},{"op":"crop","aspect":"1:1"},{"op":"thumbnail","size":200}]}"##,
+        )
+        .unwrap();
+        let first = segment(png.clone(), &recipe.ops, 0..1, Limits::default());
+        let Handover::NextSegment { intermediate } = first.handover else { panic!("a next segment") };
+        let input = RenderInput {
+            format: OutputFormat::Png,
+            frame: Some(first.frame),
+            ..input_for(intermediate, &recipe.ops, 1..3, Limits::default())
+        };
+        let rendered = render(input, &CancelFlag::default()).unwrap();
+        let result = rendered.files.iter().find(|f| f.name == "result").unwrap();
+        let expected = darkroom_imaging::apply_ops(Photo::new(upload.into(), None), &recipe.ops).unwrap();
+        assert_eq!((result.width, result.height), (200, 200));
+        assert_eq!(image::load_from_memory(&result.bytes).unwrap().to_rgb8(), expected.image.to_rgb8());
     }
 
     /// An upload just inside the limits, bordered by the first segment, is still taken by
