@@ -5,9 +5,9 @@
 //! moved. The pixels are the same as the operations' own, one after the other.
 
 use crate::pipeline::{crop_window, Photo};
-use crate::resize::{crop_and_resize, fit_dimensions, resize_exact};
+use crate::resize::{crop_and_resize, fit_dimensions, largest_centred, resize_exact};
 use crate::ImagingError;
-use darkroom_core::recipe::Operation;
+use darkroom_core::recipe::{crop_spec, CropSpec, Operation};
 
 /// The photo after the first operations of `range` that shrink it, made from `photo` without
 /// changing it, and how many operations that took; `None` when `range` does not start by
@@ -19,19 +19,30 @@ pub fn shrink_first(
 ) -> Result<Option<(Photo, usize)>, ImagingError> {
     let last_thumbnail = ops.iter().rposition(|op| matches!(op, Operation::Thumbnail { .. }));
     let in_range = |index: usize| ops.get(index).filter(|_| range.contains(&index));
-    let (window, thumbnail_at) = match (in_range(range.start), in_range(range.start + 1)) {
-        (Some(crop @ Operation::Crop { .. }), Some(Operation::Thumbnail { .. })) => {
-            (crop_window(photo, crop)?, range.start + 1)
-        }
-        (Some(Operation::Thumbnail { .. }), _) => ((0, 0, photo.width(), photo.height()), range.start),
+    let (crop, thumbnail_at) = match (in_range(range.start), in_range(range.start + 1)) {
+        (Some(crop @ Operation::Crop { .. }), Some(Operation::Thumbnail { .. })) => (Some(crop), range.start + 1),
+        (Some(Operation::Thumbnail { .. }), _) => (None, range.start),
         _ => return Ok(None),
     };
     let Some(Operation::Thumbnail { size }) = ops.get(thumbnail_at) else {
         return Ok(None);
     };
+    let thumbnail_of =
+        |(width, height)| thumbnail_size(ops, Some(thumbnail_at) == last_thumbnail, 1.0, (width, height), *size);
+    // An aspect crop's size is known before its place: a smart crop's face search is made
+    // only if the thumbnail shrinks (otherwise the operations make it, once).
+    if let Some(Ok(CropSpec::Aspect { width, height, .. })) = crop.map(|crop| crop_spec(crop, "crop")) {
+        let kept = largest_centred(photo.width(), photo.height(), width, height);
+        if thumbnail_of(kept)? == kept {
+            return Ok(None);
+        }
+    }
+    let window = match crop {
+        Some(crop) => crop_window(photo, crop)?,
+        None => (0, 0, photo.width(), photo.height()),
+    };
     let (x, y, width, height) = window;
-    let (out_width, out_height) =
-        thumbnail_size(ops, Some(thumbnail_at) == last_thumbnail, 1.0, (width, height), *size)?;
+    let (out_width, out_height) = thumbnail_of((width, height))?;
     if (out_width, out_height) == (width, height) {
         return Ok(None); // nothing shrinks: the crop alone is cheaper on the photo itself
     }
@@ -95,6 +106,8 @@ mod tests {
                 r##"{"op":"crop","aspect":"1:1"},{"op":"thumbnail","size":30},{"op":"customize","border":{"width":4,"color":"#ff0000"}}"##,
                 2,
             ),
+            (r#"{"op":"crop","aspect":"1:1","smart":true},{"op":"thumbnail","size":50}"#, 2),
+            (r#"{"op":"crop","relative":{"x":0.25,"y":0.1,"width":0.5,"height":0.8}},{"op":"thumbnail","size":40}"#, 2),
             (r#"{"op":"thumbnail","size":64},{"op":"crop","aspect":"1:1"}"#, 1),
             (r#"{"op":"thumbnail","size":60},{"op":"thumbnail","size":20}"#, 1),
         ] {
@@ -119,6 +132,7 @@ mod tests {
             r#"{"op":"crop","aspect":"4:3"},{"op":"recolor","mode":"sepia"}"#,
             r#"{"op":"thumbnail","size":500}"#,
             r#"{"op":"crop","aspect":"3:2"},{"op":"thumbnail","size":400}"#,
+            r#"{"op":"crop","aspect":"1:1","smart":true},{"op":"thumbnail","size":400}"#,
         ] {
             let ops = ops(json);
             assert!(shrink_first(&photo(160, 107), &ops, 0..ops.len()).expect("planned").is_none(), "{json}");

@@ -3,7 +3,14 @@
 //!
 //! A render can be told to stop ([`CancelFlag`]): when its stage's time budget is spent
 //! the worker gives up on it, and the render notices between steps (decode, each
-//! operation, each encode) and returns [`RenderError::Cancelled`] instead of running on.
+//! operation, the result's encode, the thumbnail) and returns [`RenderError::Cancelled`]
+//! instead of running on.
+//!
+//! The preview and the thumbnail are made on a second thread beside the operations and the
+//! result's encode ([`beside`]), so a render may briefly use two cores; a photo with an
+//! alpha channel or of more than [`SIDE_BY_SIDE_PIXELS`] makes them one after the other, so
+//! that two resamplers' copies of a big image never coexist. If both the operations and the
+//! preview fail, the operations' error is the one reported.
 
 use bytes::Bytes;
 use darkroom_core::recipe::Operation;
@@ -17,6 +24,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 pub const PREVIEW_LONG_SIDE: u32 = 1600;
+/// Above this many pixels (or with alpha, which the resampler copies premultiplied) the
+/// preview and thumbnail are made one after the other with the operations, not beside them.
+pub const SIDE_BY_SIDE_PIXELS: u64 = 40_000_000;
 pub const THUMB_LONG_SIDE: u32 = 256;
 const PREVIEW_QUALITY: u8 = 82;
 const THUMB_QUALITY: u8 = 80;
@@ -164,6 +174,7 @@ pub fn render(mut input: RenderInput, cancel: &CancelFlag) -> Result<Rendered, R
     let (preview_file, rest) = if input.is_first_segment {
         cancel.check()?;
         let long_side = preview_long_side(&input.recipe_ops, photo.frame.original_width, photo.frame.original_height);
+        let together = side_by_side(&photo);
         let photo = Arc::new(photo);
         let (released, preview_let_go) = std::sync::mpsc::channel::<()>();
         let for_preview = photo.clone();
@@ -176,7 +187,7 @@ pub fn render(mut input: RenderInput, cancel: &CancelFlag) -> Result<Rendered, R
             let decoded = Decoded { photo, preview_let_go: Some(preview_let_go) };
             operate_and_encode(decoded, &input, &watermark_images, cancel)
         };
-        let (preview, rest) = beside("preview", make_preview, operate);
+        let (preview, rest) = beside("preview", together, make_preview, operate);
         (Some(preview), rest)
     } else {
         (None, operate_and_encode(Decoded::own(photo), &input, &watermark_images, cancel))
@@ -187,17 +198,35 @@ pub fn render(mut input: RenderInput, cancel: &CancelFlag) -> Result<Rendered, R
     Ok(Rendered { files, handover, frame })
 }
 
-/// Runs `side` on a thread of its own while `main` runs on this one, so a lone photo is done
-/// sooner on an idle core. (Not on rayon's pool: a join there would run this render's
-/// operations, and other photos' work, on the pool's few threads.) The thread logs under the
-/// photo's span (its job and photo ids). With no thread to be had, `side` runs here, first.
-fn beside<A: Send, B>(name: &str, side: impl FnOnce() -> A + Send + Clone, main: impl FnOnce() -> B) -> (A, B) {
+/// Whether a photo's preview or thumbnail may be made beside the operations (see the
+/// module doc): not for an alpha channel or a very big image.
+fn side_by_side(photo: &Photo) -> bool {
+    let pixels = u64::from(photo.width()) * u64::from(photo.height());
+    !photo.image.color().has_alpha() && pixels <= SIDE_BY_SIDE_PIXELS
+}
+
+/// Runs `side` on a thread of its own while `main` runs on this one when `together`, so a
+/// lone photo is done sooner on an idle core; otherwise, and when no thread is to be had,
+/// `side` runs here, first. (Not on rayon's pool: a join there would run this render's
+/// operations, and other photos' work, on the pool's few threads.) The thread logs under
+/// the current span (the photo's job and photo ids). `side` is cloned for the thread and the
+/// original dropped once the thread runs: capture only handles (an `Arc`, a `Sender`, a
+/// reference), never pixels by value.
+fn beside<A: Send, B>(
+    name: &str,
+    together: bool,
+    side: impl FnOnce() -> A + Send + Clone,
+    main: impl FnOnce() -> B,
+) -> (A, B) {
+    if !together {
+        return (side(), main());
+    }
     let span = tracing::Span::current();
     std::thread::scope(|scope| {
         let on_thread = side.clone();
         match std::thread::Builder::new().name(name.to_owned()).spawn_scoped(scope, move || span.in_scope(on_thread)) {
             Ok(thread) => {
-                drop(side); // what it holds (the preview's share of the photo) is the thread's now
+                drop(side); // what it holds (e.g. a share of the photo) is the thread's alone now
                 let main_result = main();
                 (thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)), main_result)
             }
@@ -282,11 +311,17 @@ fn operate_and_encode(
     let handover = if is_last_segment {
         // The thumbnail is made from the result beside the result's encode.
         let make_thumb = || {
+            cancel.check()?;
             let thumb = fit_within(&photo, THUMB_LONG_SIDE)?;
-            file("thumb", &thumb, (OutputFormat::Jpeg, THUMB_QUALITY, None), MetadataPolicy::Strip)
+            Ok::<_, RenderError>(file(
+                "thumb",
+                &thumb,
+                (OutputFormat::Jpeg, THUMB_QUALITY, None),
+                MetadataPolicy::Strip,
+            )?)
         };
         let encode = || file("result", &photo, (input.format, input.quality, input.speed), input.metadata);
-        let (thumb, result) = beside("thumbnail", make_thumb, encode);
+        let (thumb, result) = beside("thumbnail", side_by_side(&photo), make_thumb, encode);
         files.push(result?);
         files.push(thumb?);
         Handover::Finished
@@ -366,14 +401,14 @@ mod tests {
             r##"{"ops":[{"op":"customize","border":{"width":20,"color":"#ff0000"}},{"op":"thumbnail","size":110}]}"##,
         )
         .unwrap();
-        let render_with = |in_place: bool| {
+        let render_with = |recipe: &Recipe, in_place: bool| {
             let input = RenderInput {
                 watermark_pngs: Vec::new(),
                 bytes: png.clone().into(),
                 recipe_ops: recipe.ops.clone(),
                 is_first_segment: true,
                 decorations_in_place: in_place,
-                segment: 0..2,
+                segment: 0..recipe.ops.len(),
                 format: OutputFormat::Png,
                 quality: 80,
                 speed: None,
@@ -386,9 +421,17 @@ mod tests {
             (result.width, result.height)
         };
         // 440×240 bordered, then fitted into 110: the border shrinks with the photo.
-        assert_eq!(render_with(true), (110, 60));
+        assert_eq!(render_with(&recipe, true), (110, 60));
         // Version 3: the photo fitted into 110 − 2×20, then framed by 20 px.
-        assert_eq!(render_with(false), (110, 75));
+        assert_eq!(render_with(&recipe, false), (110, 75));
+        // A recipe that starts by shrinking: version 2 fits the photo into all of 110, then
+        // frames it; version 3 (shrunk straight from the decoded photo) leaves the border room.
+        let shrinking = Recipe::from_json(
+            r##"{"ops":[{"op":"thumbnail","size":110},{"op":"customize","border":{"width":20,"color":"#ff0000"}}]}"##,
+        )
+        .unwrap();
+        assert_eq!(render_with(&shrinking, true), (150, 95));
+        assert_eq!(render_with(&shrinking, false), (110, 75));
     }
 
     /// The "before" picture is the whole original at the result's scale, for the compare
