@@ -7,6 +7,11 @@
 //! jobs/<job>/assets/<name>.png                         PNGs the recipes' image watermarks name
 //! jobs/<job>/batches/<sha256 of Idempotency-Key>.json  replies to add-photo batches
 //! jobs/<job>/rejected/<batch>.json                     files an upload left out, and why
+//! jobs/<job>/changes/<ms>-<random id>.json             the change log the job view is kept up to date from
+//! jobs/<job>/seats/<n, 5 digits>                       the job's photo seats, one per photo it holds
+//! jobs/<job>/webhooks/scheduled/<finish>.json          a finish handed to the webhook queue (sent once)
+//! jobs/<job>/webhooks/deliveries/<ms>-<finish>.json    the log of each webhook delivery attempt
+//! jobs/<job>/webhooks/delivered/<finish>.json          a finish whose webhook was delivered
 //! jobs/<job>/photos/<photo>/photo.json                 photo manifest
 //! jobs/<job>/photos/<photo>/original                   the upload, as received
 //! jobs/<job>/photos/<photo>/a<attempt>/<name>.<ext>    outputs and intermediates of an attempt

@@ -8,7 +8,10 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 pub const DEFAULT_STAGE: &str = "quick";
-pub const SLOW_STAGE: &str = "slow";
+/// Face-finding operations are the seed's "longer-running operations": they go to the `slow`
+/// stage (its Server B); everything else runs in [`DEFAULT_STAGE`]. The command line's
+/// `--stage-map` default, and [`StageMap::default`].
+pub const DEFAULT_STAGE_MAP: &str = "redeye=slow,whiten_teeth=slow";
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StageMapError {
@@ -28,14 +31,10 @@ pub struct StageMap {
 }
 
 impl Default for StageMap {
-    /// Face-finding operations are the seed's "longer-running operations": they go to the
-    /// `slow` stage (its Server B); everything else runs in `quick`.
+    /// [`DEFAULT_STAGE_MAP`] with [`DEFAULT_STAGE`].
     fn default() -> Self {
-        let by_operation = [("redeye", SLOW_STAGE), ("whiten_teeth", SLOW_STAGE)]
-            .into_iter()
-            .map(|(op, stage)| (op.to_owned(), stage.to_owned()))
-            .collect();
-        Self { default_stage: DEFAULT_STAGE.to_owned(), by_operation }
+        Self::parse(DEFAULT_STAGE, DEFAULT_STAGE_MAP)
+            .unwrap_or_else(|_| Self { default_stage: DEFAULT_STAGE.to_owned(), by_operation: BTreeMap::new() })
     }
 }
 

@@ -15,6 +15,9 @@ pub struct Backends {
     pub queues: QueueDirectory,
     pub names: QueueNames,
     pub stage_map: StageMap,
+    /// The job lifecycle over the store and queues, built once and shared by every role of
+    /// the process (web, status, webhooks): one cache of documents and job views.
+    pub jobs: darkroom_jobs::Jobs,
 }
 
 pub async fn open(settings: &Settings) -> anyhow::Result<Backends> {
@@ -39,13 +42,18 @@ pub async fn open(settings: &Settings) -> anyhow::Result<Backends> {
             "this darkroom was built without the AWS backend: rebuild with `cargo build --release --features aws` (the Docker image has it)"
         ),
     };
+    let queues = QueueDirectory::new(queue_backend);
+    let names = QueueNames::new(settings.queue_prefix.clone());
+    let stage_map = settings.stage_map()?;
+    let jobs = darkroom_jobs::Jobs::new(store.clone(), queues.clone(), names.clone(), stage_map.clone());
     Ok(Backends {
         #[cfg(feature = "aws")]
         bucket,
         store,
-        queues: QueueDirectory::new(queue_backend),
-        names: QueueNames::new(settings.queue_prefix.clone()),
-        stage_map: settings.stage_map()?,
+        queues,
+        names,
+        stage_map,
+        jobs,
     })
 }
 

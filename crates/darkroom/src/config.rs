@@ -106,11 +106,11 @@ pub struct Settings {
     pub queue_prefix: String,
 
     /// Which stage runs which operation, as op=stage pairs; others run in --default-stage.
-    #[arg(long, env = "DARKROOM_STAGE_MAP", default_value = "redeye=slow,whiten_teeth=slow", global = true)]
+    #[arg(long, env = "DARKROOM_STAGE_MAP", default_value = darkroom_core::plan::DEFAULT_STAGE_MAP, global = true)]
     pub stage_map: String,
 
     /// Stage of every operation not named in --stage-map.
-    #[arg(long, env = "DARKROOM_DEFAULT_STAGE", default_value = "quick", global = true)]
+    #[arg(long, env = "DARKROOM_DEFAULT_STAGE", default_value = darkroom_core::plan::DEFAULT_STAGE, global = true)]
     pub default_stage: String,
 
     /// How long a received message stays hidden; a crashed worker's photo reappears after it.
@@ -313,7 +313,6 @@ impl Settings {
 
     pub fn status_settings(&self) -> anyhow::Result<darkroom_status::StatusSettings> {
         Ok(darkroom_status::StatusSettings {
-            stage_map: self.stage_map()?,
             wait_time: self.wait_time,
             max_receive_count: self.max_receive_count,
             housekeeping: darkroom_status::HousekeepingSettings {

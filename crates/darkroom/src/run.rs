@@ -25,8 +25,6 @@ fn web_state(settings: &Settings, backends: &Backends, metrics: Option<Prometheu
     let web_settings = WebSettings {
         limits: settings.limits(),
         max_request_bytes: settings.max_request_mib.saturating_mul(1 << 20),
-        stage_map: backends.stage_map.clone(),
-        names: backends.names.clone(),
         max_concurrent_uploads: settings.max_concurrent_uploads,
         max_uploads_per_client: settings.max_uploads_per_client,
         min_upload_rate: settings.min_upload_kib_per_second.saturating_mul(1024),
@@ -40,7 +38,7 @@ fn web_state(settings: &Settings, backends: &Backends, metrics: Option<Prometheu
         webhooks_enabled: settings.webhook_secret.as_deref().is_some_and(|secret| !secret.is_empty()),
         webhook_allow_internal: settings.webhook_allow_internal,
     };
-    AppState::new(backends.store.clone(), backends.queues.clone(), web_settings, metrics)
+    AppState::new(backends.jobs.clone(), web_settings, metrics)
 }
 
 /// Serves the web tier (or only the health endpoints) on `address`; returns the bound address.
@@ -118,12 +116,7 @@ pub async fn run(
         tasks.spawn(async move { worker.run(token).await.context("worker failed") });
     }
     if roles.status {
-        let status = StatusUpdater::new(
-            backends.store.clone(),
-            backends.queues.clone(),
-            backends.names.clone(),
-            settings.status_settings()?,
-        );
+        let status = StatusUpdater::new(backends.jobs.clone(), settings.status_settings()?);
         status.check_queues().await.context("opening the status process's queues")?;
         let status = Arc::new(status);
         let watched = status.clone();
@@ -131,17 +124,11 @@ pub async fn run(
         let token = shutdown.clone();
         tasks.spawn(async move { status.run(token).await.context("status failed") });
         // Webhooks go out from the status role: it sees jobs finish.
-        let jobs = darkroom_jobs::Jobs::new(
-            backends.store.clone(),
-            backends.queues.clone(),
-            backends.names.clone(),
-            backends.stage_map.clone(),
-        );
         let deliverer = darkroom_webhooks::Deliverer::new(
             backends.store.clone(),
             backends.queues.clone(),
             backends.names.clone(),
-            jobs,
+            backends.jobs.clone(),
             settings.webhook_settings(),
         )
         .context("starting webhook delivery")?;

@@ -83,6 +83,14 @@ impl Jobs {
         &self.stage_map
     }
 
+    pub fn queues(&self) -> &QueueDirectory {
+        &self.queues
+    }
+
+    pub fn names(&self) -> &QueueNames {
+        &self.names
+    }
+
     /// Messages in every stage's request queue — waiting, in work, or delayed (deferred
     /// through an outage) — and in the response queue: while there are any, a photo that
     /// seems stuck may be one of them. Responses count too: a photo whose worker finished

@@ -19,7 +19,7 @@ pub use housekeeping::{judge, Housekeeper, HousekeepingSettings, PassReport, MAX
 use darkroom_consumer::{leave_unreadable, sweep_deleted_photo, Breaker, StoreAndQueueProbe};
 use darkroom_core::job::PhotoState;
 use darkroom_core::{
-    keys, ErrorCode, EventDoc, JobManifest, MessageError, PhotoError, PhotoRequest, PhotoResponse, QueueNames, StageMap,
+    keys, ErrorCode, EventDoc, JobManifest, MessageError, PhotoError, PhotoRequest, PhotoResponse, QueueNames,
 };
 use darkroom_queue::{Queue, QueueDirectory, QueueError, ReceivedMessage};
 use darkroom_store::json::{get_json, put_json_if_absent, JsonDocError};
@@ -32,9 +32,6 @@ use tracing::Instrument;
 
 #[derive(Debug, Clone)]
 pub struct StatusSettings {
-    /// The pipeline: every stage's dead-letter queue is drained, and the reconciler
-    /// restarts photos through it.
-    pub stage_map: StageMap,
     pub wait_time: Duration,
     /// Reported to the user when a photo is dead-lettered.
     pub max_receive_count: u32,
@@ -95,15 +92,13 @@ pub struct StatusUpdater {
 }
 
 impl StatusUpdater {
-    pub fn new(
-        store: Arc<dyn ObjectStore>,
-        queues: QueueDirectory,
-        names: QueueNames,
-        settings: StatusSettings,
-    ) -> Self {
+    /// A status process over `jobs` (the process's one job lifecycle: its store, queues and
+    /// pipeline; every stage's dead-letter queue is drained, and the reconciler restarts
+    /// photos through it).
+    pub fn new(jobs: darkroom_jobs::Jobs, settings: StatusSettings) -> Self {
+        let (store, queues, names) = (jobs.store().clone(), jobs.queues().clone(), jobs.names().clone());
         let probe = StoreAndQueueProbe { store: store.clone(), queues: queues.clone(), queue: names.responses() };
         let breaker = Breaker::new("status", Arc::new(probe));
-        let jobs = darkroom_jobs::Jobs::new(store.clone(), queues.clone(), names.clone(), settings.stage_map.clone());
         let housekeeper = Arc::new(Housekeeper::new(jobs.clone(), settings.housekeeping.clone()));
         Self { store, queues, names, settings, breaker, housekeeper, jobs, finishing: Arc::default() }
     }
@@ -122,7 +117,7 @@ impl StatusUpdater {
         let responses = self.names.responses();
         let mut sources = vec![(self.queues.get(&responses).await?, Source::Responses)];
         let webhooks = self.names.webhooks();
-        for pair in self.names.all(&self.settings.stage_map.stages()) {
+        for pair in self.names.all(&self.jobs.stage_map().stages()) {
             if pair.queue == webhooks {
                 continue; // not a photo's: its dead letters are undeliverable webhooks, for an operator
             }

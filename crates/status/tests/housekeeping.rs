@@ -52,7 +52,6 @@ async fn fixture() -> Fixture {
     let quick = queues.get(&names.requests("quick")).await.unwrap();
     let responses = queues.get(&names.responses()).await.unwrap();
     let settings = StatusSettings {
-        stage_map: StageMap::default(),
         wait_time: Duration::ZERO,
         max_receive_count: 5,
         housekeeping: HousekeepingSettings {
@@ -65,7 +64,7 @@ async fn fixture() -> Fixture {
         },
     };
     let jobs = Jobs::new(store.clone(), queues.clone(), names.clone(), StageMap::default());
-    let status = StatusUpdater::new(store.clone(), queues, names, settings);
+    let status = StatusUpdater::new(jobs.clone(), settings);
     Fixture { _dir: dir, store, faulty, status, jobs, quick, responses }
 }
 

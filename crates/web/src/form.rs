@@ -1,7 +1,7 @@
 //! The recipe of the plain HTML form (no JavaScript needed). Fields are turned into the
 //! same JSON recipe an API client would send and validated by the same parser, so the
-//! form can never accept what the API would refuse. The upload page's script builds the
-//! identical JSON in the browser (static/upload.js: keep the two in step).
+//! form can never accept what the API would refuse. The upload page's recipe builder builds
+//! the same JSON in the browser (static/builder.js: keep the two in step).
 
 use darkroom_core::{Recipe, RecipeError};
 use serde_json::{json, Map, Value};

@@ -69,15 +69,15 @@ pub async fn healthz() -> HttpResponse {
 
 /// Every queue of the deployment: each stage's requests, the responses, and their DLQs.
 fn all_queue_names(state: &AppState) -> Vec<String> {
-    let names = &state.settings.names;
-    let pairs = names.all(&state.settings.stage_map.stages());
+    let names = state.jobs.names();
+    let pairs = names.all(&state.jobs.stage_map().stages());
     let dead_letters = pairs.iter().map(|pair| pair.dead_letter.clone()).collect::<Vec<_>>();
     pairs.into_iter().map(|pair| pair.queue).chain(dead_letters).collect()
 }
 
 async fn queue_depths(state: &AppState) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {
     let mut depths = serde_json::Map::new();
-    let webhooks = state.settings.names.webhooks();
+    let webhooks = state.jobs.names().webhooks();
     for name in all_queue_names(state) {
         let queue = match state.queues.get(&name).await {
             Ok(queue) => queue,

@@ -1,7 +1,10 @@
 //! The web tier: upload page, job pages, the JSON API and downloads (docs/ARCHITECTURE.md "HTTP JSON
-//! API"). It never processes photos and holds no state of its own: originals and job
-//! documents go to the object store, work goes to the request queue, and the job view is
-//! read back from the store. Any number of web processes can serve the same jobs.
+//! API"). It holds no state of its own: originals and job documents go to the object store,
+//! work goes to the request queue, and the job view is read back from the store. Any number
+//! of web processes can serve the same jobs. The only images it makes are interactive ones,
+//! each bounded by slots of its own: a recipe's preview on one photo (`preview.rs`) and
+//! small copies of originals for the job page (`original_thumb.rs`); a job's photos are
+//! processed by workers.
 
 mod access;
 pub use access::{key_hash, AccessKeys, AccessKeysError};
@@ -43,7 +46,7 @@ pub use rate_limit::ClientRateLimit;
 pub use upload::{judge, Judgement};
 
 use actix_web::{web, App, HttpServer};
-use darkroom_core::{ErrorCode, Limits, QueueNames, StageMap};
+use darkroom_core::{ErrorCode, Limits};
 use darkroom_queue::QueueDirectory;
 use darkroom_store::ObjectStore;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -55,8 +58,6 @@ pub struct WebSettings {
     pub limits: Limits,
     /// The largest multipart body accepted in one request (many photos at once).
     pub max_request_bytes: u64,
-    pub stage_map: StageMap,
-    pub names: QueueNames,
     /// Uploads handled at once by this process; beyond it, requests get 429 (unless a slow
     /// upload can be evicted).
     pub max_concurrent_uploads: usize,
@@ -202,12 +203,10 @@ impl Commits {
 }
 
 impl AppState {
-    pub fn new(
-        store: Arc<dyn ObjectStore>,
-        queues: QueueDirectory,
-        settings: WebSettings,
-        metrics: Option<PrometheusHandle>,
-    ) -> Self {
+    /// The web tier over `jobs` (the process's one job lifecycle, shared with its other
+    /// roles: one cache of job views per process) and its store and queues.
+    pub fn new(jobs: darkroom_jobs::Jobs, settings: WebSettings, metrics: Option<PrometheusHandle>) -> Self {
+        let (store, queues) = (jobs.store().clone(), jobs.queues().clone());
         let upload_slots = Arc::new(slots::ProgressSlots::for_uploads(
             settings.max_concurrent_uploads,
             settings.max_uploads_per_client,
@@ -220,8 +219,6 @@ impl AppState {
         )
         .map(Arc::new);
         let preview_slots = preview::preview_slots();
-        let jobs =
-            darkroom_jobs::Jobs::new(store.clone(), queues.clone(), settings.names.clone(), settings.stage_map.clone());
         Self {
             store,
             queues,

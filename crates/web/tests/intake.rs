@@ -36,8 +36,6 @@ async fn fixture() -> Fixture {
     let settings = WebSettings {
         limits: darkroom_core::Limits::default(),
         max_request_bytes: 64 << 20,
-        stage_map: StageMap::default(),
-        names: names.clone(),
         max_concurrent_uploads: 8,
         max_uploads_per_client: 8,
         min_upload_rate: 0,
@@ -52,7 +50,13 @@ async fn fixture() -> Fixture {
         webhook_allow_internal: false,
     };
     let queues = Arc::new(FaultyQueues::new(queues));
-    let state = AppState::new(store.clone(), QueueDirectory::new(queues.clone()), settings, None);
+    let jobs = darkroom_jobs::Jobs::new(
+        store.clone(),
+        QueueDirectory::new(queues.clone()),
+        names.clone(),
+        StageMap::default(),
+    );
+    let state = AppState::new(jobs, settings, None);
     Fixture { _dir: dir, store, queues, names, state }
 }
 

@@ -193,12 +193,15 @@ async fn a_failed_delete_is_harmless_and_the_redelivery_is_a_duplicate() {
     assert_eq!(worker.handle(&setup.requests, first, &abandon).await, Outcome::Completed);
     setup.faulty_queues.fail_deletes(false);
     // Status records the responses, as it would in a running system.
-    let status = darkroom_status::StatusUpdater::new(
+    let jobs = darkroom_jobs::Jobs::new(
         Arc::new(setup.local.clone()),
         setup.queues.clone(),
         setup.names.clone(),
+        StageMap::default(),
+    );
+    let status = darkroom_status::StatusUpdater::new(
+        jobs,
         darkroom_status::StatusSettings {
-            stage_map: StageMap::default(),
             wait_time: Duration::ZERO,
             max_receive_count: 5,
             housekeeping: darkroom_status::HousekeepingSettings {
