@@ -61,7 +61,10 @@ pub fn finish_name(view: &JobView) -> String {
 impl Jobs {
     /// Hands the job's finish to the webhook queue if the job has a webhook, is finished
     /// and this finish has not been handed over yet. `fresh` is a view just read in full, if
-    /// the caller has one (the housekeeping pass): without it, the shared fold is read.
+    /// the caller has one (the housekeeping pass): without it, the shared fold is read, and a
+    /// job it shows finished is read again in full before anything is sent (the fold is
+    /// shared with the web tier in one process and kept up from a best-effort change log:
+    /// a finish is named from what the store holds, never from a cache).
     pub async fn schedule_webhook_if_finished(
         &self,
         job: &JobManifest,
@@ -70,12 +73,15 @@ impl Jobs {
         if job.callback_url.is_none() {
             return Ok(Scheduling::NotDue);
         }
-        let folded;
+        let read_in_full;
         let view = match fresh {
             Some(view) => view,
             None => {
-                folded = self.load_view(job).await?;
-                &folded
+                if !self.load_view(job).await?.state.is_finished() {
+                    return Ok(Scheduling::NotDue);
+                }
+                read_in_full = self.load_view_in_full(job).await?;
+                &read_in_full
             }
         };
         if !view.state.is_finished() {

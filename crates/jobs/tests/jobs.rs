@@ -402,3 +402,48 @@ async fn a_photo_uploaded_with_a_recipe_of_its_own_keeps_it_for_its_retries_and_
     let quick = QueueDirectory::new(fixture.queues.clone()).get(&fixture.names.requests("quick")).await.unwrap();
     assert_eq!(quick.counts().await.unwrap().visible, 1, "the job's recipe in the quick one");
 }
+
+/// A finish is named from the store, never from a fold another role of the process cached
+/// (`darkroom serve` shares one): a fold that shows the job finished while the store has
+/// moved on (a retry whose change-log entry was lost) sends no webhook.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_is_sent_for_what_the_store_holds_not_for_a_stale_fold() {
+    let fixture = fixture().await;
+    let webhooks = fixture.names.webhooks();
+    let dead_letter = QueueNames::dead_letter(&webhooks);
+    fixture.queues.create_queue(&QueueSpec::dead_letter(dead_letter.clone(), Duration::from_secs(30))).await.unwrap();
+    fixture
+        .queues
+        .create_queue(&QueueSpec::new(webhooks.clone(), Duration::from_secs(30), 5, dead_letter))
+        .await
+        .unwrap();
+    let queue = QueueDirectory::new(fixture.queues.clone()).get(&webhooks).await.unwrap();
+    let jobs = fixture.jobs.clone().with_view_refresh(Duration::from_secs(60));
+    let (mut manifest, photos) = job(&fixture, 1, now_millis()).await;
+    manifest.callback_url = Some("https://hooks.example/darkroom".to_owned());
+    record(&fixture, &manifest.id, &photos[0], PhotoState::Done, "quick", keys::TERMINAL_STEP).await;
+    assert!(jobs.load_view(&manifest).await.unwrap().state.is_finished());
+
+    // A retry's queued event, its change-log entry lost: the fold, within its refresh
+    // window, still shows the job finished.
+    let queued = darkroom_core::EventDoc::new(2, PhotoState::Queued);
+    darkroom_store::json::put_json_if_absent(
+        fixture.store.as_ref(),
+        &keys::queued_event(&manifest.id, &photos[0], 2),
+        &queued,
+    )
+    .await
+    .unwrap();
+    assert!(jobs.load_view(&manifest).await.unwrap().state.is_finished(), "the fold is behind the store");
+    assert_eq!(jobs.schedule_webhook_if_finished(&manifest, None).await.unwrap(), darkroom_jobs::Scheduling::NotDue);
+    assert_eq!(queue.counts().await.unwrap().visible, 0, "no webhook for a finish the store no longer holds");
+
+    // The retry finishes: now the store holds a finish, and it is sent once.
+    let mut done = darkroom_core::EventDoc::new(2, PhotoState::Done);
+    done.stage = Some("quick".to_owned());
+    let key = keys::event(&manifest.id, &photos[0], 2, PhotoState::Done, keys::TERMINAL_STEP);
+    darkroom_store::json::put_json_if_absent(fixture.store.as_ref(), &key, &done).await.unwrap();
+    jobs.changed(&manifest.id);
+    assert_eq!(jobs.schedule_webhook_if_finished(&manifest, None).await.unwrap(), darkroom_jobs::Scheduling::Sent);
+    assert_eq!(queue.counts().await.unwrap().visible, 1);
+}

@@ -164,8 +164,17 @@ impl StatusUpdater {
                 finishing.drain().map(|(_, manifest)| manifest).collect()
             };
             for manifest in due {
-                if let Err(error) = self.jobs.schedule_webhook_if_finished(&manifest, None).await {
-                    tracing::warn!(job_id = %manifest.id, error.message = %error, "could not schedule the job's webhook; the housekeeping pass will");
+                match self.jobs.schedule_webhook_if_finished(&manifest, None).await {
+                    Ok(_) => {}
+                    // An outage: looked at again next second (quietly: the breaker reports it).
+                    Err(error) if error.is_retryable() => {
+                        tracing::debug!(job_id = %manifest.id, error.message = %error, "could not schedule the job's webhook yet; trying again in a second");
+                        let mut finishing = self.finishing.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                        finishing.entry(manifest.id.clone()).or_insert(manifest);
+                    }
+                    Err(error) => {
+                        tracing::warn!(job_id = %manifest.id, error.message = %error, "could not schedule the job's webhook; the housekeeping pass will");
+                    }
                 }
             }
         }

@@ -3,7 +3,8 @@
 //!
 //! Each stream looks at the view once a second through the jobs crate's shared fold, so any
 //! number of tabs watching one job cost one store read per refresh window in this process,
-//! not one per tab. Streams are capped per process, end after half an hour (`EventSource`
+//! not one per tab (in `darkroom serve`, whose status role shares the fold, each state it
+//! records also lets the next look read the change log at once). Streams are capped per process, end after half an hour (`EventSource`
 //! reconnects by itself) and when the server shuts down, so they never hold a deploy.
 
 use crate::view::load_job_or_404;
