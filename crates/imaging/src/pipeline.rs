@@ -147,10 +147,10 @@ pub fn apply_steps(
         let Some(op) = ops.get(index) else { break };
         let _span = tracing::debug_span!("op", op = op.name()).entered();
         match op {
-            Operation::Thumbnail { size } => {
+            Operation::Thumbnail { size } if Some(index) == last_thumbnail => {
                 let (width, height) = crate::shrink_first::thumbnail_size(
                     ops,
-                    Some(index) == last_thumbnail,
+                    true,
                     pixel_scale,
                     (photo.width(), photo.height()),
                     *size,
