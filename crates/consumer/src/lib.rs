@@ -5,15 +5,12 @@
 //!   the messages' receive budget on an outage;
 //! - [`defer`]: hand a message back for later *without* spending its receive budget — a
 //!   copy is sent with a delay and the original deleted — for work that waits on an
-//!   outage or on a newer darkroom that can read it (rolling upgrades);
-//! - [`sweep_deleted_photo`]: remove what was written for a photo of a deleted job.
+//!   outage or on a newer darkroom that can read it (rolling upgrades).
 
 mod breaker;
 mod deferral;
 mod probe;
-mod sweep;
 
 pub use breaker::{Breaker, OpenState};
 pub use deferral::{defer, deferrals, leave_unreadable, DeferralReason};
 pub use probe::{Probe, StoreAndQueueProbe};
-pub use sweep::sweep_deleted_photo;

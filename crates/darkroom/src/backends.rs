@@ -2,8 +2,8 @@
 
 use crate::config::{Backend, Settings};
 use anyhow::Context;
-use darkroom_core::{QueueNames, StageMap};
-use darkroom_queue::{QueueBackend, QueueDirectory, QueueSpec, SqliteQueues};
+use darkroom_core::QueueNames;
+use darkroom_queue::{QueueBackend, QueueDirectory, SqliteQueues};
 use darkroom_store::{LocalStore, ObjectStore};
 use std::sync::Arc;
 
@@ -14,7 +14,6 @@ pub struct Backends {
     pub store: Arc<dyn ObjectStore>,
     pub queues: QueueDirectory,
     pub names: QueueNames,
-    pub stage_map: StageMap,
     /// The job lifecycle over the store and queues, built once and shared by every role of
     /// the process (web, status, webhooks): one cache of documents and job views.
     pub jobs: darkroom_jobs::Jobs,
@@ -45,28 +44,20 @@ pub async fn open(settings: &Settings) -> anyhow::Result<Backends> {
     let queues = QueueDirectory::new(queue_backend);
     let names = QueueNames::new(settings.queue_prefix.clone());
     let stage_map = settings.stage_map()?;
-    let jobs = darkroom_jobs::Jobs::new(store.clone(), queues.clone(), names.clone(), stage_map.clone());
+    let jobs = darkroom_jobs::Jobs::new(store.clone(), queues.clone(), names.clone(), stage_map);
     Ok(Backends {
         #[cfg(feature = "aws")]
         bucket,
         store,
         queues,
         names,
-        stage_map,
         jobs,
     })
 }
 
 /// Whether every queue (and dead-letter queue) `setup` creates is there already.
 pub async fn all_queues_exist(backends: &Backends) -> bool {
-    for pair in backends.names.all(&backends.stage_map.stages()) {
-        for name in [&pair.queue, &pair.dead_letter] {
-            if backends.queues.get(name.as_str()).await.is_err() {
-                return false;
-            }
-        }
-    }
-    true
+    backends.jobs.all_queues_exist().await
 }
 
 /// Creates every queue (each stage's requests, the responses, and a DLQ for each) with the
@@ -81,21 +72,12 @@ pub async fn setup(settings: &Settings, backends: &Backends) -> anyhow::Result<V
             )
         })?;
     }
-    let backend = backends.queues.backend();
-    let all = backends.names.all(&backends.stage_map.stages());
-    for darkroom_core::queue_names::QueuePair { queue: name, dead_letter, shared_fairly } in &all {
-        backend
-            .create_queue(&QueueSpec::dead_letter(dead_letter.as_str(), settings.visibility_timeout))
-            .await
-            .with_context(|| format!("creating queue {dead_letter}"))?;
-        backend
-            .create_queue(
-                &QueueSpec::new(name.clone(), settings.visibility_timeout, settings.max_receive_count, dead_letter)
-                    .with_lanes(if *shared_fairly { settings.fair_lanes } else { 1 }),
-            )
-            .await
-            .with_context(|| format!("creating queue {name}"))?;
-    }
+    let queue_settings = darkroom_jobs::QueueSettings {
+        visibility_timeout: settings.visibility_timeout,
+        max_receive_count: settings.max_receive_count,
+        fair_lanes: settings.fair_lanes,
+    };
+    let queues = backends.jobs.create_queues(&queue_settings).await?;
     backends.store.check().await.context("checking that the object store is writable")?;
-    Ok(all.into_iter().map(|pair| pair.queue).collect())
+    Ok(queues)
 }

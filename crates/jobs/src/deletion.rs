@@ -9,9 +9,9 @@
 use crate::{Jobs, JobsError};
 use darkroom_core::job::MANIFEST_VERSION;
 use darkroom_core::keys;
-use darkroom_core::{now_millis, DeletionCause, JobId, JobManifest, Tombstone};
+use darkroom_core::{now_millis, DeletionCause, JobId, JobManifest, PhotoId, Tombstone};
 use darkroom_store::json::{get_json, put_json};
-use darkroom_store::{delete_prefix, StoreError};
+use darkroom_store::{delete_prefix, ObjectStore, StoreError};
 
 /// What became of a deletion by the time it was answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +29,18 @@ pub struct SweepReport {
     pub jobs: usize,
     pub objects: usize,
     pub failed: usize,
+}
+
+/// Deletes every object of a photo of a deleted job; returns how many there were. The one
+/// way a consumer cleans up after a job deleted while its photo was in work: the worker's
+/// outputs written after the deletion, or an earlier segment's intermediate, would
+/// otherwise stay in the store for ever (the job's own sweep listed before they landed).
+pub async fn sweep_deleted_photo(store: &dyn ObjectStore, job: &JobId, photo: &PhotoId) -> Result<usize, StoreError> {
+    let swept = delete_prefix(store, &keys::photo_prefix(job, photo)).await?;
+    if swept > 0 {
+        tracing::info!(job_id = %job, photo_id = %photo, objects = swept, "swept the leftovers of a deleted job's photo");
+    }
+    Ok(swept)
 }
 
 impl Jobs {

@@ -16,6 +16,9 @@ pub enum JobsError {
     TooManyRetries,
     #[error("the photo's next attempt was started by someone else")]
     AlreadyStarted,
+    /// The job (or the photo) is not there: never created, or deleted meanwhile.
+    #[error("no such job or photo (it may have been deleted meanwhile)")]
+    NotFound,
     /// A read that failed a moment ago on an outage, shared by the readers behind it.
     #[error("{0}")]
     Shared(String),
@@ -37,7 +40,7 @@ impl JobsError {
             Self::Store(error) => error.is_retryable(),
             Self::Queue(error) => error.is_retryable(),
             Self::Shared(_) => true,
-            Self::Corrupt { .. } | Self::TooManyRetries | Self::AlreadyStarted => false,
+            Self::Corrupt { .. } | Self::TooManyRetries | Self::AlreadyStarted | Self::NotFound => false,
         }
     }
 }

@@ -1,22 +1,27 @@
-//! Jobs in the object store, as both the web tier and the status process need them: reading
-//! a job's view, starting a photo's next attempt (and enqueueing it), the index of jobs
-//! with work outstanding, and durable deletion (tombstone first, then batched deletes that
+//! Jobs in the object store, as both the web tier and the status process need them: creating
+//! a job and adding photos to it (whole or not at all), reading a job's view, starting a
+//! photo's next attempt (and enqueueing it), the index of jobs with work outstanding, and
+//! durable deletion (tombstone first, then batched deletes that
 //! a sweeper resumes after a crash). One home for these rules, so the web tier (which acts
 //! for users) and status (whose reconciler and sweeper act on their own) cannot drift apart.
 
 mod attempts;
 mod cancel;
 pub mod changes;
+mod create;
 mod deletion;
 mod error;
 mod finish;
 mod read;
+mod topology;
 
 pub use attempts::{recipe_of, Recovery};
 pub use changes::{event_change, log_change, Change};
-pub use deletion::{DeleteOutcome, SweepReport};
+pub use create::{NewPhoto, Restarts};
+pub use deletion::{sweep_deleted_photo, DeleteOutcome, SweepReport};
 pub use error::JobsError;
 pub use finish::{finish_name, Scheduling};
+pub use topology::{QueueSettings, QueueSetupError};
 
 use darkroom_core::{QueueNames, StageMap};
 use darkroom_queue::QueueDirectory;

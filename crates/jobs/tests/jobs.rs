@@ -5,94 +5,18 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use darkroom_core::job::MANIFEST_VERSION;
-use darkroom_core::{
-    keys, now_millis, DeletionCause, JobId, JobManifest, OwnerToken, PhotoId, PhotoManifest, PhotoState, QueueNames,
-    Recipe, StageMap,
-};
-use darkroom_jobs::{DeleteOutcome, Jobs};
-use darkroom_queue::{QueueBackend, QueueDirectory, QueueSpec, SqliteQueues};
+use darkroom_core::{keys, now_millis, DeletionCause, JobId, PhotoId, PhotoManifest, PhotoState, Recipe};
+use darkroom_jobs::{DeleteOutcome, NewPhoto};
+use darkroom_queue::QueueDirectory;
 use darkroom_store::json::put_json;
-use darkroom_store::{LocalStore, ObjectStore};
-use darkroom_testkit::{FaultyQueues, FaultyStore};
-use std::sync::Arc;
+use darkroom_store::ObjectStore;
+use darkroom_testkit::World;
 use std::time::Duration;
-
-struct Fixture {
-    _dir: tempfile::TempDir,
-    store: Arc<FaultyStore>,
-    queues: Arc<FaultyQueues>,
-    jobs: Jobs,
-    names: QueueNames,
-}
-
-async fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let local: Arc<dyn ObjectStore> = Arc::new(LocalStore::open(dir.path().join("store")).unwrap());
-    let backend = Arc::new(SqliteQueues::open(dir.path().join("queues.sqlite3")).unwrap());
-    let names = QueueNames::new("t");
-    for stage in StageMap::default().stages() {
-        let name = names.requests(&stage);
-        backend
-            .create_queue(&QueueSpec::dead_letter(QueueNames::dead_letter(&name), Duration::from_secs(30)))
-            .await
-            .unwrap();
-        backend
-            .create_queue(&QueueSpec::new(name.clone(), Duration::from_secs(30), 5, QueueNames::dead_letter(&name)))
-            .await
-            .unwrap();
-    }
-    let store = Arc::new(FaultyStore::new(local));
-    let queues = Arc::new(FaultyQueues::new(backend));
-    let jobs = Jobs::new(store.clone(), QueueDirectory::new(queues.clone()), names.clone(), StageMap::default());
-    Fixture { _dir: dir, store, queues, jobs, names }
-}
-
-/// A job of `photos` photos, as the web tier writes it (manifests and originals).
-async fn job(fixture: &Fixture, photos: usize, created_at: u64) -> (JobManifest, Vec<PhotoId>) {
-    let recipe = Recipe::from_json(r#"{"ops":[{"op":"thumbnail","size":64}]}"#).unwrap();
-    let manifest = JobManifest {
-        v: MANIFEST_VERSION,
-        id: JobId::generate(),
-        created_at,
-        owner_token_sha256: OwnerToken::generate().sha256_hex(),
-        recipe,
-        callback_url: None,
-        tenant: None,
-        name: None,
-    };
-    let store = fixture.store.as_ref();
-    let mut ids = Vec::new();
-    for position in 0..photos {
-        let photo = PhotoId::generate();
-        let photo_manifest = PhotoManifest {
-            v: MANIFEST_VERSION,
-            job_id: manifest.id.clone(),
-            id: photo.clone(),
-            name: format!("p{position}.jpg"),
-            content_type: "image/jpeg".into(),
-            size: 3,
-            width: None,
-            height: None,
-            added_at: created_at,
-            position: position as u32,
-        };
-        put_json(store, &keys::photo_manifest(&manifest.id, &photo), &photo_manifest).await.unwrap();
-        store
-            .put(&keys::original(&manifest.id, &photo), bytes::Bytes::from_static(b"jpg"), "image/jpeg")
-            .await
-            .unwrap();
-        ids.push(photo);
-    }
-    fixture.jobs.index_created(&manifest).await.unwrap();
-    fixture.jobs.mark_active(&manifest.id).await.unwrap();
-    put_json(store, &keys::job_manifest(&manifest.id), &manifest).await.unwrap();
-    (manifest, ids)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_attempt_whose_enqueue_fails_is_withdrawn_and_can_be_started_again() {
-    let fixture = fixture().await;
-    let (manifest, photos) = job(&fixture, 1, now_millis()).await;
+    let fixture = World::new().await;
+    let (manifest, photos) = fixture.unsent_job(1, now_millis()).await;
     let recipe = manifest.recipe.clone();
     fixture.queues.set_down(true);
     assert!(fixture.jobs.start_attempt(&manifest, &photos[0], 1, recipe.clone(), None).await.is_err());
@@ -111,8 +35,8 @@ async fn an_attempt_whose_enqueue_fails_is_withdrawn_and_can_be_started_again() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_sent_twice_restarts_the_photo_once_but_retries_still_stack() {
-    let fixture = fixture().await;
-    let (manifest, photos) = job(&fixture, 1, now_millis()).await;
+    let fixture = World::new().await;
+    let (manifest, photos) = fixture.unsent_job(1, now_millis()).await;
     let recipe = manifest.recipe.clone();
     // Two "resume" requests that both saw attempt 1 (two tabs, a double click).
     assert_eq!(fixture.jobs.restart_attempt(&manifest, &photos[0], 1, recipe.clone()).await.unwrap(), 2);
@@ -128,8 +52,8 @@ async fn a_restart_sent_twice_restarts_the_photo_once_but_retries_still_stack() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deletion_interrupted_half_way_is_finished_by_the_sweeper() {
-    let fixture = fixture().await;
-    let (manifest, _) = job(&fixture, 30, now_millis()).await;
+    let fixture = World::new().await;
+    let (manifest, _) = fixture.unsent_job(30, now_millis()).await;
     // The bulk delete fails (throttled): the answer is "deleted", the sweep is pending.
     fixture.store.fail_next_bulk_deletes(1);
     assert_eq!(fixture.jobs.delete(&manifest, DeletionCause::Owner).await.unwrap(), DeleteOutcome::Pending);
@@ -150,11 +74,11 @@ async fn a_deletion_interrupted_half_way_is_finished_by_the_sweeper() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_expires_old_jobs_then_forgets_them() {
-    let fixture = fixture().await;
+    let fixture = World::new().await;
     let day = 24 * 3600 * 1000;
     let now = now_millis();
-    let (old, _) = job(&fixture, 2, now - 40 * day).await;
-    let (recent, _) = job(&fixture, 2, now - day).await;
+    let (old, _) = fixture.unsent_job(2, now - 40 * day).await;
+    let (recent, _) = fixture.unsent_job(2, now - day).await;
     assert_eq!(fixture.jobs.expire(now - 30 * day, 100, &mut None).await.unwrap(), 1);
     assert!(fixture.jobs.load_job(&old.id).await.unwrap().is_none());
     assert!(fixture.store.list(&keys::job_prefix(&old.id)).await.unwrap().is_empty());
@@ -176,7 +100,7 @@ async fn retention_expires_old_jobs_then_forgets_them() {
 }
 
 /// Records a state event as the status process does: the event, then its change-log entry.
-async fn record(fixture: &Fixture, job: &JobId, photo: &PhotoId, state: PhotoState, stage: &str, step: u32) {
+async fn record(fixture: &World, job: &JobId, photo: &PhotoId, state: PhotoState, stage: &str, step: u32) {
     let mut event = darkroom_core::EventDoc::new(1, state);
     event.stage = Some(stage.to_owned());
     let key = keys::event(job, photo, 1, state, step);
@@ -185,7 +109,7 @@ async fn record(fixture: &Fixture, job: &JobId, photo: &PhotoId, state: PhotoSta
         .await;
 }
 
-fn requests(fixture: &Fixture) -> u64 {
+fn requests(fixture: &World) -> u64 {
     fixture.store.requests.total()
 }
 
@@ -195,9 +119,9 @@ fn requests(fixture: &Fixture) -> u64 {
 async fn a_job_view_costs_the_same_store_requests_for_one_photo_or_a_thousand() {
     let mut steady_costs = Vec::new();
     for size in [1, 1000] {
-        let fixture = fixture().await;
+        let fixture = World::new().await;
         let jobs = fixture.jobs.clone().with_view_refresh(Duration::ZERO);
-        let (manifest, photos) = job(&fixture, size, now_millis()).await;
+        let (manifest, photos) = fixture.unsent_job(size, now_millis()).await;
         let cold = requests(&fixture);
         assert_eq!(jobs.load_view(&manifest).await.unwrap().photos.len(), size);
         let cold = requests(&fixture) - cold;
@@ -224,9 +148,9 @@ async fn a_job_view_costs_the_same_store_requests_for_one_photo_or_a_thousand() 
 /// Readers of one job within the refresh window share one read, however many there are.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_readers_of_one_job_share_one_read() {
-    let fixture = fixture().await;
+    let fixture = World::new().await;
     let jobs = fixture.jobs.clone().with_view_refresh(Duration::from_secs(60));
-    let (manifest, _) = job(&fixture, 20, now_millis()).await;
+    let (manifest, _) = fixture.unsent_job(20, now_millis()).await;
     jobs.load_view(&manifest).await.unwrap();
     let before = requests(&fixture);
     let readers: Vec<_> = (0..50).map(|_| jobs.load_view(&manifest)).collect();
@@ -241,9 +165,9 @@ async fn many_readers_of_one_job_share_one_read() {
 /// after the window the job is read again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readers_behind_a_failed_read_share_its_failure() {
-    let fixture = fixture().await;
+    let fixture = World::new().await;
     let jobs = fixture.jobs.clone().with_view_refresh(Duration::from_secs(60));
-    let (manifest, _) = job(&fixture, 5, now_millis()).await;
+    let (manifest, _) = fixture.unsent_job(5, now_millis()).await;
     fixture.store.set_down(true);
     let before = requests(&fixture);
     let readers: Vec<_> = (0..50).map(|_| jobs.load_view(&manifest)).collect();
@@ -265,9 +189,9 @@ async fn readers_behind_a_failed_read_share_its_failure() {
 /// shows; a later state never gives way to an earlier one read after it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_change_log_misses_nothing_for_long_and_never_goes_backwards() {
-    let fixture = fixture().await;
+    let fixture = World::new().await;
     let jobs = fixture.jobs.clone().with_view_refresh(Duration::ZERO).with_full_read_every(Duration::from_millis(300));
-    let (manifest, photos) = job(&fixture, 3, now_millis()).await;
+    let (manifest, photos) = fixture.unsent_job(3, now_millis()).await;
     jobs.load_view(&manifest).await.unwrap();
     // Done recorded first, then a late "processing" of the same attempt arrives.
     record(&fixture, &manifest.id, &photos[0], PhotoState::Done, "quick", keys::TERMINAL_STEP).await;
@@ -314,9 +238,9 @@ async fn the_change_log_misses_nothing_for_long_and_never_goes_backwards() {
 /// view back: the log's recent entries are folded in again after it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_read_never_steps_the_view_back() {
-    let fixture = fixture().await;
+    let fixture = World::new().await;
     let jobs = fixture.jobs.clone().with_view_refresh(Duration::ZERO).with_full_read_every(Duration::ZERO);
-    let (manifest, photos) = job(&fixture, 2, now_millis()).await;
+    let (manifest, photos) = fixture.unsent_job(2, now_millis()).await;
     // Logged, but (as if the full read's listing ran just before it was written) its event
     // document is not where the listing looks.
     let mut done = darkroom_core::EventDoc::new(1, PhotoState::Done);
@@ -335,9 +259,9 @@ async fn a_full_read_never_steps_the_view_back() {
 /// has already seen, or the stream sends nothing and the page never learns the job is done.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_view_folded_again_after_eviction_is_never_taken_for_one_already_sent() {
-    let fixture = fixture().await;
+    let fixture = World::new().await;
     let jobs = fixture.jobs.clone().with_view_refresh(Duration::ZERO);
-    let (manifest, photos) = job(&fixture, 1, now_millis()).await;
+    let (manifest, photos) = fixture.unsent_job(1, now_millis()).await;
     let (seen, view) = jobs.load_view_if_changed(&manifest, None).await.unwrap();
     assert_eq!(view.unwrap().photos[0].state, PhotoState::Queued);
     // Many other jobs are watched meanwhile: this one's fold leaves the cache.
@@ -356,18 +280,18 @@ async fn a_view_folded_again_after_eviction_is_never_taken_for_one_already_sent(
 /// a page full of them does not stop retention for the jobs behind them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_goes_past_jobs_that_keep_failing() {
-    let fixture = fixture().await;
+    let fixture = World::new().await;
     let day = 24 * 3600 * 1000;
     let now = now_millis();
     for age in 0..5 {
-        let (bad, _) = job(&fixture, 0, now - (50 - age) * day).await;
+        let (bad, _) = fixture.unsent_job(0, now - (50 - age) * day).await;
         fixture
             .store
             .put(&keys::job_manifest(&bad.id), bytes::Bytes::from_static(b"{not json"), "application/json")
             .await
             .unwrap();
     }
-    let (old, _) = job(&fixture, 1, now - 40 * day).await;
+    let (old, _) = fixture.unsent_job(1, now - 40 * day).await;
     let mut cursor = None;
     assert_eq!(fixture.jobs.expire(now - 30 * day, 3, &mut cursor).await.unwrap(), 0);
     assert!(cursor.is_some(), "the next pass goes on after this page");
@@ -383,8 +307,8 @@ async fn retention_goes_past_jobs_that_keep_failing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_photo_uploaded_with_a_recipe_of_its_own_keeps_it_for_its_retries_and_replays() {
-    let fixture = fixture().await;
-    let (manifest, photos) = job(&fixture, 2, now_millis()).await;
+    let fixture = World::new().await;
+    let (manifest, photos) = fixture.unsent_job(2, now_millis()).await;
     let own = Recipe::from_json(r#"{"ops":[{"op":"redeye","regions":[{"x":1,"y":1,"width":5,"height":5}]}]}"#).unwrap();
     let mut queued = darkroom_core::EventDoc::new(1, PhotoState::Queued);
     queued.recipe = Some(own.clone());
@@ -408,18 +332,11 @@ async fn a_photo_uploaded_with_a_recipe_of_its_own_keeps_it_for_its_retries_and_
 /// moved on (a retry whose change-log entry was lost) sends no webhook.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_webhook_is_sent_for_what_the_store_holds_not_for_a_stale_fold() {
-    let fixture = fixture().await;
+    let fixture = World::new().await;
     let webhooks = fixture.names.webhooks();
-    let dead_letter = QueueNames::dead_letter(&webhooks);
-    fixture.queues.create_queue(&QueueSpec::dead_letter(dead_letter.clone(), Duration::from_secs(30))).await.unwrap();
-    fixture
-        .queues
-        .create_queue(&QueueSpec::new(webhooks.clone(), Duration::from_secs(30), 5, dead_letter))
-        .await
-        .unwrap();
     let queue = QueueDirectory::new(fixture.queues.clone()).get(&webhooks).await.unwrap();
     let jobs = fixture.jobs.clone().with_view_refresh(Duration::from_secs(60));
-    let (mut manifest, photos) = job(&fixture, 1, now_millis()).await;
+    let (mut manifest, photos) = fixture.unsent_job(1, now_millis()).await;
     manifest.callback_url = Some("https://hooks.example/darkroom".to_owned());
     record(&fixture, &manifest.id, &photos[0], PhotoState::Done, "quick", keys::TERMINAL_STEP).await;
     assert!(jobs.load_view(&manifest).await.unwrap().state.is_finished());
@@ -446,4 +363,75 @@ async fn a_webhook_is_sent_for_what_the_store_holds_not_for_a_stale_fold() {
     jobs.changed(&manifest.id);
     assert_eq!(jobs.schedule_webhook_if_finished(&manifest, None).await.unwrap(), darkroom_jobs::Scheduling::Sent);
     assert_eq!(queue.counts().await.unwrap().visible, 1);
+}
+
+/// A job is created whole or not at all: with the queues down nothing of it is left (no
+/// documents, no active mark), and once they are back the same call stores it and sends
+/// one request per photo.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_is_created_whole_or_not_at_all() {
+    let fixture = World::new().await;
+    let manifest = darkroom_testkit::world::job_manifest(r#"{"ops":[{"op":"thumbnail","size":64}]}"#, now_millis());
+    let photos: Vec<NewPhoto> = (0..3)
+        .map(|position| NewPhoto {
+            manifest: darkroom_testkit::world::photo_manifest(&manifest, position),
+            own_recipe: None,
+        })
+        .collect();
+    fixture.queues.set_down(true);
+    assert!(fixture.jobs.create(&manifest, &photos).await.is_err());
+    fixture.queues.set_down(false);
+    assert!(fixture.store.list(&keys::job_prefix(&manifest.id)).await.unwrap().is_empty(), "nothing of it is left");
+    assert!(fixture.store.head(&keys::active_marker(&manifest.id)).await.unwrap().is_none());
+    assert!(fixture.jobs.load_job(&manifest.id).await.unwrap().is_none());
+
+    fixture.jobs.create(&manifest, &photos).await.unwrap();
+    assert!(fixture.jobs.load_job(&manifest.id).await.unwrap().is_some());
+    let view = fixture.jobs.load_view(&manifest).await.unwrap();
+    assert_eq!(view.photos.len(), 3);
+    assert!(view.photos.iter().all(|photo| photo.state == PhotoState::Queued));
+    assert_eq!(fixture.requests("quick").await.counts().await.unwrap().visible, 3);
+}
+
+/// A photo with a recipe of its own is sent with it, to that recipe's first stage, and the
+/// recipe is stored where a retry finds it; the others run the job's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_photo_with_its_own_recipe_is_sent_with_it() {
+    let fixture = World::new().await;
+    let (manifest, _) = fixture.create_job(r#"{"ops":[{"op":"thumbnail","size":64}]}"#, 1).await;
+    let own = Recipe::from_json(r#"{"ops":[{"op":"redeye"}]}"#).unwrap();
+    let photo =
+        NewPhoto { manifest: darkroom_testkit::world::photo_manifest(&manifest, 1), own_recipe: Some(own.clone()) };
+    fixture.jobs.add_photos(&manifest, std::slice::from_ref(&photo)).await.unwrap();
+    assert_eq!(fixture.jobs.recipe_of_attempt(&manifest, &photo.manifest.id, 1).await.unwrap(), own);
+    assert_eq!(fixture.requests("slow").await.counts().await.unwrap().visible, 1, "red-eye starts in the slow stage");
+    assert_eq!(fixture.requests("quick").await.counts().await.unwrap().visible, 1, "the job's photo in the quick one");
+}
+
+/// A batch that cannot be sent leaves none of its photos, and the job's earlier photos
+/// stay; a batch for a job deleted meanwhile is refused and writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_is_added_whole_or_not_at_all_and_never_to_a_deleted_job() {
+    let fixture = World::new().await;
+    let (manifest, first) = fixture.create_job(r#"{"ops":[{"op":"thumbnail","size":64}]}"#, 1).await;
+    let batch: Vec<NewPhoto> = (1..3)
+        .map(|position| NewPhoto {
+            manifest: darkroom_testkit::world::photo_manifest(&manifest, position),
+            own_recipe: None,
+        })
+        .collect();
+    fixture.queues.set_down(true);
+    assert!(fixture.jobs.add_photos(&manifest, &batch).await.is_err());
+    fixture.queues.set_down(false);
+    for photo in &batch {
+        let left = fixture.store.list(&keys::photo_prefix(&manifest.id, &photo.manifest.id)).await.unwrap();
+        assert!(left.is_empty(), "a photo of the failed batch is left: {left:?}");
+    }
+    let view = fixture.jobs.load_view_in_full(&manifest).await.unwrap();
+    assert_eq!(view.photos.iter().map(|p| p.id.clone()).collect::<Vec<_>>(), first, "the earlier photo stays");
+
+    fixture.jobs.delete(&manifest, DeletionCause::Owner).await.unwrap();
+    assert!(matches!(fixture.jobs.add_photos(&manifest, &batch).await, Err(darkroom_jobs::JobsError::NotFound)));
+    assert!(fixture.store.list(&keys::job_prefix(&manifest.id)).await.unwrap().is_empty());
+    assert!(fixture.jobs.remove_if_deleted(&manifest.id).await, "the job reads as deleted");
 }

@@ -16,11 +16,12 @@ mod housekeeping;
 
 pub use housekeeping::{judge, Housekeeper, HousekeepingSettings, PassReport, MAX_RECOVERIES};
 
-use darkroom_consumer::{leave_unreadable, sweep_deleted_photo, Breaker, StoreAndQueueProbe};
+use darkroom_consumer::{leave_unreadable, Breaker, StoreAndQueueProbe};
 use darkroom_core::job::PhotoState;
 use darkroom_core::{
     keys, ErrorCode, EventDoc, JobManifest, MessageError, PhotoError, PhotoRequest, PhotoResponse, QueueNames,
 };
+use darkroom_jobs::sweep_deleted_photo;
 use darkroom_queue::{Queue, QueueDirectory, QueueError, ReceivedMessage};
 use darkroom_store::json::{get_json, put_json_if_absent, JsonDocError};
 use darkroom_store::{delete_prefix, ObjectStore, PutOutcome, StoreError};

@@ -6,24 +6,22 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use darkroom_core::job::MANIFEST_VERSION;
 use darkroom_core::{
-    keys, now_millis, EventDoc, JobId, JobManifest, OwnerToken, PhotoId, PhotoManifest, PhotoRequest, PhotoResponse,
-    PhotoState, PhotoUpdate, QueueNames, Recipe, StageMap, TimeBudgets,
+    keys, now_millis, EventDoc, JobManifest, PhotoId, PhotoRequest, PhotoResponse, PhotoState, PhotoUpdate, TimeBudgets,
 };
 use darkroom_jobs::Jobs;
-use darkroom_queue::{OutgoingMessage, Queue, QueueBackend, QueueDirectory, QueueSpec, SqliteQueues};
+use darkroom_queue::{OutgoingMessage, Queue};
 use darkroom_status::{HousekeepingSettings, StatusSettings, StatusUpdater, MAX_RECOVERIES};
 use darkroom_store::json::{get_json, put_json};
-use darkroom_store::{LocalStore, ObjectStore};
-use darkroom_testkit::FaultyStore;
+use darkroom_store::ObjectStore;
+use darkroom_testkit::{FaultyStore, World};
 use std::sync::Arc;
 use std::time::Duration;
 
 const HOUR: u64 = 3600 * 1000;
 
 struct Fixture {
-    _dir: tempfile::TempDir,
+    world: World,
     store: Arc<dyn ObjectStore>,
     /// The same store, for holding back chosen writes.
     faulty: Arc<FaultyStore>,
@@ -34,23 +32,9 @@ struct Fixture {
     responses: Arc<dyn Queue>,
 }
 
+/// The test world with a status process's updater over it.
 async fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let local: Arc<dyn ObjectStore> = Arc::new(LocalStore::open(dir.path().join("store")).unwrap());
-    let faulty = Arc::new(FaultyStore::new(local));
-    let store: Arc<dyn ObjectStore> = faulty.clone();
-    let backend = Arc::new(SqliteQueues::open(dir.path().join("queues.sqlite3")).unwrap());
-    let names = QueueNames::new("t");
-    let mut all = StageMap::default().stages().iter().map(|s| names.requests(s)).collect::<Vec<_>>();
-    all.push(names.responses());
-    for name in all {
-        let dlq = QueueNames::dead_letter(&name);
-        backend.create_queue(&QueueSpec::dead_letter(&dlq, Duration::from_secs(30))).await.unwrap();
-        backend.create_queue(&QueueSpec::new(name, Duration::from_secs(30), 5, dlq)).await.unwrap();
-    }
-    let queues = QueueDirectory::new(backend);
-    let quick = queues.get(&names.requests("quick")).await.unwrap();
-    let responses = queues.get(&names.responses()).await.unwrap();
+    let world = World::new().await;
     let settings = StatusSettings {
         wait_time: Duration::ZERO,
         max_receive_count: 5,
@@ -63,49 +47,22 @@ async fn fixture() -> Fixture {
             max_receive_count: 5,
         },
     };
-    let jobs = Jobs::new(store.clone(), queues.clone(), names.clone(), StageMap::default());
-    let status = StatusUpdater::new(jobs.clone(), settings);
-    Fixture { _dir: dir, store, faulty, status, jobs, quick, responses }
+    let status = StatusUpdater::new(world.jobs.clone(), settings);
+    let (quick, responses) = (world.requests("quick").await, world.responses().await);
+    Fixture {
+        store: world.object_store(),
+        faulty: world.store.clone(),
+        jobs: world.jobs.clone(),
+        status,
+        quick,
+        responses,
+        world,
+    }
 }
 
 /// A job whose photos were stored `hours_ago` and never sent: a web process died mid-upload.
 async fn orphaned_job(fixture: &Fixture, photos: usize, hours_ago: u64) -> (JobManifest, Vec<PhotoId>) {
-    let at = now_millis() - hours_ago * HOUR;
-    let manifest = JobManifest {
-        v: MANIFEST_VERSION,
-        id: JobId::generate(),
-        created_at: at,
-        owner_token_sha256: OwnerToken::generate().sha256_hex(),
-        recipe: Recipe::from_json(r#"{"ops":[{"op":"thumbnail","size":64}]}"#).unwrap(),
-        callback_url: None,
-        tenant: None,
-        name: None,
-    };
-    let mut ids = Vec::new();
-    for position in 0..photos {
-        let photo = PhotoId::generate();
-        let photo_manifest = PhotoManifest {
-            v: MANIFEST_VERSION,
-            job_id: manifest.id.clone(),
-            id: photo.clone(),
-            name: format!("p{position}.jpg"),
-            content_type: "image/jpeg".into(),
-            size: 3,
-            width: None,
-            height: None,
-            added_at: at,
-            position: position as u32,
-        };
-        put_json(fixture.store.as_ref(), &keys::photo_manifest(&manifest.id, &photo), &photo_manifest).await.unwrap();
-        ids.push(photo);
-    }
-    fixture
-        .store
-        .put(&keys::active_marker(&manifest.id), bytes::Bytes::from_static(b"{}"), "application/json")
-        .await
-        .unwrap();
-    put_json(fixture.store.as_ref(), &keys::job_manifest(&manifest.id), &manifest).await.unwrap();
-    (manifest, ids)
+    fixture.world.unsent_job(photos, now_millis() - hours_ago * HOUR).await
 }
 
 async fn queued_requests(queue: &dyn Queue) -> Vec<PhotoRequest> {

@@ -4,15 +4,21 @@
 //!   makes them fail as an outage would, and counters of the requests that reached them;
 //! - [`localstack_endpoint`]: whether this run tests against LocalStack;
 //! - [`contract_tests!`]: one test per contract check, for each backend;
-//! - [`eventually`]: wait for a condition instead of sleeping a guessed time.
+//! - [`eventually`]: wait for a condition instead of sleeping a guessed time;
+//! - [`World`] (feature `world`): the store, every queue and the `Jobs` of one process, with
+//!   seeded jobs.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod faulty_queue;
 mod faulty_store;
+#[cfg(feature = "world")]
+pub mod world;
 
 pub use faulty_queue::FaultyQueues;
 pub use faulty_store::{FaultyStore, HeldPuts, PutRule, StoreRequests};
+#[cfg(feature = "world")]
+pub use world::World;
 
 use std::future::Future;
 use std::time::{Duration, Instant};

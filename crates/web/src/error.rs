@@ -115,6 +115,7 @@ impl From<darkroom_jobs::JobsError> for ApiError {
                 ErrorCode::InvalidRequest,
                 "too many concurrent retries of this photo; try again",
             ),
+            JobsError::NotFound => Self::not_found(),
             corrupt @ JobsError::Corrupt { .. } => {
                 Self::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, corrupt.to_string())
             }

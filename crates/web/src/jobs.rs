@@ -1,28 +1,22 @@
-//! What the API and the pages do to jobs: create, add photos, retry, reprocess, delete.
-//! Nothing is acknowledged before it is durable: the originals, the photo manifests and
-//! the job manifest are stored, and the request messages sent, before a job is answered;
-//! if sending fails, everything stored for the request is deleted again (503), so no job
-//! is left looking queued with nothing in the queue. Once an upload is read, its commit
-//! runs apart from the request (`Commits`): a client that goes away then cannot leave it
-//! half done.
+//! What the API and the pages do to jobs: create, add photos, retry, reprocess, delete: the
+//! HTTP side (reading the upload, the recipe, the name, the webhook; the Idempotency-Key)
+//! over the jobs crate, which holds the lifecycle and its ordering rules. Nothing is
+//! acknowledged before it is durable: the originals, the photo manifests and the job
+//! manifest are stored, and the request messages sent, before a job is answered; if sending
+//! fails, everything stored for the request is deleted again (503), so no job is left
+//! looking queued with nothing in the queue. Once an upload is read, its commit runs apart
+//! from the request (`Commits`): a client that goes away then cannot leave it half done.
 
 use crate::idempotency::{self, BatchClaim};
 use crate::seats::Seats;
 use crate::upload::{self, AcceptedPhoto, BodyReader, Intake};
-use crate::upload_parts::{
-    enqueue_first_attempts, keep_rejected, name_from, own_recipes, write_own_recipes, OwnRecipes,
-};
-use crate::view::load_photo;
+use crate::upload_parts::{keep_rejected, name_from, own_recipes, OwnRecipes};
 use crate::{ApiError, AppState};
 use darkroom_core::job::{PhotoState, MANIFEST_VERSION};
-use darkroom_core::keys;
 use darkroom_core::{
     now_millis, DeletionCause, ErrorCode, JobId, JobManifest, OwnerToken, PhotoId, PhotoManifest, Recipe,
 };
-use darkroom_jobs::{log_change, Change, DeleteOutcome};
-use darkroom_store::delete_prefix;
-use darkroom_store::json::put_json;
-use futures::{StreamExt, TryStreamExt};
+use darkroom_jobs::{DeleteOutcome, NewPhoto};
 
 /// Where the recipe of a new job comes from.
 pub enum RecipeSource {
@@ -157,8 +151,8 @@ pub async fn create(
     Ok(CreatedJob { manifest, token, intake })
 }
 
-/// Stores a new job's documents and sends its photos to work; on any failure removes
-/// everything stored for it again. Runs apart from the request (see `Commits`).
+/// Commits a new job through the jobs crate (whole or not at all), then keeps the note of
+/// what the upload left out. Runs apart from the request (see `Commits`).
 async fn commit_job(
     state: AppState,
     manifest: JobManifest,
@@ -166,33 +160,14 @@ async fn commit_job(
     own_recipes: OwnRecipes,
 ) -> Result<(JobManifest, Intake), ApiError> {
     let job = manifest.id.clone();
-    let stored = async {
-        write_own_recipes(&state, &job, &own_recipes).await?;
-        let photo_manifests = write_photo_manifests(&state, &job, &intake.accepted).await?;
-        // Indexed before the manifest makes the job visible: retention and the reconciler
-        // must know every job that exists.
-        state.jobs.index_created(&manifest).await?;
-        state.jobs.mark_active(&job).await?;
-        put_json(state.store.as_ref(), &keys::job_manifest(&job), &manifest).await?;
-        enqueue_first_attempts(&state, &manifest, &intake.accepted, &own_recipes).await?;
-        Ok::<_, ApiError>(photo_manifests)
+    let photos = new_photos(&job, &intake.accepted, own_recipes);
+    if let Err(error) = state.jobs.create(&manifest, &photos).await {
+        intake.discard().await;
+        return Err(error.into());
     }
-    .await;
-    let photo_manifests = match stored {
-        Ok(photo_manifests) => photo_manifests,
-        Err(error) => {
-            intake.discard().await;
-            if let Err(cleanup) = delete_prefix(state.store.as_ref(), &keys::job_prefix(&job)).await {
-                tracing::error!(job_id = %job, error.message = %cleanup, "could not remove a job whose creation failed; retention will");
-            }
-            let _ = state.store.delete(&keys::active_marker(&job)).await;
-            return Err(error);
-        }
-    };
     intake.commit();
     let rejected = keep_rejected(&state, &job, &intake, true).await;
-    log_change(state.store.as_ref(), &job, &Change::Photos { photos: photo_manifests, rejected }).await;
-    state.jobs.changed(&job);
+    state.jobs.photos_added(&job, photos.into_iter().map(|photo| photo.manifest).collect(), rejected).await;
     tracing::info!(job_id = %job, photos = intake.accepted.len(), rejected = intake.rejected.len(), "job created");
     metrics::counter!("darkroom_jobs_created_total").increment(1);
     metrics::counter!("darkroom_photos_uploaded_total").increment(intake.accepted.len() as u64);
@@ -226,18 +201,11 @@ pub async fn add_photos(
         intake.discard().await;
         // The job page still lists what this batch left out, and why.
         if let Some(rejected) = keep_rejected(state, job, &intake, false).await {
-            log_change(state.store.as_ref(), job, &Change::Photos { photos: Vec::new(), rejected: Some(rejected) })
-                .await;
-            // Written, then looked (as `commit_batch` does): a job deleted meanwhile, whose sweep
-            // may have passed, loses what was just written. (Never on a failed look: that would
-            // remove a live job.)
-            if matches!(state.jobs.load_job(job).await, Ok(None)) {
-                if let Err(error) = delete_prefix(state.store.as_ref(), &keys::job_prefix(job)).await {
-                    tracing::error!(job_id = %job, error.message = %error, "could not remove a note written to a job deleted meanwhile; retention will");
-                }
+            state.jobs.photos_added(job, Vec::new(), Some(rejected)).await;
+            // Written, then looked (as `commit_batch` does): see `Jobs::remove_if_deleted`.
+            if state.jobs.remove_if_deleted(job).await {
                 return Err(ApiError::not_found());
             }
-            state.jobs.changed(job);
         }
         return Err(nothing_acceptable(&intake));
     }
@@ -264,8 +232,9 @@ pub async fn add_photos(
     state.commits.run(commit_batch(state.clone(), manifest.clone(), intake, own_recipes, claim, reply)).await
 }
 
-/// Stores a batch's documents and sends its photos to work; on any failure removes what
-/// was stored for it again and releases its Idempotency-Key. Runs apart from the request.
+/// Commits a batch through the jobs crate (whole or not at all; on a failure its
+/// Idempotency-Key is released), then keeps the note of what it left out and records the
+/// key's reply. Runs apart from the request.
 async fn commit_batch(
     state: AppState,
     manifest: JobManifest,
@@ -275,122 +244,68 @@ async fn commit_batch(
     reply: serde_json::Value,
 ) -> Result<(Intake, serde_json::Value), ApiError> {
     let job = &manifest.id;
-    let stored = async {
-        if let Some(claim) = &claim {
-            claim.committing(job, &reply, intake.accepted.iter().map(|p| p.id.clone()).collect()).await?;
-        }
-        // A job deleted while the batch was read is not written into (its sweep would
-        // miss what lands after it).
-        if state.jobs.load_job(job).await?.is_none() {
-            return Err(ApiError::not_found());
-        }
-        // Marked active before the photos exist: the reconciler must know every job that
-        // has photos waiting, whatever interrupts the commit after this.
-        state.jobs.mark_active(job).await?;
-        write_own_recipes(&state, job, &own_recipes).await?;
-        let photo_manifests = write_photo_manifests(&state, job, &intake.accepted).await?;
-        // And again once they do: a reconciler that read the job as finished before them
-        // may have removed the first mark (see `Jobs::start_attempt`).
-        state.jobs.mark_active(job).await?;
-        enqueue_first_attempts(&state, &manifest, &intake.accepted, &own_recipes).await?;
-        Ok::<_, ApiError>(photo_manifests)
-    }
-    .await;
-    let photo_manifests = match stored {
-        Ok(photo_manifests) => photo_manifests,
-        Err(error) => {
-            if let Some(claim) = claim {
-                claim.release().await;
-            }
-            intake.discard().await;
-            for photo in &intake.accepted {
-                if let Err(cleanup) = delete_prefix(state.store.as_ref(), &keys::photo_prefix(job, &photo.id)).await {
-                    tracing::error!(job_id = %job, photo_id = %photo.id, error.message = %cleanup, "could not remove a photo of a failed batch; the reconciler fails it as missing its input");
-                }
-            }
-            return Err(error);
-        }
+    let photos = new_photos(job, &intake.accepted, own_recipes);
+    let committed = match &claim {
+        Some(claim) => claim.committing(job, &reply, intake.accepted.iter().map(|p| p.id.clone()).collect()).await,
+        None => Ok(()),
     };
+    let committed = match committed {
+        Ok(()) => state.jobs.add_photos(&manifest, &photos).await.map_err(ApiError::from),
+        Err(error) => Err(error),
+    };
+    if let Err(error) = committed {
+        if let Some(claim) = claim {
+            claim.release().await;
+        }
+        intake.discard().await;
+        return Err(error);
+    }
     intake.commit();
     let rejected = keep_rejected(&state, job, &intake, false).await;
-    log_change(state.store.as_ref(), job, &Change::Photos { photos: photo_manifests, rejected }).await;
-    state.jobs.changed(job);
+    state.jobs.photos_added(job, photos.into_iter().map(|photo| photo.manifest).collect(), rejected).await;
     tracing::info!(job_id = %job, photos = intake.accepted.len(), rejected = intake.rejected.len(), "photos added");
     metrics::counter!("darkroom_photos_uploaded_total").increment(intake.accepted.len() as u64);
     if let Some(claim) = claim {
         claim.done(job, reply.clone()).await;
     }
-    // Deleted meanwhile: its sweep may have listed the job before these writes landed, so
-    // whatever is left of it goes here (the messages sent find no job and are dropped). A
-    // deletion after this look lists after every write above, and its own sweep takes them.
-    if matches!(state.jobs.load_job(job).await, Ok(None)) {
-        if let Err(error) = delete_prefix(state.store.as_ref(), &keys::job_prefix(job)).await {
-            tracing::error!(job_id = %job, error.message = %error, "could not remove a batch added to a job deleted meanwhile; retention will");
-        }
+    // Last, after the key's reply too: a job deleted meanwhile loses all of it.
+    if state.jobs.remove_if_deleted(job).await {
         return Err(ApiError::not_found());
     }
     Ok((intake, reply))
 }
 
-/// Writes each accepted photo's manifest; returns them, for the job's change log.
-async fn write_photo_manifests(
-    state: &AppState,
-    job: &JobId,
-    photos: &[AcceptedPhoto],
-) -> Result<Vec<PhotoManifest>, ApiError> {
+/// The accepted photos as the jobs crate commits them: each one's manifest, and its own
+/// recipe where it has one.
+fn new_photos(job: &JobId, accepted: &[AcceptedPhoto], mut own_recipes: OwnRecipes) -> Vec<NewPhoto> {
     let added_at = now_millis();
-    let manifests: Vec<PhotoManifest> = photos
+    accepted
         .iter()
-        .map(|photo| PhotoManifest {
-            v: MANIFEST_VERSION,
-            job_id: job.clone(),
-            id: photo.id.clone(),
-            name: photo.name.clone(),
-            content_type: photo.content_type.clone(),
-            size: photo.size,
-            width: photo.dimensions.map(|d| d.0),
-            height: photo.dimensions.map(|d| d.1),
-            added_at,
-            position: photo.position,
+        .map(|photo| NewPhoto {
+            manifest: PhotoManifest {
+                v: MANIFEST_VERSION,
+                job_id: job.clone(),
+                id: photo.id.clone(),
+                name: photo.name.clone(),
+                content_type: photo.content_type.clone(),
+                size: photo.size,
+                width: photo.dimensions.map(|d| d.0),
+                height: photo.dimensions.map(|d| d.1),
+                added_at,
+                position: photo.position,
+            },
+            own_recipe: own_recipes.remove(&photo.id),
         })
-        .collect();
-    // Each write owns what it needs: the commit runs on a task of its own, so its future
-    // must be `Send` for every lifetime, which futures borrowing from a closure are not.
-    let writes = manifests.into_iter().map(|manifest| {
-        let store = state.store.clone();
-        async move {
-            put_json(store.as_ref(), &keys::photo_manifest(&manifest.job_id, &manifest.id), &manifest).await?;
-            Ok::<_, darkroom_store::StoreError>(manifest)
-        }
-    });
-    futures::stream::iter(writes).buffer_unordered(16).try_collect::<Vec<PhotoManifest>>().await.map_err(ApiError::from)
+        .collect()
 }
 
-/// Re-enqueues every photo in `state` (failed: a retry; cancelled: a resume) as a new
-/// attempt with the recipe it last ran.
+/// Re-enqueues every photo in `which` (failed: a retry; cancelled: a resume).
 pub async fn restart(state: &AppState, job: &JobManifest, which: PhotoState) -> Result<Vec<(PhotoId, u32)>, ApiError> {
-    let view = crate::view::load_view(state, job).await?;
-    let mut retried = Vec::new();
-    for photo in view.photos.iter().filter(|p| p.state == which) {
-        let recipe = state.jobs.recipe_of_attempt(job, &photo.id, photo.attempt).await?;
-        let attempt = match state.jobs.restart_attempt(job, &photo.id, photo.attempt, recipe).await {
-            Ok(attempt) => attempt,
-            // The view can be a second old: another request restarted this photo meanwhile.
-            Err(darkroom_jobs::JobsError::AlreadyStarted) => continue,
-            Err(error) => return Err(error.into()),
-        };
-        tracing::info!(job_id = %job.id, photo_id = %photo.id, attempt, from = which.as_str(), "photo restarted");
-        retried.push((photo.id.clone(), attempt));
-    }
-    Ok(retried)
+    Ok(state.jobs.restart(job, which).await?)
 }
 
 pub async fn reprocess(state: &AppState, job: &JobManifest, photo: &PhotoId, recipe: Recipe) -> Result<u32, ApiError> {
-    let (_, latest) = load_photo(state, &job.id, photo).await?.ok_or_else(ApiError::not_found)?;
-    let current_attempt = latest.map_or(1, |event| event.attempt);
-    let attempt = state.jobs.start_attempt(job, photo, current_attempt, recipe, None).await?;
-    tracing::info!(job_id = %job.id, photo_id = %photo, attempt, "photo reprocessing");
-    Ok(attempt)
+    Ok(state.jobs.reprocess(job, photo, recipe).await?)
 }
 
 /// Which photos a job-wide reprocessing takes.
@@ -430,24 +345,9 @@ pub async fn reprocess_many(
         .commits
         .clone()
         .run(async move {
-            let (state, job, recipe) = (&state, &job, &recipe);
-            let outcomes: Vec<Result<Option<(PhotoId, u32)>, String>> = futures::stream::iter(chosen)
-                .map(|(photo, current)| async move {
-                    match state.jobs.restart_attempt(job, &photo, current, recipe.clone()).await {
-                        Ok(attempt) => Ok(Some((photo, attempt))),
-                        Err(darkroom_jobs::JobsError::AlreadyStarted) => Ok(None),
-                        Err(error) => {
-                            tracing::warn!(job_id = %job.id, photo_id = %photo, error.message = %error, "a photo could not be reprocessed; it keeps its state");
-                            Err(error.to_string())
-                        }
-                    }
-                })
-                .buffer_unordered(8)
-                .collect()
-                .await;
-            let started: Vec<(PhotoId, u32)> = outcomes.iter().filter_map(|o| o.as_ref().ok().cloned().flatten()).collect();
-            let failed: Vec<&String> = outcomes.iter().filter_map(|o| o.as_ref().err()).collect();
-            tracing::info!(job_id = %job.id, which = ?which, started = started.len(), left_to_others = outcomes.len() - started.len() - failed.len(), failed = failed.len(), "photos reprocessing");
+            let restarts = state.jobs.restart_each(&job, chosen, &recipe).await;
+            let (started, failed) = (restarts.started, restarts.failed);
+            tracing::info!(job_id = %job.id, which = ?which, started = started.len(), left_to_others = restarts.left_to_others, failed = failed.len(), "photos reprocessing");
             metrics::counter!("darkroom_photos_reprocessed_total").increment(started.len() as u64);
             match failed.first() {
                 // Nothing started and something failed: say why (the store or queue is down).

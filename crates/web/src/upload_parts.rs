@@ -3,12 +3,11 @@
 //! with the job, and `photo_recipes`, photos that run a recipe of their own (regions drawn on
 //! one photo). Called by `jobs.rs` while it creates a job or commits a batch.
 
-use crate::upload::{AcceptedPhoto, Intake, RejectedFile};
+use crate::upload::{Intake, RejectedFile};
 use crate::{ApiError, AppState};
-use darkroom_core::job::{PhotoState, MANIFEST_VERSION};
-use darkroom_core::{keys, now_millis, ErrorCode, JobId, JobManifest, PhotoId, Recipe};
+use darkroom_core::job::MANIFEST_VERSION;
+use darkroom_core::{keys, now_millis, ErrorCode, JobId, PhotoId, Recipe};
 use darkroom_store::json::put_json;
-use futures::{StreamExt, TryStreamExt};
 
 /// The job's name, from the optional `name` part: one line of display text, refused when
 /// longer than its limit (the page's field stops there; an API client learns it here).
@@ -123,41 +122,4 @@ pub(crate) fn own_recipes(intake: &Intake) -> Result<OwnRecipes, ApiError> {
         }
     }
     Ok(own)
-}
-
-/// Records the recipe of each photo that has its own as its first attempt's queued event,
-/// where every later reader (retries, the reconciler, a replayed batch) finds it. Written
-/// before the photo manifests: a photo that exists has its recipe.
-pub(crate) async fn write_own_recipes(state: &AppState, job: &JobId, own: &OwnRecipes) -> Result<(), ApiError> {
-    // Owned before the writes start (the commit's future must be `Send` for every lifetime).
-    let events: Vec<(String, darkroom_core::EventDoc)> = own
-        .iter()
-        .map(|(photo, recipe)| {
-            let mut queued = darkroom_core::EventDoc::new(1, PhotoState::Queued);
-            queued.recipe = Some(recipe.clone());
-            (keys::queued_event(job, photo, 1), queued)
-        })
-        .collect();
-    let writes = events.into_iter().map(|(key, queued)| {
-        let store = state.store.clone();
-        async move { put_json(store.as_ref(), &key, &queued).await }
-    });
-    futures::stream::iter(writes).buffer_unordered(16).try_collect::<Vec<()>>().await?;
-    Ok(())
-}
-
-/// Sends the photos' first attempts: those of the job's recipe together, the others with
-/// their own.
-pub(crate) async fn enqueue_first_attempts(
-    state: &AppState,
-    manifest: &JobManifest,
-    accepted: &[AcceptedPhoto],
-    own: &OwnRecipes,
-) -> Result<(), ApiError> {
-    let each: Vec<(PhotoId, u32, Recipe)> = accepted
-        .iter()
-        .map(|photo| (photo.id.clone(), 1, own.get(&photo.id).unwrap_or(&manifest.recipe).clone()))
-        .collect();
-    state.jobs.enqueue_each(manifest, &each).await?;
-    Ok(())
 }

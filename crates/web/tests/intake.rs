@@ -5,34 +5,21 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use actix_web::{test, web, App};
-use darkroom_core::{keys, JobId, QueueNames, StageMap};
-use darkroom_queue::{QueueBackend, QueueDirectory, QueueSpec, SqliteQueues};
-use darkroom_store::{LocalStore, ObjectStore};
-use darkroom_testkit::{FaultyQueues, FaultyStore};
+use darkroom_core::{keys, JobId};
+use darkroom_store::ObjectStore;
+use darkroom_testkit::World;
 use darkroom_web::{AppState, WebSettings};
 use std::sync::Arc;
 use std::time::Duration;
 
 struct Fixture {
-    _dir: tempfile::TempDir,
-    store: Arc<FaultyStore>,
-    queues: Arc<FaultyQueues>,
-    names: QueueNames,
+    world: World,
     state: AppState,
 }
 
+/// The test world with the web tier's state over its `Jobs`.
 async fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let local: Arc<dyn ObjectStore> = Arc::new(LocalStore::open(dir.path().join("store")).unwrap());
-    let queues = Arc::new(SqliteQueues::open(dir.path().join("queues.sqlite3")).unwrap());
-    let names = QueueNames::new("t");
-    for stage in StageMap::default().stages() {
-        let name = names.requests(&stage);
-        let dead_letter = QueueNames::dead_letter(&name);
-        queues.create_queue(&QueueSpec::dead_letter(dead_letter.clone(), Duration::from_secs(30))).await.unwrap();
-        queues.create_queue(&QueueSpec::new(name, Duration::from_secs(30), 5, dead_letter)).await.unwrap();
-    }
-    let store = Arc::new(FaultyStore::new(local));
+    let world = World::new().await;
     let settings = WebSettings {
         limits: darkroom_core::Limits::default(),
         max_request_bytes: 64 << 20,
@@ -49,15 +36,8 @@ async fn fixture() -> Fixture {
         webhooks_enabled: false,
         webhook_allow_internal: false,
     };
-    let queues = Arc::new(FaultyQueues::new(queues));
-    let jobs = darkroom_jobs::Jobs::new(
-        store.clone(),
-        QueueDirectory::new(queues.clone()),
-        names.clone(),
-        StageMap::default(),
-    );
-    let state = AppState::new(jobs, settings, None);
-    Fixture { _dir: dir, store, queues, names, state }
+    let state = AppState::new(world.jobs.clone(), settings, None);
+    Fixture { world, state }
 }
 
 fn photo() -> Vec<u8> {
@@ -122,7 +102,7 @@ async fn photos_of(fixture: &Fixture, job: &JobId) -> (usize, usize) {
     let view = fixture.state.jobs.load_view_in_full(&manifest).await.unwrap();
     let mut originals = 0;
     for photo in &view.photos {
-        if fixture.store.head(&keys::original(job, &photo.id)).await.unwrap().is_some() {
+        if fixture.world.store.head(&keys::original(job, &photo.id)).await.unwrap().is_some() {
             originals += 1;
         }
     }
@@ -131,8 +111,8 @@ async fn photos_of(fixture: &Fixture, job: &JobId) -> (usize, usize) {
 
 async fn queued(fixture: &Fixture) -> u64 {
     let mut total = 0;
-    for stage in StageMap::default().stages() {
-        let queue = fixture.state.queues.get(&fixture.names.requests(&stage)).await.unwrap();
+    for stage in fixture.world.jobs.stage_map().stages() {
+        let queue = fixture.state.queues.get(&fixture.world.names.requests(&stage)).await.unwrap();
         total += queue.counts().await.unwrap().visible;
     }
     total
@@ -148,6 +128,7 @@ async fn a_batch_whose_request_goes_away_mid_commit_is_added_whole() {
     let (job, token) = create_job!(app);
     assert_eq!(queued(&fixture).await, 1);
     let held = fixture
+        .world
         .store
         .hold_puts_where(Arc::new(|key: &str, _: &[u8]| key.contains("/photos/") && key.ends_with("/photo.json")));
     let call = test::call_service(&app, add_request(&job, &token, 3, None).to_request());
@@ -170,22 +151,23 @@ async fn a_batch_whose_reply_cannot_be_stored_is_not_added_twice() {
     let (job, token) = create_job!(app);
     let reply_key = keys::batch_reply(&job, &darkroom_core::ids::sha256_hex(b"batch-1"));
     let failing = reply_key.clone();
-    fixture.store.fail_puts_where(Some(Arc::new(move |key: &str, body: &[u8]| {
+    fixture.world.store.fail_puts_where(Some(Arc::new(move |key: &str, body: &[u8]| {
         key == failing && String::from_utf8_lossy(body).contains("\"done\"")
     })));
     let first = test::call_service(&app, add_request(&job, &token, 2, Some("batch-1")).to_request()).await;
     assert_eq!(first.status(), 201, "the photos were added");
     let first: serde_json::Value = test::read_body_json(first).await;
-    fixture.store.fail_puts_where(None);
+    fixture.world.store.fail_puts_where(None);
 
     // Retried at once: the first request may still be committing.
     let early = test::call_service(&app, add_request(&job, &token, 2, Some("batch-1")).to_request()).await;
     assert_eq!(early.status(), 409);
     // Retried after the claim's lease: the photos are there, so the reply is replayed.
-    let mut record: serde_json::Value = serde_json::from_slice(&fixture.store.get(&reply_key).await.unwrap()).unwrap();
+    let mut record: serde_json::Value =
+        serde_json::from_slice(&fixture.world.store.get(&reply_key).await.unwrap()).unwrap();
     assert_eq!(record["state"], "committing");
     record["since"] = 1.into();
-    fixture.store.put(&reply_key, serde_json::to_vec(&record).unwrap().into(), "application/json").await.unwrap();
+    fixture.world.store.put(&reply_key, serde_json::to_vec(&record).unwrap().into(), "application/json").await.unwrap();
     let late = test::call_service(&app, add_request(&job, &token, 2, Some("batch-1")).to_request()).await;
     assert_eq!(late.status(), 201);
     assert_eq!(late.headers().get("Idempotent-Replayed").unwrap(), "true");
@@ -201,15 +183,15 @@ async fn a_batch_that_fails_to_commit_leaves_nothing_and_its_key_free() {
     let fixture = fixture().await;
     let app = app!(fixture);
     let (job, token) = create_job!(app);
-    fixture.queues.set_down(true);
+    fixture.world.queues.set_down(true);
     let refused = test::call_service(&app, add_request(&job, &token, 2, Some("batch-2")).to_request()).await;
     assert_eq!(refused.status(), 503);
-    fixture.queues.set_down(false);
+    fixture.world.queues.set_down(false);
     assert_eq!(photos_of(&fixture, &job).await, (1, 1), "nothing of the refused batch remains");
-    let originals = fixture.store.list(&keys::photos_prefix(&job)).await.unwrap();
+    let originals = fixture.world.store.list(&keys::photos_prefix(&job)).await.unwrap();
     assert_eq!(originals.iter().filter(|o| o.key.ends_with("/original")).count(), 1, "{originals:?}");
     let reply_key = keys::batch_reply(&job, &darkroom_core::ids::sha256_hex(b"batch-2"));
-    assert!(fixture.store.head(&reply_key).await.unwrap().is_none(), "the key is released");
+    assert!(fixture.world.store.head(&reply_key).await.unwrap().is_none(), "the key is released");
     let retried = test::call_service(&app, add_request(&job, &token, 2, Some("batch-2")).to_request()).await;
     assert_eq!(retried.status(), 201);
     assert_eq!(photos_of(&fixture, &job).await, (3, 3));
@@ -225,7 +207,7 @@ async fn a_batch_committed_while_its_job_is_deleted_leaves_nothing_behind() {
     let fixture = fixture().await;
     let app = app!(fixture);
     let (job, token) = create_job!(app);
-    let held = fixture.store.hold_puts_where(Arc::new(|key: &str, _: &[u8]| key.contains("/changes/")));
+    let held = fixture.world.store.hold_puts_where(Arc::new(|key: &str, _: &[u8]| key.contains("/changes/")));
     let adding = test::call_service(&app, add_request(&job, &token, 2, Some("batch-1")).to_request());
     let deleting = async {
         held.reached().await;
@@ -237,7 +219,7 @@ async fn a_batch_committed_while_its_job_is_deleted_leaves_nothing_behind() {
     let (added, deleted) = tokio::join!(adding, deleting);
     assert!(matches!(deleted, darkroom_jobs::DeleteOutcome::Swept { .. }), "{deleted:?}");
     assert_eq!(added.status(), 404, "a batch into a deleted job is not added");
-    let left = fixture.store.list(&keys::job_prefix(&job)).await.unwrap();
+    let left = fixture.world.store.list(&keys::job_prefix(&job)).await.unwrap();
     assert!(
         left.is_empty(),
         "objects of the deleted job left behind: {:?}",
@@ -267,13 +249,23 @@ async fn a_retry_after_a_commit_cut_off_half_way_leaves_no_photo_nobody_was_told
         added_at: 1,
         position: 0,
     };
-    darkroom_store::json::put_json(fixture.store.as_ref(), &keys::photo_manifest(&job, &stored), &manifest)
+    darkroom_store::json::put_json(fixture.world.store.as_ref(), &keys::photo_manifest(&job, &stored), &manifest)
         .await
         .unwrap();
-    fixture.store.put(&keys::original(&job, &stored), bytes::Bytes::from_static(b"jpg"), "image/jpeg").await.unwrap();
+    fixture
+        .world
+        .store
+        .put(&keys::original(&job, &stored), bytes::Bytes::from_static(b"jpg"), "image/jpeg")
+        .await
+        .unwrap();
     let reply_key = keys::batch_reply(&job, &darkroom_core::ids::sha256_hex(b"batch-1"));
     let cut_off = serde_json::json!({"state": "committing", "since": 1, "body": {}, "photos": [stored, missing]});
-    fixture.store.put(&reply_key, serde_json::to_vec(&cut_off).unwrap().into(), "application/json").await.unwrap();
+    fixture
+        .world
+        .store
+        .put(&reply_key, serde_json::to_vec(&cut_off).unwrap().into(), "application/json")
+        .await
+        .unwrap();
     assert_eq!(photos_of(&fixture, &job).await, (2, 2), "the half-committed photo shows before the retry");
 
     let retry = test::call_service(&app, add_request(&job, &token, 2, Some("batch-1")).to_request()).await;
@@ -281,5 +273,5 @@ async fn a_retry_after_a_commit_cut_off_half_way_leaves_no_photo_nobody_was_told
     let retry: serde_json::Value = test::read_body_json(retry).await;
     assert_eq!(retry["photos"].as_array().unwrap().len(), 2);
     assert_eq!(photos_of(&fixture, &job).await, (3, 3), "one photo from creation and the two of the retry, no other");
-    assert!(fixture.store.head(&keys::original(&job, &stored)).await.unwrap().is_none());
+    assert!(fixture.world.store.head(&keys::original(&job, &stored)).await.unwrap().is_none());
 }
