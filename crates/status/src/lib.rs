@@ -16,7 +16,7 @@ mod housekeeping;
 
 pub use housekeeping::{judge, Housekeeper, HousekeepingSettings, PassReport, MAX_RECOVERIES};
 
-use darkroom_consumer::{leave_unreadable, Breaker, StoreAndQueueProbe};
+use darkroom_consumer::{serve, Breaker, Handler, LoopSettings, Place, Settle, StoreAndQueueProbe};
 use darkroom_core::job::PhotoState;
 use darkroom_core::{
     keys, ErrorCode, EventDoc, JobManifest, MessageError, PhotoError, PhotoRequest, PhotoResponse, QueueNames,
@@ -128,6 +128,16 @@ impl StatusUpdater {
         Ok(sources)
     }
 
+    /// How each of status's loops reads its queue: a batch at a time, applied side by side
+    /// (updates are independent documents); on shutdown, what is under way finishes.
+    fn loop_settings(&self) -> LoopSettings {
+        LoopSettings {
+            places: darkroom_queue::MAX_BATCH,
+            wait_time: self.settings.wait_time,
+            drain_deadline: Duration::from_secs(30),
+        }
+    }
+
     /// Opens every queue status reads; fails if `darkroom setup` has not been run.
     pub async fn check_queues(&self) -> Result<(), QueueError> {
         self.sources().await.map(|_| ())
@@ -136,10 +146,10 @@ impl StatusUpdater {
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) -> Result<(), QueueError> {
         let mut loops = JoinSet::new();
         for (queue, source) in self.sources().await? {
-            let status = self.clone();
-            let shutdown = shutdown.clone();
+            let handler = Arc::new(SourceHandler { status: self.clone(), source });
+            let (breaker, shutdown) = (Some(self.breaker.clone()), shutdown.clone());
             let span = tracing::info_span!("status_loop", queue = queue.name());
-            loops.spawn(async move { status.serve_queue(queue, source, shutdown).await }.instrument(span));
+            loops.spawn(serve(queue, handler, self.loop_settings(), breaker, shutdown).instrument(span));
         }
         let (status, token) = (self.clone(), shutdown.clone());
         loops.spawn(async move { status.housekeeper.run(&status.breaker, token).await });
@@ -181,44 +191,8 @@ impl StatusUpdater {
         }
     }
 
-    async fn serve_queue(self: Arc<Self>, queue: Arc<dyn Queue>, source: Source, shutdown: CancellationToken) {
-        let mut backoff = darkroom_queue::ReceiveBackoff::default();
-        loop {
-            // While the store is down, leave the messages in their queues.
-            tokio::select! {
-                () = self.breaker.closed() => {}
-                () = shutdown.cancelled() => return,
-            }
-            let received = tokio::select! {
-                received = queue.receive(darkroom_queue::MAX_BATCH, self.settings.wait_time) => received,
-                () = shutdown.cancelled() => return,
-            };
-            match received {
-                Ok(messages) => {
-                    backoff.succeeded();
-                    // A batch is applied concurrently: updates are independent documents.
-                    let status = &self;
-                    let handled = messages.into_iter().map(|message| {
-                        let queue = queue.clone();
-                        async move { status.handle(&queue, source, message).await }
-                    });
-                    futures::future::join_all(handled).await;
-                }
-                Err(error) => {
-                    let delay = backoff.failed(queue.name(), &error);
-                    if error.is_retryable() {
-                        self.breaker.trip(format!("receiving from {}: {error}", queue.name()));
-                    }
-                    tokio::select! {
-                        () = tokio::time::sleep(delay) => {}
-                        () = shutdown.cancelled() => return,
-                    }
-                }
-            }
-        }
-    }
-
-    async fn handle(&self, queue: &Arc<dyn Queue>, source: Source, message: ReceivedMessage) {
+    /// Applies one message of `source` and says what becomes of it.
+    async fn handle(&self, queue: &Arc<dyn Queue>, source: Source, message: &ReceivedMessage) -> Settle {
         let result = match source {
             Source::Responses | Source::ResponseDeadLetters => self.apply_response_message(&message.body).await,
             Source::RequestDeadLetters => self.apply_dead_letter(&message.body).await,
@@ -226,12 +200,11 @@ impl StatusUpdater {
         match result {
             Ok(applied) => {
                 metrics::counter!("darkroom_status_updates_total", "result" => applied.label()).increment(1);
-                if let Err(error) = queue.delete(&message.receipt_handle).await {
-                    tracing::warn!(message_id = %message.message_id, error.message = %error, "could not delete an applied message; its redelivery will change nothing");
-                }
+                // A redelivery after a failed delete is recorded again, and changes nothing.
+                Settle::Delete
             }
             Err(ApplyError::Unreadable(error)) if error.is_newer_version() => {
-                leave_unreadable(queue.as_ref(), &message, &error.to_string()).await;
+                Settle::LeaveUnreadable(error.to_string())
             }
             Err(ApplyError::Unreadable(error)) => {
                 // It will never parse. Never deleted: in the response queue it goes on to the
@@ -239,13 +212,10 @@ impl StatusUpdater {
                 // hidden for hours at a time, for an operator (the metric says it is there).
                 metrics::counter!("darkroom_messages_malformed_total", "queue" => queue.name().to_owned()).increment(1);
                 tracing::error!(message_id = %message.message_id, queue = queue.name(), error.message = %error, "a message that does not parse: left for an operator");
-                let hide = match source {
+                Settle::Hide(match source {
                     Source::Responses => Duration::from_secs(60),
                     Source::RequestDeadLetters | Source::ResponseDeadLetters => Duration::from_secs(6 * 3600),
-                };
-                if let Err(error) = queue.change_visibility(&message.receipt_handle, hide).await {
-                    tracing::warn!(error.message = %error, "could not hide the unparseable message; it returns after its visibility timeout");
-                }
+                })
             }
             Err(ApplyError::Store(error)) => {
                 if error.is_retryable() {
@@ -255,6 +225,7 @@ impl StatusUpdater {
                 // breaker closes), and after max_receive_count tries lands in the response
                 // DLQ, which status drains too — a response is never lost.
                 tracing::warn!(message_id = %message.message_id, error.message = %error, "could not record a status update; it will be retried");
+                Settle::Leave
             }
         }
     }
@@ -337,5 +308,24 @@ impl StatusUpdater {
             }
         }
         Ok(Applied::Recorded)
+    }
+}
+
+/// Status's handler of one queue: responses, or dead letters of requests or responses.
+struct SourceHandler {
+    status: Arc<StatusUpdater>,
+    source: Source,
+}
+
+#[darkroom_consumer::async_trait]
+impl Handler for SourceHandler {
+    async fn handle(
+        &self,
+        queue: &Arc<dyn Queue>,
+        message: &ReceivedMessage,
+        _: Place,
+        _: &CancellationToken,
+    ) -> Settle {
+        self.status.handle(queue, self.source, message).await
     }
 }

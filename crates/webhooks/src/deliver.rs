@@ -8,7 +8,7 @@
 
 use crate::sign::{sign, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use crate::target::{check_url, GuardedResolver};
-use darkroom_consumer::{defer, leave_unreadable, DeferralReason};
+use darkroom_consumer::{serve, DeferralReason, Handler, LoopSettings, Place, Settle};
 use darkroom_core::{keys, now_millis, JobId, JobManifest, QueueNames, WebhookRequest};
 use darkroom_jobs::{finish_name, Jobs, JobsError};
 use darkroom_queue::{OutgoingMessage, Queue, QueueDirectory, ReceivedMessage, MAX_DELAY};
@@ -153,70 +153,36 @@ impl Deliverer {
             }
         };
         // Deliveries run side by side, up to MAX_IN_FLIGHT: a receiver that never answers
-        // holds one slot for its timeout, not everyone's turn.
-        let mut in_flight = tokio::task::JoinSet::new();
-        let mut pause = Duration::from_secs(1);
-        while !shutdown.is_cancelled() {
-            while in_flight.len() >= MAX_IN_FLIGHT {
-                in_flight.join_next().await;
-            }
-            while in_flight.try_join_next().is_some() {}
-            let wanted = (MAX_IN_FLIGHT - in_flight.len()).min(10);
-            let received = tokio::select! {
-                () = shutdown.cancelled() => break,
-                received = queue.receive(wanted, self.settings.wait_time) => received,
-            };
-            match received {
-                Ok(messages) => {
-                    pause = Duration::from_secs(1);
-                    for message in messages {
-                        let (deliverer, queue) = (self.clone(), queue.clone());
-                        in_flight.spawn(async move { deliverer.handle(&queue, message).await });
-                    }
-                }
-                Err(error) => {
-                    tracing::warn!(queue = name, error.message = %error, "could not receive webhooks; trying again in {}s", pause.as_secs());
-                    tokio::select! {
-                        () = shutdown.cancelled() => break,
-                        () = tokio::time::sleep(pause) => {}
-                    }
-                    pause = (pause * 2).min(Duration::from_secs(30));
-                }
-            }
-        }
-        // Deliveries under way finish (each is bounded by its timeout); the rest stay queued.
-        while in_flight.join_next().await.is_some() {}
+        // holds one place for its timeout, not everyone's turn. No breaker: a delivery that
+        // meets an outage defers its message without spending its tries. On shutdown,
+        // deliveries under way finish (each is bounded by its timeout); the rest stay queued.
+        let settings = LoopSettings {
+            places: MAX_IN_FLIGHT,
+            wait_time: self.settings.wait_time,
+            drain_deadline: self.settings.timeout + Duration::from_secs(5),
+        };
+        serve(queue, self, settings, None, shutdown).await;
     }
 
-    /// Handles one message of the webhook queue.
-    pub async fn handle(&self, queue: &Arc<dyn Queue>, message: ReceivedMessage) {
+    /// Handles one message of the webhook queue, and says what becomes of it.
+    pub async fn handle(&self, queue: &Arc<dyn Queue>, message: &ReceivedMessage) -> Settle {
         let request = match WebhookRequest::decode(&message.body) {
             Ok(request) => request,
-            Err(error) if error.is_newer_version() => {
-                leave_unreadable(queue.as_ref(), &message, &error.to_string()).await;
-                return;
-            }
+            Err(error) if error.is_newer_version() => return Settle::LeaveUnreadable(error.to_string()),
             Err(error) => {
                 // Never deleted: after its receive budget it lands in the dead-letter queue.
                 tracing::error!(message_id = %message.message_id, error.message = %error, "a webhook message that does not parse: left for the dead-letter queue");
-                return;
+                return Settle::Leave;
             }
         };
         let span = tracing::info_span!("webhook", job_id = %request.job_id, delivery = %request.finish, attempt = request.tries + 1);
         let handled = tracing::Instrument::instrument(self.deliver(queue, &request), span).await;
         match handled {
-            Handled::Finished | Handled::Rescheduled => {
-                if let Err(error) = queue.delete(&message.receipt_handle).await {
-                    tracing::warn!(error.message = %error, "could not delete a handled webhook message; a duplicate is recognised by its delivery marker");
-                }
-            }
+            // A duplicate after a failed delete is recognised by its delivery marker.
+            Handled::Finished | Handled::Rescheduled => Settle::Delete,
             Handled::StoreUnavailable(reason) => {
                 tracing::warn!(job_id = %request.job_id, reason, "webhook postponed: the store is unavailable");
-                if let Err(error) =
-                    defer(queue.as_ref(), &message, Duration::from_secs(30), DeferralReason::Outage).await
-                {
-                    tracing::warn!(error.message = %error, "could not postpone the webhook; it returns after its visibility timeout");
-                }
+                Settle::Defer { delay: Duration::from_secs(30), reason: DeferralReason::Outage }
             }
         }
     }
@@ -386,6 +352,19 @@ fn describe(error: reqwest::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[darkroom_consumer::async_trait]
+impl Handler for Deliverer {
+    async fn handle(
+        &self,
+        queue: &Arc<dyn Queue>,
+        message: &ReceivedMessage,
+        _: Place,
+        _: &CancellationToken,
+    ) -> Settle {
+        Deliverer::handle(self, queue, message).await
+    }
 }
 
 #[cfg(test)]

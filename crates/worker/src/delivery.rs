@@ -31,7 +31,7 @@ impl Worker {
         message: ReceivedMessage,
         abandon: &CancellationToken,
     ) -> Outcome {
-        self.handle_waiting(queue, message, abandon, None).await
+        self.handle_waiting(queue, &message, abandon, None).await
     }
 
     /// [`Worker::handle`], for a message that holds one of its queue's waiting places
@@ -39,21 +39,21 @@ impl Worker {
     pub(crate) async fn handle_waiting(
         &self,
         queue: &Arc<dyn Queue>,
-        message: ReceivedMessage,
+        message: &ReceivedMessage,
         abandon: &CancellationToken,
-        waiting: Option<tokio::sync::OwnedSemaphorePermit>,
+        waiting: Option<darkroom_consumer::Place>,
     ) -> Outcome {
         let waiting = std::sync::Mutex::new(waiting);
         let request = match PhotoRequest::decode(&message.body) {
             Ok(request) => request,
-            Err(error) => return self.unreadable(queue, &message, &error).await,
+            Err(error) => return self.unreadable(queue, message, &error).await,
         };
         let stage = request.current_segment().map(|s| s.stage.clone()).unwrap_or_default();
         if message.receive_count > 1 {
             metrics::counter!("darkroom_redeliveries_total", "stage" => stage.clone()).increment(1);
         }
         let span = tracing::info_span!("photo", job_id = %request.job_id, photo_id = %request.photo_id, stage = %stage, attempt = request.attempt, receive_count = message.receive_count);
-        let outcome = self.handle_request(queue, &message, &request, abandon, &waiting).instrument(span.clone()).await;
+        let outcome = self.handle_request(queue, message, &request, abandon, &waiting).instrument(span.clone()).await;
         metrics::counter!("darkroom_photos_processed_total", "stage" => stage, "outcome" => outcome.label())
             .increment(1);
         span.in_scope(|| tracing::info!(outcome = outcome.label(), "message handled"));
@@ -80,7 +80,7 @@ impl Worker {
         message: &ReceivedMessage,
         request: &PhotoRequest,
         abandon: &CancellationToken,
-        waiting: &std::sync::Mutex<Option<tokio::sync::OwnedSemaphorePermit>>,
+        waiting: &std::sync::Mutex<Option<darkroom_consumer::Place>>,
     ) -> Outcome {
         let lease = Lease::start(
             queue.clone(),

@@ -16,9 +16,9 @@ mod segment;
 pub use darkroom_core::{BudgetError, TimeBudgets};
 pub use outcome::Outcome;
 
-use darkroom_consumer::{Breaker, StoreAndQueueProbe};
+use darkroom_consumer::{serve, Breaker, Handler, LoopSettings, Place, Settle, StoreAndQueueProbe};
 use darkroom_core::{Limits, QueueNames};
-use darkroom_queue::{Queue, QueueDirectory, QueueError};
+use darkroom_queue::{Queue, QueueDirectory, QueueError, ReceivedMessage};
 use darkroom_store::ObjectStore;
 use std::sync::Arc;
 use std::time::Duration;
@@ -92,7 +92,7 @@ pub struct Worker {
     settings: WorkerSettings,
     /// Image work in progress, across every stage of this process: `concurrency` bounds
     /// the CPU a process uses. Each stage loop also bounds its own messages in flight (see
-    /// `serve_queue`), so an idle stage's long poll never holds a slot another stage needs.
+    /// `Worker::run`), so an idle stage's long poll never holds a slot another stage needs.
     cpu_slots: Arc<Semaphore>,
     /// Open while the store or a queue is unreachable: no stage loop receives then.
     breaker: Breaker,
@@ -141,23 +141,27 @@ impl Worker {
     /// photos finish within the drain deadline, releases the rest, and returns.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) -> Result<(), QueueError> {
         let queues = self.check_queues().await?;
-        let abandon = CancellationToken::new();
         let mut loops = JoinSet::new();
         // A queue spread over lanes is served a lane at a time: each lane's loop hands its
         // photos to the CPU slots in arrival order, so the slots take turns between lanes.
         for stage_queue in &queues {
             let parts = darkroom_queue::receiving_parts(stage_queue);
             // A stage's messages waiting for a CPU slot: about `concurrency` in all, at least
-            // one per lane, so no lane waits for another and none hoards a backlog.
-            let waiting_per_part = (self.settings.concurrency / parts.len()).max(1);
+            // one per lane, so no lane waits for another and none hoards a backlog. A
+            // message gives its place back once it holds a CPU slot (see `segment.rs`): the
+            // loop reads ahead while the slots render, so a slot that frees starts the next
+            // photo at once, but no more (another worker may be idle). A message waiting
+            // for a CPU slot keeps its heartbeat, so it is never handed to a second worker.
+            let settings = LoopSettings {
+                places: (self.settings.concurrency / parts.len()).max(1),
+                wait_time: self.settings.wait_time,
+                drain_deadline: self.settings.drain_deadline,
+            };
             for queue in parts {
-                let worker = self.clone();
-                let (shutdown, abandon) = (shutdown.clone(), abandon.clone());
+                let handler = Arc::new(StageHandler { worker: self.clone() });
+                let (breaker, shutdown) = (Some(self.breaker.clone()), shutdown.clone());
                 let span = tracing::info_span!("stage_loop", queue = queue.name());
-                loops.spawn(
-                    async move { worker.serve_queue(queue, waiting_per_part, shutdown, abandon).await }
-                        .instrument(span),
-                );
+                loops.spawn(serve(queue, handler, settings.clone(), breaker, shutdown).instrument(span));
             }
         }
         tracing::info!(stages = ?self.settings.stages, concurrency = self.settings.concurrency, "worker started");
@@ -165,95 +169,26 @@ impl Worker {
         tracing::info!("worker stopped");
         Ok(())
     }
+}
 
-    async fn serve_queue(
-        self: Arc<Self>,
-        queue: Arc<dyn Queue>,
-        waiting_places: usize,
-        shutdown: CancellationToken,
-        abandon: CancellationToken,
-    ) {
-        let mut in_flight = JoinSet::new();
-        let mut backoff = darkroom_queue::ReceiveBackoff::default();
-        // Messages received from this queue and not yet holding a CPU slot: read ahead while
-        // the slots render, so a slot that frees starts the next photo at once, but no more
-        // (another worker may be idle). A received message waiting for a CPU slot keeps its
-        // heartbeat, so it is never handed to a second worker meanwhile.
-        let permits = Arc::new(Semaphore::new(waiting_places));
-        loop {
-            let permit = tokio::select! {
-                permit = permits.clone().acquire_owned() => match permit { Ok(p) => p, Err(_) => break },
-                () = shutdown.cancelled() => break,
-            };
-            // While the store or a queue is down, take nothing: every receive would count
-            // towards the dead-letter queue for an outage that is not the photo's fault.
-            tokio::select! {
-                () = self.breaker.closed() => {}
-                () = shutdown.cancelled() => break,
-            }
-            // Ask for as many photos as there are free slots (this one included).
-            let want = (1 + permits.available_permits()).min(darkroom_queue::MAX_BATCH);
-            let received = tokio::select! {
-                received = queue.receive(want, self.settings.wait_time) => received,
-                () = shutdown.cancelled() => break,
-            };
-            let messages = match received {
-                Ok(messages) => {
-                    backoff.succeeded();
-                    messages
-                }
-                Err(error) => {
-                    let delay = backoff.failed(queue.name(), &error);
-                    if error.is_retryable() {
-                        self.breaker.trip(format!("receiving from {}: {error}", queue.name()));
-                    }
-                    drop(permit);
-                    tokio::select! {
-                        () = tokio::time::sleep(delay) => continue,
-                        () = shutdown.cancelled() => break,
-                    }
-                }
-            };
-            let mut permit = Some(permit);
-            for message in messages {
-                let permit = match permit.take() {
-                    Some(permit) => permit,
-                    None => match permits.clone().acquire_owned().await {
-                        Ok(permit) => permit,
-                        Err(_) => break,
-                    },
-                };
-                let worker = self.clone();
-                let queue = queue.clone();
-                let abandon = abandon.clone();
-                in_flight.spawn(
-                    async move { worker.handle_waiting(&queue, message, &abandon, Some(permit)).await }
-                        .in_current_span(),
-                );
-            }
-            // Reap finished tasks so the set does not grow without bound.
-            while in_flight.try_join_next().is_some() {}
-        }
-        self.drain(&mut in_flight, &abandon).await;
-    }
+/// The worker as the consumer loop runs it: one photo's segment per message.
+struct StageHandler {
+    worker: Arc<Worker>,
+}
 
-    async fn drain(&self, in_flight: &mut JoinSet<Outcome>, abandon: &CancellationToken) {
-        if in_flight.is_empty() {
-            return;
-        }
-        tracing::info!(
-            photos = in_flight.len(),
-            deadline_seconds = self.settings.drain_deadline.as_secs(),
-            "draining in-flight photos"
-        );
-        let finished = tokio::time::timeout(self.settings.drain_deadline, async {
-            while in_flight.join_next().await.is_some() {}
-        })
-        .await;
-        if finished.is_err() {
-            abandon.cancel();
-            while in_flight.join_next().await.is_some() {}
-        }
+#[darkroom_consumer::async_trait]
+impl Handler for StageHandler {
+    async fn handle(
+        &self,
+        queue: &Arc<dyn Queue>,
+        message: &ReceivedMessage,
+        place: Place,
+        abandon: &CancellationToken,
+    ) -> Settle {
+        self.worker.handle_waiting(queue, message, abandon, Some(place)).await;
+        // Settled already: a request is deleted (or released) under its heartbeat lease,
+        // only once its response is sent (see `delivery.rs`).
+        Settle::Leave
     }
 }
 

@@ -33,7 +33,7 @@ pub(crate) struct Delivery<'a> {
     pub abandon: &'a CancellationToken,
     pub lease: &'a Lease,
     /// The place this message holds among its queue's messages waiting for a CPU slot.
-    pub waiting: &'a std::sync::Mutex<Option<tokio::sync::OwnedSemaphorePermit>>,
+    pub waiting: &'a std::sync::Mutex<Option<darkroom_consumer::Place>>,
 }
 
 impl Delivery<'_> {
