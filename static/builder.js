@@ -9,18 +9,17 @@
 
 (function () {
   const STORAGE_KEY = "darkroom-last-recipe";
-  const TITLES = { thumbnail: "Resize", crop: "Crop", recolor: "Re-color", customize: "Customize", redeye: "Red-eye reduction", whiten_teeth: "Teeth whitening", straighten: "Straighten", auto_enhance: "Auto-enhance", watermark: "Watermark" };
-  const DEFAULTS = {
-    thumbnail: () => ({ op: "thumbnail", size: 1600 }),
-    crop: () => ({ op: "crop", aspect: "4:3", smart: true }),
-    recolor: () => ({ op: "recolor", mode: "grayscale" }),
-    customize: () => ({ op: "customize", contrast: 0.1 }),
-    redeye: () => ({ op: "redeye" }),
-    whiten_teeth: () => ({ op: "whiten_teeth", strength: 0.5 }),
-    straighten: () => ({ op: "straighten", angle: 0 }),
-    auto_enhance: () => ({ op: "auto_enhance", strength: 0.6 }),
-    watermark: () => ({ op: "watermark", text: "© ", position: "bottom-right", opacity: 0.5, size: 0.05 }),
-  };
+  // The operations, from the server's registry (darkroom_core::operations, embedded in the
+  // page as #darkroom-operations): titles, what is added, plain parameters, editor kind.
+  let REGISTRY = [];
+  let TITLES = {};
+  let DEFAULTS = {};
+  function readRegistry() {
+    const data = document.getElementById("darkroom-operations");
+    try { REGISTRY = data ? JSON.parse(data.textContent) : []; } catch (_) { REGISTRY = []; }
+    TITLES = Object.fromEntries(REGISTRY.map((spec) => [spec.name, spec.title]));
+    DEFAULTS = Object.fromEntries(REGISTRY.map((spec) => [spec.name, () => JSON.parse(spec.added_as)]));
+  }
   const PRESETS = {
     web: { label: "Web gallery, 1600 px", recipe: { ops: [{ op: "thumbnail", size: 1600 }], format: "jpeg", quality: 85 } },
     squares: { label: "Square thumbnails", recipe: { ops: [{ op: "crop", aspect: "1:1", smart: true }, { op: "thumbnail", size: 256 }], format: "jpeg", quality: 85 } },
@@ -212,8 +211,18 @@
         return [control(op, "strength", "Strength", "range", { min: 0, max: 1, step: 0.05, value: 0.6, keepZero: true }),
           el("p", { class: "hint" }, "White balance, levels and exposure from each photo's own colours; a well-exposed photo is left nearly as it is.")];
       default:
-        return [];
+        return generic(op);
     }
+  }
+
+  // An operation whose editor is made from its registry entry: a slider per parameter, and
+  // what it does.
+  function generic(op) {
+    const spec = REGISTRY.find((entry) => entry.name === op.op);
+    if (!spec) return [];
+    const fields = spec.params.filter((param) => param.type === "number").map((param) =>
+      control(op, param.name, param.label, "range", { min: param.min, max: param.max, step: param.step, value: param.default, keepZero: true }));
+    return [...fields, el("p", { class: "hint" }, spec.summary)];
   }
 
   // PNGs chosen for image watermarks, by the name the recipe gives them; the upload sends
@@ -263,6 +272,10 @@
     const item = el("li", {
       class: "op-card", tabindex: 0, draggable: "true", "data-op-id": op._id, "data-op": op.op,
       "aria-label": `${index + 1}. ${TITLES[op.op]} (Alt+Up and Alt+Down move it)`,
+      // A card is picked up by its head or its edges, never from a control: a slider dragged
+      // inside a draggable card would start moving the card after a few pixels and drop the
+      // slider's drag (Chromium), leaving the value where the first step put it.
+      onpointerdown: (e) => { item.draggable = !e.target.closest("input, select, textarea, button, label, output"); },
       onkeydown: (e) => {
         if (e.target !== item || !e.altKey) return;
         if (e.key === "ArrowUp") { e.preventDefault(); move(index, -1); }
@@ -372,6 +385,7 @@
   function setup() {
     const root = document.getElementById("builder");
     if (!root) return;
+    readRegistry();
     root.hidden = false;
     rememberRecipe = root.dataset.remember !== "false";
     const plain = document.getElementById("plain-ops");

@@ -183,9 +183,17 @@ const OP_WORDS = {
   auto_enhance: () => "auto-enhance",
   watermark: (op) => (op.image ? `watermark ${op.image}` : `watermark “${op.text || ""}”`),
 };
+// Any other operation by its title in the registry the page embeds (darkroom_core::operations).
+function registryTitle(name) {
+  const data = document.getElementById("darkroom-operations");
+  let registry = [];
+  try { registry = data ? JSON.parse(data.textContent) : []; } catch (_) { registry = []; }
+  const spec = registry.find((entry) => entry.name === name);
+  return spec ? spec.title.toLowerCase() : name;
+}
 function describeRecipe(recipe) {
   if (!recipe || !recipe.ops) return "";
-  const steps = recipe.ops.map((op) => (OP_WORDS[op.op] ? OP_WORDS[op.op](op) : op.op));
+  const steps = recipe.ops.map((op) => (OP_WORDS[op.op] ? OP_WORDS[op.op](op) : registryTitle(op.op)));
   const details = { keep: " · all EXIF kept", strip: " · EXIF removed" }[recipe.metadata] || "";
   return `${steps.join(" → ")} · ${String(recipe.format || "jpeg").toUpperCase()}${details}`;
 }

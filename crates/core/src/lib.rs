@@ -11,6 +11,7 @@ pub mod job;
 pub mod keys;
 pub mod limits;
 pub mod messages;
+pub mod operations;
 pub mod plan;
 pub mod queue_names;
 pub mod recipe;

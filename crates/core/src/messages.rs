@@ -23,8 +23,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 /// 3: decorations (captions, watermarks, borders) are drawn by the last segment for the
 /// whole recipe, and lengths may be `"N%"`: a version-2 worker would draw a border into an
 /// intermediate and the last segment would draw it again. 4: a watermark may name an image
-/// (a PNG sent with the job), which a version-3 worker would fail the photo over.
-pub const MESSAGE_VERSION: u32 = 4;
+/// (a PNG sent with the job), which a version-3 worker would fail the photo over. 5: a
+/// recipe may hold `vignette`, which version 4 cannot parse.
+pub const MESSAGE_VERSION: u32 = 5;
 
 /// The first version whose requests have their decorations drawn at the end of the recipe.
 pub const DECORATIONS_AT_THE_END: u32 = 3;

@@ -11,13 +11,15 @@ pub const DEFAULT_STAGE: &str = "quick";
 /// Face-finding operations are the seed's "longer-running operations": they go to the `slow`
 /// stage (its Server B); everything else runs in [`DEFAULT_STAGE`]. The command line's
 /// `--stage-map` default, and [`StageMap::default`].
+/// The registry's stages, written out for the command line's default (a test holds the
+/// two equal: `operations::default_stage_map`).
 pub const DEFAULT_STAGE_MAP: &str = "redeye=slow,whiten_teeth=slow";
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StageMapError {
     #[error("stage map entry {0:?} is not of the form op=stage")]
     Syntax(String),
-    #[error("stage map names unknown operation {0:?} (known: {known})", known = Operation::NAMES.join(", "))]
+    #[error("stage map names unknown operation {0:?} (known: {known})", known = crate::operations::names().collect::<Vec<_>>().join(", "))]
     UnknownOperation(String),
     #[error("stage name {0:?} must be 1–40 characters of a-z, 0-9 and '-', not ending in -lane<n>")]
     BadStageName(String),
@@ -58,7 +60,7 @@ impl StageMap {
         for entry in text.split(',').map(str::trim).filter(|entry| !entry.is_empty()) {
             let (op, stage) = entry.split_once('=').ok_or_else(|| StageMapError::Syntax(entry.to_owned()))?;
             let (op, stage) = (op.trim(), stage.trim());
-            if !Operation::NAMES.contains(&op) {
+            if crate::operations::spec(op).is_none() {
                 return Err(StageMapError::UnknownOperation(op.to_owned()));
             }
             if !is_valid_stage_name(stage) {
@@ -70,7 +72,12 @@ impl StageMap {
     }
 
     pub fn stage_of(&self, op: &Operation) -> &str {
-        self.by_operation.get(op.name()).map(String::as_str).unwrap_or(&self.default_stage)
+        self.stage_of_name(op.name())
+    }
+
+    /// The stage of the operation named `name`.
+    pub fn stage_of_name(&self, name: &str) -> &str {
+        self.by_operation.get(name).map(String::as_str).unwrap_or(&self.default_stage)
     }
 
     /// Every stage this map can route to, the default first.

@@ -317,6 +317,17 @@ pub enum Operation {
         #[schema(minimum = -45, maximum = 45)]
         angle: f32,
     },
+    /// The edges darkened towards the corners: `strength` (0–1, default 0.5) is how dark the
+    /// corners get, `radius` (0–0.95, default 0.5) where the darkening starts, from the
+    /// middle (0) to the corners (1).
+    Vignette {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(minimum = 0, maximum = 1, default = 0.5)]
+        strength: Option<f32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(minimum = 0, maximum = 0.95, default = 0.5)]
+        radius: Option<f32>,
+    },
     /// Levels, contrast and white balance from the photo's own statistics: a dull, dark or
     /// tinted photo corrected, a well-exposed neutral one left nearly as it is.
     AutoEnhance {
@@ -377,6 +388,10 @@ pub fn is_asset_name(name: &str) -> bool {
 }
 pub const DEFAULT_WATERMARK_OPACITY: f32 = 0.5;
 pub const DEFAULT_WATERMARK_SIZE: f32 = 0.05;
+
+/// `vignette`'s strength and radius when the recipe names none.
+pub const DEFAULT_VIGNETTE_STRENGTH: f32 = 0.5;
+pub const DEFAULT_VIGNETTE_RADIUS: f32 = 0.5;
 
 /// `auto_enhance`'s strength when the recipe names none.
 pub const DEFAULT_ENHANCE_STRENGTH: f32 = 0.6;
@@ -452,20 +467,14 @@ impl Operation {
             Self::Straighten { .. } => "straighten",
             Self::AutoEnhance { .. } => "auto_enhance",
             Self::Watermark { .. } => "watermark",
+            Self::Vignette { .. } => "vignette",
         }
     }
 
-    pub const NAMES: [&'static str; 9] = [
-        "thumbnail",
-        "crop",
-        "redeye",
-        "whiten_teeth",
-        "recolor",
-        "customize",
-        "straighten",
-        "auto_enhance",
-        "watermark",
-    ];
+    /// Its entry in the operation registry (`operations.rs`).
+    pub fn spec(&self) -> Option<&'static crate::operations::OperationSpec> {
+        crate::operations::spec(self.name())
+    }
 }
 
 impl Recipe {

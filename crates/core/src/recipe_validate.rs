@@ -2,6 +2,7 @@
 //! total area — checked once a recipe parses, so a wrong one is refused at upload.
 
 use super::*;
+use crate::operations::ParamKind;
 
 impl Recipe {
     pub fn validate(&self) -> Result<(), RecipeError> {
@@ -122,7 +123,34 @@ fn region_pixels(regions: &Option<Vec<Region>>) -> u64 {
     regions.iter().flatten().map(|r| u64::from(r.width) * u64::from(r.height)).sum()
 }
 
+/// The ranges the operation registry gives an operation's plain parameters
+/// (`operations.rs`): the one check of most numbers in a recipe.
+fn validate_params(op: &Operation, path: &str) -> Result<(), RecipeError> {
+    let Some(spec) = op.spec() else {
+        return Err(RecipeError::new(
+            path,
+            format!("{:?} has no entry in the operation registry (a darkroom bug)", op.name()),
+        ));
+    };
+    if spec.params.is_empty() {
+        return Ok(());
+    }
+    let written = serde_json::to_value(op).map_err(|error| RecipeError::new(path, error.to_string()))?;
+    for param in spec.params {
+        let Some(given) = written.get(param.name).filter(|value| !value.is_null()) else { continue };
+        let field = format!("{path}.{}", param.name);
+        match param.kind {
+            ParamKind::Number { min, max, .. } => {
+                let number = given.as_f64().ok_or_else(|| RecipeError::new(field.clone(), "expected a number"))?;
+                in_range(field, number as f32, min as f32, max as f32)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 fn validate_op(op: &Operation, path: &str) -> Result<(), RecipeError> {
+    validate_params(op, path)?;
     match op {
         Operation::Thumbnail { size } => {
             if !(1..=4096).contains(size) {
@@ -133,12 +161,7 @@ fn validate_op(op: &Operation, path: &str) -> Result<(), RecipeError> {
             crop_spec(op, path)?;
         }
         Operation::Redeye { regions } => validate_regions(path, regions)?,
-        Operation::WhitenTeeth { regions, strength } => {
-            validate_regions(path, regions)?;
-            if let Some(strength) = strength {
-                in_range(format!("{path}.strength"), *strength, 0.0, 1.0)?;
-            }
-        }
+        Operation::WhitenTeeth { regions, .. } => validate_regions(path, regions)?,
         Operation::Recolor { mode, color, strength, degrees } => {
             let unexpected =
                 |name: &str| RecipeError::new(format!("{path}.{name}"), format!("is not a parameter of mode {mode:?}"));
@@ -178,14 +201,8 @@ fn validate_op(op: &Operation, path: &str) -> Result<(), RecipeError> {
             }
         }
         Operation::Customize(customize) => validate_customize(customize, path)?,
-        Operation::Straighten { angle } => {
-            in_range(format!("{path}.angle"), *angle, -MAX_STRAIGHTEN_DEGREES, MAX_STRAIGHTEN_DEGREES)?
-        }
-        Operation::AutoEnhance { strength } => {
-            if let Some(strength) = strength {
-                in_range(format!("{path}.strength"), *strength, 0.0, 1.0)?;
-            }
-        }
+        // Their parameters' ranges are the registry's (`validate_params`).
+        Operation::Straighten { .. } | Operation::AutoEnhance { .. } | Operation::Vignette { .. } => {}
         Operation::Watermark { text, image, opacity, size, .. } => {
             if let Some(opacity) = opacity {
                 in_range(format!("{path}.opacity"), *opacity, 0.0, 1.0)?;

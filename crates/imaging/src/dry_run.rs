@@ -117,6 +117,7 @@ fn follow_ops(
             | Operation::Redeye { .. }
             | Operation::WhitenTeeth { .. }
             | Operation::AutoEnhance { .. }
+            | Operation::Vignette { .. }
             | Operation::Watermark { .. } => {}
         }
     }

@@ -31,6 +31,7 @@ pub mod retouch;
 mod shrink_first;
 mod straighten;
 mod teeth;
+mod vignette;
 mod watermark;
 mod webp;
 

@@ -227,6 +227,14 @@ fn apply_op(photo: &mut Photo, op: &Operation) -> Result<(), ImagingError> {
         Operation::Straighten { angle } => crate::straighten::straighten(photo, *angle),
         // Drawn with the other decorations, on the result.
         Operation::Watermark { .. } => Ok(()),
+        Operation::Vignette { strength, radius } => {
+            crate::vignette::vignette(
+                &mut photo.image,
+                strength.unwrap_or(darkroom_core::recipe::DEFAULT_VIGNETTE_STRENGTH),
+                radius.unwrap_or(darkroom_core::recipe::DEFAULT_VIGNETTE_RADIUS),
+            );
+            Ok(())
+        }
         Operation::AutoEnhance { strength } => {
             crate::enhance::auto_enhance(
                 &mut photo.image,
@@ -341,6 +349,8 @@ fn needed_long_side(ops: &[Operation], width: u32, height: u32) -> Option<u32> {
             Operation::Recolor { .. } => {}
             // Statistics of the whole photo: a reduced copy has the same ones.
             Operation::AutoEnhance { .. } => {}
+            // In shares of the photo's sides: the same at any scale.
+            Operation::Vignette { .. } => {}
             // Drawn on the result, at its own size.
             Operation::Watermark { .. } => {}
             // The kept part is the same fraction of the photo at any scale.

@@ -7,13 +7,6 @@ use darkroom_core::{Recipe, RecipeError};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 
-/// Operations in the order the form applies them: face fixes on the full-resolution photo
-/// (in the slow stage, so that straighten after them keeps one hop between stages), the
-/// horizon levelled, then framing and colour, then the size, then decorations and the
-/// watermark at the final size.
-const FORM_ORDER: [&str; 9] =
-    ["redeye", "whiten_teeth", "straighten", "crop", "auto_enhance", "recolor", "thumbnail", "customize", "watermark"];
-
 fn number(fields: &HashMap<String, String>, name: &str) -> Result<Option<f64>, RecipeError> {
     match fields.get(name).map(|v| v.trim()).filter(|v| !v.is_empty()) {
         None => Ok(None),
@@ -38,7 +31,8 @@ fn integer(value: f64) -> Value {
 
 pub fn recipe_from_fields(fields: &HashMap<String, String>) -> Result<Recipe, RecipeError> {
     let mut ops = Vec::new();
-    for op in FORM_ORDER {
+    // In the registry's order (darkroom_core::operations says why that order).
+    for op in darkroom_core::operations::names() {
         if !checked(fields, &format!("op_{op}")) {
             continue;
         }
@@ -134,7 +128,16 @@ pub fn recipe_from_fields(fields: &HashMap<String, String>) -> Result<Recipe, Re
                     spec.insert("caption".into(), caption);
                 }
             }
-            _ => {}
+            // Any other operation has its fields made from its registry entry (the upload
+            // page's template): `<op>_<parameter>`, each left out when empty.
+            generic => {
+                let params = darkroom_core::operations::spec(generic).map_or(&[][..], |spec| spec.params);
+                for param in params {
+                    if let Some(value) = number(fields, &format!("{generic}_{}", param.name))? {
+                        spec.insert(param.name.into(), json!(value));
+                    }
+                }
+            }
         }
         ops.push(Value::Object(spec));
     }
@@ -182,8 +185,8 @@ mod tests {
         let names: Vec<_> = recipe.ops.iter().map(|op| op.name()).collect();
         assert_eq!(names, ["straighten", "crop", "thumbnail", "customize", "watermark"]);
         assert!(
-            FORM_ORDER.iter().position(|op| *op == "whiten_teeth")
-                < FORM_ORDER.iter().position(|op| *op == "straighten")
+            darkroom_core::operations::names().position(|op| op == "whiten_teeth")
+                < darkroom_core::operations::names().position(|op| op == "straighten")
         );
         assert!(matches!(recipe.ops[1], darkroom_core::recipe::Operation::Crop { smart: Some(true), .. }));
         assert_eq!(recipe.format, darkroom_core::OutputFormat::Png);
@@ -197,5 +200,21 @@ mod tests {
             recipe_from_fields(&fields(&[("op_thumbnail", "on"), ("thumbnail_size", "big")])).unwrap_err().field,
             "thumbnail_size"
         );
+    }
+
+    #[test]
+    fn an_operation_of_the_registry_takes_its_fields_from_it() {
+        let recipe = recipe_from_fields(&fields(&[
+            ("op_vignette", "on"),
+            ("vignette_strength", "0.3"),
+            ("vignette_radius", ""),
+            ("op_thumbnail", "on"),
+            ("thumbnail_size", "800"),
+        ]))
+        .unwrap();
+        assert_eq!(recipe.ops[0], darkroom_core::Operation::Vignette { strength: Some(0.3), radius: None });
+        assert_eq!(recipe.ops[1].name(), "thumbnail", "in the registry's order");
+        let refused = recipe_from_fields(&fields(&[("op_vignette", "on"), ("vignette_strength", "3")])).unwrap_err();
+        assert_eq!(refused.field, "ops[0].strength");
     }
 }

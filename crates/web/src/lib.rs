@@ -23,6 +23,7 @@ mod login;
 mod my_jobs;
 mod names;
 mod openapi;
+mod operations;
 pub use openapi::document as openapi_document;
 mod original_thumb;
 mod owner;
@@ -287,7 +288,8 @@ pub fn routes(config: &mut web::ServiceConfig) {
                 .service(api::cancel_job)
                 .service(api::webhook_log)
                 .service(preview::preview)
-                .service(recipe_check::check_recipe),
+                .service(recipe_check::check_recipe)
+                .service(operations::operations),
         )
         .default_service(web::to(pages::not_found));
 }

@@ -208,6 +208,7 @@ The job id is a capability: whoever has it can view and download; changing a job
         crate::api::webhook_log,
         crate::preview::preview,
         crate::recipe_check::check_recipe,
+        crate::operations::operations,
         crate::downloads::api_archive,
         crate::downloads::archive,
         crate::original_thumb::original_thumb,

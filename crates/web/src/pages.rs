@@ -20,6 +20,10 @@ struct UploadPage {
     heic: bool,
     /// The upload formats, as told to users.
     formats: &'static str,
+    /// The operation registry, for the recipe builder (`operations::page_json`).
+    operations_json: &'static str,
+    /// The operations whose plain-form fields are made from the registry.
+    generic_ops: Vec<&'static darkroom_core::operations::OperationSpec>,
 }
 
 #[derive(Template)]
@@ -28,6 +32,8 @@ struct JobPage {
     view: JobView,
     view_json: String,
     owner: bool,
+    /// The operation registry, for the recipe builder (`operations::page_json`).
+    operations_json: &'static str,
 }
 
 impl JobPage {
@@ -128,6 +134,11 @@ pub async fn upload_page(state: web::Data<AppState>) -> HttpResponse {
             limits: state.settings.limits,
             heic: darkroom_imaging::HEIC_SUPPORTED,
             formats: darkroom_imaging::SUPPORTED_FORMATS,
+            operations_json: crate::operations::page_json(),
+            generic_ops: darkroom_core::operations::OPERATIONS
+                .iter()
+                .filter(|spec| spec.editor == darkroom_core::operations::Editor::Generic)
+                .collect(),
         },
     )
 }
@@ -157,7 +168,8 @@ pub async fn job_page(
     let view = load_view(&state, &job).await?;
     // `<` escaped so the JSON cannot close the script element it is embedded in.
     let view_json = serde_json::to_string(&view).unwrap_or_default().replace('<', "\\u003c");
-    let page = JobPage { view, view_json, owner: is_owner(&request, &job) };
+    let page =
+        JobPage { view, view_json, owner: is_owner(&request, &job), operations_json: crate::operations::page_json() };
     let mut response = html(StatusCode::OK, &page);
     response
         .headers_mut()

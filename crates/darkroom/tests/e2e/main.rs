@@ -11,6 +11,7 @@ mod fairness;
 mod faults;
 mod helpers;
 mod job_story;
+mod operations;
 mod outage;
 mod pipeline;
 mod preview;
