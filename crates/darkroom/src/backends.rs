@@ -11,11 +11,9 @@ pub struct Backends {
     /// The S3 bucket, for `setup` to create (aws backend only).
     #[cfg(feature = "aws")]
     pub bucket: Option<(darkroom_store::S3Store, Option<String>)>,
-    pub store: Arc<dyn ObjectStore>,
-    pub queues: QueueDirectory,
-    pub names: QueueNames,
-    /// The job lifecycle over the store and queues, built once and shared by every role of
-    /// the process (web, status, webhooks): one cache of documents and job views.
+    /// The one context of the process: the store, the queues and their names, the stage
+    /// map, and the job lifecycle over them, built once and shared by every role (web,
+    /// worker, status, webhooks): one cache of documents and job views.
     pub jobs: darkroom_jobs::Jobs,
 }
 
@@ -44,13 +42,10 @@ pub async fn open(settings: &Settings) -> anyhow::Result<Backends> {
     let queues = QueueDirectory::new(queue_backend);
     let names = QueueNames::new(settings.queue_prefix.clone());
     let stage_map = settings.stage_map()?;
-    let jobs = darkroom_jobs::Jobs::new(store.clone(), queues.clone(), names.clone(), stage_map);
+    let jobs = darkroom_jobs::Jobs::new(store, queues, names, stage_map);
     Ok(Backends {
         #[cfg(feature = "aws")]
         bucket,
-        store,
-        queues,
-        names,
         jobs,
     })
 }
@@ -78,6 +73,6 @@ pub async fn setup(settings: &Settings, backends: &Backends) -> anyhow::Result<V
         fair_lanes: settings.fair_lanes,
     };
     let queues = backends.jobs.create_queues(&queue_settings).await?;
-    backends.store.check().await.context("checking that the object store is writable")?;
+    backends.jobs.store().check().await.context("checking that the object store is writable")?;
     Ok(queues)
 }

@@ -102,12 +102,7 @@ pub async fn run(
     let mut readiness = Readiness::default();
 
     if roles.worker {
-        let worker = Worker::new(
-            backends.store.clone(),
-            backends.queues.clone(),
-            backends.names.clone(),
-            settings.worker_settings(stages)?,
-        )?;
+        let worker = Worker::new(&backends.jobs, settings.worker_settings(stages)?)?;
         worker.check_queues().await.context("opening the worker's queues")?;
         let worker = Arc::new(worker);
         let watched = worker.clone();
@@ -124,14 +119,8 @@ pub async fn run(
         let token = shutdown.clone();
         tasks.spawn(async move { status.run(token).await.context("status failed") });
         // Webhooks go out from the status role: it sees jobs finish.
-        let deliverer = darkroom_webhooks::Deliverer::new(
-            backends.store.clone(),
-            backends.queues.clone(),
-            backends.names.clone(),
-            backends.jobs.clone(),
-            settings.webhook_settings(),
-        )
-        .context("starting webhook delivery")?;
+        let deliverer = darkroom_webhooks::Deliverer::new(backends.jobs.clone(), settings.webhook_settings())
+            .context("starting webhook delivery")?;
         let token = shutdown.clone();
         tasks.spawn(async move {
             Arc::new(deliverer).run(token).await;

@@ -4,7 +4,7 @@
 //! that captions and watermarks share lives here.
 
 use crate::color::{apply_lut, luma, map_pixels};
-use crate::pipeline::Photo;
+use crate::photo::Photo;
 use crate::ImagingError;
 use ab_glyph::{Font, FontRef, PxScale, ScaleFont};
 use darkroom_core::recipe::{Customize, Flip};

@@ -5,7 +5,7 @@
 pub use crate::decode_limits::DecodeLimits;
 use crate::decode_scale::{choose_eighths, scales_down, DecodeTarget, ALL_EIGHTHS, POWER_OF_TWO_EIGHTHS};
 use crate::heif_boxes::{heif_stored_dimensions, is_heic};
-use crate::pipeline::Photo;
+use crate::photo::Photo;
 use crate::ImagingError;
 use darkroom_core::recipe::Operation;
 use darkroom_core::{MetadataPolicy, OutputFormat};
@@ -50,7 +50,7 @@ impl SourceFormat {
 
 /// What the first bytes of a file say about it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Probe {
+pub struct FileHeader {
     pub format: SourceFormat,
     /// `None` when the header needs more bytes than were given.
     pub dimensions: Option<(u32, u32)>,
@@ -58,7 +58,7 @@ pub struct Probe {
 
 /// Sniffs the format from the leading bytes and, if the header is among them, reads the
 /// declared dimensions. Never decodes pixels.
-pub fn probe(head: &[u8]) -> Result<Probe, ImagingError> {
+pub fn probe(head: &[u8]) -> Result<FileHeader, ImagingError> {
     if is_heic(head) {
         if !crate::HEIC_SUPPORTED {
             return Err(ImagingError::UnsupportedFormat {
@@ -69,7 +69,7 @@ pub fn probe(head: &[u8]) -> Result<Probe, ImagingError> {
         }
         // The decoder checks the size again, after the file's crop and rotation, before
         // decoding a pixel.
-        return Ok(Probe { format: SourceFormat::Heic, dimensions: heif_stored_dimensions(head) });
+        return Ok(FileHeader { format: SourceFormat::Heic, dimensions: heif_stored_dimensions(head) });
     }
     let format = image::guess_format(head)
         .ok()
@@ -77,7 +77,7 @@ pub fn probe(head: &[u8]) -> Result<Probe, ImagingError> {
         .ok_or_else(|| ImagingError::UnsupportedFormat { detail: sniff_detail(head) })?;
     let dimensions =
         ImageReader::new(Cursor::new(head)).with_guessed_format().ok().and_then(|reader| reader.into_dimensions().ok());
-    Ok(Probe { format, dimensions })
+    Ok(FileHeader { format, dimensions })
 }
 
 fn sniff_detail(head: &[u8]) -> String {
@@ -109,7 +109,7 @@ pub fn decode(bytes: &[u8], limits: DecodeLimits) -> Result<Photo, ImagingError>
     decode_probed(bytes, probe(bytes)?, limits)
 }
 
-fn decode_probed(bytes: &[u8], probed: Probe, limits: DecodeLimits) -> Result<Photo, ImagingError> {
+fn decode_probed(bytes: &[u8], probed: FileHeader, limits: DecodeLimits) -> Result<Photo, ImagingError> {
     let mut reader = ImageReader::new(Cursor::new(bytes));
     reader.set_format(match probed.format {
         SourceFormat::Jpeg => ImageFormat::Jpeg,
@@ -156,7 +156,7 @@ fn decode_heic(bytes: &[u8], limits: DecodeLimits) -> Result<Photo, ImagingError
 
 #[cfg(not(feature = "heic"))]
 fn decode_heic(_bytes: &[u8], _limits: DecodeLimits) -> Result<Photo, ImagingError> {
-    // `probe` already refuses HEIC without the feature; a caller with its own Probe gets the same.
+    // `probe` already refuses HEIC without the feature; a caller with its own FileHeader gets the same.
     Err(ImagingError::UnsupportedFormat {
         detail: ": HEIC photos need a darkroom built with the `heic` feature".to_owned(),
     })
@@ -383,7 +383,7 @@ pub fn decode_at_least(bytes: &[u8], limits: DecodeLimits, needed_long_side: u32
 
 fn decode_at_least_probed(
     bytes: &[u8],
-    probed: Probe,
+    probed: FileHeader,
     limits: DecodeLimits,
     target: DecodeTarget,
 ) -> Result<Photo, ImagingError> {

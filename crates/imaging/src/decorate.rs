@@ -6,7 +6,7 @@
 //! caption never covers a border. The last thumbnail of a recipe bounds the bordered result.
 
 use crate::adjust::{blend, caption_font, draw_text, text_width};
-use crate::pipeline::Photo;
+use crate::photo::Photo;
 use crate::resize::fit_dimensions;
 use crate::watermark::WatermarkImages;
 use crate::ImagingError;

@@ -7,7 +7,7 @@
 //! `nclx` colour description (no ICC) is converted to RGB by libheif and treated as sRGB.
 
 use crate::codec::DecodeLimits;
-use crate::pipeline::Photo;
+use crate::photo::Photo;
 use crate::ImagingError;
 use image::{DynamicImage, RgbImage, RgbaImage};
 use libheif_rs::{color_profile_types, ColorSpace, HeifContext, HeifError, LibHeif, RgbChroma, SecurityLimits};

@@ -24,8 +24,10 @@ mod geometry;
 mod heic;
 mod heif_boxes;
 pub mod metadata;
+mod photo;
 mod pipeline;
 mod progressive_scaled;
+mod reduced;
 mod resize;
 pub mod retouch;
 mod shrink_first;
@@ -37,14 +39,16 @@ mod webp;
 
 pub use codec::{
     decode, decode_at_least, decode_for_ops, encode, encode_intermediate, encode_result, encode_with_metadata, probe,
-    DecodeLimits, Probe, SourceFormat,
+    DecodeLimits, FileHeader, SourceFormat,
 };
 pub use dry_run::{dry_run, result_scale, undecorated_size};
 pub use geometry::Frame;
+pub use photo::Photo;
 pub use pipeline::{
     apply_ops, apply_ops_with, apply_range, apply_steps, decorate, decorate_within, fit_within, fit_within_for_display,
-    reduced_decode_long_side, Photo,
+    reduced_decode_long_side,
 };
+pub use reduced::render_reduced;
 pub use shrink_first::shrink_first;
 pub use watermark::WatermarkImages;
 

@@ -3,7 +3,7 @@
 //! elsewhere in the photo are never touched.
 
 use crate::faces::{self, Area};
-use crate::pipeline::Photo;
+use crate::photo::Photo;
 use darkroom_core::recipe::Region;
 use image::DynamicImage;
 

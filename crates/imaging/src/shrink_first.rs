@@ -4,7 +4,8 @@
 //! at the same time, docs/ARCHITECTURE.md "One photo's path"), and the crop's rows are never
 //! moved. The pixels are the same as the operations' own, one after the other.
 
-use crate::pipeline::{crop_window, Photo};
+use crate::photo::Photo;
+use crate::pipeline::crop_window;
 use crate::resize::{crop_and_resize, fit_dimensions, largest_centred, resize_exact};
 use crate::ImagingError;
 use darkroom_core::recipe::{crop_spec, CropSpec, Operation};

@@ -5,7 +5,7 @@
 //! 16 taps a channel, in parallel rows. The result is never larger than the photo, so the
 //! cost is bounded by its pixels whatever the angle.
 
-use crate::pipeline::Photo;
+use crate::photo::Photo;
 use crate::ImagingError;
 use image::{DynamicImage, ImageBuffer, Pixel};
 use rayon::prelude::*;

@@ -85,7 +85,12 @@ pub struct Housekeeper {
 }
 
 /// Why a photo counts as lost, if it does.
-pub fn judge(photo: &PhotoView, now: u64, waiting_requests: u64, settings: &HousekeepingSettings) -> Option<String> {
+pub fn lost_reason(
+    photo: &PhotoView,
+    now: u64,
+    waiting_requests: u64,
+    settings: &HousekeepingSettings,
+) -> Option<String> {
     let age = Duration::from_millis(now.saturating_sub(photo.updated_at));
     let limit = match photo.state {
         PhotoState::Queued => settings.stuck_after,
@@ -224,7 +229,7 @@ impl Housekeeper {
         }
         let now = now_millis();
         for photo in &view.photos {
-            if let Some(reason) = judge(photo, now, waiting, &self.settings) {
+            if let Some(reason) = lost_reason(photo, now, waiting, &self.settings) {
                 self.recover(&manifest, photo, reason, report).await?;
             }
         }
@@ -316,10 +321,13 @@ mod tests {
     fn a_queued_photo_is_lost_only_after_the_backlog_drained_or_a_day() {
         let now = 100 * 24 * 3600 * 1000;
         let s = settings();
-        assert!(judge(&photo(PhotoState::Queued, None, 29, now), now, 0, &s).is_none());
-        assert!(judge(&photo(PhotoState::Queued, None, 31, now), now, 0, &s).is_some());
-        assert!(judge(&photo(PhotoState::Queued, None, 31, now), now, 500, &s).is_none(), "may be in the backlog");
-        assert!(judge(&photo(PhotoState::Queued, None, 25 * 60, now), now, 500, &s).is_some());
+        assert!(lost_reason(&photo(PhotoState::Queued, None, 29, now), now, 0, &s).is_none());
+        assert!(lost_reason(&photo(PhotoState::Queued, None, 31, now), now, 0, &s).is_some());
+        assert!(
+            lost_reason(&photo(PhotoState::Queued, None, 31, now), now, 500, &s).is_none(),
+            "may be in the backlog"
+        );
+        assert!(lost_reason(&photo(PhotoState::Queued, None, 25 * 60, now), now, 500, &s).is_some());
     }
 
     #[test]
@@ -327,11 +335,11 @@ mod tests {
         let now = 100 * 24 * 3600 * 1000;
         let s = settings();
         // slow: 5 × (30 s + 5 min) + 5 min = 32.5 min.
-        assert!(judge(&photo(PhotoState::Processing, Some("slow"), 32, now), now, 0, &s).is_none());
-        assert!(judge(&photo(PhotoState::Processing, Some("slow"), 33, now), now, 0, &s).is_some());
+        assert!(lost_reason(&photo(PhotoState::Processing, Some("slow"), 32, now), now, 0, &s).is_none());
+        assert!(lost_reason(&photo(PhotoState::Processing, Some("slow"), 33, now), now, 0, &s).is_some());
         // quick: 5 × 2.5 min + 5 = 17.5 min, but never below stuck_after (30 min).
-        assert!(judge(&photo(PhotoState::Processing, Some("quick"), 29, now), now, 0, &s).is_none());
-        assert!(judge(&photo(PhotoState::Done, None, 600, now), now, 0, &s).is_none());
-        assert!(judge(&photo(PhotoState::Failed, None, 600, now), now, 0, &s).is_none());
+        assert!(lost_reason(&photo(PhotoState::Processing, Some("quick"), 29, now), now, 0, &s).is_none());
+        assert!(lost_reason(&photo(PhotoState::Done, None, 600, now), now, 0, &s).is_none());
+        assert!(lost_reason(&photo(PhotoState::Failed, None, 600, now), now, 0, &s).is_none());
     }
 }

@@ -14,7 +14,7 @@
 
 mod housekeeping;
 
-pub use housekeeping::{judge, Housekeeper, HousekeepingSettings, PassReport, MAX_RECOVERIES};
+pub use housekeeping::{lost_reason, Housekeeper, HousekeepingSettings, PassReport, MAX_RECOVERIES};
 
 use darkroom_consumer::{serve, Breaker, Handler, LoopSettings, Place, Settle, StoreAndQueueProbe};
 use darkroom_core::job::PhotoState;

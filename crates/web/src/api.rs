@@ -1,12 +1,12 @@
 //! The JSON API, `/api/v1` (docs/ARCHITECTURE.md "HTTP JSON API").
 
 use crate::idempotency;
-use crate::jobs::{self, RecipeSource};
+use crate::job_actions::{self, RecipeSource};
+use crate::job_lookup::{load_job_or_404, load_view};
 use crate::openapi::{AcceptedPhotoRef, AttemptRef, CancelReply, IntakeReply, RetryReply, WebhookLogReply};
 use crate::owner::{owner_cookie, presented_token, require_owner};
 use crate::rate_limit::client_address;
 use crate::upload::{BodyReader, Intake};
-use crate::view::{load_job_or_404, load_view};
 use crate::{ApiError, AppState};
 use actix_multipart::Multipart;
 use actix_web::{delete, get, post, web, HttpRequest, HttpResponse};
@@ -63,7 +63,8 @@ pub async fn create_job(
     multipart: Multipart,
 ) -> Result<HttpResponse, ApiError> {
     let body = upload_body(&state, &request, multipart);
-    let created = jobs::create(&state, body, RecipeSource::JsonPart, crate::tenant::of(&state, &request)).await?;
+    let created =
+        job_actions::create(&state, body, RecipeSource::JsonPart, crate::tenant::of(&state, &request)).await?;
     let job = &created.manifest.id;
     let body = intake_reply(job, &created.intake, Some(created.token.as_str().to_owned()));
     Ok(HttpResponse::Created()
@@ -105,7 +106,7 @@ pub async fn delete_job(
         return if owner { Ok(HttpResponse::NoContent().finish()) } else { Err(ApiError::not_found()) };
     };
     require_owner(&request, &job)?;
-    jobs::delete(&state, &job).await?;
+    job_actions::delete(&state, &job).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -143,7 +144,7 @@ pub async fn add_photos(
         }
         None => None,
     };
-    let (_, body) = jobs::add_photos(&state, &job, body, claim, added_reply).await?;
+    let (_, body) = job_actions::add_photos(&state, &job, body, claim, added_reply).await?;
     Ok(HttpResponse::Created().json(body))
 }
 
@@ -177,7 +178,7 @@ async fn restart(
     which: darkroom_core::job::PhotoState,
 ) -> Result<HttpResponse, ApiError> {
     let job = load_owned_job(state, request, job).await?;
-    let restarted = jobs::restart(state, &job, which).await?;
+    let restarted = job_actions::restart(state, &job, which).await?;
     let retried = restarted.into_iter().map(|(id, attempt)| AttemptRef { id, attempt }).collect();
     Ok(HttpResponse::Accepted().json(RetryReply { retried }))
 }
@@ -227,7 +228,7 @@ pub async fn reprocess_photo(
     let recipe = Recipe::from_json(&body.recipe.to_string())
         .map_err(|e| ApiError::bad_request(ErrorCode::InvalidRecipe, e.to_string()))?;
     crate::watermark_parts::require_stored(state.store.as_ref(), &job.id, std::slice::from_ref(&recipe), &[]).await?;
-    let attempt = jobs::reprocess(&state, &job, &photo, recipe).await?;
+    let attempt = job_actions::reprocess(&state, &job, &photo, recipe).await?;
     Ok(HttpResponse::Accepted().json(AttemptRef { id: photo, attempt }))
 }
 
@@ -239,7 +240,7 @@ pub struct ReprocessJobBody {
     recipe: serde_json::Value,
     /// `all` (the default) or `failed`: retry the failed photos with this recipe.
     #[serde(default)]
-    photos: jobs::ReprocessWhich,
+    photos: job_actions::ReprocessWhich,
 }
 
 #[utoipa::path(post, path = "/api/v1/jobs/{job}/reprocess", tag = "jobs", summary = "Process the job's photos again with another recipe (owner)",
@@ -263,7 +264,7 @@ pub async fn reprocess_job(
     let recipe = Recipe::from_json(&body.recipe.to_string())
         .map_err(|e| ApiError::bad_request(ErrorCode::InvalidRecipe, e.to_string()))?;
     crate::watermark_parts::require_stored(state.store.as_ref(), &job.id, std::slice::from_ref(&recipe), &[]).await?;
-    let started = jobs::reprocess_many(&state, &job, body.photos, recipe).await?;
+    let started = job_actions::reprocess_many(&state, &job, body.photos, recipe).await?;
     let retried = started.into_iter().map(|(id, attempt)| AttemptRef { id, attempt }).collect();
     Ok(HttpResponse::Accepted().json(RetryReply { retried }))
 }

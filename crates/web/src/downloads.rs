@@ -2,9 +2,9 @@
 //! from the store with its detected Content-Type, and every result of a job as one zip,
 //! streamed as it is built so memory holds one photo at a time.
 
+use crate::job_lookup::{load_job_or_404, load_photo, load_view};
 use crate::names::{portable_name, unique_names, with_extension};
 use crate::owner::is_owner;
-use crate::view::{load_job_or_404, load_photo, load_view};
 use crate::{ApiError, AppState};
 use actix_web::{get, web, HttpRequest, HttpResponse};
 use bytes::Bytes;

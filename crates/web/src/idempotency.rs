@@ -6,7 +6,7 @@
 //!   releases it, so its retry starts afresh.
 //! - `committing`: written just before the batch is committed, with the reply and the photo
 //!   ids. From here on the commit runs to its end apart from the request (see
-//!   `jobs::add_photos`), and only a failed commit releases the key.
+//!   `job_actions::add_photos`), and only a failed commit releases the key.
 //! - `done`: the reply, replayed to every retry.
 //!
 //! If `done` cannot be written (the store failed just then), `committing` stays: once the

@@ -7,7 +7,7 @@
 //! records also lets the next look read the change log at once). Streams are capped per process, end after half an hour (`EventSource`
 //! reconnects by itself) and when the server shuts down, so they never hold a deploy.
 
-use crate::view::load_job_or_404;
+use crate::job_lookup::load_job_or_404;
 use crate::{ApiError, AppState};
 use actix_web::http::StatusCode;
 use actix_web::{get, web, HttpResponse};

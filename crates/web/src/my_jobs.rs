@@ -52,7 +52,7 @@ pub async fn my_jobs(state: web::Data<AppState>, request: HttpRequest) -> Result
                     return None;
                 }
             };
-            let view = match crate::view::load_view(state, &manifest).await {
+            let view = match crate::job_lookup::load_view(state, &manifest).await {
                 Ok(view) => view,
                 Err(error) => {
                     tracing::warn!(job_id = %job, error.message = %error, "could not read a job's view for the recent-jobs list; left out");

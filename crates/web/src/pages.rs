@@ -1,9 +1,9 @@
 //! Browser pages: the upload page, the plain-form upload (works without JavaScript), and
 //! the job page. Errors on these routes are HTML pages, not JSON.
 
-use crate::jobs::{self, RecipeSource};
+use crate::job_actions::{self, RecipeSource};
+use crate::job_lookup::{load_job_or_404, load_view};
 use crate::owner::{is_owner, owner_cookie};
-use crate::view::{load_job_or_404, load_view};
 use crate::{ApiError, AppState};
 use actix_multipart::Multipart;
 use actix_web::http::StatusCode;
@@ -150,7 +150,8 @@ pub async fn create_job_from_form(
     multipart: Multipart,
 ) -> Result<HttpResponse, PageError> {
     let body = crate::api::upload_body(&state, &request, multipart);
-    let created = jobs::create(&state, body, RecipeSource::FormFields, crate::tenant::of(&state, &request)).await?;
+    let created =
+        job_actions::create(&state, body, RecipeSource::FormFields, crate::tenant::of(&state, &request)).await?;
     let job = &created.manifest.id;
     Ok(HttpResponse::SeeOther()
         .cookie(owner_cookie(&request, job, &created.token, state.settings.secure_cookies))

@@ -14,13 +14,12 @@ use crate::{ApiError, AppState};
 use actix_multipart::Multipart;
 use actix_web::http::StatusCode;
 use actix_web::{post, web, HttpRequest, HttpResponse};
-use darkroom_core::{ErrorCode, Limits, Operation, Recipe};
-use darkroom_imaging::{
-    apply_steps, decode_at_least, decorate_within, encode, fit_within, undecorated_size, DecodeLimits,
-};
+use darkroom_core::{ErrorCode, Limits, Recipe};
+use darkroom_imaging::{decode_at_least, encode, fit_within, render_reduced, DecodeLimits};
 
-/// The long side of a preview.
-pub const PREVIEW_LONG_SIDE: u32 = 1024;
+/// The long side of a recipe's preview (not the `preview` output of a done photo, which the
+/// worker makes at `darkroom_worker::render::PREVIEW_LONG_SIDE`).
+pub const RECIPE_PREVIEW_LONG_SIDE: u32 = 1024;
 
 /// How long a preview waits for a free slot before it is answered 429.
 const PREVIEW_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
@@ -32,8 +31,6 @@ pub const PREVIEW_WAITING_PER_SLOT: usize = 4;
 const MAX_PREVIEW_BYTES: u64 = 16 << 20;
 /// The most pixels a preview decodes.
 const MAX_PREVIEW_PIXELS: u64 = 50_000_000;
-/// An operation that leaves more pixels than this (borders) is followed by a shrink.
-const MAX_WORKING_PIXELS: u64 = 4_000_000;
 
 /// Previews rendered at once by one web process: one per two CPUs (their operations use
 /// every core through rayon), at least one.
@@ -112,7 +109,7 @@ async fn read_request(
 }
 
 /// Renders the preview: the photo decoded no larger than needed, the recipe applied, the
-/// result fitted into [`PREVIEW_LONG_SIDE`] and encoded as JPEG.
+/// result fitted into [`RECIPE_PREVIEW_LONG_SIDE`] and encoded as JPEG.
 fn render(state: &AppState, request: PreviewRequest) -> Result<(Vec<u8>, u32, u32), ApiError> {
     let recipe_text = request.recipe.ok_or_else(|| {
         ApiError::bad_request(ErrorCode::InvalidRecipe, "recipe: missing; send a text part named \"recipe\"")
@@ -140,10 +137,10 @@ fn render(state: &AppState, request: PreviewRequest) -> Result<(Vec<u8>, u32, u3
         ));
     }
     let failed = |error: darkroom_imaging::ImagingError| ApiError::bad_request(error.code(), error.to_string());
-    let mut decoded = decode_at_least(&photo, DecodeLimits::from(limits), PREVIEW_LONG_SIDE)
+    let mut decoded = decode_at_least(&photo, DecodeLimits::from(limits), RECIPE_PREVIEW_LONG_SIDE)
         .map_err(|error| unreadable(error.code(), format!("the photo cannot be read: {error}")))?;
-    if decoded.width().max(decoded.height()) > PREVIEW_LONG_SIDE {
-        decoded = fit_within(&decoded, PREVIEW_LONG_SIDE).map_err(failed)?;
+    if decoded.width().max(decoded.height()) > RECIPE_PREVIEW_LONG_SIDE {
+        decoded = fit_within(&decoded, RECIPE_PREVIEW_LONG_SIDE).map_err(failed)?;
     }
     if let (Some(width), Some(height)) = (request.original_width, request.original_height) {
         check_original(
@@ -153,33 +150,8 @@ fn render(state: &AppState, request: PreviewRequest) -> Result<(Vec<u8>, u32, u3
         )?;
         decoded.frame = decoded.frame.of_copy_of(width, height);
     }
-    // Lengths in pixels of the result (borders, caption sizes) shrink with the copy, so the
-    // preview looks like the result: by the copy's share of the original while the steps
-    // run, then by the preview's share of the result's size for the decorations.
-    let (original_width, original_height) = (decoded.frame.original_width, decoded.frame.original_height);
-    let copy_scale = f64::from(decoded.width()) / f64::from(original_width.max(1));
-    let mut result = decoded;
-    for (index, op) in recipe.ops.iter().enumerate() {
-        // A thumbnail the copy is large enough for brings it to the result's scale: its
-        // room for borders is then the result's.
-        let step_scale = match op {
-            Operation::Thumbnail { size } if result.width().max(result.height()) >= *size => 1.0,
-            _ => copy_scale.min(1.0),
-        };
-        result = apply_steps(result, &recipe.ops, index..index + 1, step_scale).map_err(failed)?;
-        if u64::from(result.width()) * u64::from(result.height()) > MAX_WORKING_PIXELS {
-            result = fit_within(&result, PREVIEW_LONG_SIDE).map_err(failed)?;
-        }
-    }
-    let decoration_scale = match undecorated_size(&recipe, original_width, original_height) {
-        Ok((width, height)) => f64::from(result.width().min(result.height())) / f64::from(width.min(height).max(1)),
-        Err(_) => copy_scale,
-    };
-    result =
-        decorate_within(result, &recipe.ops, decoration_scale.min(1.0), PREVIEW_LONG_SIDE, &images).map_err(failed)?;
-    if result.width().max(result.height()) > PREVIEW_LONG_SIDE {
-        result = fit_within(&result, PREVIEW_LONG_SIDE).map_err(failed)?;
-    }
+    // The same operations as the worker's, on the copy (imaging's `render_reduced`).
+    let result = render_reduced(decoded, &recipe, &images, RECIPE_PREVIEW_LONG_SIDE).map_err(failed)?;
     let jpeg = encode(&result, darkroom_core::OutputFormat::Jpeg, 82).map_err(failed)?;
     Ok((jpeg, result.width(), result.height()))
 }

@@ -1,7 +1,7 @@
 //! What an upload request says besides its photos and recipe, and what becomes of it: the
 //! job's `name`, the files refused (by the server, and by the browser in `rejected`) kept
 //! with the job, and `photo_recipes`, photos that run a recipe of their own (regions drawn on
-//! one photo). Called by `jobs.rs` while it creates a job or commits a batch.
+//! one photo). Called by `job_actions.rs` while it creates a job or commits a batch.
 
 use crate::upload::{Intake, RejectedFile};
 use crate::{ApiError, AppState};

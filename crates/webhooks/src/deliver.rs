@@ -109,13 +109,9 @@ enum Handled {
 }
 
 impl Deliverer {
-    pub fn new(
-        store: Arc<dyn ObjectStore>,
-        queues: QueueDirectory,
-        names: QueueNames,
-        jobs: Jobs,
-        settings: WebhookSettings,
-    ) -> Result<Self, WebhookError> {
+    /// Delivers over the store and queues of `jobs`, the process's one job context.
+    pub fn new(jobs: Jobs, settings: WebhookSettings) -> Result<Self, WebhookError> {
+        let (store, queues, names) = (jobs.store().clone(), jobs.queues().clone(), jobs.names().clone());
         let allow_internal = settings.allow_internal;
         let client = reqwest::Client::builder()
             .dns_resolver(Arc::new(GuardedResolver { allow_internal }))

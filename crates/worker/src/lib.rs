@@ -6,11 +6,11 @@
 //! Workers are interchangeable and stateless: start more to go faster, kill one and its
 //! photo reappears for another after the visibility timeout.
 
+mod abandoned_renders;
 mod delivery;
 mod lease;
 mod outcome;
 pub mod render;
-mod renders;
 mod segment;
 
 pub use darkroom_core::{BudgetError, TimeBudgets};
@@ -96,21 +96,26 @@ pub struct Worker {
     cpu_slots: Arc<Semaphore>,
     /// Open while the store or a queue is unreachable: no stage loop receives then.
     breaker: Breaker,
-    renders: renders::Renders,
+    abandoned_renders: abandoned_renders::AbandonedRenders,
 }
 
 impl Worker {
-    pub fn new(
-        store: Arc<dyn ObjectStore>,
-        queues: QueueDirectory,
-        names: QueueNames,
-        settings: WorkerSettings,
-    ) -> Result<Self, SettingsError> {
+    /// A worker over the store and queues of `jobs`, the process's one job context.
+    pub fn new(jobs: &darkroom_jobs::Jobs, settings: WorkerSettings) -> Result<Self, SettingsError> {
         settings.validate()?;
+        let (store, queues, names) = (jobs.store().clone(), jobs.queues().clone(), jobs.names().clone());
         let cpu_slots = Arc::new(Semaphore::new(settings.concurrency));
         let probe = StoreAndQueueProbe { store: store.clone(), queues: queues.clone(), queue: names.responses() };
         let breaker = Breaker::new("worker", Arc::new(probe));
-        Ok(Self { store, queues, names, settings, cpu_slots, breaker, renders: renders::Renders::default() })
+        Ok(Self {
+            store,
+            queues,
+            names,
+            settings,
+            cpu_slots,
+            breaker,
+            abandoned_renders: abandoned_renders::AbandonedRenders::default(),
+        })
     }
 
     pub fn settings(&self) -> &WorkerSettings {
@@ -124,7 +129,7 @@ impl Worker {
 
     /// Renders given up on (past their time budget) that have not stopped yet.
     pub fn stuck_renders(&self) -> usize {
-        self.renders.stuck()
+        self.abandoned_renders.stuck()
     }
 
     /// Opens every queue this worker uses; fails if `darkroom setup` has not been run.

@@ -270,7 +270,7 @@ impl Worker {
         };
         let budget = self.settings.time_budgets.for_stage(stage);
         let cancel = CancelFlag::default();
-        let (render_handle, running) = self.renders.start(cancel.clone());
+        let (render_handle, running) = self.abandoned_renders.start(cancel.clone());
         let started = std::time::Instant::now();
         let span = tracing::Span::current();
         let task = tokio::task::spawn_blocking(move || {

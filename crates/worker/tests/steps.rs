@@ -86,7 +86,13 @@ impl Setup {
             time_budgets: TimeBudgets::uniform(budget),
             max_receive_count: 5,
         };
-        Worker::new(self.store.clone(), self.queues.clone(), self.names.clone(), settings).unwrap()
+        let jobs = darkroom_jobs::Jobs::new(
+            self.store.clone(),
+            self.queues.clone(),
+            self.names.clone(),
+            darkroom_core::StageMap::default(),
+        );
+        Worker::new(&jobs, settings).unwrap()
     }
 
     /// The states reported on the response queue so far (drained).

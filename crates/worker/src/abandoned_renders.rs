@@ -13,7 +13,7 @@ const ABANDONED: u8 = 1;
 const FINISHED: u8 = 2;
 
 #[derive(Debug, Default)]
-pub(crate) struct Renders {
+pub(crate) struct AbandonedRenders {
     stuck: Arc<AtomicUsize>,
 }
 
@@ -30,7 +30,7 @@ pub(crate) struct RenderHandle {
     stuck: Arc<AtomicUsize>,
 }
 
-impl Renders {
+impl AbandonedRenders {
     pub(crate) fn start(&self, cancel: CancelFlag) -> (RenderHandle, RunningRender) {
         let state = Arc::new(AtomicU8::new(RUNNING));
         (
@@ -80,7 +80,7 @@ mod tests {
 
     #[test]
     fn a_render_counts_as_stuck_from_its_abandonment_until_its_thread_returns() {
-        let renders = Renders::default();
+        let renders = AbandonedRenders::default();
         let (handle, running) = renders.start(CancelFlag::default());
         handle.abandon();
         handle.abandon();
