@@ -44,51 +44,27 @@ pub enum Editor {
     Generic,
 }
 
-/// A parameter with a plain value.
+/// A parameter with a plain value. Validation refuses a value outside `min`–`max`.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Param {
     pub name: &'static str,
     pub label: &'static str,
     pub help: &'static str,
-    #[serde(flatten)]
+    #[serde(rename = "type")]
     pub kind: ParamKind,
-}
-
-impl Param {
-    /// The smallest value it takes.
-    pub fn min(&self) -> f64 {
-        match self.kind {
-            ParamKind::Number { min, .. } => min,
-        }
-    }
-
-    /// The largest value it takes.
-    pub fn max(&self) -> f64 {
-        match self.kind {
-            ParamKind::Number { max, .. } => max,
-        }
-    }
-
+    pub min: f64,
+    pub max: f64,
     /// The step an editor moves it by.
-    pub fn step(&self) -> f64 {
-        match self.kind {
-            ParamKind::Number { step, .. } => step,
-        }
-    }
-
+    pub step: f64,
     /// Its value when a recipe leaves it out.
-    pub fn default_value(&self) -> f64 {
-        match self.kind {
-            ParamKind::Number { default, .. } => default,
-        }
-    }
+    pub default: f64,
 }
 
-/// A parameter's type and range. Validation refuses a value outside `min`–`max`.
-#[derive(Debug, Clone, Copy, Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+/// A parameter's type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ParamKind {
-    Number { min: f64, max: f64, step: f64, default: f64 },
+    Number,
 }
 
 /// The stage of the long operations (the seed's Server B).
@@ -128,12 +104,7 @@ pub const OPERATIONS: &[OperationSpec] = &[
             name: "angle",
             label: "Angle (° clockwise)",
             help: "Degrees, clockwise; −45 to 45.",
-            kind: ParamKind::Number {
-                min: -crate::recipe::MAX_STRAIGHTEN_DEGREES as f64,
-                max: crate::recipe::MAX_STRAIGHTEN_DEGREES as f64,
-                step: 0.1,
-                default: 0.0,
-            },
+            kind: ParamKind::Number, min: -crate::recipe::MAX_STRAIGHTEN_DEGREES as f64, max: crate::recipe::MAX_STRAIGHTEN_DEGREES as f64, step: 0.1, default: 0.0,
         }],
         editor: Editor::Own,
     },
@@ -156,7 +127,7 @@ pub const OPERATIONS: &[OperationSpec] = &[
             name: "strength",
             label: "Strength",
             help: "0 leaves the photo as it is, 1 applies the whole correction.",
-            kind: ParamKind::Number { min: 0.0, max: 1.0, step: 0.05, default: crate::recipe::DEFAULT_ENHANCE_STRENGTH as f64 },
+            kind: ParamKind::Number, min: 0.0, max: 1.0, step: 0.05, default: crate::recipe::DEFAULT_ENHANCE_STRENGTH as f64,
         }],
         editor: Editor::Own,
     },
@@ -180,13 +151,13 @@ pub const OPERATIONS: &[OperationSpec] = &[
                 name: "strength",
                 label: "Strength",
                 help: "How dark the corners get: 0 not at all, 1 black.",
-                kind: ParamKind::Number { min: 0.0, max: 1.0, step: 0.05, default: 0.5 },
+                kind: ParamKind::Number, min: 0.0, max: 1.0, step: 0.05, default: 0.5,
             },
             Param {
                 name: "radius",
                 label: "Starts at",
                 help: "Where the darkening starts, from the middle (0) to the corners (1).",
-                kind: ParamKind::Number { min: 0.0, max: 0.95, step: 0.05, default: 0.5 },
+                kind: ParamKind::Number, min: 0.0, max: 0.95, step: 0.05, default: 0.5,
             },
         ],
         editor: Editor::Generic,
@@ -224,7 +195,11 @@ const STRENGTH_HALF: Param = Param {
     name: "strength",
     label: "Strength",
     help: "0 leaves the teeth as they are, 1 whitens them fully.",
-    kind: ParamKind::Number { min: 0.0, max: 1.0, step: 0.05, default: 0.5 },
+    kind: ParamKind::Number,
+    min: 0.0,
+    max: 1.0,
+    step: 0.05,
+    default: 0.5,
 };
 
 /// The registry's entry for `name`.

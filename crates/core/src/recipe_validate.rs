@@ -140,9 +140,9 @@ fn validate_params(op: &Operation, path: &str) -> Result<(), RecipeError> {
         let Some(given) = written.get(param.name).filter(|value| !value.is_null()) else { continue };
         let field = format!("{path}.{}", param.name);
         match param.kind {
-            ParamKind::Number { min, max, .. } => {
+            ParamKind::Number => {
                 let number = given.as_f64().ok_or_else(|| RecipeError::new(field.clone(), "expected a number"))?;
-                in_range(field, number as f32, min as f32, max as f32)?;
+                in_range(field, number as f32, param.min as f32, param.max as f32)?;
             }
         }
     }

@@ -8,9 +8,7 @@ use darkroom_core::{Limits, Recipe};
 use darkroom_imaging::{apply_ops, decode_for_ops, decorate_within, dry_run, encode, DecodeLimits, Photo};
 use image::{DynamicImage, Rgb, RgbImage};
 
-fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(format!("{}/../../tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
-}
+use darkroom_testkit::fixture;
 
 /// The astronaut at `long_side` px, as a JPEG: one photo at the sizes a batch brings.
 fn astronaut_jpeg(long_side: u32, wide: bool) -> Vec<u8> {

@@ -14,7 +14,7 @@ use image::{DynamicImage, RgbImage};
 const PHOTOS: [&str; 5] = ["astronaut.jpg", "chelsea.jpg", "coffee.jpg", "rocket.jpg", "fig-on-concrete.jpg"];
 
 fn photo(name: &str) -> RgbImage {
-    image::open(format!("{}/../../tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap().into_rgb8()
+    image::open(darkroom_testkit::fixture_path(name)).unwrap().into_rgb8()
 }
 
 fn enhance(image: &RgbImage) -> RgbImage {

@@ -5,9 +5,7 @@
 use darkroom_core::{Limits, OutputFormat, Recipe};
 use darkroom_imaging::{apply_ops, decode, encode, probe, DecodeLimits, ImagingError, SourceFormat};
 
-fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(format!("{}/../../tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
-}
+use darkroom_testkit::fixture;
 
 fn limits() -> DecodeLimits {
     DecodeLimits::from(Limits::default())

@@ -16,10 +16,7 @@ fn limits() -> DecodeLimits {
 /// A 600×400 JPEG (the coffee fixture) stored sideways with a camera's EXIF: orientation 6
 /// (turn 90° clockwise to view), time, camera, lens, artist, copyright, GPS, a serial number.
 fn camera_jpeg() -> Vec<u8> {
-    let coffee = image::open(format!("{}/../../tests/fixtures/coffee.jpg", env!("CARGO_MANIFEST_DIR")))
-        .unwrap()
-        .rotate270()
-        .into_rgb8();
+    let coffee = image::open(darkroom_testkit::fixture_path("coffee.jpg")).unwrap().rotate270().into_rgb8();
     let ascii = |tag, text: &str| Field { tag, ifd_num: In::PRIMARY, value: Value::Ascii(vec![text.into()]) };
     let fields = [
         ascii(Tag::Make, "Canon"),

@@ -10,9 +10,7 @@ use darkroom_imaging::retouch::{redness, reduce_red_eye, whiten_teeth};
 use darkroom_imaging::{decode, DecodeLimits, Photo};
 use serde_json::Value;
 
-fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(format!("{}/../../tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
-}
+use darkroom_testkit::fixture;
 
 fn photo(name: &str) -> Photo {
     decode(&fixture(name), DecodeLimits::from(Limits::default())).unwrap()

@@ -21,7 +21,7 @@ const DEFAULT_STRENGTH: f32 = 0.5;
 const FACE_WIDTH: f32 = 140.0;
 
 fn astronaut() -> RgbImage {
-    let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/astronaut.jpg")).unwrap();
+    let bytes = darkroom_testkit::fixture("astronaut.jpg");
     decode(&bytes, DecodeLimits::from(Limits::default())).unwrap().image.to_rgb8()
 }
 
@@ -432,7 +432,7 @@ fn a_face_turned_20_degrees() {
 #[test]
 fn photos_without_faces_or_teeth_are_untouched() {
     for name in ["chelsea.jpg", "coffee.jpg", "rocket.jpg"] {
-        let bytes = std::fs::read(format!("{}/../../tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        let bytes = darkroom_testkit::fixture(name);
         let before = decode(&bytes, DecodeLimits::from(Limits::default())).unwrap();
         let mut after = before.clone();
         whiten_teeth(&mut after, &None, 1.0);

@@ -372,12 +372,7 @@ async fn a_webhook_is_sent_for_what_the_store_holds_not_for_a_stale_fold() {
 async fn a_job_is_created_whole_or_not_at_all() {
     let fixture = World::new().await;
     let manifest = darkroom_testkit::world::job_manifest(r#"{"ops":[{"op":"thumbnail","size":64}]}"#, now_millis());
-    let photos: Vec<NewPhoto> = (0..3)
-        .map(|position| NewPhoto {
-            manifest: darkroom_testkit::world::photo_manifest(&manifest, position),
-            own_recipe: None,
-        })
-        .collect();
+    let photos = darkroom_testkit::world::new_photos(&manifest, 0..3);
     fixture.queues.set_down(true);
     assert!(fixture.jobs.create(&manifest, &photos).await.is_err());
     fixture.queues.set_down(false);
@@ -414,12 +409,7 @@ async fn a_photo_with_its_own_recipe_is_sent_with_it() {
 async fn a_batch_is_added_whole_or_not_at_all_and_never_to_a_deleted_job() {
     let fixture = World::new().await;
     let (manifest, first) = fixture.create_job(r#"{"ops":[{"op":"thumbnail","size":64}]}"#, 1).await;
-    let batch: Vec<NewPhoto> = (1..3)
-        .map(|position| NewPhoto {
-            manifest: darkroom_testkit::world::photo_manifest(&manifest, position),
-            own_recipe: None,
-        })
-        .collect();
+    let batch = darkroom_testkit::world::new_photos(&manifest, 1..3);
     fixture.queues.set_down(true);
     assert!(fixture.jobs.add_photos(&manifest, &batch).await.is_err());
     fixture.queues.set_down(false);

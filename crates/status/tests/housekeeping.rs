@@ -33,7 +33,7 @@ struct Fixture {
 }
 
 /// The test world with a status process's updater over it.
-async fn fixture() -> Fixture {
+async fn status_world() -> Fixture {
     let world = World::new().await;
     let settings = StatusSettings {
         wait_time: Duration::ZERO,
@@ -78,7 +78,7 @@ async fn queued_requests(queue: &dyn Queue) -> Vec<PhotoRequest> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn photos_never_sent_are_restarted_once_and_then_left_to_their_new_attempt() {
-    let fixture = fixture().await;
+    let fixture = status_world().await;
     let (manifest, photos) = orphaned_job(&fixture, 3, 2).await;
     let report = fixture.status.housekeeper().pass().await.unwrap();
     assert_eq!((report.jobs_checked, report.recovered), (1, 3), "{report:?}");
@@ -97,7 +97,7 @@ async fn photos_never_sent_are_restarted_once_and_then_left_to_their_new_attempt
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_photo_lost_again_and_again_is_failed_with_the_reason() {
-    let fixture = fixture().await;
+    let fixture = status_world().await;
     let (manifest, photos) = orphaned_job(&fixture, 1, 3).await;
     let mut queued = EventDoc::new(4, PhotoState::Queued);
     queued.at = now_millis() - 2 * HOUR;
@@ -120,7 +120,7 @@ async fn a_photo_lost_again_and_again_is_failed_with_the_reason() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn photos_that_may_be_in_a_backlog_are_left_alone() {
-    let fixture = fixture().await;
+    let fixture = status_world().await;
     let (_, _) = orphaned_job(&fixture, 1, 2).await;
     // Someone else's request waits in the queue: the photo may be behind it.
     fixture.quick.send(OutgoingMessage::new("another photo", Default::default())).await.unwrap();
@@ -133,7 +133,7 @@ async fn photos_that_may_be_in_a_backlog_are_left_alone() {
 /// processed twice) while responses wait to be recorded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn photos_whose_responses_wait_to_be_recorded_are_left_alone() {
-    let fixture = fixture().await;
+    let fixture = status_world().await;
     let (manifest, photos) = orphaned_job(&fixture, 1, 2).await;
     let done = PhotoResponse::new(
         manifest.id.clone(),
@@ -155,7 +155,7 @@ async fn fail_first_attempt(fixture: &Fixture, job: &JobManifest, photo: &PhotoI
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retry_racing_the_reconciler_keeps_its_job_in_the_index() {
-    let fixture = fixture().await;
+    let fixture = status_world().await;
     let (manifest, photos) = orphaned_job(&fixture, 1, 0).await;
     fail_first_attempt(&fixture, &manifest, &photos[0]).await;
     // The retry marks the job active (a mark that is already there), then stops just before
@@ -182,7 +182,7 @@ async fn a_retry_racing_the_reconciler_keeps_its_job_in_the_index() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_state_recorded_while_its_job_is_deleted_leaves_nothing_behind() {
-    let fixture = fixture().await;
+    let fixture = status_world().await;
     let (manifest, photos) = orphaned_job(&fixture, 1, 0).await;
     // The worker's "done" arrives; its event's write is slow...
     let done = PhotoResponse::new(

@@ -5,6 +5,7 @@
 //! - [`localstack_endpoint`]: whether this run tests against LocalStack;
 //! - [`contract_tests!`]: one test per contract check, for each backend;
 //! - [`eventually`]: wait for a condition instead of sleeping a guessed time;
+//! - [`fixture`]: a committed test photo (`tests/fixtures/`), by name;
 //! - [`World`] (feature `world`): the store, every queue and the `Jobs` of one process, with
 //!   seeded jobs.
 
@@ -36,6 +37,17 @@ pub fn localstack_endpoint() -> Option<String> {
             None
         }
     }
+}
+
+/// Where the committed test photos are (`tests/fixtures/`, licences in its `LICENSES.md`).
+pub fn fixture_path(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures").join(name)
+}
+
+/// The bytes of the committed test photo `name`.
+pub fn fixture(name: &str) -> Vec<u8> {
+    let path = fixture_path(name);
+    std::fs::read(&path).unwrap_or_else(|error| panic!("test fixture {}: {error}", path.display()))
 }
 
 /// Polls `condition` every 50 ms until it holds; panics with `what` after `within`.

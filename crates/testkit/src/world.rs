@@ -67,9 +67,7 @@ impl World {
     /// is: originals, manifests, index, active mark, and one request per photo queued.
     pub async fn create_job(&self, recipe: &str, photos: usize) -> (JobManifest, Vec<PhotoId>) {
         let manifest = job_manifest(recipe, darkroom_core::now_millis());
-        let new_photos: Vec<NewPhoto> = (0..photos)
-            .map(|position| NewPhoto { manifest: photo_manifest(&manifest, position), own_recipe: None })
-            .collect();
+        let new_photos = new_photos(&manifest, 0..photos);
         self.put_originals(&manifest.id, &new_photos).await;
         self.jobs.create(&manifest, &new_photos).await.expect("the job is created");
         (manifest, new_photos.into_iter().map(|photo| photo.manifest.id).collect())
@@ -80,13 +78,10 @@ impl World {
     /// Originals, photo manifests, the index entry, the active mark and the job manifest.
     pub async fn unsent_job(&self, photos: usize, created_at: u64) -> (JobManifest, Vec<PhotoId>) {
         let manifest = job_manifest(r#"{"ops":[{"op":"thumbnail","size":64}]}"#, created_at);
-        let new_photos: Vec<NewPhoto> = (0..photos)
-            .map(|position| {
-                let mut photo = photo_manifest(&manifest, position);
-                photo.added_at = created_at;
-                NewPhoto { manifest: photo, own_recipe: None }
-            })
-            .collect();
+        let mut new_photos = new_photos(&manifest, 0..photos);
+        for photo in &mut new_photos {
+            photo.manifest.added_at = created_at;
+        }
         self.put_originals(&manifest.id, &new_photos).await;
         let store = self.store.as_ref();
         for photo in &new_photos {
@@ -138,4 +133,9 @@ pub fn photo_manifest(job: &JobManifest, position: usize) -> PhotoManifest {
         added_at: darkroom_core::now_millis(),
         position: u32::try_from(position).unwrap_or(u32::MAX),
     }
+}
+
+/// Photos at `positions` of `job`, as an upload brings them, with no recipe of their own.
+pub fn new_photos(job: &JobManifest, positions: std::ops::Range<usize>) -> Vec<NewPhoto> {
+    positions.map(|position| NewPhoto { manifest: photo_manifest(job, position), own_recipe: None }).collect()
 }

@@ -4,85 +4,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use actix_web::{test, web, App};
+#[macro_use]
+mod common;
+
+use actix_web::test;
+use common::{multipart, queued, web_world, Fixture};
 use darkroom_core::{keys, JobId};
 use darkroom_store::ObjectStore;
-use darkroom_testkit::World;
-use darkroom_web::{AppState, WebSettings};
 use std::sync::Arc;
 use std::time::Duration;
-
-struct Fixture {
-    world: World,
-    state: AppState,
-}
-
-/// The test world with the web tier's state over its `Jobs`.
-async fn fixture() -> Fixture {
-    let world = World::new().await;
-    let settings = WebSettings {
-        limits: darkroom_core::Limits::default(),
-        max_request_bytes: 64 << 20,
-        max_concurrent_uploads: 8,
-        max_uploads_per_client: 8,
-        min_upload_rate: 0,
-        upload_idle_timeout: Duration::from_secs(30),
-        upload_deadline: Duration::from_secs(60),
-        rate_limit_per_second: 0,
-        rate_limit_burst: 0,
-        trust_forwarded_for: false,
-        secure_cookies: false,
-        metrics_token: None,
-        webhooks_enabled: false,
-        webhook_allow_internal: false,
-    };
-    let state = AppState::new(world.jobs.clone(), settings, None);
-    Fixture { world, state }
-}
-
-fn photo() -> Vec<u8> {
-    std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/chelsea.jpg")).unwrap()
-}
-
-/// A multipart body of `photos` copies of the fixture, with a recipe part if given.
-fn multipart(photos: usize, recipe: Option<&str>) -> (String, Vec<u8>) {
-    let boundary = "darkroom-intake-test";
-    let mut body = Vec::new();
-    if let Some(recipe) = recipe {
-        body.extend_from_slice(
-            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"recipe\"\r\n\r\n{recipe}\r\n").as_bytes(),
-        );
-    }
-    for n in 0..photos {
-        body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"photos\"; filename=\"p{n}.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n").as_bytes());
-        body.extend_from_slice(&photo());
-        body.extend_from_slice(b"\r\n");
-    }
-    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-    (format!("multipart/form-data; boundary={boundary}"), body)
-}
-
-macro_rules! app {
-    ($fixture:expr) => {
-        test::init_service(App::new().app_data(web::Data::new($fixture.state.clone())).configure(darkroom_web::routes))
-            .await
-    };
-}
-
-/// Creates a job of one photo; evaluates to its id and owner token.
-macro_rules! create_job {
-    ($app:expr) => {{
-        let (content_type, body) = multipart(1, Some(r#"{"ops":[{"op":"thumbnail","size":64}]}"#));
-        let request = test::TestRequest::post()
-            .uri("/api/v1/jobs")
-            .insert_header(("Content-Type", content_type))
-            .set_payload(body)
-            .to_request();
-        let reply: serde_json::Value = test::call_and_read_body_json(&$app, request).await;
-        let job = JobId::parse(reply["id"].as_str().unwrap()).unwrap();
-        (job, reply["owner_token"].as_str().unwrap().to_owned())
-    }};
-}
 
 fn add_request(job: &JobId, token: &str, photos: usize, idempotency_key: Option<&str>) -> test::TestRequest {
     let (content_type, body) = multipart(photos, None);
@@ -109,21 +39,12 @@ async fn photos_of(fixture: &Fixture, job: &JobId) -> (usize, usize) {
     (view.photos.len(), originals)
 }
 
-async fn queued(fixture: &Fixture) -> u64 {
-    let mut total = 0;
-    for stage in fixture.world.jobs.stage_map().stages() {
-        let queue = fixture.state.queues.get(&fixture.world.names.requests(&stage)).await.unwrap();
-        total += queue.counts().await.unwrap().visible;
-    }
-    total
-}
-
 /// The client goes away while its batch is being committed (photo manifests half written):
 /// the commit finishes anyway, so every photo has its original and its queue message, none
 /// points at nothing.
 #[actix_web::test]
 async fn a_batch_whose_request_goes_away_mid_commit_is_added_whole() {
-    let fixture = fixture().await;
+    let fixture = web_world().await;
     let app = app!(fixture);
     let (job, token) = create_job!(app);
     assert_eq!(queued(&fixture).await, 1);
@@ -146,7 +67,7 @@ async fn a_batch_whose_request_goes_away_mid_commit_is_added_whole() {
 /// with the same Idempotency-Key gets the same reply instead of adding the photos again.
 #[actix_web::test]
 async fn a_batch_whose_reply_cannot_be_stored_is_not_added_twice() {
-    let fixture = fixture().await;
+    let fixture = web_world().await;
     let app = app!(fixture);
     let (job, token) = create_job!(app);
     let reply_key = keys::batch_reply(&job, &darkroom_core::ids::sha256_hex(b"batch-1"));
@@ -180,7 +101,7 @@ async fn a_batch_whose_reply_cannot_be_stored_is_not_added_twice() {
 /// photo, no original, and its Idempotency-Key free, so the retry adds the batch once.
 #[actix_web::test]
 async fn a_batch_that_fails_to_commit_leaves_nothing_and_its_key_free() {
-    let fixture = fixture().await;
+    let fixture = web_world().await;
     let app = app!(fixture);
     let (job, token) = create_job!(app);
     fixture.world.queues.set_down(true);
@@ -204,7 +125,7 @@ async fn a_batch_that_fails_to_commit_leaves_nothing_and_its_key_free() {
 /// change or Idempotency-Key record).
 #[actix_web::test]
 async fn a_batch_committed_while_its_job_is_deleted_leaves_nothing_behind() {
-    let fixture = fixture().await;
+    let fixture = web_world().await;
     let app = app!(fixture);
     let (job, token) = create_job!(app);
     let held = fixture.world.store.hold_puts_where(Arc::new(|key: &str, _: &[u8]| key.contains("/changes/")));
@@ -233,7 +154,7 @@ async fn a_batch_committed_while_its_job_is_deleted_leaves_nothing_behind() {
 /// photo goes, so the job holds exactly the photos its owner was told of.
 #[actix_web::test]
 async fn a_retry_after_a_commit_cut_off_half_way_leaves_no_photo_nobody_was_told_of() {
-    let fixture = fixture().await;
+    let fixture = web_world().await;
     let app = app!(fixture);
     let (job, token) = create_job!(app);
     let (stored, missing) = (darkroom_core::PhotoId::generate(), darkroom_core::PhotoId::generate());

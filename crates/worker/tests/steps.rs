@@ -66,7 +66,7 @@ impl Setup {
     /// Stores an original and queues its request.
     async fn add_photo(&self) -> PhotoRequest {
         let photo = PhotoId::generate();
-        let original = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/chelsea.jpg")).unwrap();
+        let original = darkroom_testkit::fixture("chelsea.jpg");
         self.local.put(&keys::original(&self.job, &photo), original.into(), "image/jpeg").await.unwrap();
         let request =
             PhotoRequest::new(self.job.clone(), photo, 1, self.recipe.clone(), StageMap::default().plan(&self.recipe));

@@ -2,20 +2,16 @@
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_darkroom");
 
-pub fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(fixture_path(name)).unwrap()
-}
-
-pub fn fixture_path(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures").join(name)
-}
+// Not every test target that includes these helpers uses both.
+#[allow(unused_imports)]
+pub use darkroom_testkit::{fixture, fixture_path};
 
 /// Where a test's darkroom keeps photos and queues.
 #[derive(Debug, Clone)]

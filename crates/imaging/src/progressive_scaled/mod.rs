@@ -314,10 +314,7 @@ fn read_frame(segment: &[u8], layout: &mut Layout, max_alloc: u64) -> Option<Vec
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn fixture(name: &str) -> Vec<u8> {
-        std::fs::read(format!("{}/../../tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap_or_default()
-    }
+    use darkroom_testkit::fixture;
 
     #[test]
     fn takes_progressive_and_baseline_photos_and_leaves_the_rest() {
