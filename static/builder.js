@@ -32,6 +32,8 @@
   // The upload page remembers the last recipe for next time; the job page's builder (for
   // reprocessing one photo) does not.
   let rememberRecipe = true;
+  // True while setup() loads the first recipe.
+  let starting = false;
   let nextId = 1;
   const listeners = [];
   const withId = (op) => Object.assign({ _id: nextId++ }, op);
@@ -370,7 +372,9 @@
     remembered.ops = remembered.ops
       .filter((op) => !(op.op === "crop" && op.x !== undefined))
       .map((op) => { const copy = Object.assign({}, op); delete copy.regions; return copy; });
-    if (rememberRecipe) {
+    // Not while the page starts: a recipe read back (or a preset) is not a choice the user
+    // made, and writing it would lose operations this page could not show.
+    if (rememberRecipe && !starting) {
       try { localStorage.setItem(STORAGE_KEY, JSON.stringify(remembered)); } catch (_) { /* private mode */ }
     }
     for (const listener of listeners) listener(recipe());
@@ -386,6 +390,9 @@
     const root = document.getElementById("builder");
     if (!root) return;
     readRegistry();
+    // Without the server's list of operations (a page and a script of different releases
+    // during a deploy), the builder stays hidden and the plain form stays in use.
+    if (!REGISTRY.length) return;
     root.hidden = false;
     rememberRecipe = root.dataset.remember !== "false";
     const plain = document.getElementById("plain-ops");
@@ -422,7 +429,9 @@
     document.getElementById("recipe-metadata").addEventListener("change", (e) => { state.metadata = e.target.value; changed(false); });
     let saved = null;
     try { saved = rememberRecipe ? JSON.parse(localStorage.getItem(STORAGE_KEY) || "null") : null; } catch (_) { saved = null; }
+    starting = true;
     load(saved && Array.isArray(saved.ops) && saved.ops.length ? saved : PRESETS.web.recipe);
+    starting = false;
     showHistory();
   }
 

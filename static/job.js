@@ -184,10 +184,12 @@ const OP_WORDS = {
   watermark: (op) => (op.image ? `watermark ${op.image}` : `watermark “${op.text || ""}”`),
 };
 // Any other operation by its title in the registry the page embeds (darkroom_core::operations).
+let registry = null;
 function registryTitle(name) {
-  const data = document.getElementById("darkroom-operations");
-  let registry = [];
-  try { registry = data ? JSON.parse(data.textContent) : []; } catch (_) { registry = []; }
+  if (registry === null) {
+    const data = document.getElementById("darkroom-operations");
+    try { registry = data ? JSON.parse(data.textContent) : []; } catch (_) { registry = []; }
+  }
   const spec = registry.find((entry) => entry.name === name);
   return spec ? spec.title.toLowerCase() : name;
 }

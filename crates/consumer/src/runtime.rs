@@ -7,8 +7,11 @@
 //! - the dependency [`Breaker`]: nothing is received while it is open, and a receive that
 //!   fails on an outage trips it;
 //! - backing off after failed receives ([`ReceiveBackoff`]);
-//! - the panic boundary: a handler that panics is logged, and its message returns after its
-//!   visibility timeout, to this process or another;
+//! - the panic boundary: a handler that panics is logged with its message's id and counted
+//!   (`darkroom_handler_panics_total`), and its message returns after its visibility
+//!   timeout, to this process or another;
+//! - messages a poll brings back after the breaker tripped are deferred for later without
+//!   spending their receive budget;
 //! - settling each message as its handler says ([`Settle`]);
 //! - draining on shutdown: no more receives, the handlers under way get `drain_deadline`
 //!   to finish, then `abandon` is cancelled and they are waited for.
@@ -19,12 +22,17 @@
 use crate::deferral::{defer, leave_unreadable, DeferralReason};
 use crate::Breaker;
 use darkroom_queue::{Queue, ReceiveBackoff, ReceivedMessage, MAX_BATCH};
+use futures::FutureExt;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
+
+/// How long a message received as a dependency went down waits before it is offered again.
+const OUTAGE_DEFERRAL: Duration = Duration::from_secs(30);
 
 /// What becomes of a message once its handler is done with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,6 +134,19 @@ pub async fn serve(
         };
         metrics::counter!("darkroom_messages_received_total", "queue" => queue.name().to_owned())
             .increment(messages.len() as u64);
+        // Received by a poll that began before the breaker tripped (another message's store
+        // failure): handed back for later without spending their receive budget, instead of
+        // each failing on the outage.
+        if let Some(breaker) = breaker.as_ref().filter(|breaker| !breaker.is_closed()) {
+            drop(place);
+            for message in &messages {
+                let settle = Settle::Defer { delay: OUTAGE_DEFERRAL, reason: DeferralReason::Outage };
+                settle_message(queue.as_ref(), message, settle).await;
+            }
+            tracing::info!(queue = queue.name(), messages = messages.len(), reason = ?breaker.open_state().map(|open| open.reason), "messages received as a dependency went down: handed back for later");
+            reap(&mut in_flight, queue.name());
+            continue;
+        }
         let mut place = Some(place);
         for message in messages {
             let place = match place.take() {
@@ -138,8 +159,18 @@ pub async fn serve(
             let (handler, queue, abandon) = (handler.clone(), queue.clone(), abandon.clone());
             in_flight.spawn(
                 async move {
-                    let settle = handler.handle(&queue, &message, Place { _permit: place }, &abandon).await;
-                    settle_message(queue.as_ref(), &message, settle).await;
+                    let handled = AssertUnwindSafe(handler.handle(&queue, &message, Place { _permit: place }, &abandon));
+                    match handled.catch_unwind().await {
+                        Ok(settle) => settle_message(queue.as_ref(), &message, settle).await,
+                        // Left in the queue: it returns after its visibility timeout, and after
+                        // its receive budget goes to the dead-letter queue.
+                        Err(panic) => {
+                            let what = panic_text(panic.as_ref());
+                            metrics::counter!("darkroom_handler_panics_total", "queue" => queue.name().to_owned())
+                                .increment(1);
+                            tracing::error!(queue = queue.name(), message_id = %message.message_id, receive_count = message.receive_count, panic = what, "a message handler panicked; its message returns after its visibility timeout, and goes to the dead-letter queue after its receive budget (a bug: please report it with this log)");
+                        }
+                    }
                 }
                 .in_current_span(),
             );
@@ -172,24 +203,28 @@ async fn settle_message(queue: &dyn Queue, message: &ReceivedMessage, settle: Se
     }
 }
 
-/// Collects the handlers that are done, so the set does not grow without bound, and reports
-/// any that panicked.
+/// Collects the handlers that are done, so the set does not grow without bound.
 fn reap(in_flight: &mut JoinSet<()>, queue: &str) {
     while let Some(done) = in_flight.try_join_next() {
-        report_panic(done, queue);
+        report_lost(done, queue);
     }
 }
 
-fn report_panic(done: Result<(), tokio::task::JoinError>, queue: &str) {
+/// A handler's task that ended without finishing (its panic is caught inside it, so only a
+/// runtime shutting down ends one this way).
+fn report_lost(done: Result<(), tokio::task::JoinError>, queue: &str) {
     if let Err(error) = done {
-        if error.is_panic() {
-            metrics::counter!("darkroom_handler_panics_total", "queue" => queue.to_owned()).increment(1);
-            tracing::error!(queue, "a message handler panicked; its message returns after its visibility timeout (a bug: please report it with this log)");
-        }
+        tracing::warn!(queue, error.message = %error, "a message handler's task ended before it finished; its message returns after its visibility timeout");
     }
+}
+
+/// What a panic said, when it said it with a string.
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic.downcast_ref::<&str>().copied().or_else(|| panic.downcast_ref::<String>().map(String::as_str)).unwrap_or("?")
 }
 
 async fn drain(in_flight: &mut JoinSet<()>, abandon: &CancellationToken, deadline: Duration, queue: &str) {
+    reap(in_flight, queue);
     if in_flight.is_empty() {
         return;
     }
@@ -201,14 +236,15 @@ async fn drain(in_flight: &mut JoinSet<()>, abandon: &CancellationToken, deadlin
     );
     let finished = tokio::time::timeout(deadline, async {
         while let Some(done) = in_flight.join_next().await {
-            report_panic(done, queue);
+            report_lost(done, queue);
         }
     })
     .await;
     if finished.is_err() {
+        tracing::warn!(queue, messages = in_flight.len(), "the drain deadline passed: the messages still in work are abandoned and return to the queue for another process");
         abandon.cancel();
         while let Some(done) = in_flight.join_next().await {
-            report_panic(done, queue);
+            report_lost(done, queue);
         }
     }
 }

@@ -123,3 +123,84 @@ async fn the_loop_holds_no_more_messages_than_its_places_and_a_drain_abandons_af
     assert_eq!(handler.most.load(Ordering::SeqCst), 3);
     assert_eq!(queue.counts().await.unwrap().visible, 2, "nothing received after shutdown");
 }
+
+/// A dependency that stays down: the breaker, once tripped, stays open.
+#[derive(Debug)]
+struct Down;
+
+#[darkroom_consumer::async_trait]
+impl darkroom_consumer::Probe for Down {
+    async fn probe(&self) -> Result<(), String> {
+        Err("still down".into())
+    }
+}
+
+/// The real queue, whose receives with messages trip the breaker before they return (a poll
+/// that began before another message's store failure tripped it), and which keeps what is
+/// sent through it.
+#[derive(Debug)]
+struct TripsOnReceive {
+    inner: Arc<dyn Queue>,
+    breaker: darkroom_consumer::Breaker,
+    sent: std::sync::Mutex<Vec<OutgoingMessage>>,
+}
+
+#[darkroom_consumer::async_trait]
+impl Queue for TripsOnReceive {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    async fn send_batch(&self, messages: &[OutgoingMessage]) -> Result<(), darkroom_queue::QueueError> {
+        self.sent.lock().unwrap().extend_from_slice(messages);
+        self.inner.send_batch(messages).await
+    }
+    async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<ReceivedMessage>, darkroom_queue::QueueError> {
+        let received = self.inner.receive(max, wait).await?;
+        if !received.is_empty() {
+            self.breaker.trip("the store went down meanwhile");
+        }
+        Ok(received)
+    }
+    async fn delete(&self, handle: &darkroom_queue::ReceiptHandle) -> Result<(), darkroom_queue::QueueError> {
+        self.inner.delete(handle).await
+    }
+    async fn change_visibility(
+        &self,
+        handle: &darkroom_queue::ReceiptHandle,
+        timeout: Duration,
+    ) -> Result<(), darkroom_queue::QueueError> {
+        self.inner.change_visibility(handle, timeout).await
+    }
+    async fn counts(&self) -> Result<darkroom_queue::QueueCounts, darkroom_queue::QueueError> {
+        self.inner.counts().await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_a_poll_brings_after_the_breaker_tripped_are_deferred_without_spending_a_receive() {
+    let dir = tempfile::tempdir().unwrap();
+    let inner = queue(&dir).await;
+    send(inner.as_ref(), &["delete", "delete"]).await;
+    let breaker = darkroom_consumer::Breaker::new("test", Arc::new(Down));
+    let tripping =
+        Arc::new(TripsOnReceive { inner: inner.clone(), breaker: breaker.clone(), sent: Default::default() });
+    let queue: Arc<dyn Queue> = tripping.clone();
+    let handler = Arc::new(ByBody::default());
+    let shutdown = CancellationToken::new();
+    let loop_ = tokio::spawn(serve(queue, handler.clone(), settings(2), Some(breaker), shutdown.clone()));
+    eventually(Duration::from_secs(10), "both handed back for later", || async {
+        tripping.sent.lock().unwrap().len() >= 2
+    })
+    .await;
+    shutdown.cancel();
+    loop_.await.unwrap();
+    let counts = inner.counts().await.unwrap();
+    assert_eq!((counts.visible, counts.in_flight), (0, 2), "the originals deleted, the copies waiting out their delay");
+    assert_eq!(handler.handled.load(Ordering::SeqCst), 0, "none was handled on the outage");
+    // Each was re-sent as a delayed copy that counts an outage deferral (its receive count
+    // starts afresh), and the original deleted: none waits out a visibility timeout.
+    let sent = tripping.sent.lock().unwrap().clone();
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert!(sent.iter().all(|copy| copy.delay > Duration::ZERO
+        && copy.attributes.get("darkroom_outage_deferrals").map(String::as_str) == Some("1")));
+}

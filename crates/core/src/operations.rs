@@ -247,6 +247,15 @@ mod tests {
         let error = Recipe::from_json(r#"{"ops":[{"op":"thumbnail","size":9},{"op":"vignette","radius":1.5}]}"#)
             .expect_err("out of range");
         assert_eq!(error.field, "ops[1].radius");
+        // Past f32's range the value parses as infinity: refused, not taken as null.
+        for huge in [
+            r#"{"ops":[{"op":"straighten","angle":1e39}]}"#,
+            r#"{"ops":[{"op":"auto_enhance","strength":-1e39}]}"#,
+            r#"{"ops":[{"op":"vignette","strength":1e300}]}"#,
+        ] {
+            let error = Recipe::from_json(huge).expect_err(huge);
+            assert!(error.field.starts_with("ops[0]."), "{huge}: {error:?}");
+        }
         let ok = Recipe::from_json(r#"{"ops":[{"op":"vignette"}]}"#).expect("defaults");
         assert_eq!(ok.ops[0], Operation::Vignette { strength: None, radius: None });
     }

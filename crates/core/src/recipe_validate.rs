@@ -137,11 +137,18 @@ fn validate_params(op: &Operation, path: &str) -> Result<(), RecipeError> {
     }
     let written = serde_json::to_value(op).map_err(|error| RecipeError::new(path, error.to_string()))?;
     for param in spec.params {
-        let Some(given) = written.get(param.name).filter(|value| !value.is_null()) else { continue };
+        // Left out: its default. Written as null: a number too large for the operation's
+        // field (JSON has no infinity, so an infinite value serialises as null).
+        let Some(given) = written.get(param.name) else { continue };
         let field = format!("{path}.{}", param.name);
         match param.kind {
             ParamKind::Number => {
-                let number = given.as_f64().ok_or_else(|| RecipeError::new(field.clone(), "expected a number"))?;
+                let number = given.as_f64().ok_or_else(|| {
+                    RecipeError::new(
+                        field.clone(),
+                        format!("must be between {} and {}, got a number too large to hold", param.min, param.max),
+                    )
+                })?;
                 in_range(field, number as f32, param.min as f32, param.max as f32)?;
             }
         }

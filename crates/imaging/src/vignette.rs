@@ -31,11 +31,16 @@ pub fn vignette(image: &mut DynamicImage, strength: f32, radius: f32) {
         offset * offset / 2.0
     };
     let columns: Vec<f32> = (0..width).map(|x| share(x, width)).collect();
+    // Pixels inside `radius` are left as they are, without a square root each.
+    let untouched = radius * radius;
     bytes.par_chunks_mut(width * channels).enumerate().for_each(|(y, row)| {
         let row_share = share(y, height);
         for (pixel, column_share) in row.chunks_exact_mut(channels).zip(&columns) {
-            let distance = (row_share + column_share).sqrt();
-            let factor = 1.0 - strength * smoothstep(radius, 1.0, distance);
+            let squared = row_share + column_share;
+            if squared <= untouched {
+                continue;
+            }
+            let factor = 1.0 - strength * smoothstep(radius, 1.0, squared.sqrt());
             for channel in &mut pixel[..3] {
                 *channel = (f32::from(*channel) * factor).round() as u8;
             }

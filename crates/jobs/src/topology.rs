@@ -20,7 +20,7 @@ pub struct QueueSettings {
 
 /// A queue that could not be made, and why.
 #[derive(Debug, thiserror::Error)]
-#[error("creating queue {queue}: {source}")]
+#[error("creating queue {queue}")]
 pub struct QueueSetupError {
     pub queue: String,
     #[source]

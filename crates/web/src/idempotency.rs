@@ -221,8 +221,9 @@ impl BatchClaim {
 }
 
 impl BatchClaim {
-    /// Releases the key now, before a failed commit deletes what it wrote: a retry then
-    /// starts afresh instead of finding half a batch.
+    /// Releases the key of a failed commit, once what it wrote is removed again (the jobs
+    /// crate removes it before it returns the error): a retry meanwhile is told the batch is
+    /// being added, and one after starts afresh, never finding half a batch.
     pub async fn release(mut self) {
         let Some(key) = self.key.take() else { return };
         if let Err(error) = self.store.delete(&key).await {
