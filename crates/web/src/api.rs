@@ -178,7 +178,7 @@ async fn restart(
     which: darkroom_core::job::PhotoState,
 ) -> Result<HttpResponse, ApiError> {
     let job = load_owned_job(state, request, job).await?;
-    let restarted = job_actions::restart(state, &job, which).await?;
+    let restarted = state.jobs.restart(&job, which).await?;
     let retried = restarted.into_iter().map(|(id, attempt)| AttemptRef { id, attempt }).collect();
     Ok(HttpResponse::Accepted().json(RetryReply { retried }))
 }
@@ -228,7 +228,7 @@ pub async fn reprocess_photo(
     let recipe = Recipe::from_json(&body.recipe.to_string())
         .map_err(|e| ApiError::bad_request(ErrorCode::InvalidRecipe, e.to_string()))?;
     crate::watermark_parts::require_stored(state.store.as_ref(), &job.id, std::slice::from_ref(&recipe), &[]).await?;
-    let attempt = job_actions::reprocess(&state, &job, &photo, recipe).await?;
+    let attempt = state.jobs.reprocess(&job, &photo, recipe).await?;
     Ok(HttpResponse::Accepted().json(AttemptRef { id: photo, attempt }))
 }
 

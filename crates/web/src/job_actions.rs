@@ -299,15 +299,6 @@ fn new_photos(job: &JobId, accepted: &[AcceptedPhoto], mut own_recipes: OwnRecip
         .collect()
 }
 
-/// Re-enqueues every photo in `which` (failed: a retry; cancelled: a resume).
-pub async fn restart(state: &AppState, job: &JobManifest, which: PhotoState) -> Result<Vec<(PhotoId, u32)>, ApiError> {
-    Ok(state.jobs.restart(job, which).await?)
-}
-
-pub async fn reprocess(state: &AppState, job: &JobManifest, photo: &PhotoId, recipe: Recipe) -> Result<u32, ApiError> {
-    Ok(state.jobs.reprocess(job, photo, recipe).await?)
-}
-
 /// Which photos a job-wide reprocessing takes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]

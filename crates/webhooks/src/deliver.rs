@@ -160,29 +160,6 @@ impl Deliverer {
         serve(queue, self, settings, None, shutdown).await;
     }
 
-    /// Handles one message of the webhook queue, and says what becomes of it.
-    pub async fn handle(&self, queue: &Arc<dyn Queue>, message: &ReceivedMessage) -> Settle {
-        let request = match WebhookRequest::decode(&message.body) {
-            Ok(request) => request,
-            Err(error) if error.is_newer_version() => return Settle::LeaveUnreadable(error.to_string()),
-            Err(error) => {
-                // Never deleted: after its receive budget it lands in the dead-letter queue.
-                tracing::error!(message_id = %message.message_id, error.message = %error, "a webhook message that does not parse: left for the dead-letter queue");
-                return Settle::Leave;
-            }
-        };
-        let span = tracing::info_span!("webhook", job_id = %request.job_id, delivery = %request.finish, attempt = request.tries + 1);
-        let handled = tracing::Instrument::instrument(self.deliver(queue, &request), span).await;
-        match handled {
-            // A duplicate after a failed delete is recognised by its delivery marker.
-            Handled::Finished | Handled::Rescheduled => Settle::Delete,
-            Handled::StoreUnavailable(reason) => {
-                tracing::warn!(job_id = %request.job_id, reason, "webhook postponed: the store is unavailable");
-                Settle::Defer { delay: Duration::from_secs(30), reason: DeferralReason::Outage }
-            }
-        }
-    }
-
     async fn deliver(&self, queue: &Arc<dyn Queue>, request: &WebhookRequest) -> Handled {
         match self.deliver_or_store_error(queue, request).await {
             Ok(handled) => handled,
@@ -350,6 +327,7 @@ fn describe(error: reqwest::Error) -> String {
     text
 }
 
+/// Handles one message of the webhook queue, and says what becomes of it.
 #[darkroom_consumer::async_trait]
 impl Handler for Deliverer {
     async fn handle(
@@ -359,7 +337,25 @@ impl Handler for Deliverer {
         _: Place,
         _: &CancellationToken,
     ) -> Settle {
-        Deliverer::handle(self, queue, message).await
+        let request = match WebhookRequest::decode(&message.body) {
+            Ok(request) => request,
+            Err(error) if error.is_newer_version() => return Settle::LeaveUnreadable(error.to_string()),
+            Err(error) => {
+                // Never deleted: after its receive budget it lands in the dead-letter queue.
+                tracing::error!(message_id = %message.message_id, error.message = %error, "a webhook message that does not parse: left for the dead-letter queue");
+                return Settle::Leave;
+            }
+        };
+        let span = tracing::info_span!("webhook", job_id = %request.job_id, delivery = %request.finish, attempt = request.tries + 1);
+        let handled = tracing::Instrument::instrument(self.deliver(queue, &request), span).await;
+        match handled {
+            // A duplicate after a failed delete is recognised by its delivery marker.
+            Handled::Finished | Handled::Rescheduled => Settle::Delete,
+            Handled::StoreUnavailable(reason) => {
+                tracing::warn!(job_id = %request.job_id, reason, "webhook postponed: the store is unavailable");
+                Settle::Defer { delay: Duration::from_secs(30), reason: DeferralReason::Outage }
+            }
+        }
     }
 }
 
