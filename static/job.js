@@ -23,7 +23,7 @@ function card(photo) {
   const box = thumb && result
     ? el("button", { type: "button", class: "thumb", "aria-label": `Compare ${photo.name} before and after` }, el("img", { loading: "lazy", decoding: "async", alt: "", draggable: "false", src: thumb.url }))
     : el("div", { class: "thumb" }, photo.original_thumb_url && !noCopy.has(photo.id) ? el("img", { class: "original", loading: "lazy", decoding: "async", alt: "", draggable: "false", src: photo.original_thumb_url }) : null, el("span", { class: "placeholder" }, label(photo)));
-  const node = el("article", { class: `card state-${photo.state} stage-${photo.stage || "none"}`, "data-photo-id": photo.id }, box,
+  const node = el("article", { class: `card state-${photo.state} stage-${photo.stage || "none"}`, "data-photo-id": photo.id, "data-attempt": String(photo.attempt) }, box,
     el("div", { class: "meta" }, el("span", { class: "name", title: photo.name }, photo.name), el("span", { class: `badge state-${photo.state}` }, label(photo))));
   if (photo.work_ms != null) node.append(el("p", { class: "took muted", title: "Time spent processing this photo (not the time it waited)" }, `processed in ${durationWords(photo.work_ms)}`));
   if (photo.error) node.append(el("p", { class: "error" }, photo.error.message));
@@ -156,11 +156,14 @@ function render(view) {
   const resume = document.getElementById("resume-job");
   if (resume) resume.hidden = !c.cancelled;
   const grid = document.getElementById("photos");
-  const previous = new Map([...grid.children].map((n) => [n.getAttribute("data-photo-id"), n.className]));
+  // What a card shows follows from its photo's state, stage and attempt: a photo reprocessed
+  // while the page was not looking goes from done to done, with another attempt's outputs.
+  const shows = (n) => `${n.className} ${n.getAttribute("data-attempt")}`;
+  const previous = new Map([...grid.children].map((n) => [n.getAttribute("data-photo-id"), shows(n)]));
   const fresh = view.photos.map(card);
   // Replace only cards whose state changed, so images already shown do not flicker.
   if (grid.children.length !== fresh.length) grid.replaceChildren(...fresh);
-  else fresh.forEach((node, i) => { if (previous.get(node.getAttribute("data-photo-id")) !== node.className || !grid.children[i].querySelector("button.thumb") && node.querySelector("button.thumb")) grid.children[i].replaceWith(node); });
+  else fresh.forEach((node, i) => { if (previous.get(node.getAttribute("data-photo-id")) !== shows(node) || !grid.children[i].querySelector("button.thumb") && node.querySelector("button.thumb")) grid.children[i].replaceWith(node); });
   document.title = `${view.name ? `${view.name} — ` : ""}${view.state} — darkroom`;
   document.getElementById("filters").hidden = view.photos.length < 2;
   applyFilter();

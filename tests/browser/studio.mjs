@@ -339,11 +339,32 @@ try {
   await page.click("#reprocess [data-add=thumbnail]");
   await page.fill("#reprocess #recipe-ops li[data-op=thumbnail] input[type=number]", "120");
   await page.selectOption("#reprocess #recipe-format", "png");
+  // The page's first look after sending is answered only once the photo is done again, so
+  // it sees the card go from done to done, with the second attempt's outputs.
+  const jobApi = `${base}/api/v1/jobs/${jobUrl.split("/").pop()}`;
+  let heldLooks = 0;
+  await page.route(jobApi, async (route) => {
+    heldLooks += 1;
+    const doneAgainBy = Date.now() + 120000;
+    for (;;) {
+      const view = await (await page.request.get(jobApi)).json();
+      const photo = view.photos.find((p) => p.id === photoId);
+      if ((photo && photo.state === "done" && photo.attempt >= 2) || Date.now() > doneAgainBy) break;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    await route.continue();
+  });
   await page.click("#reprocess-send");
   await page.waitForFunction((id) => {
     const card = document.querySelector(`#photos article[data-photo-id="${id}"]`);
     return card && card.classList.contains("state-done") && [...card.querySelectorAll("a")].some((a) => a.href.includes("/a2/"));
-  }, photoId, { timeout: 120000 });
+  }, photoId, { timeout: 120000 }).catch(async (error) => {
+    const view = await (await page.request.get(jobApi)).json();
+    const card = await page.$eval(`#photos article[data-photo-id="${photoId}"]`, (node) => node.outerHTML).catch(() => "no card");
+    fail(`the reprocessed photo's card did not show its second attempt (${error.message}); the API has ${JSON.stringify(view.photos.find((p) => p.id === photoId))}; the card is ${card}`);
+  });
+  await page.unroute(jobApi);
+  if (heldLooks === 0) fail("the page did not look at the job after reprocessing a photo");
 
   // The zip holds every result, the reprocessed photo as PNG.
   const archive = await page.request.get(new URL(await page.getAttribute("#download-all", "href"), jobUrl).href);
