@@ -5,6 +5,7 @@
 mod aws;
 mod backends;
 mod config;
+mod metrics_catalog;
 mod process;
 mod run;
 mod telemetry;

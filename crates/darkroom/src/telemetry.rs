@@ -23,7 +23,10 @@ pub fn init_logging(filter: &str, format: LogFormat) -> anyhow::Result<()> {
 
 pub fn init_metrics() -> Option<PrometheusHandle> {
     match PrometheusBuilder::new().install_recorder() {
-        Ok(handle) => Some(handle),
+        Ok(handle) => {
+            crate::metrics_catalog::describe_all();
+            Some(handle)
+        }
         Err(error) => {
             tracing::warn!(error.message = %error, "metrics recorder unavailable; /metrics will be empty");
             None

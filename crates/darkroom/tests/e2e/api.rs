@@ -286,7 +286,13 @@ fn a_flooding_client_gets_429_with_retry_after_and_health_checks_still_answer() 
     for _ in 0..10 {
         assert_eq!(get(&app.url("/healthz")).status, 200);
     }
-    assert!(get(&app.url("/metrics")).text().contains("darkroom_rate_limited_total"));
+    let metrics = get(&app.url("/metrics")).text();
+    assert!(metrics.contains("darkroom_rate_limited_total"));
+    // Each metric explains itself to whoever reads /metrics (docs/METRICS.md has the list).
+    assert!(
+        metrics.contains("# HELP darkroom_rate_limited_total Requests refused with 429 by the per-client rate limit."),
+        "no help text for the rate limit's counter:\n{metrics}"
+    );
 }
 
 /// Slow clients must not lock others out: 48 uploads that trickle a byte a second hold no
