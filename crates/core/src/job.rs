@@ -10,7 +10,11 @@ use crate::recipe::Recipe;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-pub const MANIFEST_VERSION: u32 = 1;
+/// The version every document is written with: the message version of the build that wrote
+/// it, since recipes grow in both at once (documents written before version 5 say 1). A
+/// reader checks it only when a document does not parse: one written by a newer darkroom
+/// (during a rollout) is `JobsError::NewerVersion`, anything else is corrupt.
+pub const MANIFEST_VERSION: u32 = crate::messages::MESSAGE_VERSION;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobManifest {

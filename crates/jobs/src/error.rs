@@ -12,6 +12,10 @@ pub enum JobsError {
     Queue(#[from] QueueError),
     #[error("document {key:?} is corrupt: {message}")]
     Corrupt { key: String, message: String },
+    /// A document this build cannot read, written by a newer darkroom: a rollout is under
+    /// way (or was rolled back), and the newer processes can read it.
+    #[error("document {key:?} was written by a newer darkroom (version {found}; this one reads up to {reads}): finish the rollout, or upgrade this process")]
+    NewerVersion { key: String, found: u64, reads: u32 },
     #[error("too many concurrent retries of this photo")]
     TooManyRetries,
     #[error("the photo's next attempt was started by someone else")]
@@ -28,7 +32,18 @@ impl From<JsonDocError> for JobsError {
     fn from(error: JsonDocError) -> Self {
         match error {
             JsonDocError::Store(store) => Self::Store(store),
-            JsonDocError::Corrupt { key, source } => Self::Corrupt { key, message: source.to_string() },
+            JsonDocError::Corrupt { key, written_by, source } => Self::unreadable(key, written_by, &source),
+        }
+    }
+}
+
+impl JobsError {
+    /// A document that did not parse: written by a newer darkroom, or corrupt.
+    pub(crate) fn unreadable(key: String, written_by: Option<u64>, error: &serde_json::Error) -> Self {
+        let reads = darkroom_core::job::MANIFEST_VERSION;
+        match written_by {
+            Some(found) if found > u64::from(reads) => Self::NewerVersion { key, found, reads },
+            _ => Self::Corrupt { key, message: error.to_string() },
         }
     }
 }
@@ -40,7 +55,11 @@ impl JobsError {
             Self::Store(error) => error.is_retryable(),
             Self::Queue(error) => error.is_retryable(),
             Self::Shared(_) => true,
-            Self::Corrupt { .. } | Self::TooManyRetries | Self::AlreadyStarted | Self::NotFound => false,
+            Self::Corrupt { .. }
+            | Self::NewerVersion { .. }
+            | Self::TooManyRetries
+            | Self::AlreadyStarted
+            | Self::NotFound => false,
         }
     }
 }

@@ -230,7 +230,8 @@ impl Jobs {
                 bytes
             }
         };
-        serde_json::from_slice(&bytes).map_err(|e| JobsError::Corrupt { key: key.to_owned(), message: e.to_string() })
+        serde_json::from_slice(&bytes)
+            .map_err(|e| JobsError::unreadable(key.to_owned(), darkroom_store::json::written_by(&bytes), &e))
     }
 
     /// The job's view: folded in full the first time and every [`crate::changes::FULL_READ_EVERY`], brought

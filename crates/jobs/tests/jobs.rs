@@ -425,3 +425,36 @@ async fn a_batch_is_added_whole_or_not_at_all_and_never_to_a_deleted_job() {
     assert!(fixture.store.list(&keys::job_prefix(&manifest.id)).await.unwrap().is_empty());
     assert!(fixture.jobs.remove_if_deleted(&manifest.id).await, "the job reads as deleted");
 }
+
+/// During a rollout an older process meets documents a newer one wrote, with operations it
+/// does not know: it says so (the rollout is to be finished), where a document that simply
+/// does not parse is corrupt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_document_from_a_newer_darkroom_is_told_from_a_corrupt_one() {
+    let fixture = World::new().await;
+    let (manifest, photos) = fixture.unsent_job(1, now_millis()).await;
+    let newer = u64::from(MANIFEST_VERSION) + 1;
+    let mut job = serde_json::to_value(&manifest).unwrap();
+    job["v"] = newer.into();
+    job["recipe"]["ops"][0] = serde_json::json!({"op": "an_operation_from_the_future"});
+    let key = keys::job_manifest(&manifest.id);
+    fixture.store.put(&key, serde_json::to_vec(&job).unwrap().into(), "application/json").await.unwrap();
+    match fixture.jobs.load_job(&manifest.id).await {
+        Err(darkroom_jobs::JobsError::NewerVersion { found, reads, .. }) => {
+            assert_eq!((found, reads), (newer, MANIFEST_VERSION));
+        }
+        other => panic!("a newer job manifest read as {other:?}"),
+    }
+    job["v"] = MANIFEST_VERSION.into();
+    fixture.store.put(&key, serde_json::to_vec(&job).unwrap().into(), "application/json").await.unwrap();
+    assert!(matches!(fixture.jobs.load_job(&manifest.id).await, Err(darkroom_jobs::JobsError::Corrupt { .. })));
+
+    // An attempt started by a newer process, with a recipe this one cannot read.
+    let event = serde_json::json!({"v": newer, "attempt": 2, "state": "queued", "at": now_millis(),
+        "recipe": {"ops": [{"op": "an_operation_from_the_future"}]}});
+    let queued = keys::queued_event(&manifest.id, &photos[0], 2);
+    fixture.store.put(&queued, serde_json::to_vec(&event).unwrap().into(), "application/json").await.unwrap();
+    let error = fixture.jobs.load_view_in_full(&manifest).await.unwrap_err();
+    assert!(matches!(error, darkroom_jobs::JobsError::NewerVersion { .. }), "{error:?}");
+    assert!(error.to_string().contains("finish the rollout"), "{error}");
+}

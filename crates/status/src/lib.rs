@@ -291,8 +291,8 @@ impl StatusUpdater {
             }
             Err(JsonDocError::Store(error)) => return Err(error),
             // Unreadable: the state is still recorded; only a webhook cannot be scheduled.
-            Err(JsonDocError::Corrupt { key, source }) => {
-                tracing::error!(key, error.message = %source, "the job manifest does not parse");
+            Err(JsonDocError::Corrupt { key, written_by, source }) => {
+                tracing::error!(key, written_by, error.message = %source, "the job manifest does not parse (if it was written by a newer darkroom, upgrade this process); its webhook is not scheduled");
                 None
             }
         };

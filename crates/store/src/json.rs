@@ -10,9 +10,22 @@ pub enum JsonDocError {
     #[error("document {key:?} is not valid JSON of the expected shape: {source}")]
     Corrupt {
         key: String,
+        /// The version the document says wrote it (its top-level `"v"`), if it says: the
+        /// caller tells a document from a newer release from a corrupt one.
+        written_by: Option<u64>,
         #[source]
         source: serde_json::Error,
     },
+}
+
+/// The version a JSON document says wrote it: its top-level `"v"`, when it is an object
+/// that has one (whatever else it holds).
+pub fn written_by(body: &[u8]) -> Option<u64> {
+    #[derive(serde::Deserialize)]
+    struct Version {
+        v: Option<u64>,
+    }
+    serde_json::from_slice::<Version>(body).ok().and_then(|version| version.v)
 }
 
 impl JsonDocError {
@@ -28,7 +41,11 @@ fn encode<T: Serialize>(value: &T) -> bytes::Bytes {
 
 pub async fn get_json<T: DeserializeOwned>(store: &dyn ObjectStore, key: &str) -> Result<T, JsonDocError> {
     let body = store.get(key).await?;
-    serde_json::from_slice(&body).map_err(|source| JsonDocError::Corrupt { key: key.to_owned(), source })
+    serde_json::from_slice(&body).map_err(|source| JsonDocError::Corrupt {
+        key: key.to_owned(),
+        written_by: written_by(&body),
+        source,
+    })
 }
 
 pub async fn put_json<T: Serialize>(store: &dyn ObjectStore, key: &str, value: &T) -> Result<(), StoreError> {

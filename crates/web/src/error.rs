@@ -116,6 +116,14 @@ impl From<darkroom_jobs::JobsError> for ApiError {
                 "too many concurrent retries of this photo; try again",
             ),
             JobsError::NotFound => Self::not_found(),
+            newer @ JobsError::NewerVersion { .. } => {
+                tracing::warn!(error.message = %newer, "a job written by a newer darkroom: this web process is older");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ErrorCode::Unavailable,
+                    "this job was saved by a newer version of darkroom than this server runs (an upgrade is under way); try again in a minute",
+                )
+            }
             corrupt @ JobsError::Corrupt { .. } => {
                 Self::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, corrupt.to_string())
             }

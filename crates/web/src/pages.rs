@@ -109,10 +109,19 @@ impl ResponseError for PageError {
         }
         let title = match self.0.status {
             StatusCode::NOT_FOUND => "Not found",
+            StatusCode::SERVICE_UNAVAILABLE => "Not available right now",
             status if status.is_client_error() => "That did not work",
             _ => "Something went wrong on our side",
         };
-        html(self.0.status, &ErrorPage { status: self.0.status.as_u16(), title, message: &self.0.message })
+        let mut response =
+            html(self.0.status, &ErrorPage { status: self.0.status.as_u16(), title, message: &self.0.message });
+        if matches!(self.0.status, StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS) {
+            // As the API says it: a browser or a proxy may come back by itself.
+            response
+                .headers_mut()
+                .insert(actix_web::http::header::RETRY_AFTER, actix_web::http::header::HeaderValue::from_static("5"));
+        }
+        response
     }
 }
 
