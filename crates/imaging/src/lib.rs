@@ -17,6 +17,7 @@ mod decode_limits;
 mod decode_scale;
 mod decorate;
 mod dry_run;
+mod encode;
 mod enhance;
 pub mod faces;
 mod geometry;
@@ -37,11 +38,9 @@ mod vignette;
 mod watermark;
 mod webp;
 
-pub use codec::{
-    decode, decode_at_least, decode_for_ops, encode, encode_intermediate, encode_result, encode_with_metadata, probe,
-    DecodeLimits, FileHeader, SourceFormat,
-};
+pub use codec::{decode, decode_at_least, decode_for_ops, probe, DecodeLimits, FileHeader, SourceFormat};
 pub use dry_run::{dry_run, result_scale, undecorated_size};
+pub use encode::{encode, encode_intermediate, encode_result, encode_with_metadata};
 pub use geometry::Frame;
 pub use photo::Photo;
 pub use pipeline::{

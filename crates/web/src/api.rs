@@ -1,12 +1,13 @@
 //! The JSON API, `/api/v1` (docs/ARCHITECTURE.md "HTTP JSON API").
 
+use crate::body_reader::BodyReader;
 use crate::idempotency;
 use crate::job_actions::{self, RecipeSource};
 use crate::job_lookup::{load_job_or_404, load_view};
 use crate::openapi::{AcceptedPhotoRef, AttemptRef, CancelReply, IntakeReply, RetryReply, WebhookLogReply};
 use crate::owner::{owner_cookie, presented_token, require_owner};
 use crate::rate_limit::client_address;
-use crate::upload::{BodyReader, Intake};
+use crate::upload::Intake;
 use crate::{ApiError, AppState};
 use actix_multipart::Multipart;
 use actix_web::{delete, get, post, web, HttpRequest, HttpResponse};

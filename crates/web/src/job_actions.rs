@@ -7,9 +7,10 @@
 //! looking queued with nothing in the queue. Once an upload is read, its commit runs apart
 //! from the request (`Commits`): a client that goes away then cannot leave it half done.
 
+use crate::body_reader::BodyReader;
 use crate::idempotency::{self, BatchClaim};
 use crate::seats::Seats;
-use crate::upload::{self, AcceptedPhoto, BodyReader, Intake};
+use crate::upload::{self, AcceptedPhoto, Intake};
 use crate::upload_parts::{keep_rejected, name_from, own_recipes, OwnRecipes};
 use crate::{ApiError, AppState};
 use darkroom_core::job::{PhotoState, MANIFEST_VERSION};

@@ -11,6 +11,7 @@ pub use access::{key_hash, AccessKeys, AccessKeysError};
 mod api;
 mod api_page;
 mod assets;
+mod body_reader;
 mod downloads;
 mod error;
 mod form;

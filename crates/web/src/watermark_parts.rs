@@ -3,7 +3,7 @@
 //! The upload stores each at `jobs/{job}/assets/{name}`; the worker that draws the
 //! decorations reads it there (docs/ARCHITECTURE.md "Decorations").
 
-use crate::upload::BodyReader;
+use crate::body_reader::BodyReader;
 use crate::ApiError;
 use actix_multipart::Field;
 use bytes::{Bytes, BytesMut};
