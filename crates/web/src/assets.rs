@@ -16,6 +16,16 @@ const ASSETS: &[Asset] = &[
         body: include_str!("../../../static/upload.js"),
     },
     Asset {
+        name: "upload_preview.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../../../static/upload_preview.js"),
+    },
+    Asset {
+        name: "upload_sizes.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../../../static/upload_sizes.js"),
+    },
+    Asset {
         name: "common.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_str!("../../../static/common.js"),
