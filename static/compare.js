@@ -162,7 +162,20 @@ const Compare = (() => {
       event.preventDefault();
     });
     window.addEventListener("resize", layout);
-    $("compare").addEventListener("close", () => { view.photo = null; });
+    const dialog = $("compare");
+    dialog.addEventListener("close", () => { view.photo = null; });
+    // A click on the dimmed page around the dialog closes it, as Escape does; only one that
+    // also began there: a drag of the divider that ends outside must not.
+    const outside = (event) => {
+      const box = dialog.getBoundingClientRect();
+      return event.target === dialog && (event.clientX < box.left || event.clientX > box.right || event.clientY < box.top || event.clientY > box.bottom);
+    };
+    let pressedOutside = false;
+    dialog.addEventListener("pointerdown", (event) => { pressedOutside = outside(event); });
+    dialog.addEventListener("click", (event) => {
+      if (pressedOutside && outside(event)) dialog.close();
+      pressedOutside = false;
+    });
   }
 
   document.addEventListener("DOMContentLoaded", setup);

@@ -146,6 +146,10 @@ function render(view) {
   const total = view.photos.length || 1;
   // Cancelled photos are not progress: a job cancelled at 3 of 7 shows 3 of 7.
   document.getElementById("job-progress").value = (100 * (c.done + c.failed)) / total;
+  // The archive holds the done photos: none yet, nothing to download.
+  const download = document.getElementById("download-all");
+  download.hidden = c.done === 0;
+  download.textContent = c.done === view.photos.length ? "Download all (.zip)" : `Download the ${c.done} done (.zip)`;
   const retry = document.getElementById("retry-failed");
   if (retry) retry.hidden = c.failed === 0;
   const retryRecipe = document.getElementById("retry-failed-recipe");

@@ -383,6 +383,23 @@ function setup() {
   for (const name of ["dragenter", "dragover"]) zone.addEventListener(name, (e) => { e.preventDefault(); zone.classList.add("dragging"); });
   for (const name of ["dragleave", "drop"]) zone.addEventListener(name, () => zone.classList.remove("dragging"));
   zone.addEventListener("drop", (e) => { e.preventDefault(); if (e.dataTransfer && e.dataTransfer.files.length) addFiles(Array.from(e.dataTransfer.files)); });
+  // Photos dropped anywhere else on the page are taken too: the browser would otherwise open
+  // the file in place of the page, and the selection with it. A file input of its own (the
+  // watermark's image) keeps its drops.
+  const carriesFiles = (e) => e.dataTransfer && Array.from(e.dataTransfer.types).includes("Files");
+  const ownInput = (e) => e.target instanceof HTMLInputElement && e.target.type === "file" && e.target !== input;
+  document.addEventListener("dragover", (e) => {
+    if (!carriesFiles(e) || ownInput(e)) return;
+    e.preventDefault();
+    zone.classList.add("dragging");
+  });
+  document.addEventListener("dragleave", (e) => { if (!e.relatedTarget) zone.classList.remove("dragging"); });
+  document.addEventListener("drop", (e) => {
+    if (e.defaultPrevented || !carriesFiles(e) || ownInput(e)) return;
+    e.preventDefault();
+    zone.classList.remove("dragging");
+    addFiles(Array.from(e.dataTransfer.files));
+  });
   $("clear-selection").addEventListener("click", () => {
     chosen.splice(0).forEach((e) => { const img = e.item.querySelector("img"); if (img.src) URL.revokeObjectURL(img.src); });
     $("file-list").replaceChildren();

@@ -24,7 +24,16 @@ try {
   const errors = [];
   page.on("pageerror", (error) => errors.push(error.message));
   await page.goto(base + "/");
-  await page.setInputFiles("#photos", files);
+  await page.setInputFiles("#photos", files.slice(0, 8));
+  // The last two dropped from a file manager onto the page's heading, outside the drop
+  // zone: taken, not opened by the browser in place of the page.
+  await page.evaluate((dropped) => {
+    const transfer = new DataTransfer();
+    for (const f of dropped) transfer.items.add(new File([Uint8Array.from(atob(f.base64), (c) => c.charCodeAt(0))], f.name, { type: f.mimeType }));
+    const heading = document.querySelector("h1, h2");
+    for (const type of ["dragenter", "dragover", "drop"]) heading.dispatchEvent(new DragEvent(type, { bubbles: true, cancelable: true, dataTransfer: transfer }));
+  }, files.slice(8).map((f) => ({ name: f.name, mimeType: f.mimeType, base64: f.buffer.toString("base64") })));
+  if (page.url() !== base + "/") fail(`a drop outside the zone left the page for ${page.url()}`);
   const summary = await page.textContent("#file-summary");
   if (!summary.includes("10 photos")) fail(`file summary says ${summary}`);
   // The recipe builder: the default preset (resize) made 400 px, then sepia added.
@@ -57,6 +66,18 @@ try {
   }, null, { timeout: 30000 });
   const sizes = await page.evaluate(() => ["compare-before", "compare-after"].map((id) => document.getElementById(id).naturalWidth));
   await page.screenshot({ path: join(screenshots, "compare.png") });
+  // A drag of the divider that ends outside the dialog leaves it open; a click on the dimmed
+  // page around it closes it.
+  const comparing = () => page.evaluate(() => document.getElementById("compare").open);
+  const pane = await page.locator("#compare-after-pane").boundingBox();
+  await page.mouse.move(pane.x + pane.width / 2, pane.y + pane.height / 2);
+  await page.mouse.down();
+  await page.mouse.move(2, pane.y + pane.height / 2, { steps: 6 });
+  await page.mouse.up();
+  if (!(await comparing())) fail("a divider drag that ended outside the dialog closed it");
+  if (Number(await page.inputValue("#compare-position")) !== 0) fail("the divider did not follow the drag to the dialog's edge");
+  await page.mouse.click(2, 2);
+  if (await comparing()) fail("a click outside the compare dialog did not close it");
 
   const archive = await page.request.get(await page.getAttribute("#download-all", "href").then((href) => new URL(href, jobUrl).href));
   if (archive.status() !== 200 || archive.headers()["content-type"] !== "application/zip") fail(`archive: HTTP ${archive.status()}`);

@@ -43,6 +43,11 @@ async fn a_job_with_an_operation_known_only_from_the_registry_is_created_and_que
     assert_eq!(manifest.recipe.ops[0], darkroom_core::Operation::Vignette { strength: Some(0.4), radius: None });
     let view = fixture.world.jobs.load_view_in_full(&manifest).await.unwrap();
     assert!(view.photos.len() == 2 && view.photos.iter().all(|photo| photo.state == PhotoState::Queued));
+    // Nothing done yet: the job page offers no archive to download.
+    let page = test::call_and_read_body(&app, test::TestRequest::get().uri(&format!("/jobs/{job}")).to_request()).await;
+    let page = String::from_utf8(page.to_vec()).unwrap();
+    let download = page.split("id=\"download-all\"").nth(1).and_then(|rest| rest.split('>').next()).unwrap();
+    assert!(download.contains("hidden"), "the download button is offered with nothing done: {download}");
 }
 
 #[actix_web::test]
