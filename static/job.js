@@ -54,6 +54,7 @@ function copyFailed(img) {
 
 // Milliseconds in words, as the server-rendered page says them (pages.rs duration_words).
 function durationWords(ms) {
+  if (ms < 100) return `${ms} ms`;
   if (ms < 9950) return `${(ms / 1000).toFixed(1)} s`;
   const seconds = Math.round(ms / 1000);
   return seconds < 60 ? `${seconds} s` : `${Math.floor(seconds / 60)} min ${seconds % 60} s`;

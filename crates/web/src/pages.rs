@@ -52,7 +52,9 @@ impl JobPage {
 /// Milliseconds in words, to a tenth of a second below ten seconds.
 fn duration_words(ms: u64) -> String {
     match ms {
-        0..=9_949 => format!("{:.1} s", ms as f64 / 1000.0),
+        // A small photo takes milliseconds; "0.0 s" would read as nothing done.
+        0..=99 => format!("{ms} ms"),
+        100..=9_949 => format!("{:.1} s", ms as f64 / 1000.0),
         9_950..=59_499 => format!("{} s", (ms + 500) / 1000),
         _ => {
             let seconds = (ms + 500) / 1000;
@@ -67,6 +69,9 @@ mod duration_tests {
 
     #[test]
     fn work_times_read_as_people_say_them() {
+        assert_eq!(duration_words(7), "7 ms");
+        assert_eq!(duration_words(99), "99 ms");
+        assert_eq!(duration_words(100), "0.1 s");
         assert_eq!(duration_words(420), "0.4 s");
         assert_eq!(duration_words(9_949), "9.9 s");
         assert_eq!(duration_words(12_300), "12 s");
