@@ -287,7 +287,8 @@
       ondragend: () => { dragged = null; item.classList.remove("dragging"); },
       ondragover: (e) => { if (dragged !== null) { e.preventDefault(); item.classList.add("drop-target"); } },
       ondragleave: () => item.classList.remove("drop-target"),
-      ondrop: (e) => { e.preventDefault(); item.classList.remove("drop-target"); if (dragged !== null && dragged !== index) move(dragged, index - dragged); },
+      // Only a card's drop is this card's: files dropped here go on to the page (photos).
+      ondrop: (e) => { item.classList.remove("drop-target"); if (dragged === null) return; e.preventDefault(); if (dragged !== index) move(dragged, index - dragged); },
     },
     el("div", { class: "op-head" },
       el("span", { class: "op-step", "aria-hidden": "true" }, String(index + 1)),

@@ -54,6 +54,7 @@ function copyFailed(img) {
 
 // Milliseconds in words, as the server-rendered page says them (pages.rs duration_words).
 function durationWords(ms) {
+  if (ms < 1) return "under 1 ms";
   if (ms < 100) return `${ms} ms`;
   if (ms < 9950) return `${(ms / 1000).toFixed(1)} s`;
   const seconds = Math.round(ms / 1000);
@@ -150,7 +151,7 @@ function render(view) {
   // The archive holds the done photos: none yet, nothing to download.
   const download = document.getElementById("download-all");
   download.hidden = c.done === 0;
-  download.textContent = c.done === view.photos.length ? "Download all (.zip)" : `Download the ${c.done} done (.zip)`;
+  download.textContent = c.done === view.photos.length ? "Download all (.zip)" : `Download ${c.done} done photo${c.done === 1 ? "" : "s"} (.zip)`;
   const retry = document.getElementById("retry-failed");
   if (retry) retry.hidden = c.failed === 0;
   const retryRecipe = document.getElementById("retry-failed-recipe");

@@ -387,7 +387,10 @@ function setup() {
   // the file in place of the page, and the selection with it. A file input of its own (the
   // watermark's image) keeps its drops.
   const carriesFiles = (e) => e.dataTransfer && Array.from(e.dataTransfer.types).includes("Files");
-  const ownInput = (e) => e.target instanceof HTMLInputElement && e.target.type === "file" && e.target !== input;
+  const ownInput = (e) => {
+    const field = e.target instanceof HTMLInputElement ? e.target : e.target.closest && e.target.closest("label") && e.target.closest("label").control;
+    return Boolean(field) && field.type === "file" && field !== input;
+  };
   document.addEventListener("dragover", (e) => {
     if (!carriesFiles(e) || ownInput(e)) return;
     e.preventDefault();
@@ -398,7 +401,7 @@ function setup() {
     if (e.defaultPrevented || !carriesFiles(e) || ownInput(e)) return;
     e.preventDefault();
     zone.classList.remove("dragging");
-    addFiles(Array.from(e.dataTransfer.files));
+    if (e.dataTransfer.files.length) addFiles(Array.from(e.dataTransfer.files));
   });
   $("clear-selection").addEventListener("click", () => {
     chosen.splice(0).forEach((e) => { const img = e.item.querySelector("img"); if (img.src) URL.revokeObjectURL(img.src); });

@@ -345,7 +345,7 @@ try {
   let heldLooks = 0;
   await page.route(jobApi, async (route) => {
     heldLooks += 1;
-    const doneAgainBy = Date.now() + 120000;
+    const doneAgainBy = Date.now() + 90000;
     for (;;) {
       const view = await (await page.request.get(jobApi)).json();
       const photo = view.photos.find((p) => p.id === photoId);

@@ -25,6 +25,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 /// intermediate and the last segment would draw it again. 4: a watermark may name an image
 /// (a PNG sent with the job), which a version-3 worker would fail the photo over. 5: a
 /// recipe may hold `vignette`, which version 4 cannot parse.
+///
+/// Documents in the store are written with it too (`job::MANIFEST_VERSION`): raise it whenever
+/// a message or a stored document (job and photo manifests, events, change-log entries) may
+/// hold what the previous release cannot parse, so that release tells "newer" from "corrupt".
 pub const MESSAGE_VERSION: u32 = 5;
 
 /// The first version whose requests have their decorations drawn at the end of the recipe.

@@ -1,4 +1,4 @@
-//! Decoding with limits, and encoding. Formats are sniffed from the bytes, never from a
+//! Decoding with limits (encoding is in `encode.rs`). Formats are sniffed from the bytes, never from a
 //! file name; dimensions are checked against the limits before any pixel buffer is
 //! allocated, so a 50,000×50,000 PNG costs a header read, not 10 GB.
 

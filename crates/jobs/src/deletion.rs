@@ -143,6 +143,10 @@ impl Jobs {
                 Ok(true) => expired += 1,
                 Ok(false) => {}
                 Err(error) if error.is_retryable() => return Err(error),
+                Err(error @ JobsError::NewerVersion { .. }) => {
+                    // A rollout under way: a newer status process expires it.
+                    tracing::warn!(job_id = %job, error.message = %error, "an expired job written by a newer darkroom: left to the newer status processes");
+                }
                 Err(error) => {
                     tracing::error!(job_id = %job, error.message = %error, "could not expire a job; skipping it");
                     metrics::counter!("darkroom_retention_errors_total").increment(1);

@@ -44,6 +44,15 @@ enum Notes {
     Skip,
 }
 
+/// One entry of a job's change log, as read.
+enum LogEntry {
+    Change(Box<Change>),
+    /// Deleted meanwhile (the job is being deleted).
+    Gone,
+    /// Corrupt, or written by a newer darkroom.
+    Unreadable,
+}
+
 /// Each photo of a fold: its manifest and its latest event with the progress it stands for.
 type FoldedPhotos = BTreeMap<PhotoId, (PhotoManifest, Option<(Progress, EventDoc)>)>;
 
@@ -416,22 +425,34 @@ impl Jobs {
                 _ => break,
             }
         }
-        let changes: Vec<(String, Option<Change>)> = futures::stream::iter(new_keys)
+        let changes: Vec<(String, LogEntry)> = futures::stream::iter(new_keys)
             .map(|key| async move {
                 match get_json::<Change>(self.store.as_ref(), &key).await {
-                    Ok(change) => Ok((key, Some(change))),
-                    Err(error) if error.is_not_found() => Ok((key, None)),
+                    Ok(change) => Ok((key, LogEntry::Change(Box::new(change)))),
+                    Err(error) if error.is_not_found() => Ok((key, LogEntry::Gone)),
                     Err(darkroom_store::json::JsonDocError::Store(error)) => Err(JobsError::from(error)),
                     Err(error) => {
-                        tracing::warn!(job_id = %job, key, error.message = %error, "unreadable change log entry skipped");
-                        Ok((key, None))
+                        tracing::warn!(job_id = %job, key, error.message = %error, "unreadable change log entry (corrupt, or written by a newer darkroom): reading the job in full instead");
+                        Ok((key, LogEntry::Unreadable))
                     }
                 }
             })
             .buffer_unordered(PARALLEL_READS)
             .try_collect()
             .await?;
-        for (key, change) in changes {
+        // What an entry this process cannot read stood for is in the job's own documents: a
+        // full read folds it in (or says the job was written by a newer darkroom), where
+        // skipping it would leave the view without it until the next full read.
+        let mut unreadable = false;
+        for (key, entry) in changes {
+            let change = match entry {
+                LogEntry::Change(change) => Some(*change),
+                LogEntry::Gone => None,
+                LogEntry::Unreadable => {
+                    unreadable = true;
+                    None
+                }
+            };
             match change {
                 Some(Change::Photos { photos, rejected }) => {
                     photos.into_iter().for_each(|manifest| folded.photo(manifest));
@@ -455,7 +476,7 @@ impl Jobs {
         // Forget keys that no later listing can return again.
         let keep_from = listing_start(job, folded.newest.saturating_sub(2 * lookback));
         folded.applied = folded.applied.split_off(&keep_from);
-        Ok(true)
+        Ok(!unreadable)
     }
 
     /// One photo's manifest and latest event; `None` if the job has no such photo.

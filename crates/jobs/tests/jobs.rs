@@ -449,12 +449,27 @@ async fn a_document_from_a_newer_darkroom_is_told_from_a_corrupt_one() {
     fixture.store.put(&key, serde_json::to_vec(&job).unwrap().into(), "application/json").await.unwrap();
     assert!(matches!(fixture.jobs.load_job(&manifest.id).await, Err(darkroom_jobs::JobsError::Corrupt { .. })));
 
-    // An attempt started by a newer process, with a recipe this one cannot read.
-    let event = serde_json::json!({"v": newer, "attempt": 2, "state": "queued", "at": now_millis(),
-        "recipe": {"ops": [{"op": "an_operation_from_the_future"}]}});
+    // An attempt started by a newer process, with a recipe this one cannot read, and logged:
+    // the view this process keeps up to date from the log does not skip it, it reads the job
+    // in full and says why it cannot show it.
+    fixture.jobs.load_view(&manifest).await.unwrap();
+    let mut queued_event = darkroom_core::EventDoc::new(2, PhotoState::Queued);
+    queued_event.recipe = Some(manifest.recipe.clone());
+    let mut event = serde_json::to_value(&queued_event).unwrap();
+    event["v"] = newer.into();
+    event["recipe"]["ops"][0] = serde_json::json!({"op": "an_operation_from_the_future"});
     let queued = keys::queued_event(&manifest.id, &photos[0], 2);
     fixture.store.put(&queued, serde_json::to_vec(&event).unwrap().into(), "application/json").await.unwrap();
-    let error = fixture.jobs.load_view_in_full(&manifest).await.unwrap_err();
+    let mut change =
+        serde_json::to_value(darkroom_jobs::event_change(&manifest.id, &photos[0], keys::TERMINAL_STEP, &queued_event))
+            .unwrap();
+    change["event"] = event;
+    let change_key = darkroom_jobs::changes::change_key(&manifest.id, now_millis());
+    fixture.store.put(&change_key, serde_json::to_vec(&change).unwrap().into(), "application/json").await.unwrap();
+    fixture.jobs.changed(&manifest.id);
+    let error = fixture.jobs.load_view(&manifest).await.unwrap_err();
     assert!(matches!(error, darkroom_jobs::JobsError::NewerVersion { .. }), "{error:?}");
     assert!(error.to_string().contains("finish the rollout"), "{error}");
+    let error = fixture.jobs.load_view_in_full(&manifest).await.unwrap_err();
+    assert!(matches!(error, darkroom_jobs::JobsError::NewerVersion { .. }), "{error:?}");
 }

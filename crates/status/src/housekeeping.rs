@@ -189,6 +189,11 @@ impl Housekeeper {
                 if error.is_retryable() {
                     return Err(error);
                 }
+                if let darkroom_jobs::JobsError::NewerVersion { .. } = error {
+                    // A rollout under way, not a fault: a newer status process reconciles it.
+                    tracing::warn!(marker = %marker.key, error.message = %error, "a job written by a newer darkroom: left to the newer status processes");
+                    continue;
+                }
                 // One job's fault (a corrupt document, a refused key) must not stop the
                 // reconciler for every other job: logged, and the pass goes on.
                 tracing::error!(marker = %marker.key, error.message = %error, "could not reconcile a job; skipping it");

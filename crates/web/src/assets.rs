@@ -48,13 +48,66 @@ const ASSETS: &[Asset] = &[
     Asset { name: "favicon.svg", content_type: "image/svg+xml", body: include_str!("../../../static/favicon.svg") },
 ];
 
+/// Each asset's entity tag: a digest of its content, made once per process.
+fn etag(wanted: &Asset) -> &'static str {
+    static TAGS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let tags = TAGS.get_or_init(|| {
+        use sha2::Digest;
+        ASSETS
+            .iter()
+            .map(|each| {
+                let digest = sha2::Sha256::digest(each.body.as_bytes());
+                let hex: String = digest.iter().take(12).map(|byte| format!("{byte:02x}")).collect();
+                format!("\"{hex}\"")
+            })
+            .collect()
+    });
+    let index = ASSETS.iter().position(|known| known.name == wanted.name).unwrap_or(0);
+    tags.get(index).map_or("\"\"", String::as_str)
+}
+
+/// Served for revalidation on every use (`no-cache`, with an entity tag: a 304 costs a round
+/// trip and no body): the pages' scripts share one global scope, so a page must never run
+/// with a script cached from the previous release next to one of this release.
 #[get("/static/{name}")]
-pub async fn asset(name: web::Path<String>) -> HttpResponse {
-    match ASSETS.iter().find(|asset| asset.name == name.as_str()) {
-        Some(asset) => HttpResponse::Ok()
-            .content_type(asset.content_type)
-            .insert_header(("Cache-Control", "public, max-age=300"))
-            .body(asset.body),
-        None => actix_web::ResponseError::error_response(&crate::ApiError::not_found()),
+pub async fn asset(request: actix_web::HttpRequest, name: web::Path<String>) -> HttpResponse {
+    let Some(found) = ASSETS.iter().find(|each| each.name == name.as_str()) else {
+        return actix_web::ResponseError::error_response(&crate::ApiError::not_found());
+    };
+    let tag = etag(found);
+    let unchanged = request
+        .headers()
+        .get(actix_web::http::header::IF_NONE_MATCH)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.split(',').any(|candidate| candidate.trim().trim_start_matches("W/") == tag));
+    let mut response = if unchanged { HttpResponse::NotModified() } else { HttpResponse::Ok() };
+    response.insert_header(("Cache-Control", "no-cache")).insert_header(("ETag", tag));
+    if unchanged {
+        return response.finish();
+    }
+    response.content_type(found.content_type).body(found.body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::{test, App};
+
+    #[actix_web::test]
+    async fn an_asset_is_revalidated_every_time_and_unchanged_costs_no_body() {
+        let app = test::init_service(App::new().service(asset)).await;
+        let first = test::call_service(&app, test::TestRequest::get().uri("/static/upload.js").to_request()).await;
+        assert_eq!(first.status(), 200);
+        assert_eq!(first.headers().get("Cache-Control").unwrap(), "no-cache");
+        let tag = first.headers().get("ETag").unwrap().to_str().unwrap().to_owned();
+        assert!(tag.len() > 10 && tag.starts_with('"'), "{tag}");
+        let again = test::TestRequest::get().uri("/static/upload.js").insert_header(("If-None-Match", tag.as_str()));
+        let again = test::call_service(&app, again.to_request()).await;
+        assert_eq!(again.status(), 304);
+        assert!(test::read_body(again).await.is_empty());
+        let other = test::TestRequest::get().uri("/static/job.js").insert_header(("If-None-Match", tag.as_str()));
+        assert_eq!(test::call_service(&app, other.to_request()).await.status(), 200, "another asset's tag");
+        let missing = test::call_service(&app, test::TestRequest::get().uri("/static/nothing.js").to_request()).await;
+        assert_eq!(missing.status(), 404);
     }
 }

@@ -16,11 +16,13 @@ pub struct ApiError {
     pub message: String,
     /// Extra top-level fields (e.g. `rejected` when no photo of an upload was acceptable).
     pub extra: Option<(&'static str, serde_json::Value)>,
+    /// What a 503 or 429 says in `Retry-After`, in seconds.
+    pub retry_after_seconds: u32,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), extra: None }
+        Self { status, code, message: message.into(), extra: None, retry_after_seconds: 5 }
     }
 
     pub fn not_found() -> Self {
@@ -29,6 +31,16 @@ impl ApiError {
 
     pub fn bad_request(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub fn with_retry_after(mut self, seconds: u32) -> Self {
+        self.retry_after_seconds = seconds;
+        self
+    }
+
+    /// Whether the answer tells the client when to come back (`Retry-After`).
+    pub fn says_when_to_retry(&self) -> bool {
+        self.status == StatusCode::SERVICE_UNAVAILABLE || self.status == StatusCode::TOO_MANY_REQUESTS
     }
 
     pub fn with_extra(mut self, name: &'static str, value: serde_json::Value) -> Self {
@@ -61,8 +73,8 @@ impl ResponseError for ApiError {
             tracing::error!(status = self.status.as_u16(), error.code = self.code.as_str(), error.message = %self.message, "request failed");
         }
         let mut response = HttpResponse::build(self.status);
-        if self.status == StatusCode::SERVICE_UNAVAILABLE || self.status == StatusCode::TOO_MANY_REQUESTS {
-            response.insert_header(("Retry-After", "5"));
+        if self.says_when_to_retry() {
+            response.insert_header(("Retry-After", self.retry_after_seconds.to_string()));
         }
         response.insert_header(("Cache-Control", "no-store")).json(self.body())
     }
@@ -116,14 +128,14 @@ impl From<darkroom_jobs::JobsError> for ApiError {
                 "too many concurrent retries of this photo; try again",
             ),
             JobsError::NotFound => Self::not_found(),
-            newer @ JobsError::NewerVersion { .. } => {
-                tracing::warn!(error.message = %newer, "a job written by a newer darkroom: this web process is older");
-                Self::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    ErrorCode::Unavailable,
-                    "this job was saved by a newer version of darkroom than this server runs (an upgrade is under way); try again in a minute",
-                )
-            }
+            // Until this replica is upgraded (or the newer one rolled forward again after a
+            // rollback): a minute between tries, logged once per request by error_response.
+            JobsError::NewerVersion { found, reads, .. } => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::Unavailable,
+                format!("this job was saved by a newer version of darkroom than this server runs (version {found}; it reads up to {reads}): an upgrade is under way; try again in a minute"),
+            )
+            .with_retry_after(60),
             corrupt @ JobsError::Corrupt { .. } => {
                 Self::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, corrupt.to_string())
             }

@@ -53,7 +53,8 @@ impl JobPage {
 fn duration_words(ms: u64) -> String {
     match ms {
         // A small photo takes milliseconds; "0.0 s" would read as nothing done.
-        0..=99 => format!("{ms} ms"),
+        0 => "under 1 ms".to_owned(),
+        1..=99 => format!("{ms} ms"),
         100..=9_949 => format!("{:.1} s", ms as f64 / 1000.0),
         9_950..=59_499 => format!("{} s", (ms + 500) / 1000),
         _ => {
@@ -69,6 +70,7 @@ mod duration_tests {
 
     #[test]
     fn work_times_read_as_people_say_them() {
+        assert_eq!(duration_words(0), "under 1 ms");
         assert_eq!(duration_words(7), "7 ms");
         assert_eq!(duration_words(99), "99 ms");
         assert_eq!(duration_words(100), "0.1 s");
@@ -120,11 +122,9 @@ impl ResponseError for PageError {
         };
         let mut response =
             html(self.0.status, &ErrorPage { status: self.0.status.as_u16(), title, message: &self.0.message });
-        if matches!(self.0.status, StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS) {
+        if self.0.says_when_to_retry() {
             // As the API says it: a browser or a proxy may come back by itself.
-            response
-                .headers_mut()
-                .insert(actix_web::http::header::RETRY_AFTER, actix_web::http::header::HeaderValue::from_static("5"));
+            response.headers_mut().insert(actix_web::http::header::RETRY_AFTER, self.0.retry_after_seconds.into());
         }
         response
     }

@@ -91,7 +91,7 @@ async fn a_job_saved_by_a_newer_darkroom_is_unavailable_here_not_an_internal_err
         assert_eq!(response.status(), 503, "{uri}");
         assert_eq!(
             response.headers().get("Retry-After").map(|v| v.to_str().unwrap().to_owned()),
-            Some("5".to_owned()),
+            Some("60".to_owned()),
             "{uri}: {:?}",
             response.headers()
         );
