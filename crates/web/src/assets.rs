@@ -8,44 +8,25 @@ struct Asset {
     body: &'static str,
 }
 
+/// One file of `static/`, by name, with its content type.
+macro_rules! asset {
+    ($name:literal, $content_type:expr) => {
+        Asset { name: $name, content_type: $content_type, body: include_str!(concat!("../../../static/", $name)) }
+    };
+}
+
+const JS: &str = "text/javascript; charset=utf-8";
+
 const ASSETS: &[Asset] = &[
-    Asset { name: "app.css", content_type: "text/css; charset=utf-8", body: include_str!("../../../static/app.css") },
-    Asset {
-        name: "upload.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../../../static/upload.js"),
-    },
-    Asset {
-        name: "upload_preview.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../../../static/upload_preview.js"),
-    },
-    Asset {
-        name: "upload_sizes.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../../../static/upload_sizes.js"),
-    },
-    Asset {
-        name: "common.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../../../static/common.js"),
-    },
-    Asset {
-        name: "builder.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../../../static/builder.js"),
-    },
-    Asset {
-        name: "compare.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../../../static/compare.js"),
-    },
-    Asset {
-        name: "job.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../../../static/job.js"),
-    },
-    Asset { name: "favicon.svg", content_type: "image/svg+xml", body: include_str!("../../../static/favicon.svg") },
+    asset!("app.css", "text/css; charset=utf-8"),
+    asset!("upload.js", JS),
+    asset!("upload_preview.js", JS),
+    asset!("upload_sizes.js", JS),
+    asset!("common.js", JS),
+    asset!("builder.js", JS),
+    asset!("compare.js", JS),
+    asset!("job.js", JS),
+    asset!("favicon.svg", "image/svg+xml"),
 ];
 
 /// Each asset's entity tag: a digest of its content, made once per process.
@@ -107,6 +88,14 @@ mod tests {
         assert!(test::read_body(again).await.is_empty());
         let other = test::TestRequest::get().uri("/static/job.js").insert_header(("If-None-Match", tag.as_str()));
         assert_eq!(test::call_service(&app, other.to_request()).await.status(), 200, "another asset's tag");
+        for each in ASSETS {
+            let reply =
+                test::call_service(&app, test::TestRequest::get().uri(&format!("/static/{}", each.name)).to_request())
+                    .await;
+            assert_eq!(reply.status(), 200, "{}", each.name);
+            assert_eq!(reply.headers().get("Content-Type").unwrap().to_str().unwrap(), each.content_type);
+            assert!(!test::read_body(reply).await.is_empty(), "{} is empty", each.name);
+        }
         let missing = test::call_service(&app, test::TestRequest::get().uri("/static/nothing.js").to_request()).await;
         assert_eq!(missing.status(), 404);
     }
