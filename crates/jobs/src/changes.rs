@@ -39,6 +39,15 @@ pub enum Change {
     Event { photo: PhotoId, key: String, event: EventDoc },
 }
 
+/// One entry of a job's change log, as read.
+pub(crate) enum LogEntry {
+    Change(Box<Change>),
+    /// Deleted meanwhile (the job is being deleted).
+    Gone,
+    /// Corrupt, or written by a newer darkroom.
+    Unreadable,
+}
+
 /// The key of a change written at `millis`.
 pub fn change_key(job: &JobId, millis: u64) -> String {
     format!("{}{millis:013}-{}.json", keys::changes_prefix(job), PhotoId::generate())

@@ -9,7 +9,7 @@
 //! [`crate::changes::FULL_READ_EVERY`] the job is folded again in full, so nothing the log
 //! missed stays missed.
 
-use crate::changes::{change_millis, listing_start, progress_of, Change, LOOKBACK};
+use crate::changes::{change_millis, listing_start, progress_of, Change, LogEntry, LOOKBACK};
 use crate::{Jobs, JobsError};
 use darkroom_core::job::Progress;
 use darkroom_core::keys::{self, PhotoKey};
@@ -42,15 +42,6 @@ const CHANGE_PAGE: usize = 1000;
 enum Notes {
     Read,
     Skip,
-}
-
-/// One entry of a job's change log, as read.
-enum LogEntry {
-    Change(Box<Change>),
-    /// Deleted meanwhile (the job is being deleted).
-    Gone,
-    /// Corrupt, or written by a newer darkroom.
-    Unreadable,
 }
 
 /// Each photo of a fold: its manifest and its latest event with the progress it stands for.
