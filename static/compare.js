@@ -173,7 +173,7 @@ const Compare = (() => {
     let pressedOutside = false;
     dialog.addEventListener("pointerdown", (event) => { pressedOutside = outside(event); });
     dialog.addEventListener("click", (event) => {
-      if (pressedOutside && outside(event) && !view.drag) dialog.close();
+      if (pressedOutside && outside(event)) dialog.close();
       pressedOutside = false;
     });
   }

@@ -384,24 +384,32 @@ function setup() {
   for (const name of ["dragleave", "drop"]) zone.addEventListener(name, () => zone.classList.remove("dragging"));
   zone.addEventListener("drop", (e) => { e.preventDefault(); if (e.dataTransfer && e.dataTransfer.files.length) addFiles(Array.from(e.dataTransfer.files)); });
   // Photos dropped anywhere else on the page are taken too: the browser would otherwise open
-  // the file in place of the page, and the selection with it. A file input of its own (the
-  // watermark's image) keeps its drops.
+  // the file in place of the page, and the selection with it. Another file input (the
+  // watermark's image) keeps its drops, on itself or on its label.
   const carriesFiles = (e) => e.dataTransfer && Array.from(e.dataTransfer.types).includes("Files");
-  const ownInput = (e) => {
-    const field = e.target instanceof HTMLInputElement ? e.target : e.target.closest && e.target.closest("label") && e.target.closest("label").control;
-    return Boolean(field) && field.type === "file" && field !== input;
+  const otherInput = (e) => {
+    const node = e.target instanceof Element ? e.target : e.target && e.target.parentElement;
+    if (!node) return null;
+    const label = node.closest("label");
+    const field = node instanceof HTMLInputElement ? node : label && label.control;
+    return field && field.type === "file" && field !== input ? field : null;
   };
   document.addEventListener("dragover", (e) => {
-    if (!carriesFiles(e) || ownInput(e)) return;
+    if (!carriesFiles(e)) return;
     e.preventDefault();
-    zone.classList.add("dragging");
+    if (!otherInput(e)) zone.classList.add("dragging");
   });
   document.addEventListener("dragleave", (e) => { if (!e.relatedTarget) zone.classList.remove("dragging"); });
   document.addEventListener("drop", (e) => {
-    if (e.defaultPrevented || !carriesFiles(e) || ownInput(e)) return;
+    if (e.defaultPrevented || !carriesFiles(e)) return;
+    const other = otherInput(e);
+    if (other && e.target === other) return; // the input takes it itself
     e.preventDefault();
     zone.classList.remove("dragging");
-    if (e.dataTransfer.files.length) addFiles(Array.from(e.dataTransfer.files));
+    if (other) {
+      other.files = e.dataTransfer.files;
+      other.dispatchEvent(new Event("change", { bubbles: true }));
+    } else if (e.dataTransfer.files.length) addFiles(Array.from(e.dataTransfer.files));
   });
   $("clear-selection").addEventListener("click", () => {
     chosen.splice(0).forEach((e) => { const img = e.item.querySelector("img"); if (img.src) URL.revokeObjectURL(img.src); });

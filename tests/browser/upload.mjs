@@ -25,14 +25,25 @@ try {
   page.on("pageerror", (error) => errors.push(error.message));
   await page.goto(base + "/");
   await page.setInputFiles("#photos", files.slice(0, 8));
-  // The last two dropped from a file manager onto the page's heading, outside the drop
-  // zone: taken, not opened by the browser in place of the page.
-  await page.evaluate((dropped) => {
+  // Files dropped from a file manager outside the drop zone: on the page's heading and on a
+  // recipe card, photos are taken (not opened by the browser in place of the page, not
+  // swallowed by the card); on the watermark's label, a logo is the watermark's.
+  const drop = (selector, dropped) => page.evaluate(([selector, dropped]) => {
     const transfer = new DataTransfer();
     for (const f of dropped) transfer.items.add(new File([Uint8Array.from(atob(f.base64), (c) => c.charCodeAt(0))], f.name, { type: f.mimeType }));
-    const heading = document.querySelector("h1, h2");
-    for (const type of ["dragenter", "dragover", "drop"]) heading.dispatchEvent(new DragEvent(type, { bubbles: true, cancelable: true, dataTransfer: transfer }));
-  }, files.slice(8).map((f) => ({ name: f.name, mimeType: f.mimeType, base64: f.buffer.toString("base64") })));
+    const target = document.querySelector(selector);
+    for (const type of ["dragenter", "dragover", "drop"]) target.dispatchEvent(new DragEvent(type, { bubbles: true, cancelable: true, dataTransfer: transfer }));
+  }, [selector, dropped.map((f) => ({ name: f.name, mimeType: f.mimeType, base64: f.buffer.toString("base64") }))]);
+  await drop("h1", files.slice(8, 9));
+  await drop("#recipe-ops li .op-head strong", files.slice(9));
+  await page.click("[data-add=watermark]");
+  const logo = { name: "logo.png", mimeType: "image/png", buffer: readFileSync(join(fixtures, "coffee.png")) };
+  await drop("#recipe-ops li[data-op=watermark] label.param:has(input[type=file]) span", [logo]);
+  const logoLabel = await page.textContent("#recipe-ops li[data-op=watermark] label.param:has(input[type=file]) span");
+  if (logoLabel !== "Another logo (PNG)") fail(`a logo dropped on the watermark's label was not taken: "${logoLabel}"`);
+  const watermark = await page.evaluate(() => window.darkroomBuilder.recipe().ops.find((op) => op.op === "watermark"));
+  if (!watermark || watermark.image !== "logo.png") fail(`the watermark after a dropped logo: ${JSON.stringify(watermark)}`);
+  await page.click("#recipe-ops li[data-op=watermark] button[aria-label^=Remove]");
   const summary = await page.textContent("#file-summary");
   if (!summary.includes("10 photos")) fail(`file summary says ${summary}`);
   // The recipe builder: the default preset (resize) made 400 px, then sepia added.

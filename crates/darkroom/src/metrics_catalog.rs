@@ -204,6 +204,12 @@ pub const METRICS: &[MetricDoc] = &[
         "",
         "Jobs the reconciler skipped for a fault of their own (a corrupt document); the error log line names the job.",
     ),
+    metric(
+        "darkroom_newer_version_skipped_total",
+        Counter,
+        "task",
+        "Jobs the reconciler (reconcile) or retention (expire) left alone for being written by a newer darkroom; past a rollout (after a rollback) nothing else handles them: roll forward.",
+    ),
     metric("darkroom_jobs_deleted_total", Counter, "cause", "Jobs deleted: by their owner, or expired by retention."),
     metric(
         "darkroom_retention_errors_total",
@@ -269,13 +275,20 @@ mod tests {
             let code: String = text
                 .lines()
                 .filter(|line| !line.trim_start().starts_with("//"))
-                .map(|line| format!("{line}\n"))
+                // A comment after code (" // …") is not code either.
+                .map(|line| format!("{}\n", line.split(" // ").next().unwrap_or(line)))
                 .collect();
             for marker in ["counter!(", "gauge!(", "histogram!("] {
                 for (at, _) in code.match_indices(marker) {
                     let argument = code[at + marker.len()..].trim_start();
                     if let Some(literal) = argument.strip_prefix('"') {
-                        names.insert(literal[..literal.find('"').unwrap()].to_owned());
+                        let name = &literal[..literal.find('"').unwrap()];
+                        assert!(
+                            name.starts_with("darkroom_"),
+                            "{}: a metric named {name:?}, not darkroom_…",
+                            file.display()
+                        );
+                        names.insert(name.to_owned());
                     } else {
                         let expression = argument.split([')', ',']).next().unwrap().trim();
                         assert!(

@@ -146,6 +146,7 @@ impl Jobs {
                 Err(error @ JobsError::NewerVersion { .. }) => {
                     // A rollout under way: a newer status process expires it.
                     tracing::warn!(job_id = %job, error.message = %error, "an expired job written by a newer darkroom: left to the newer status processes");
+                    metrics::counter!("darkroom_newer_version_skipped_total", "task" => "expire").increment(1);
                 }
                 Err(error) => {
                     tracing::error!(job_id = %job, error.message = %error, "could not expire a job; skipping it");

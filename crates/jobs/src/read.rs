@@ -318,7 +318,12 @@ impl Jobs {
     async fn bring_up_to_date(&self, job: &JobId, folded: &mut Folded) -> Result<(), JobsError> {
         let full_read_due = folded.full_read_at.is_none_or(|at| at.elapsed() >= self.full_read_every);
         if full_read_due || !self.read_changes(job, folded).await? {
-            self.read_in_full(job, folded, Notes::Read).await?;
+            if let Err(error) = self.read_in_full(job, folded, Notes::Read).await {
+                // The next read tries in full again: the log's entries it marked read (one
+                // it could not parse among them) must not stand for what this read missed.
+                folded.full_read_at = None;
+                return Err(error);
+            }
             // What the log reported from shortly before the listing on may be newer than
             // what the listing saw: fold it in again, so the view never steps back.
             self.read_changes(job, folded).await?;

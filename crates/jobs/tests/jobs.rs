@@ -470,6 +470,10 @@ async fn a_document_from_a_newer_darkroom_is_told_from_a_corrupt_one() {
     let error = fixture.jobs.load_view(&manifest).await.unwrap_err();
     assert!(matches!(error, darkroom_jobs::JobsError::NewerVersion { .. }), "{error:?}");
     assert!(error.to_string().contains("finish the rollout"), "{error}");
+    // And the next look again, not the view from before the entry.
+    fixture.jobs.changed(&manifest.id);
+    let again = fixture.jobs.load_view(&manifest).await;
+    assert!(matches!(again, Err(darkroom_jobs::JobsError::NewerVersion { .. })), "{again:?}");
     let error = fixture.jobs.load_view_in_full(&manifest).await.unwrap_err();
     assert!(matches!(error, darkroom_jobs::JobsError::NewerVersion { .. }), "{error:?}");
 }

@@ -192,6 +192,7 @@ impl Housekeeper {
                 if let darkroom_jobs::JobsError::NewerVersion { .. } = error {
                     // A rollout under way, not a fault: a newer status process reconciles it.
                     tracing::warn!(marker = %marker.key, error.message = %error, "a job written by a newer darkroom: left to the newer status processes");
+                    metrics::counter!("darkroom_newer_version_skipped_total", "task" => "reconcile").increment(1);
                     continue;
                 }
                 // One job's fault (a corrupt document, a refused key) must not stop the

@@ -18,11 +18,13 @@ pub struct ApiError {
     pub extra: Option<(&'static str, serde_json::Value)>,
     /// What a 503 or 429 says in `Retry-After`, in seconds.
     pub retry_after_seconds: u32,
+    /// A 5xx that is no fault of this server (a rollout under way): logged as a warning.
+    pub expected: bool,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), extra: None, retry_after_seconds: 5 }
+        Self { status, code, message: message.into(), extra: None, retry_after_seconds: 5, expected: false }
     }
 
     pub fn not_found() -> Self {
@@ -31,6 +33,12 @@ impl ApiError {
 
     pub fn bad_request(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    /// No fault of this server: logged as a warning, not an error.
+    pub fn expected(mut self) -> Self {
+        self.expected = true;
+        self
     }
 
     pub fn with_retry_after(mut self, seconds: u32) -> Self {
@@ -69,7 +77,9 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        if self.status.is_server_error() {
+        if self.expected {
+            tracing::warn!(status = self.status.as_u16(), error.code = self.code.as_str(), error.message = %self.message, "request not served here");
+        } else if self.status.is_server_error() {
             tracing::error!(status = self.status.as_u16(), error.code = self.code.as_str(), error.message = %self.message, "request failed");
         }
         let mut response = HttpResponse::build(self.status);
@@ -135,7 +145,8 @@ impl From<darkroom_jobs::JobsError> for ApiError {
                 ErrorCode::Unavailable,
                 format!("this job was saved by a newer version of darkroom than this server runs (version {found}; it reads up to {reads}): an upgrade is under way; try again in a minute"),
             )
-            .with_retry_after(60),
+            .with_retry_after(60)
+            .expected(),
             corrupt @ JobsError::Corrupt { .. } => {
                 Self::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, corrupt.to_string())
             }

@@ -111,7 +111,9 @@ impl ResponseError for PageError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        if self.0.status.is_server_error() {
+        if self.0.expected {
+            tracing::warn!(status = self.0.status.as_u16(), error.message = %self.0.message, "page not served here");
+        } else if self.0.status.is_server_error() {
             tracing::error!(status = self.0.status.as_u16(), error.message = %self.0.message, "page request failed");
         }
         let title = match self.0.status {
