@@ -29,8 +29,8 @@ const ASSETS: &[Asset] = &[
     asset!("favicon.svg", "image/svg+xml"),
 ];
 
-/// Each asset's entity tag: a digest of its content, made once per process.
-fn etag(wanted: &Asset) -> &'static str {
+/// The entity tag of `ASSETS[index]`: a digest of its content, made once per process for all.
+fn etag(index: usize) -> &'static str {
     static TAGS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
     let tags = TAGS.get_or_init(|| {
         use sha2::Digest;
@@ -43,8 +43,7 @@ fn etag(wanted: &Asset) -> &'static str {
             })
             .collect()
     });
-    let index = ASSETS.iter().position(|known| known.name == wanted.name).unwrap_or(0);
-    tags.get(index).map_or("\"\"", String::as_str)
+    &tags[index]
 }
 
 /// Served for revalidation on every use (`no-cache`, with an entity tag: a 304 costs a round
@@ -52,10 +51,10 @@ fn etag(wanted: &Asset) -> &'static str {
 /// with a script cached from the previous release next to one of this release.
 #[get("/static/{name}")]
 pub async fn asset(request: actix_web::HttpRequest, name: web::Path<String>) -> HttpResponse {
-    let Some(found) = ASSETS.iter().find(|each| each.name == name.as_str()) else {
+    let Some(index) = ASSETS.iter().position(|each| each.name == name.as_str()) else {
         return actix_web::ResponseError::error_response(&crate::ApiError::not_found());
     };
-    let tag = etag(found);
+    let (found, tag) = (&ASSETS[index], etag(index));
     // Weak: the compression middleware may send the same content gzip'd or not.
     let unchanged = request.headers().get_all(actix_web::http::header::IF_NONE_MATCH).any(|value| {
         value.to_str().is_ok_and(|value| {

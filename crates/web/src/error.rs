@@ -46,9 +46,21 @@ impl ApiError {
         self
     }
 
-    /// Whether the answer tells the client when to come back (`Retry-After`).
-    pub fn says_when_to_retry(&self) -> bool {
-        self.status == StatusCode::SERVICE_UNAVAILABLE || self.status == StatusCode::TOO_MANY_REQUESTS
+    /// When the client may come back (`Retry-After`, seconds): for a 503 or a 429.
+    pub fn retry_after(&self) -> Option<u32> {
+        let busy = self.status == StatusCode::SERVICE_UNAVAILABLE || self.status == StatusCode::TOO_MANY_REQUESTS;
+        busy.then_some(self.retry_after_seconds)
+    }
+
+    /// Logs the error for the operator, once per answer, on the API (`surface` "api") or a
+    /// page: a server's fault as an error, one that is not (a rollout) as a warning.
+    pub(crate) fn log(&self, surface: &'static str) {
+        let (status, code) = (self.status.as_u16(), self.code.as_str());
+        if self.expected {
+            tracing::warn!(surface, status, error.code = code, error.message = %self.message, "request not served here");
+        } else if self.status.is_server_error() {
+            tracing::error!(surface, status, error.code = code, error.message = %self.message, "request failed");
+        }
     }
 
     pub fn with_extra(mut self, name: &'static str, value: serde_json::Value) -> Self {
@@ -77,14 +89,10 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        if self.expected {
-            tracing::warn!(status = self.status.as_u16(), error.code = self.code.as_str(), error.message = %self.message, "request not served here");
-        } else if self.status.is_server_error() {
-            tracing::error!(status = self.status.as_u16(), error.code = self.code.as_str(), error.message = %self.message, "request failed");
-        }
+        self.log("api");
         let mut response = HttpResponse::build(self.status);
-        if self.says_when_to_retry() {
-            response.insert_header(("Retry-After", self.retry_after_seconds.to_string()));
+        if let Some(seconds) = self.retry_after() {
+            response.insert_header(("Retry-After", seconds.to_string()));
         }
         response.insert_header(("Cache-Control", "no-store")).json(self.body())
     }

@@ -111,11 +111,7 @@ impl ResponseError for PageError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        if self.0.expected {
-            tracing::warn!(status = self.0.status.as_u16(), error.message = %self.0.message, "page not served here");
-        } else if self.0.status.is_server_error() {
-            tracing::error!(status = self.0.status.as_u16(), error.message = %self.0.message, "page request failed");
-        }
+        self.0.log("page");
         let title = match self.0.status {
             StatusCode::NOT_FOUND => "Not found",
             StatusCode::SERVICE_UNAVAILABLE => "Not available right now",
@@ -124,9 +120,9 @@ impl ResponseError for PageError {
         };
         let mut response =
             html(self.0.status, &ErrorPage { status: self.0.status.as_u16(), title, message: &self.0.message });
-        if self.0.says_when_to_retry() {
+        if let Some(seconds) = self.0.retry_after() {
             // As the API says it: a browser or a proxy may come back by itself.
-            response.headers_mut().insert(actix_web::http::header::RETRY_AFTER, self.0.retry_after_seconds.into());
+            response.headers_mut().insert(actix_web::http::header::RETRY_AFTER, seconds.into());
         }
         response
     }
